@@ -1,0 +1,107 @@
+//! Agents: `POST/GET /api/v1/agents`, `GET /api/v1/agents/{id}`, `POST /api/v1/agents/{id}/revoke`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Extra, empty_as_none, null_as_empty};
+
+/// The frameworks the SDKs name; anything else is rejected so typos surface at once.
+pub const FRAMEWORKS: &[&str] = &[
+    "openai",
+    "anthropic",
+    "langchain",
+    "crewai",
+    "autogen",
+    "custom",
+];
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CreateAgentRequest {
+    pub name: String,
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub framework: Option<String>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub capabilities: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Ignored beyond a consistency check: the org is the caller's.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub org_id: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub public_key: Option<String>,
+}
+
+/// An agent as the gateway returns it (bare object on create and get).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub name: String,
+    pub org_id: String,
+    #[serde(default = "default_framework")]
+    pub framework: String,
+    /// `active`, `suspended` or `revoked`.
+    #[serde(default = "default_status")]
+    pub status: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+fn default_framework() -> String {
+    "custom".to_string()
+}
+
+fn default_status() -> String {
+    "active".to_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentList {
+    pub agents: Vec<Agent>,
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RevokeAgentRequest {
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevokeAgentResponse {
+    pub success: bool,
+    #[serde(default)]
+    pub agent_id: String,
+    /// How many live tokens of the agent stopped working with it.
+    #[serde(default)]
+    pub tokens_revoked: u64,
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}

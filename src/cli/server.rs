@@ -1,0 +1,275 @@
+//! `agenttrust server`: run the embedded gateway, and operator tasks that work on its database
+//! directly (create an org, mint the first key) — no HTTP, no key needed, like `vault operator`.
+//!
+//! `--dev` makes a zero-setup gateway: on first start it creates org `dev` and an admin key,
+//! prints the key once and saves it as profile `local` (the default when none is set), so the
+//! CLI works at once in another terminal. Later starts reuse the profile's key while it works.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::api::keys::Role;
+use crate::config::{self, ConfigStore, env};
+use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets};
+use crate::store::{self, Store};
+
+/// The profile `--dev` writes.
+pub const DEV_PROFILE: &str = "local";
+/// The org `--dev` creates.
+pub const DEV_ORG: &str = "dev";
+const DATABASE_FILE: &str = "agenttrust.db";
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(subcommand)]
+    pub command: Option<ServerCommand>,
+
+    /// Where to listen.
+    #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Create (once) an org and an admin key and save them as profile `local`.
+    #[arg(long)]
+    pub dev: bool,
+
+    /// The longest lifetime a token may be issued for (`3600`, `1h`).
+    #[arg(long, env = env::MAX_TOKEN_TTL, default_value = "1h", value_parser = config::parse_duration)]
+    pub max_token_ttl: Duration,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Which database: shared by serving and the operator subcommands.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]
+    #[arg(long, env = env::DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Directory of the default SQLite file [default: the platform's data dir]
+    #[arg(long, env = env::DATA_DIR, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Manage orgs in the database
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Mint org API keys in the database
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an org; prints its id
+    Create {
+        /// The org's name (unique)
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Mint an API key for an org; prints the key once
+    Create {
+        /// The org, by id or name
+        #[arg(long)]
+        org: String,
+        /// admin (manages the org) or runtime (checks, telemetry, tokens)
+        #[arg(long)]
+        role: Role,
+        /// A label to tell keys apart
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+}
+
+pub async fn run(args: ServerArgs, config_dir_override: Option<&Path>) -> anyhow::Result<()> {
+    let database_url = database_url(&args.database)?;
+    match args.command {
+        Some(ServerCommand::Org(OrgCommand::Create { name })) => {
+            let store = Store::connect(&database_url).await?;
+            let org = bootstrap::create_org(&store, name.trim()).await?;
+            eprintln!("created org {:?}", org.name);
+            println!("{}", org.id);
+            Ok(())
+        }
+        Some(ServerCommand::Key(KeyCommand::Create { org, role, name })) => {
+            let store = Store::connect(&database_url).await?;
+            let org = store::orgs::find(&store, &org)
+                .await?
+                .with_context(|| format!("no org {org:?} in this database"))?;
+            let created = bootstrap::create_key(&store, &org.id, role, name.trim()).await?;
+            eprintln!(
+                "created {role} key {} for org {:?}; it is shown only now:",
+                created.api_key.id, org.name
+            );
+            println!("{}", created.key);
+            Ok(())
+        }
+        None => serve(args, &database_url, config_dir_override).await,
+    }
+}
+
+async fn serve(
+    args: ServerArgs,
+    database_url: &str,
+    config_dir_override: Option<&Path>,
+) -> anyhow::Result<()> {
+    let max_token_ttl_seconds = i64::try_from(args.max_token_ttl.as_secs())
+        .ok()
+        .filter(|seconds| *seconds > 0)
+        .context("--max-token-ttl must be at least one second")?;
+    let mut config = GatewayConfig::new(database_url, args.listen);
+    config.max_token_ttl_seconds = max_token_ttl_seconds;
+    let gateway = Gateway::bind(config).await?;
+    let url = client_url(gateway.local_addr());
+
+    if args.dev {
+        dev_bootstrap(gateway.store(), &url, config_dir_override).await?;
+    }
+    tracing::info!(
+        address = %gateway.local_addr(),
+        database = %gateway::redact_url(database_url),
+        "gateway listening"
+    );
+    eprintln!("agenttrust gateway listening on {url} (press Ctrl-C to stop)");
+    gateway.serve(shutdown_signal()).await?;
+    eprintln!("agenttrust gateway stopped");
+    Ok(())
+}
+
+/// First start: org + admin key + profile. Later starts: keep the profile when its key still
+/// works against this database, else mint a fresh key for it.
+async fn dev_bootstrap(
+    store: &Store,
+    url: &str,
+    config_dir_override: Option<&Path>,
+) -> anyhow::Result<()> {
+    let profiles = ConfigStore::open(config_dir_override)?;
+    let org = match store::orgs::get_by_name(store, DEV_ORG).await? {
+        Some(org) => org,
+        None => bootstrap::create_org(store, DEV_ORG).await?,
+    };
+    let saved_key = profiles
+        .load_credentials()?
+        .profiles
+        .get(DEV_PROFILE)
+        .and_then(|credentials| credentials.api_key.clone());
+    if let Some(key) = saved_key {
+        let row = store::keys::find_active_by_digest(store, &secrets::digest(&key)).await?;
+        if row.is_some_and(|row| row.org_id == org.id) {
+            profiles.save_profile(DEV_PROFILE, url, Some(&key), false)?;
+            eprintln!(
+                "dev mode: reusing org {DEV_ORG:?} and the admin key of profile {DEV_PROFILE:?} ({})",
+                profiles.dir().display()
+            );
+            return Ok(());
+        }
+    }
+    let created = bootstrap::create_key(store, &org.id, Role::Admin, "dev").await?;
+    profiles.save_profile(DEV_PROFILE, url, Some(&created.key), false)?;
+    eprintln!("dev mode: created org {DEV_ORG:?} and an admin API key; it is shown only now:");
+    eprintln!();
+    eprintln!("    {}", created.key);
+    eprintln!();
+    eprintln!(
+        "saved as profile {DEV_PROFILE:?} in {}; try `agenttrust --profile {DEV_PROFILE} status`",
+        profiles.dir().display()
+    );
+    Ok(())
+}
+
+/// `--database-url`, else the SQLite file in the data dir (created, private to the user).
+fn database_url(args: &DatabaseArgs) -> anyhow::Result<String> {
+    if let Some(url) = args.database_url.as_deref().filter(|url| !url.is_empty()) {
+        return Ok(url.to_string());
+    }
+    let dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        None => directories::ProjectDirs::from("", "", "agenttrust")
+            .context("cannot find a home directory for the data dir; pass --data-dir")?
+            .data_dir()
+            .to_path_buf(),
+    };
+    create_private_dir(&dir)?;
+    Ok(format!("sqlite://{}", dir.join(DATABASE_FILE).display()))
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))
+}
+
+/// The URL a client on this machine uses: a wildcard listen address becomes loopback.
+fn client_url(address: SocketAddr) -> String {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}", address.port())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_addresses_become_loopback() {
+        assert_eq!(
+            client_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            client_url("127.0.0.1:9000".parse().unwrap()),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            client_url("[::1]:9000".parse().unwrap()),
+            "http://[::1]:9000"
+        );
+    }
+}

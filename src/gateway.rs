@@ -1,0 +1,202 @@
+//! The embedded AgentTrust-compatible gateway: ONE route table (below), thin handlers per API
+//! group in `gateway/<group>.rs`, the caller's identity in `gateway/auth.rs`, decisions in
+//! `guardian`, all SQL in `store`.
+//!
+//! Start-up is bind-then-serve: [`Gateway::bind`] connects, migrates and binds the listener, so
+//! the address is known (and connectable) before [`Gateway::serve`] runs — tests hand the URL out
+//! without waiting.
+
+pub mod actions;
+pub mod agents;
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod keys;
+pub mod secrets;
+pub mod telemetry;
+pub mod tokens;
+pub mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+
+use error::ApiError;
+
+/// The most a token may live, in seconds, unless configured otherwise.
+pub const DEFAULT_MAX_TOKEN_TTL_SECONDS: i64 = 3600;
+/// The largest request body accepted, unless configured otherwise.
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// How to run a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `sqlite://PATH` (created when missing) or `postgres://…`.
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub max_token_ttl_seconds: i64,
+    pub body_limit_bytes: usize,
+}
+
+impl GatewayConfig {
+    pub fn new(database_url: impl Into<String>, listen: SocketAddr) -> GatewayConfig {
+        GatewayConfig {
+            database_url: database_url.into(),
+            listen,
+            max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+        }
+    }
+}
+
+/// Settings the handlers read.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub max_token_ttl_seconds: i64,
+}
+
+/// What every handler gets.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub settings: Arc<Settings>,
+}
+
+/// A bound, not yet serving, gateway.
+pub struct Gateway {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    state: AppState,
+    body_limit_bytes: usize,
+}
+
+impl Gateway {
+    /// Connects to the database (applying migrations) and binds the listener.
+    pub async fn bind(config: GatewayConfig) -> anyhow::Result<Gateway> {
+        if config.max_token_ttl_seconds <= 0 {
+            anyhow::bail!("the maximum token TTL must be positive");
+        }
+        let store = Store::connect(&config.database_url)
+            .await
+            .with_context(|| {
+                format!("opening the database {}", redact_url(&config.database_url))
+            })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Gateway {
+            listener,
+            local_addr,
+            state: AppState {
+                store,
+                settings: Arc::new(Settings {
+                    max_token_ttl_seconds: config.max_token_ttl_seconds,
+                }),
+            },
+            body_limit_bytes: config.body_limit_bytes,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests and closes the
+    /// database.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let store = self.state.store.clone();
+        let app = router(self.state, self.body_limit_bytes);
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        store.close().await;
+        Ok(())
+    }
+}
+
+/// The route table: every path the official SDKs use, and our extensions under `/api/v1/`.
+pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/api/v1/agents", post(agents::create).get(agents::list))
+        .route("/api/v1/agents/{agent_id}", get(agents::get))
+        .route("/api/v1/agents/{agent_id}/revoke", post(agents::revoke))
+        .route("/api/v1/agent-tokens/issue", post(tokens::issue))
+        .route("/api/v1/agent-tokens/introspect", post(tokens::introspect))
+        .route("/api/v1/agent-tokens/revoke", post(tokens::revoke))
+        .route("/api/v1/agenttrust/check", post(actions::check))
+        .route("/api/v1/actions/check", post(actions::check))
+        .route("/api/v1/telemetry/report", post(telemetry::report))
+        .route("/api/v1/telemetry/events", get(telemetry::list))
+        .route("/api/v1/keys", post(keys::create).get(keys::list))
+        .route("/api/v1/keys/{key_id}", delete(keys::revoke))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal())
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {method} {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// A database URL fit for logs: the password replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme_end], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact_url("postgres://app:secret@db:5432/agenttrust"),
+            "postgres://app:***@db:5432/agenttrust"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+}

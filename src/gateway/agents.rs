@@ -1,0 +1,126 @@
+//! Agents: register, list, get, revoke (admin keys only).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+use crate::api::agents::{
+    Agent, AgentList, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, RevokeAgentResponse,
+};
+use crate::store;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{JsonBody, PathId, QueryParams};
+use super::validate;
+
+/// The revoke reason when the caller gives none (the SDKs' default).
+pub const DEFAULT_REVOKE_REASON: &str = "manual_revocation";
+const MAX_PUBLIC_KEY_BYTES: usize = 4096;
+
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<CreateAgentRequest>,
+) -> ApiResult<(StatusCode, Json<Agent>)> {
+    caller.require_admin()?;
+    caller.check_org(request.org_id.as_deref())?;
+    let name = validate::name("name", &request.name)?;
+    let framework = request.framework.as_deref().unwrap_or("custom");
+    if !FRAMEWORKS.contains(&framework) {
+        return Err(ApiError::validation(format!(
+            "framework {framework:?} is not one of {}",
+            FRAMEWORKS.join(", ")
+        )));
+    }
+    let capabilities = validate::scope_list("capabilities", &request.capabilities)?;
+    let metadata = match request.metadata {
+        None | Some(serde_json::Value::Null) => serde_json::Map::new(),
+        Some(serde_json::Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::validation("metadata must be a JSON object")),
+    };
+    if let Some(public_key) = &request.public_key
+        && (!public_key.starts_with("-----BEGIN PUBLIC KEY-----")
+            || public_key.len() > MAX_PUBLIC_KEY_BYTES)
+    {
+        return Err(ApiError::validation(
+            "public_key must be a PEM \"PUBLIC KEY\" (SPKI) block",
+        ));
+    }
+    let row = store::agents::create(
+        &state.store,
+        store::agents::NewAgent {
+            org_id: &caller.org_id,
+            name: &name,
+            framework,
+            capabilities: &capabilities,
+            metadata: &metadata,
+            public_key: request.public_key.as_deref(),
+        },
+        &caller.actor(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(row.into_api()?)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default, deserialize_with = "crate::api::empty_as_none")]
+    org_id: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> ApiResult<Json<AgentList>> {
+    caller.require_admin()?;
+    caller.check_org(query.org_id.as_deref())?;
+    let agents = store::agents::list(&state.store, &caller.org_id)
+        .await?
+        .into_iter()
+        .map(store::agents::AgentRow::into_api)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(AgentList {
+        agents,
+        extra: Default::default(),
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> ApiResult<Json<Agent>> {
+    caller.require_admin()?;
+    let row = store::agents::get(&state.store, &caller.org_id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(row.into_api()?))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(request): JsonBody<RevokeAgentRequest>,
+) -> ApiResult<Json<RevokeAgentResponse>> {
+    caller.require_admin()?;
+    let reason = request.reason.as_deref().unwrap_or(DEFAULT_REVOKE_REASON);
+    validate::name("reason", reason)?;
+    let revoked = store::agents::revoke(&state.store, &caller.org_id, &id, reason, &caller.actor())
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(RevokeAgentResponse {
+        success: true,
+        agent_id: revoked.agent.id,
+        tokens_revoked: revoked.tokens_revoked,
+        extra: Default::default(),
+    }))
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("agent {id} not found"))
+}

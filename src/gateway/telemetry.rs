@@ -1,0 +1,133 @@
+//! Telemetry: agents report what happened after their tool calls; admins list the events.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::api::telemetry::{
+    DEFAULT_PAGE_SIZE, EventPage, EventQuery, MAX_EVENTS_PER_REPORT, MAX_PAGE_SIZE, ReportRequest,
+    ReportResponse,
+};
+use crate::api::time;
+use crate::store;
+use crate::store::telemetry::{EventFilter, EventRow};
+
+use super::AppState;
+use super::agents::not_found as agent_not_found;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::{JsonBody, QueryParams};
+use super::validate;
+
+const MAX_EVENT_TYPE_CHARACTERS: usize = 64;
+
+pub async fn report(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<ReportRequest>,
+) -> ApiResult<Json<ReportResponse>> {
+    let agent_id = caller.acting_agent(request.agent_id.as_deref())?;
+    if let Some(session_id) = &request.session_id {
+        validate::identifier("session_id", session_id)?;
+    }
+    if request.events.len() > MAX_EVENTS_PER_REPORT {
+        return Err(ApiError::validation(format!(
+            "{} events in one report; at most {MAX_EVENTS_PER_REPORT} are allowed",
+            request.events.len()
+        )));
+    }
+    store::agents::get(&state.store, &caller.org_id, &agent_id)
+        .await?
+        .ok_or_else(|| agent_not_found(&agent_id))?;
+
+    let received_at = time::now();
+    let mut rows = Vec::with_capacity(request.events.len());
+    for (index, event) in request.events.into_iter().enumerate() {
+        let field = |name: &str| format!("events[{index}].{name}");
+        let event_type = event.event_type.trim();
+        if event_type.is_empty() || event_type.chars().count() > MAX_EVENT_TYPE_CHARACTERS {
+            return Err(ApiError::validation(format!(
+                "{} must be 1 to {MAX_EVENT_TYPE_CHARACTERS} characters",
+                field("event_type")
+            )));
+        }
+        if let Some(tool_name) = &event.tool_name {
+            validate::name(&field("tool_name"), tool_name)?;
+        }
+        if let Some(error_type) = &event.error_type {
+            validate::name(&field("error_type"), error_type)?;
+        }
+        if event.duration_ms.is_some_and(|duration| duration < 0) {
+            return Err(ApiError::validation(format!(
+                "{} must not be negative",
+                field("duration_ms")
+            )));
+        }
+        let occurred_at = match &event.timestamp {
+            None => received_at,
+            Some(text) => time::parse(text).ok_or_else(|| {
+                ApiError::validation(format!(
+                    "{} {text:?} is not an RFC 3339 timestamp",
+                    field("timestamp")
+                ))
+            })?,
+        };
+        // Go omits `success: false`, and `*_start` events carry none: infer from the type.
+        let success = event
+            .success
+            .unwrap_or_else(|| !event_type.ends_with("_error"));
+        rows.push(EventRow {
+            id: store::new_id(),
+            org_id: caller.org_id.clone(),
+            agent_id: agent_id.clone(),
+            session_id: request.session_id.clone(),
+            event_type: event_type.to_string(),
+            tool_name: event.tool_name,
+            duration_ms: event.duration_ms,
+            success,
+            error_type: event.error_type,
+            occurred_at,
+            received_at,
+        });
+    }
+    store::telemetry::insert_batch(&state.store, &rows).await?;
+    Ok(Json(ReportResponse {
+        accepted: true,
+        events_processed: rows.len() as u64,
+        extra: Default::default(),
+    }))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<EventQuery>,
+) -> ApiResult<Json<EventPage>> {
+    caller.require_admin()?;
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        return Err(ApiError::validation(format!(
+            "limit must be between 1 and {MAX_PAGE_SIZE}"
+        )));
+    }
+    let (rows, more) = store::telemetry::list(
+        &state.store,
+        EventFilter {
+            org_id: &caller.org_id,
+            agent_id: query.agent_id.as_deref(),
+            session_id: query.session_id.as_deref(),
+            after_id: query.cursor.as_deref(),
+            limit,
+        },
+    )
+    .await?;
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
+    Ok(Json(EventPage {
+        events: rows.into_iter().map(EventRow::into_api).collect(),
+        next_cursor,
+        extra: Default::default(),
+    }))
+}

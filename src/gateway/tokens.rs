@@ -1,0 +1,198 @@
+//! Agent tokens: issue (the secret is shown once), introspect (the only way to know whether a
+//! token is good), revoke. Any org API key may call these.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use crate::api::time;
+use crate::api::tokens::{
+    DEFAULT_TTL_SECONDS, IntrospectRequest, Introspection, IssueTokenRequest, IssuedToken,
+    RevokeTokenRequest, RevokeTokenResponse,
+};
+use crate::guardian::GUARD_TIER_FAST;
+use crate::store;
+use crate::store::tokens::Revocation;
+
+use super::AppState;
+use super::agents::{DEFAULT_REVOKE_REASON, not_found as agent_not_found};
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
+use super::secrets::{self, AGENT_TOKEN_PREFIX};
+use super::validate;
+
+pub async fn issue(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<IssueTokenRequest>,
+) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
+    caller.require_key()?;
+    if request.agent_id.is_empty() {
+        return Err(ApiError::validation("agent_id is required"));
+    }
+    let scopes = validate::scope_list("scopes", &request.scopes)?;
+    if let Some(session_id) = &request.session_id {
+        validate::identifier("session_id", session_id)?;
+    }
+    let requested_ttl = request.ttl.unwrap_or(DEFAULT_TTL_SECONDS);
+    if requested_ttl <= 0 {
+        return Err(ApiError::validation(format!(
+            "ttl must be a positive number of seconds, not {requested_ttl}"
+        )));
+    }
+    // Capped, not refused: like Vault's max_ttl, asking for more gets the most allowed.
+    let ttl = requested_ttl.min(state.settings.max_token_ttl_seconds);
+
+    let agent = store::agents::get(&state.store, &caller.org_id, &request.agent_id)
+        .await?
+        .ok_or_else(|| agent_not_found(&request.agent_id))?;
+    if !agent.is_active() {
+        return Err(ApiError::conflict(format!(
+            "agent {} is {}; it cannot be issued tokens",
+            agent.id, agent.status
+        )));
+    }
+    let capabilities = agent.capabilities()?;
+    if !capabilities.is_empty()
+        && let Some(extra) = scopes.iter().find(|scope| !capabilities.contains(scope))
+    {
+        return Err(ApiError::validation(format!(
+            "scope {extra:?} is not among the agent's capabilities ({})",
+            capabilities.join(", ")
+        )));
+    }
+
+    let token = secrets::generate(AGENT_TOKEN_PREFIX);
+    let issued_at = time::now();
+    let expires_at = issued_at + ttl;
+    let token_id = store::tokens::issue(
+        &state.store,
+        store::tokens::NewToken {
+            org_id: &caller.org_id,
+            agent_id: &agent.id,
+            token_digest: &secrets::digest(&token),
+            scopes: &scopes,
+            session_id: request.session_id.as_deref(),
+            issued_at,
+            expires_at,
+        },
+        &caller.actor(),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedToken {
+            token,
+            token_id,
+            agent_id: agent.id,
+            scope: scopes.clone(),
+            scopes,
+            audience: Vec::new(),
+            issued_at: time::format(issued_at),
+            expires_at: time::format(expires_at),
+            ttl_seconds: ttl,
+            session_id: request.session_id,
+            extra: Default::default(),
+        }),
+    ))
+}
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<IntrospectRequest>,
+) -> ApiResult<Json<Introspection>> {
+    let started = Instant::now();
+    caller.require_key()?;
+    if request.token.is_empty() {
+        return Err(ApiError::validation("token is required"));
+    }
+    let mut answer = Introspection {
+        active: false,
+        agent_id: None,
+        org_id: None,
+        token_id: None,
+        scopes: Vec::new(),
+        session_id: None,
+        expires_at: None,
+        reasoning: String::new(),
+        guard_tier: GUARD_TIER_FAST.to_string(),
+        confidence: 1.0,
+        latency_ms: 0,
+        extra: Default::default(),
+    };
+    let row = if request.token.starts_with(AGENT_TOKEN_PREFIX) {
+        store::tokens::find_by_digest(&state.store, &secrets::digest(&request.token)).await?
+    } else {
+        None
+    };
+    // Another org's token is as unknown as a made-up one: nothing about it leaks.
+    match row.filter(|row| row.org_id == caller.org_id) {
+        None => answer.reasoning = "token not recognised".to_string(),
+        Some(row) => {
+            let scopes = row.scopes()?;
+            let missing: Vec<&str> = request
+                .required_scopes
+                .iter()
+                .filter(|scope| !scopes.contains(scope))
+                .map(String::as_str)
+                .collect();
+            answer.reasoning = if let Some(revoked_at) = row.revoked_at {
+                format!(
+                    "token revoked at {} ({})",
+                    time::format(revoked_at),
+                    row.revoke_reason.as_deref().unwrap_or("no reason given")
+                )
+            } else if row.expires_at <= time::now() {
+                format!("token expired at {}", time::format(row.expires_at))
+            } else if row.agent_status != store::agents::STATUS_ACTIVE {
+                format!("agent {} is {}", row.agent_id, row.agent_status)
+            } else if !missing.is_empty() {
+                format!("token lacks required scope(s): {}", missing.join(", "))
+            } else {
+                answer.active = true;
+                "token is active".to_string()
+            };
+            answer.agent_id = Some(row.agent_id);
+            answer.org_id = Some(row.org_id);
+            answer.token_id = Some(row.id);
+            answer.scopes = scopes;
+            answer.session_id = row.session_id;
+            answer.expires_at = Some(time::format(row.expires_at));
+        }
+    }
+    answer.latency_ms = started.elapsed().as_millis() as i64;
+    Ok(Json(answer))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<RevokeTokenRequest>,
+) -> ApiResult<Json<RevokeTokenResponse>> {
+    caller.require_key()?;
+    if request.token.is_empty() {
+        return Err(ApiError::validation("token is required"));
+    }
+    let reason = request.reason.as_deref().unwrap_or(DEFAULT_REVOKE_REASON);
+    validate::name("reason", reason)?;
+    let outcome = store::tokens::revoke(
+        &state.store,
+        &caller.org_id,
+        &secrets::digest(&request.token),
+        reason,
+        &caller.actor(),
+    )
+    .await?;
+    match outcome {
+        Revocation::NotFound => Err(ApiError::not_found("token not found")),
+        Revocation::Revoked | Revocation::AlreadyRevoked => Ok(Json(RevokeTokenResponse {
+            success: true,
+            revoked: outcome == Revocation::Revoked,
+            extra: Default::default(),
+        })),
+    }
+}

@@ -1,0 +1,13 @@
+//! The Guardian's Fast Guard: a pure decision function. Given who asks (the agent as the store
+//! knows it), what it wants to do (action, input summary, effect) and the org's rules, it answers
+//! allowed or denied, with a reason, a confidence and the rule that decided. No I/O here: the
+//! gateway loads the inputs, calls [`decide`], and records the result.
+
+pub mod classify;
+pub mod decide;
+
+pub use classify::{Classification, classify};
+pub use decide::{AgentState, CheckInput, Decision, decide};
+
+/// The tier that answers every check today (the SDKs know `fast`, `spot` and `deep`).
+pub const GUARD_TIER_FAST: &str = "fast";

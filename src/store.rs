@@ -1,0 +1,280 @@
+//! All SQL. `Store` wraps one of two backends — a SQLite file (zero setup) or PostgreSQL (several
+//! replicas) — behind the same functions, one per verb in `store/<group>.rs`.
+//!
+//! Queries are runtime strings (no database at build time) with `$1…$n` placeholders, which both
+//! dialects accept; the few places where the dialects differ keep two constants side by side.
+//! Every write that changes state runs in a [`Tx`] together with its audit event.
+//!
+//! SQLite gets two pools: readers in WAL mode, and a single writer connection. One writer queues
+//! write transactions in-process (fair, no busy-wait) instead of letting SQLite's busy handler
+//! sleep-and-retry; `BEGIN IMMEDIATE` keeps a second process (an operator's `agenttrust server
+//! key create`) safe too.
+
+pub mod agents;
+pub mod audit;
+pub mod checks;
+pub mod keys;
+pub mod orgs;
+pub mod sessions;
+pub mod telemetry;
+pub mod tokens;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A unique constraint refused the write; the text names what already exists.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Turns a unique-constraint violation into [`Error::Conflict`] with `message`.
+    pub fn conflict_on_unique(error: sqlx::Error, message: impl FnOnce() -> String) -> Error {
+        match &error {
+            sqlx::Error::Database(database_error) if database_error.is_unique_violation() => {
+                Error::Conflict(message())
+            }
+            _ => Error::Database(error),
+        }
+    }
+}
+
+/// The SQLite pair of pools (see the module docs for why two).
+#[derive(Debug, Clone)]
+pub struct SqlitePools {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
+}
+
+/// The backend.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePools),
+    Postgres(PgPool),
+}
+
+/// A cheap-to-clone handle on the database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: Arc<Db>,
+}
+
+/// Runs `$body` with `$pool` bound to the backend's read pool (a `&SqlitePool` or `&PgPool`).
+/// The body is written once and compiled for both backends.
+macro_rules! on_db {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store.db() {
+            $crate::store::Db::Sqlite(pools) => {
+                let $pool = &pools.read;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_db;
+
+/// Runs `$body` with `$conn` bound to the transaction's connection (`&mut SqliteConnection` or
+/// `&mut PgConnection`); use it as `&mut *$conn`.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(transaction) => {
+                let $conn: &mut sqlx::SqliteConnection = &mut *transaction;
+                $body
+            }
+            $crate::store::Tx::Postgres(transaction) => {
+                let $conn: &mut sqlx::PgConnection = &mut *transaction;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_tx;
+
+/// An open write transaction; dropped without [`Tx::commit`] it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(transaction) => transaction.commit().await?,
+            Tx::Postgres(transaction) => transaction.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Every table, for [`Store::row_counts`].
+const TABLES: &[&str] = &[
+    "orgs",
+    "api_keys",
+    "agents",
+    "agent_tokens",
+    "sessions",
+    "checks",
+    "telemetry_events",
+    "audit_events",
+    "audit_heads",
+];
+
+impl Store {
+    /// Connects to `sqlite://PATH` (created when missing) or `postgres://…` and applies the
+    /// migrations.
+    pub async fn connect(database_url: &str) -> Result<Store> {
+        let db = if database_url.starts_with("sqlite:") {
+            Db::Sqlite(connect_sqlite(database_url).await?)
+        } else if database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://")
+        {
+            Db::Postgres(connect_postgres(database_url).await?)
+        } else {
+            return Err(Error::UnsupportedUrl(database_url.to_string()));
+        };
+        let store = Store { db: Arc::new(db) };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// `sqlite` or `postgres`, for logs and `/health`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.db() {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.db() {
+            Db::Sqlite(pools) => {
+                sqlx::migrate!("src/store/migrations/sqlite")
+                    .run(&pools.write)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::migrate!("src/store/migrations/postgres")
+                    .run(pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a write transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self.db() {
+            Db::Sqlite(pools) => Tx::Sqlite(pools.write.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Answers whether the database responds, for `/health`.
+    pub async fn ping(&self) -> bool {
+        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+    }
+
+    /// Rows per table: lets tests assert that a refused request changed nothing.
+    pub async fn row_counts(&self) -> Result<BTreeMap<String, i64>> {
+        let mut counts = BTreeMap::new();
+        for table in TABLES {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            let count: i64 = on_db!(self, pool => sqlx::query_scalar(&sql).fetch_one(pool).await?);
+            counts.insert((*table).to_string(), count);
+        }
+        Ok(counts)
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        match self.db() {
+            Db::Sqlite(pools) => {
+                pools.write.close().await;
+                pools.read.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+async fn connect_sqlite(database_url: &str) -> Result<SqlitePools> {
+    // WAL + synchronous=NORMAL: a commit survives a crash of the process without an fsync per
+    // request (the performance budget in design.md §5); foreign keys on.
+    let options = SqliteConnectOptions::from_str(database_url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10));
+    let write = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let readers = std::thread::available_parallelism()
+        .map(|cores| cores.get() as u32 * 2)
+        .unwrap_or(4)
+        .max(4);
+    let read = SqlitePoolOptions::new()
+        .max_connections(readers)
+        .connect_with(options.read_only(false))
+        .await?;
+    Ok(SqlitePools { read, write })
+}
+
+async fn connect_postgres(database_url: &str) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(database_url)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?)
+}
+
+/// Parses a JSON list of strings kept in a TEXT column.
+pub(crate) fn string_list(text: &str) -> Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|error| Error::Corrupt(format!("string list: {error}")))
+}
+
+/// Parses a JSON object kept in a TEXT column.
+pub(crate) fn json_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(text).map_err(|error| Error::Corrupt(format!("object: {error}")))
+}
+
+/// Serialises a value for a TEXT column (serialising plain data cannot fail).
+pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+/// A fresh time-ordered id (UUID v7: new rows land at the end of the index).
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests;

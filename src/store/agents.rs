@@ -1,0 +1,201 @@
+//! Agents: registration, listing, revocation (which takes every token of the agent with it).
+
+use crate::api::agents::Agent;
+use crate::api::time;
+
+use super::audit::{self, Actor, NewEvent};
+use super::{Error, Result, Store, json_object, on_db, on_tx, string_list, to_json_text};
+
+/// `active`: may act; `revoked`: never again.
+pub const STATUS_ACTIVE: &str = "active";
+pub const STATUS_REVOKED: &str = "revoked";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AgentRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub framework: String,
+    pub capabilities: String,
+    pub metadata: String,
+    pub public_key: Option<String>,
+    pub status: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+}
+
+impl AgentRow {
+    pub fn is_active(&self) -> bool {
+        self.status == STATUS_ACTIVE
+    }
+
+    pub fn capabilities(&self) -> Result<Vec<String>> {
+        string_list(&self.capabilities)
+    }
+
+    pub fn into_api(self) -> Result<Agent> {
+        Ok(Agent {
+            capabilities: string_list(&self.capabilities)?,
+            metadata: json_object(&self.metadata)?,
+            id: self.id,
+            name: self.name,
+            org_id: self.org_id,
+            framework: self.framework,
+            status: self.status,
+            public_key: self.public_key,
+            created_at: time::format(self.created_at),
+            revoked_at: self.revoked_at.map(time::format),
+            revoke_reason: self.revoke_reason,
+            extra: Default::default(),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, org_id, name, framework, capabilities, metadata, public_key, status, \
+                       created_at, revoked_at, revoke_reason";
+
+/// A validated agent to register.
+pub struct NewAgent<'a> {
+    pub org_id: &'a str,
+    pub name: &'a str,
+    pub framework: &'a str,
+    pub capabilities: &'a [String],
+    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
+    pub public_key: Option<&'a str>,
+}
+
+pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result<AgentRow> {
+    const SQL: &str = "INSERT INTO agents (id, org_id, name, framework, capabilities, metadata, \
+                       public_key, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+    let row = AgentRow {
+        id: super::new_id(),
+        org_id: agent.org_id.to_string(),
+        name: agent.name.to_string(),
+        framework: agent.framework.to_string(),
+        capabilities: to_json_text(&agent.capabilities),
+        metadata: to_json_text(agent.metadata),
+        public_key: agent.public_key.map(str::to_string),
+        status: STATUS_ACTIVE.to_string(),
+        created_at: time::now(),
+        revoked_at: None,
+        revoke_reason: None,
+    };
+    let mut tx = store.begin().await?;
+    on_tx!(&mut tx, conn => { sqlx::query(SQL)
+        .bind(&row.id)
+        .bind(&row.org_id)
+        .bind(&row.name)
+        .bind(&row.framework)
+        .bind(&row.capabilities)
+        .bind(&row.metadata)
+        .bind(&row.public_key)
+        .bind(&row.status)
+        .bind(row.created_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(|error| Error::conflict_on_unique(error, || {
+            format!("an agent named {:?} already exists in this org", agent.name)
+        }))?; });
+    audit::append(
+        &mut tx,
+        NewEvent {
+            org_id: &row.org_id,
+            kind: "agent.created",
+            actor,
+            subject_type: "agent",
+            subject_id: &row.id,
+            detail: serde_json::json!({
+                "name": row.name,
+                "framework": row.framework,
+                "capabilities": agent.capabilities,
+            }),
+            created_at: row.created_at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<AgentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM agents WHERE org_id = $1 AND id = $2");
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
+    )
+}
+
+pub async fn list(store: &Store, org_id: &str) -> Result<Vec<AgentRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM agents WHERE org_id = $1 ORDER BY id");
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql).bind(org_id).fetch_all(pool).await?),
+    )
+}
+
+/// What a revocation did.
+pub struct Revoked {
+    pub agent: AgentRow,
+    /// Live tokens that stopped working with the agent.
+    pub tokens_revoked: u64,
+}
+
+/// Revokes an agent and every live token of it, in one transaction. `None` when the org has no
+/// such agent; revoking a revoked agent changes nothing.
+pub async fn revoke(
+    store: &Store,
+    org_id: &str,
+    id: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Option<Revoked>> {
+    const AGENT: &str = "UPDATE agents SET status = $3, revoked_at = $4, revoke_reason = $5 \
+                         WHERE org_id = $1 AND id = $2 AND status <> $3";
+    const TOKENS: &str = "UPDATE agent_tokens SET revoked_at = $3, revoke_reason = $4 \
+                          WHERE org_id = $1 AND agent_id = $2 AND revoked_at IS NULL AND expires_at > $3";
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    let (agents_changed, tokens_revoked) = on_tx!(&mut tx, conn => {
+        let agents_changed = sqlx::query(AGENT)
+            .bind(org_id)
+            .bind(id)
+            .bind(STATUS_REVOKED)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        let tokens_revoked = if agents_changed == 1 {
+            sqlx::query(TOKENS)
+                .bind(org_id)
+                .bind(id)
+                .bind(now)
+                .bind("agent revoked")
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        } else {
+            0
+        };
+        (agents_changed, tokens_revoked)
+    });
+    if agents_changed == 1 {
+        audit::append(
+            &mut tx,
+            NewEvent {
+                org_id,
+                kind: "agent.revoked",
+                actor,
+                subject_type: "agent",
+                subject_id: id,
+                detail: serde_json::json!({ "reason": reason, "tokens_revoked": tokens_revoked }),
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(get(store, org_id, id).await?.map(|agent| Revoked {
+        agent,
+        tokens_revoked,
+    }))
+}

@@ -1,0 +1,149 @@
+//! Org API keys: stored as SHA-256 digests, looked up by digest, revocable.
+
+use crate::api::keys::{ApiKey, Role};
+use crate::api::time;
+
+use super::audit::{self, Actor, NewEvent};
+use super::{Error, Result, Store, on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeyRow {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub role: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl KeyRow {
+    pub fn role(&self) -> Result<Role> {
+        self.role
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("api key {} has role {:?}", self.id, self.role)))
+    }
+
+    pub fn into_api(self) -> Result<ApiKey> {
+        Ok(ApiKey {
+            role: self.role()?,
+            id: self.id,
+            org_id: self.org_id,
+            name: self.name,
+            prefix: self.prefix,
+            created_at: time::format(self.created_at),
+            revoked_at: self.revoked_at.map(time::format),
+            extra: Default::default(),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, org_id, name, role, prefix, created_at, revoked_at";
+
+/// A key to store: the secret itself never reaches the store.
+pub struct NewKey<'a> {
+    pub id: &'a str,
+    pub org_id: &'a str,
+    pub name: &'a str,
+    pub role: Role,
+    pub prefix: &'a str,
+    pub key_digest: &'a str,
+}
+
+pub async fn create(store: &Store, key: NewKey<'_>, actor: &Actor) -> Result<KeyRow> {
+    const SQL: &str = "INSERT INTO api_keys (id, org_id, name, role, prefix, key_digest, created_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7)";
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    on_tx!(&mut tx, conn => { sqlx::query(SQL)
+        .bind(key.id)
+        .bind(key.org_id)
+        .bind(key.name)
+        .bind(key.role.as_str())
+        .bind(key.prefix)
+        .bind(key.key_digest)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?; });
+    audit::append(
+        &mut tx,
+        NewEvent {
+            org_id: key.org_id,
+            kind: "key.created",
+            actor,
+            subject_type: "api_key",
+            subject_id: key.id,
+            detail: serde_json::json!({ "name": key.name, "role": key.role.as_str(), "prefix": key.prefix }),
+            created_at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(KeyRow {
+        id: key.id.to_string(),
+        org_id: key.org_id.to_string(),
+        name: key.name.to_string(),
+        role: key.role.as_str().to_string(),
+        prefix: key.prefix.to_string(),
+        created_at: now,
+        revoked_at: None,
+    })
+}
+
+/// The live key with this digest, if any (the authentication lookup: one indexed point read).
+pub async fn find_active_by_digest(store: &Store, key_digest: &str) -> Result<Option<KeyRow>> {
+    const SQL: &str = "SELECT id, org_id, name, role, prefix, created_at, revoked_at FROM api_keys \
+                       WHERE key_digest = $1 AND revoked_at IS NULL";
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, KeyRow>(SQL).bind(key_digest).fetch_optional(pool).await?),
+    )
+}
+
+pub async fn list(store: &Store, org_id: &str) -> Result<Vec<KeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY id");
+    Ok(on_db!(store, pool => sqlx::query_as::<_, KeyRow>(&sql).bind(org_id).fetch_all(pool).await?))
+}
+
+pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<KeyRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2");
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, KeyRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
+    )
+}
+
+/// Revokes a key of the org. `None` when the org has no such key; revoking twice is a no-op.
+pub async fn revoke(
+    store: &Store,
+    org_id: &str,
+    id: &str,
+    actor: &Actor,
+) -> Result<Option<KeyRow>> {
+    const SQL: &str = "UPDATE api_keys SET revoked_at = $3 \
+                       WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+        .bind(org_id)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+    if changed == 1 {
+        audit::append(
+            &mut tx,
+            NewEvent {
+                org_id,
+                kind: "key.revoked",
+                actor,
+                subject_type: "api_key",
+                subject_id: id,
+                detail: serde_json::json!({}),
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    get(store, org_id, id).await
+}

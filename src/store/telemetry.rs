@@ -1,0 +1,100 @@
+//! Telemetry events: what happened after tool calls. Listed oldest first with a cursor (the last
+//! event id of a page: ids are UUID v7, so they sort by time).
+
+use crate::api::telemetry::TelemetryEvent;
+use crate::api::time;
+
+use super::{Result, Store, on_db, on_tx};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: String,
+    pub org_id: String,
+    pub agent_id: String,
+    pub session_id: Option<String>,
+    pub event_type: String,
+    pub tool_name: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub success: bool,
+    pub error_type: Option<String>,
+    pub occurred_at: i64,
+    pub received_at: i64,
+}
+
+impl EventRow {
+    pub fn into_api(self) -> TelemetryEvent {
+        TelemetryEvent {
+            id: self.id,
+            agent_id: self.agent_id,
+            session_id: self.session_id,
+            event_type: self.event_type,
+            tool_name: self.tool_name,
+            duration_ms: self.duration_ms,
+            success: self.success,
+            error_type: self.error_type,
+            timestamp: time::format(self.occurred_at),
+            received_at: time::format(self.received_at),
+            extra: Default::default(),
+        }
+    }
+}
+
+/// Stores a validated batch in one transaction: all of it or none.
+pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<()> {
+    const SQL: &str = "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
+                       tool_name, duration_ms, success, error_type, occurred_at, received_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    let mut tx = store.begin().await?;
+    for event in events {
+        on_tx!(&mut tx, conn => { sqlx::query(SQL)
+            .bind(&event.id)
+            .bind(&event.org_id)
+            .bind(&event.agent_id)
+            .bind(&event.session_id)
+            .bind(&event.event_type)
+            .bind(&event.tool_name)
+            .bind(event.duration_ms)
+            .bind(event.success)
+            .bind(&event.error_type)
+            .bind(event.occurred_at)
+            .bind(event.received_at)
+            .execute(&mut *conn)
+            .await?; });
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A page query.
+pub struct EventFilter<'a> {
+    pub org_id: &'a str,
+    pub agent_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    /// Events strictly after this id.
+    pub after_id: Option<&'a str>,
+    pub limit: u32,
+}
+
+/// One page, oldest first; asks for one row more than the limit to know whether more follow.
+pub async fn list(store: &Store, filter: EventFilter<'_>) -> Result<(Vec<EventRow>, bool)> {
+    // `CAST($n AS TEXT)` tells PostgreSQL the parameter's type when it is NULL.
+    const SQL: &str = "SELECT id, org_id, agent_id, session_id, event_type, tool_name, duration_ms, \
+                       success, error_type, occurred_at, received_at FROM telemetry_events \
+                       WHERE org_id = $1 \
+                       AND (CAST($2 AS TEXT) IS NULL OR agent_id = $2) \
+                       AND (CAST($3 AS TEXT) IS NULL OR session_id = $3) \
+                       AND (CAST($4 AS TEXT) IS NULL OR id > $4) \
+                       ORDER BY id LIMIT $5";
+    let fetch = i64::from(filter.limit) + 1;
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, EventRow>(SQL)
+        .bind(filter.org_id)
+        .bind(filter.agent_id)
+        .bind(filter.session_id)
+        .bind(filter.after_id)
+        .bind(fetch)
+        .fetch_all(pool)
+        .await?);
+    let more = rows.len() as i64 > i64::from(filter.limit);
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
+}

@@ -1,0 +1,381 @@
+//! Store tests, run on every backend: a temp SQLite file always, and PostgreSQL when
+//! `AGENTTRUST_TEST_DATABASE_URL` names a server (each test gets a database of its own).
+
+use std::collections::BTreeMap;
+
+use sqlx::Connection;
+
+use super::audit::{self, Actor};
+use super::checks::{self, CheckRecord};
+use super::telemetry::{EventFilter, EventRow};
+use super::*;
+use crate::api::keys::Role;
+
+/// The env var that turns the PostgreSQL run on.
+pub const TEST_DATABASE_URL: &str = "AGENTTRUST_TEST_DATABASE_URL";
+
+/// A store per backend; the temp dir lives as long as the SQLite store is used.
+async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let mut stores = vec![(Store::connect(&url).await.expect("sqlite store"), Some(dir))];
+    if let Ok(admin_url) = std::env::var(TEST_DATABASE_URL)
+        && !admin_url.is_empty()
+    {
+        stores.push((fresh_postgres(&admin_url).await, None));
+    }
+    stores
+}
+
+async fn fresh_postgres(admin_url: &str) -> Store {
+    let name = format!("store_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
+    Store::connect(&format!("{base}/{name}"))
+        .await
+        .expect("postgres store")
+}
+
+async fn org_with_agent(store: &Store, capabilities: &[String]) -> (String, agents::AgentRow) {
+    let org = orgs::create(store, &format!("org-{}", new_id()), &Actor::operator())
+        .await
+        .expect("org");
+    let agent = agents::create(
+        store,
+        agents::NewAgent {
+            org_id: &org.id,
+            name: "demo",
+            framework: "custom",
+            capabilities,
+            metadata: &serde_json::Map::new(),
+            public_key: None,
+        },
+        &Actor::operator(),
+    )
+    .await
+    .expect("agent");
+    (org.id, agent)
+}
+
+fn check<'a>(
+    org_id: &'a str,
+    agent_id: &'a str,
+    id: &'a str,
+    effect: &'a str,
+    allowed: bool,
+) -> CheckRecord<'a> {
+    CheckRecord {
+        id,
+        org_id,
+        agent_id,
+        session_id: Some("sess-1"),
+        action_name: "tool",
+        input_summary: "",
+        effect,
+        allowed,
+        elevation_required: false,
+        reason: "test",
+        rule: "default:read",
+        confidence: 1.0,
+        count_in_session: true,
+    }
+}
+
+#[tokio::test]
+async fn org_names_are_unique_and_the_audit_chain_starts() {
+    for (store, _dir) in backends().await {
+        let org = orgs::create(&store, "acme", &Actor::operator())
+            .await
+            .unwrap();
+        let again = orgs::create(&store, "acme", &Actor::operator()).await;
+        assert!(
+            matches!(again, Err(Error::Conflict(_))),
+            "{}",
+            store.backend_name()
+        );
+        assert_eq!(
+            orgs::find(&store, "acme").await.unwrap().unwrap().id,
+            org.id
+        );
+        assert_eq!(
+            orgs::find(&store, &org.id).await.unwrap().unwrap().name,
+            "acme"
+        );
+        let events = audit::list(&store, &org.id).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, "org.created");
+        assert_eq!(events[0].prev_hash, audit::GENESIS_HASH);
+        assert_eq!(audit::verify(&store, &org.id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn keys_are_found_by_digest_until_revoked() {
+    for (store, _dir) in backends().await {
+        let (org_id, _) = org_with_agent(&store, &[]).await;
+        let created = keys::create(
+            &store,
+            keys::NewKey {
+                id: "key-1",
+                org_id: &org_id,
+                name: "ci",
+                role: Role::Runtime,
+                prefix: "sk_live_abcd",
+                key_digest: "digest-1",
+            },
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.role().unwrap(), Role::Runtime);
+        let found = keys::find_active_by_digest(&store, "digest-1")
+            .await
+            .unwrap();
+        assert_eq!(found.map(|row| row.id), Some("key-1".to_string()));
+        let revoked = keys::revoke(&store, &org_id, "key-1", &Actor::operator())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert!(
+            keys::find_active_by_digest(&store, "digest-1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Another org cannot see or revoke it.
+        assert!(
+            keys::revoke(&store, "other-org", "key-1", &Actor::operator())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn agent_names_are_unique_per_org_and_revocation_takes_the_tokens() {
+    for (store, _dir) in backends().await {
+        let capabilities = vec!["files:read".to_string()];
+        let (org_id, agent) = org_with_agent(&store, &capabilities).await;
+        let duplicate = agents::create(
+            &store,
+            agents::NewAgent {
+                org_id: &org_id,
+                name: "demo",
+                framework: "custom",
+                capabilities: &capabilities,
+                metadata: &serde_json::Map::new(),
+                public_key: None,
+            },
+            &Actor::operator(),
+        )
+        .await;
+        assert!(matches!(duplicate, Err(Error::Conflict(_))));
+        let now = crate::api::time::now();
+        for digest in ["t1", "t2"] {
+            tokens::issue(
+                &store,
+                tokens::NewToken {
+                    org_id: &org_id,
+                    agent_id: &agent.id,
+                    token_digest: digest,
+                    scopes: &capabilities,
+                    session_id: None,
+                    issued_at: now,
+                    expires_at: now + 300,
+                },
+                &Actor::operator(),
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            tokens::revoke(&store, &org_id, "t1", "test", &Actor::operator())
+                .await
+                .unwrap(),
+            tokens::Revocation::Revoked
+        );
+        assert_eq!(
+            tokens::revoke(&store, &org_id, "t1", "test", &Actor::operator())
+                .await
+                .unwrap(),
+            tokens::Revocation::AlreadyRevoked
+        );
+        assert_eq!(
+            tokens::revoke(&store, "other-org", "t2", "test", &Actor::operator())
+                .await
+                .unwrap(),
+            tokens::Revocation::NotFound
+        );
+        let revoked = agents::revoke(&store, &org_id, &agent.id, "gone", &Actor::operator())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(revoked.tokens_revoked, 1, "only the live token is counted");
+        assert_eq!(revoked.agent.status, agents::STATUS_REVOKED);
+        let token = tokens::find_by_digest(&store, "t2").await.unwrap().unwrap();
+        assert!(token.revoked_at.is_some());
+        assert_eq!(token.agent_status, agents::STATUS_REVOKED);
+        assert!(
+            agents::get(&store, "other-org", &agent.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn session_counters_are_exact_under_concurrent_checks() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        let mut tasks = Vec::new();
+        for index in 0..40 {
+            let store = store.clone();
+            let org_id = org_id.clone();
+            let agent_id = agent.id.clone();
+            tasks.push(tokio::spawn(async move {
+                let id = new_id();
+                let (effect, allowed) = match index % 4 {
+                    0 => ("read", true),
+                    1 => ("mutating", true),
+                    2 => ("destructive", false),
+                    _ => ("read", true),
+                };
+                checks::record(
+                    &store,
+                    check(&org_id, &agent_id, &id, effect, allowed),
+                    &Actor::operator(),
+                )
+                .await
+                .unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let session = sessions::get(&store, &org_id, "sess-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.total_calls, 40);
+        assert_eq!(session.read_calls, 20);
+        assert_eq!(session.write_calls, 20);
+        assert_eq!(session.denied_calls, 10);
+        assert_eq!(session.source, sessions::SOURCE_SDK);
+        // Every decision is in the chain, and the chain links.
+        assert_eq!(audit::list(&store, &org_id).await.unwrap().len(), 2 + 40);
+        assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn a_rewritten_audit_event_breaks_the_chain() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        checks::record(
+            &store,
+            check(&org_id, &agent.id, &new_id(), "read", true),
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        on_db!(store, pool => sqlx::query("UPDATE audit_events SET detail = '{}' WHERE org_id = $1 AND seq = 2")
+            .bind(&org_id)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected());
+        assert_eq!(audit::verify(&store, &org_id).await.unwrap(), Some(2));
+    }
+}
+
+#[tokio::test]
+async fn telemetry_pages_follow_the_cursor_without_gaps_or_repeats() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        let now = crate::api::time::now();
+        let rows: Vec<EventRow> = (0..25)
+            .map(|index| EventRow {
+                id: new_id(),
+                org_id: org_id.clone(),
+                agent_id: agent.id.clone(),
+                session_id: Some(if index % 2 == 0 { "even" } else { "odd" }.to_string()),
+                event_type: "tool_end".to_string(),
+                tool_name: Some(format!("tool-{index}")),
+                duration_ms: Some(index),
+                success: true,
+                error_type: None,
+                occurred_at: now,
+                received_at: now,
+            })
+            .collect();
+        telemetry::insert_batch(&store, &rows).await.unwrap();
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, more) = telemetry::list(
+                &store,
+                EventFilter {
+                    org_id: &org_id,
+                    agent_id: Some(&agent.id),
+                    session_id: None,
+                    after_id: cursor.as_deref(),
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+            seen.extend(page.iter().map(|row| row.tool_name.clone().unwrap()));
+            cursor = page.last().map(|row| row.id.clone());
+            if !more {
+                break;
+            }
+        }
+        let expected: Vec<String> = (0..25).map(|index| format!("tool-{index}")).collect();
+        assert_eq!(seen, expected);
+        let (odd, _) = telemetry::list(
+            &store,
+            EventFilter {
+                org_id: &org_id,
+                agent_id: None,
+                session_id: Some("odd"),
+                after_id: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(odd.len(), 12);
+        let (other_org, _) = telemetry::list(
+            &store,
+            EventFilter {
+                org_id: "other-org",
+                agent_id: None,
+                session_id: None,
+                after_id: None,
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(other_org.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn row_counts_cover_every_table() {
+    for (store, _dir) in backends().await {
+        let counts: BTreeMap<String, i64> = store.row_counts().await.unwrap();
+        assert_eq!(counts.len(), TABLES.len());
+        assert!(counts.values().all(|count| *count == 0));
+    }
+}

@@ -1,0 +1,152 @@
+//! Agent tokens: stored as SHA-256 digests of the opaque `at_…` string. Introspection is one
+//! indexed point lookup joined with the agent, so revoking the agent ends its tokens at once.
+
+use crate::api::time;
+
+use super::audit::{self, Actor, NewEvent};
+use super::{Result, Store, on_db, on_tx, string_list, to_json_text};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: String,
+    pub org_id: String,
+    pub agent_id: String,
+    pub scopes: String,
+    pub session_id: Option<String>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+    /// The owning agent's status, joined in.
+    pub agent_status: String,
+}
+
+impl TokenRow {
+    pub fn scopes(&self) -> Result<Vec<String>> {
+        string_list(&self.scopes)
+    }
+}
+
+/// A token to store; the caller generated the secret and passes only its digest.
+pub struct NewToken<'a> {
+    pub org_id: &'a str,
+    pub agent_id: &'a str,
+    pub token_digest: &'a str,
+    pub scopes: &'a [String],
+    pub session_id: Option<&'a str>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+pub async fn issue(store: &Store, token: NewToken<'_>, actor: &Actor) -> Result<String> {
+    const SQL: &str = "INSERT INTO agent_tokens (id, org_id, agent_id, token_digest, scopes, \
+                       session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let id = super::new_id();
+    let mut tx = store.begin().await?;
+    on_tx!(&mut tx, conn => { sqlx::query(SQL)
+        .bind(&id)
+        .bind(token.org_id)
+        .bind(token.agent_id)
+        .bind(token.token_digest)
+        .bind(to_json_text(&token.scopes))
+        .bind(token.session_id)
+        .bind(token.issued_at)
+        .bind(token.expires_at)
+        .execute(&mut *conn)
+        .await?; });
+    audit::append(
+        &mut tx,
+        NewEvent {
+            org_id: token.org_id,
+            kind: "token.issued",
+            actor,
+            subject_type: "agent_token",
+            subject_id: &id,
+            detail: serde_json::json!({
+                "agent_id": token.agent_id,
+                "scopes": token.scopes,
+                "expires_at": time::format(token.expires_at),
+            }),
+            created_at: token.issued_at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// The token with this digest and its agent's status, whatever its state.
+pub async fn find_by_digest(store: &Store, token_digest: &str) -> Result<Option<TokenRow>> {
+    const SQL: &str = "SELECT t.id, t.org_id, t.agent_id, t.scopes, t.session_id, t.issued_at, \
+                       t.expires_at, t.revoked_at, t.revoke_reason, a.status AS agent_status \
+                       FROM agent_tokens t JOIN agents a ON a.id = t.agent_id \
+                       WHERE t.token_digest = $1";
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, TokenRow>(SQL).bind(token_digest).fetch_optional(pool).await?),
+    )
+}
+
+/// The outcome of a revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    /// The org has no token with this digest.
+    NotFound,
+    Revoked,
+    AlreadyRevoked,
+}
+
+pub async fn revoke(
+    store: &Store,
+    org_id: &str,
+    token_digest: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Revocation> {
+    const FIND: &str = "SELECT id FROM agent_tokens WHERE org_id = $1 AND token_digest = $2";
+    const SQL: &str = "UPDATE agent_tokens SET revoked_at = $3, revoke_reason = $4 \
+                       WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    let outcome = on_tx!(&mut tx, conn => {
+        let id: Option<String> = sqlx::query_scalar(FIND)
+            .bind(org_id)
+            .bind(token_digest)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match id {
+            None => None,
+            Some(id) => {
+                let changed = sqlx::query(SQL)
+                    .bind(org_id)
+                    .bind(&id)
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                Some((id, changed == 1))
+            }
+        }
+    });
+    let Some((id, changed)) = outcome else {
+        return Ok(Revocation::NotFound);
+    };
+    if !changed {
+        return Ok(Revocation::AlreadyRevoked);
+    }
+    audit::append(
+        &mut tx,
+        NewEvent {
+            org_id,
+            kind: "token.revoked",
+            actor,
+            subject_type: "agent_token",
+            subject_id: &id,
+            detail: serde_json::json!({ "reason": reason }),
+            created_at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Revocation::Revoked)
+}
