@@ -11,9 +11,12 @@
 
 pub mod actions;
 pub mod agents;
+pub mod approvals;
 pub mod error;
 pub mod health;
 pub mod keys;
+pub mod sessions;
+pub mod policies;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;

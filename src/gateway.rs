@@ -8,13 +8,17 @@
 
 pub mod actions;
 pub mod agents;
+pub mod approvals;
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod policies;
+pub mod policy_cache;
 pub mod secrets;
+pub mod sessions;
 pub mod telemetry;
 pub mod tokens;
 pub mod validate;
@@ -27,7 +31,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -72,6 +76,7 @@ pub struct Settings {
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<Settings>,
+    pub policies: Arc<policy_cache::PolicyCache>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -105,6 +110,7 @@ impl Gateway {
                 settings: Arc::new(Settings {
                     max_token_ttl_seconds: config.max_token_ttl_seconds,
                 }),
+                policies: Arc::default(),
             },
             body_limit_bytes: config.body_limit_bytes,
         })
@@ -151,6 +157,26 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/telemetry/events", get(telemetry::list))
         .route("/api/v1/keys", post(keys::create).get(keys::list))
         .route("/api/v1/keys/{key_id}", delete(keys::revoke))
+        .route(
+            "/api/v1/policies",
+            get(policies::get).put(policies::replace),
+        )
+        .route("/api/v1/policies/test", post(policies::test))
+        .route("/mcp/sessions/init", post(sessions::init))
+        .route("/mcp/sessions/{session_id}", get(sessions::get))
+        .route(
+            "/api/v1/agenttrust/api-sessions/init",
+            post(sessions::init_api),
+        )
+        .route("/api/v1/sessions", get(sessions::list))
+        .route("/api/v1/sessions/{session_id}", get(sessions::get))
+        .route("/api/v1/sessions/{session_id}/mode", put(sessions::set_mode))
+        .route("/api/v1/sessions/{session_id}/unlock", post(sessions::unlock))
+        .route("/mcp/approvals/{approval_id}", get(approvals::get))
+        .route("/mcp/approvals/{approval_id}/approve", post(approvals::approve))
+        .route("/mcp/approvals/{approval_id}/deny", post(approvals::deny))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/approvals/{approval_id}", get(approvals::get))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))

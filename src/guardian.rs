@@ -5,9 +5,16 @@
 
 pub mod classify;
 pub mod decide;
+pub mod policy;
 
 pub use classify::{Classification, classify};
-pub use decide::{AgentState, CheckInput, Decision, decide};
+pub use decide::{
+    AgentFacts, ApprovalAction, ApprovalState, CheckInput, Decision, SessionFacts, decide,
+};
+pub use policy::{CompiledPolicy, PolicyError, RuleProblem, compile};
 
 /// The tier that answers every check today (the SDKs know `fast`, `spot` and `deep`).
 pub const GUARD_TIER_FAST: &str = "fast";
+
+#[cfg(test)]
+mod tests;

@@ -11,10 +11,12 @@
 //! key create`) safe too.
 
 pub mod agents;
+pub mod approvals;
 pub mod audit;
 pub mod checks;
 pub mod keys;
 pub mod orgs;
+pub mod policies;
 pub mod sessions;
 pub mod telemetry;
 pub mod tokens;
@@ -139,6 +141,8 @@ const TABLES: &[&str] = &[
     "telemetry_events",
     "audit_events",
     "audit_heads",
+    "policies",
+    "approvals",
 ];
 
 impl Store {

@@ -1,6 +1,6 @@
 //! The action check (Guardian pre-flight). Loads what the decision needs, asks the pure
-//! [`guardian::decide`], records the decision durably, then answers — a denial is a 200 with
-//! `allowed: false`.
+//! [`guardian::decide`], records the decision durably (with the approval it opens), then
+//! answers — a denial is a 200 with `allowed: false`.
 
 use std::time::Instant;
 
@@ -8,14 +8,189 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::api::actions::{CheckDecision, CheckRequest, Effect, MAX_INPUT_SUMMARY_BYTES};
-use crate::guardian::{self, AgentState, CheckInput, GUARD_TIER_FAST};
-use crate::store;
+use crate::api::policies::SessionMode;
+use crate::api::time;
+use crate::guardian::{
+    self, AgentFacts, ApprovalAction, ApprovalState, CheckInput, CompiledPolicy, Decision,
+    GUARD_TIER_FAST, SessionFacts,
+};
+use crate::store::{self, approvals::ApprovalRow, checks::ApprovalRequest};
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use super::validate;
+
+/// A validated check, whatever endpoint it came through.
+pub struct CheckParams<'a> {
+    pub agent_id: &'a str,
+    pub action_name: &'a str,
+    pub input_summary: &'a str,
+    pub stated_effect: Option<Effect>,
+    pub session_id: Option<&'a str>,
+}
+
+impl<'a> CheckParams<'a> {
+    pub fn validate(
+        agent_id: &'a str,
+        action_name: &'a str,
+        input_summary: &'a str,
+        action_effect: Option<&str>,
+        session_id: Option<&'a str>,
+    ) -> ApiResult<CheckParams<'a>> {
+        validate::identifier("agent_id", agent_id)?;
+        validate::name("action_name", action_name)?;
+        if input_summary.len() > MAX_INPUT_SUMMARY_BYTES {
+            return Err(ApiError::validation(format!(
+                "action_input_summary is {} bytes; summaries are cut to 200 characters by \
+                 clients and may be at most {MAX_INPUT_SUMMARY_BYTES} bytes",
+                input_summary.len()
+            )));
+        }
+        let stated_effect = action_effect
+            .map(str::parse::<Effect>)
+            .transpose()
+            .map_err(|error| ApiError::validation(format!("action_effect: {error}")))?;
+        if let Some(session_id) = session_id {
+            validate::identifier("session_id", session_id)?;
+        }
+        Ok(CheckParams {
+            agent_id,
+            action_name,
+            input_summary,
+            stated_effect,
+            session_id,
+        })
+    }
+}
+
+/// What a decision was made from, kept for recording it.
+pub struct Evaluation {
+    pub decision: Decision,
+    /// The agent is known and active and owns the session: its session is counted.
+    pub count_in_session: bool,
+}
+
+/// Loads the facts of a check and decides it under `policy`. Reads only.
+pub async fn evaluate(
+    state: &AppState,
+    org_id: &str,
+    params: &CheckParams<'_>,
+    policy: &CompiledPolicy,
+) -> ApiResult<Evaluation> {
+    let agent = store::agents::get(&state.store, org_id, params.agent_id).await?;
+    let capabilities = match &agent {
+        Some(agent) => agent.capabilities()?,
+        None => Vec::new(),
+    };
+    let session = match (params.session_id, &agent) {
+        (Some(session_id), Some(_)) => store::sessions::get(&state.store, org_id, session_id).await?,
+        _ => None,
+    };
+    let scope_ceiling = match &session {
+        Some(session) => session.scope_ceiling()?,
+        None => Vec::new(),
+    };
+    let effect_for_key = params
+        .stated_effect
+        .unwrap_or_else(|| guardian::classify(params.action_name, params.input_summary).effect);
+    let approval_row: Option<ApprovalRow> = match (params.session_id, &agent) {
+        (Some(session_id), Some(_)) => {
+            let key = store::approvals::request_key(
+                params.action_name,
+                effect_for_key.as_str(),
+                params.input_summary,
+            );
+            store::approvals::latest_for_request(&state.store, org_id, session_id, &key).await?
+        }
+        _ => None,
+    };
+    let now = time::now();
+    let approval = approval_state(approval_row.as_ref(), now);
+    let mode = match &session {
+        Some(session) => session.mode.parse::<SessionMode>().map_err(|error| {
+            tracing::error!(%error, session = %session.id, "stored session mode is unknown");
+            ApiError::internal()
+        })?,
+        None => SessionMode::Standard,
+    };
+    let no_delegations: [String; 0] = [];
+    let decision = guardian::decide(&CheckInput {
+        agent: agent.as_ref().map(|agent| AgentFacts {
+            id: &agent.id,
+            name: &agent.name,
+            framework: &agent.framework,
+            capabilities: &capabilities,
+            delegated_capabilities: &no_delegations,
+            active: agent.is_active(),
+        }),
+        action_name: params.action_name,
+        input_summary: params.input_summary,
+        stated_effect: params.stated_effect,
+        session_id: params.session_id,
+        session: session.as_ref().map(|session| SessionFacts {
+            agent_id: &session.agent_id,
+            mode,
+            scope_ceiling: &scope_ceiling,
+            denied_calls: session.denials_since_unlock(),
+        }),
+        approval,
+        policy,
+        now,
+    });
+    let owns_session = session
+        .as_ref()
+        .is_none_or(|session| session.agent_id == params.agent_id);
+    Ok(Evaluation {
+        decision,
+        count_in_session: agent.as_ref().is_some_and(|agent| agent.is_active()) && owns_session,
+    })
+}
+
+fn approval_state(row: Option<&ApprovalRow>, now: i64) -> ApprovalState<'_> {
+    let Some(row) = row else {
+        return ApprovalState::None;
+    };
+    match row.status_at(now) {
+        store::approvals::STATUS_PENDING => ApprovalState::Pending { id: &row.id },
+        store::approvals::STATUS_APPROVED => ApprovalState::Approved {
+            id: &row.id,
+            grant_expires_at: row.grant_expires_at.unwrap_or(0),
+        },
+        store::approvals::STATUS_DENIED => ApprovalState::Denied {
+            id: &row.id,
+            decided_by: row.decided_by.as_deref().unwrap_or("an operator"),
+        },
+        _ => ApprovalState::Expired { id: &row.id },
+    }
+}
+
+/// The wire answer of a decision.
+pub fn to_wire(
+    decision: Decision,
+    check_id: String,
+    approval_id: Option<String>,
+    params: &CheckParams<'_>,
+    started: Instant,
+) -> CheckDecision {
+    CheckDecision {
+        allowed: decision.allowed,
+        check_id,
+        confidence: decision.confidence,
+        guard_tier: GUARD_TIER_FAST.to_string(),
+        latency_ms: started.elapsed().as_millis() as i64,
+        reason: decision.reason,
+        elevation_required: decision.elevation_required,
+        approval_id,
+        effect: Some(decision.effect),
+        rule: Some(decision.rule),
+        agent_id: Some(params.agent_id.to_string()),
+        session_id: params.session_id.map(str::to_string),
+        action_name: Some(params.action_name.to_string()),
+        extra: Default::default(),
+    }
+}
 
 pub async fn check(
     State(state): State<AppState>,
@@ -24,87 +199,49 @@ pub async fn check(
 ) -> ApiResult<Json<CheckDecision>> {
     let started = Instant::now();
     let agent_id = caller.acting_agent(request.agent_id.as_deref())?;
-    validate::identifier("agent_id", &agent_id)?;
-    let action_name = request.resolved_action_name();
-    validate::name("action_name", action_name)?;
-    let input_summary = request.resolved_input_summary();
-    if input_summary.len() > MAX_INPUT_SUMMARY_BYTES {
-        return Err(ApiError::validation(format!(
-            "action_input_summary is {} bytes; summaries are cut to 200 characters by clients \
-             and may be at most {MAX_INPUT_SUMMARY_BYTES} bytes",
-            input_summary.len()
-        )));
-    }
-    let stated_effect = request
-        .action_effect
-        .as_deref()
-        .map(str::parse::<Effect>)
-        .transpose()
-        .map_err(|error| ApiError::validation(format!("action_effect: {error}")))?;
-    if let Some(session_id) = &request.session_id {
-        validate::identifier("session_id", session_id)?;
-    }
-
-    let agent = store::agents::get(&state.store, &caller.org_id, &agent_id).await?;
-    let agent_state = match &agent {
-        None => AgentState::Unknown,
-        Some(agent) if !agent.is_active() => AgentState::Revoked,
-        Some(_) => AgentState::Active,
-    };
-    let session = match (&request.session_id, agent_state) {
-        (Some(session_id), AgentState::Active) => {
-            store::sessions::get(&state.store, &caller.org_id, session_id).await?
-        }
-        _ => None,
-    };
-    let session_of_other_agent = session
-        .as_ref()
-        .is_some_and(|session| session.agent_id != agent_id);
-
-    let decision = guardian::decide(&CheckInput {
-        agent: agent_state,
-        action_name,
-        input_summary,
-        stated_effect,
-        session_of_other_agent,
-    });
+    let params = CheckParams::validate(
+        &agent_id,
+        request.resolved_action_name(),
+        request.resolved_input_summary(),
+        request.action_effect.as_deref(),
+        request.session_id.as_deref(),
+    )?;
+    let policy = state.policies.current(&state.store, &caller.org_id).await?;
+    let Evaluation {
+        decision,
+        count_in_session,
+    } = evaluate(&state, &caller.org_id, &params, &policy).await?;
 
     let check_id = store::new_id();
-    store::checks::record(
+    let approval = match &decision.approval {
+        ApprovalAction::None => ApprovalRequest::None,
+        ApprovalAction::Reuse(id) => ApprovalRequest::Reuse(id),
+        ApprovalAction::Create => ApprovalRequest::Open {
+            ttl_seconds: policy.approval_ttl_seconds(),
+        },
+    };
+    let approval_id = store::checks::record(
         &state.store,
         store::checks::CheckRecord {
             id: &check_id,
             org_id: &caller.org_id,
             agent_id: &agent_id,
-            session_id: request.session_id.as_deref(),
-            action_name,
-            input_summary,
+            session_id: params.session_id,
+            action_name: params.action_name,
+            input_summary: params.input_summary,
             effect: decision.effect.as_str(),
             allowed: decision.allowed,
             elevation_required: decision.elevation_required,
+            counts_as_denial: decision.counts_as_denial,
+            lockout_after_denials: policy.lockout_after_denials(),
             reason: &decision.reason,
             rule: &decision.rule,
             confidence: decision.confidence,
-            count_in_session: agent_state == AgentState::Active && !session_of_other_agent,
+            count_in_session,
+            approval,
         },
         &caller.actor(),
     )
     .await?;
-
-    Ok(Json(CheckDecision {
-        allowed: decision.allowed,
-        check_id,
-        confidence: decision.confidence,
-        guard_tier: GUARD_TIER_FAST.to_string(),
-        latency_ms: started.elapsed().as_millis() as i64,
-        reason: decision.reason,
-        elevation_required: decision.elevation_required,
-        approval_id: None,
-        effect: Some(decision.effect),
-        rule: Some(decision.rule),
-        agent_id: Some(agent_id.clone()),
-        session_id: request.session_id.clone(),
-        action_name: Some(action_name.to_string()),
-        extra: Default::default(),
-    }))
+    Ok(Json(to_wire(decision, check_id, approval_id, &params, started)))
 }

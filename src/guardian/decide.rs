@@ -1,31 +1,97 @@
-//! The decision: agent state first (unknown or revoked agents may do nothing), then the effect
-//! (given or classified), then the defaults per effect — read and mutating allowed, destructive
-//! and admin denied. Every path names the rule that decided, so a later policy engine only adds
-//! rules in front of the defaults.
+//! The decision, step by step (each step names the rule that decided, in `Decision::rule`):
+//!
+//! 1. facts about identity: an unknown agent (`agent:unknown`), a revoked one (`agent:revoked`),
+//!    or a session of another agent (`session:agent-mismatch`) may do nothing;
+//! 2. the effect, stated by the caller or classified from the action name and input summary;
+//! 3. a locked session allows reads only (`session:locked`);
+//! 4. the org's rules in order, first match wins (`rule:<id>`), a missing required capability
+//!    turning the match into a denial; else the default for the effect (`default:<effect>`);
+//! 5. the session mode: read_only turns an allowed non-read call into a request for approval
+//!    (`session:read_only`), elevated waives approvals (`session:elevated`);
+//! 6. a required approval is resolved against the latest approval of this session for this
+//!    action (`approval:<id>` when a human's answer decides);
+//! 7. whether the call counts as a denial of the session, and whether it locks it.
 
 use crate::api::actions::Effect;
+use crate::api::policies::{SessionMode, Verdict};
+use crate::api::time;
 
 use super::classify::{Classification, EXPLICIT_CONFIDENCE, classify};
+use super::policy::{CompiledPolicy, MatchFacts};
 
-/// What the store knows of the agent that asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AgentState {
-    /// No such agent in the caller's org.
-    Unknown,
-    Revoked,
-    Active,
+/// The agent that asks, as the store knows it.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentFacts<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub framework: &'a str,
+    pub capabilities: &'a [String],
+    /// Capabilities held through active delegations.
+    pub delegated_capabilities: &'a [String],
+    /// False when the agent is revoked (or otherwise not active).
+    pub active: bool,
+}
+
+/// The session named by the check, as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionFacts<'a> {
+    pub agent_id: &'a str,
+    pub mode: SessionMode,
+    /// The most the session may do (an API session's token scopes); empty means no ceiling.
+    pub scope_ceiling: &'a [String],
+    /// Denials counted so far in this session.
+    pub denied_calls: i64,
+}
+
+/// The latest approval of this session for this action name. The caller maps a pending
+/// approval whose TTL has run out to `Expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApprovalState<'a> {
+    #[default]
+    None,
+    Pending {
+        id: &'a str,
+    },
+    Approved {
+        id: &'a str,
+        grant_expires_at: i64,
+    },
+    Denied {
+        id: &'a str,
+        decided_by: &'a str,
+    },
+    Expired {
+        id: &'a str,
+    },
 }
 
 /// Everything a decision depends on.
 #[derive(Debug, Clone)]
 pub struct CheckInput<'a> {
-    pub agent: AgentState,
+    /// `None`: no such agent in the caller's org.
+    pub agent: Option<AgentFacts<'a>>,
     pub action_name: &'a str,
     pub input_summary: &'a str,
     /// The effect the caller stated, if any.
     pub stated_effect: Option<Effect>,
-    /// The session belongs to another agent of the org.
-    pub session_of_other_agent: bool,
+    /// The session id the caller gave, if any.
+    pub session_id: Option<&'a str>,
+    /// The stored session; `None` when no session id was given or the session is new.
+    pub session: Option<SessionFacts<'a>>,
+    pub approval: ApprovalState<'a>,
+    pub policy: &'a CompiledPolicy,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// What the gateway must do about approvals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalAction {
+    None,
+    /// A pending approval for the same action in this session exists: answer with its id.
+    Reuse(String),
+    /// Create a pending approval (expiring after the policy's approval TTL), answer with its id.
+    Create,
 }
 
 /// The answer.
@@ -35,9 +101,31 @@ pub struct Decision {
     pub effect: Effect,
     pub reason: String,
     pub confidence: f64,
+    /// A human may approve the call; always paired with `allowed: false`.
     pub elevation_required: bool,
-    /// `agent:unknown`, `agent:revoked`, `session:agent-mismatch`, `default:<effect>`.
+    /// What finally decided: `agent:unknown`, `agent:revoked`, `session:agent-mismatch`,
+    /// `session:locked`, `rule:<id>`, `default:<effect>`, `session:read_only`,
+    /// `session:elevated`, `approval:<id>`.
     pub rule: String,
+    /// The policy rule that matched, even when the session mode or an approval then changed
+    /// the outcome.
+    pub matched_rule: Option<String>,
+    pub approval: ApprovalAction,
+    /// Add one to the session's denial counter (never for identity failures: the call does not
+    /// belong to the session, and must not count against another agent's session).
+    pub counts_as_denial: bool,
+    /// This denial reaches the policy's lockout threshold: lock the session.
+    pub lock_session: bool,
+}
+
+/// An outcome before approvals and counters.
+struct Outcome {
+    verdict: Verdict,
+    rule: String,
+    reason: String,
+    confidence: f64,
+    /// The policy rule that matched, if any.
+    matched_rule: Option<String>,
 }
 
 /// Decides one check.
@@ -52,128 +140,335 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
     };
     let effect = classification.effect;
 
-    let deny = |rule: &str, reason: String| Decision {
+    // 1. Identity: facts, not guesses; they never count against a session.
+    let identity_denial = |rule: &str, reason: String| Decision {
         allowed: false,
         effect,
         reason,
-        // The agent's state is a fact, not a guess.
         confidence: EXPLICIT_CONFIDENCE,
         elevation_required: false,
         rule: rule.to_string(),
+        matched_rule: None,
+        approval: ApprovalAction::None,
+        counts_as_denial: false,
+        lock_session: false,
     };
-    match input.agent {
-        AgentState::Unknown => {
-            return deny(
-                "agent:unknown",
-                "unknown agent: no such agent is registered in this org".to_string(),
-            );
-        }
-        AgentState::Revoked => {
-            return deny(
-                "agent:revoked",
-                "agent is revoked and may not act".to_string(),
-            );
-        }
-        AgentState::Active => {}
+    let Some(agent) = &input.agent else {
+        return identity_denial(
+            "agent:unknown",
+            "unknown agent: no such agent is registered in this org".to_string(),
+        );
+    };
+    if !agent.active {
+        return identity_denial(
+            "agent:revoked",
+            format!("agent {} is revoked and may not act", agent.id),
+        );
     }
-    if input.session_of_other_agent {
-        return deny(
+    if let Some(session) = &input.session
+        && session.agent_id != agent.id
+    {
+        return identity_denial(
             "session:agent-mismatch",
             "the session belongs to another agent".to_string(),
         );
     }
 
-    let allowed = matches!(effect, Effect::Read | Effect::Mutating);
-    let verdict = if allowed { "allowed" } else { "denied" };
-    let how = if input.stated_effect.is_some() {
-        format!("{} (stated)", effect)
+    // 2. What the call does, in words: `delete_all is destructive ("delete" in the action name)`.
+    let mode = input
+        .session
+        .map_or(SessionMode::Standard, |session| session.mode);
+    let what = format!(
+        "{} is {} ({})",
+        input.action_name, effect, classification.evidence
+    );
+
+    let outcome = if mode == SessionMode::Locked && effect != Effect::Read {
+        // 3. Locked: reads only.
+        let session = input.session_id.unwrap_or("ID");
+        Outcome {
+            verdict: Verdict::Deny,
+            rule: "session:locked".to_string(),
+            reason: format!(
+                "the session is locked after too many denials and allows only reads: {what}; \
+                 an admin can unlock it with `agenttrust sessions unlock {session}`"
+            ),
+            confidence: classification.confidence,
+            matched_rule: None,
+        }
     } else {
-        format!("{} ({})", effect, classification.evidence)
+        // 4. Rules, then defaults; 5. the session mode.
+        let outcome = policy_outcome(input, agent, mode, &classification, &what);
+        apply_session_mode(outcome, mode, effect, &what)
     };
+    let matched_rule = outcome.matched_rule.clone();
+
+    // 6. Approvals.
+    let (allowed, elevation_required, approval, rule, reason, confidence) = match outcome.verdict {
+        Verdict::Allow => (
+            true,
+            false,
+            ApprovalAction::None,
+            outcome.rule,
+            outcome.reason,
+            outcome.confidence,
+        ),
+        Verdict::Deny => (
+            false,
+            false,
+            ApprovalAction::None,
+            outcome.rule,
+            outcome.reason,
+            outcome.confidence,
+        ),
+        Verdict::RequireApproval => resolve_approval(input, outcome),
+    };
+
+    // 7. Counters.
+    let counts_as_denial = !allowed && !elevation_required;
+    let denied_before = input.session.map_or(0, |session| session.denied_calls);
+    let lock_session = counts_as_denial
+        && input.session_id.is_some()
+        && mode != SessionMode::Locked
+        && denied_before.saturating_add(1) >= input.policy.lockout_after_denials();
+
     Decision {
         allowed,
         effect,
-        reason: format!(
-            "{} actions are {verdict} by default: {} is {how}",
-            effect, input.action_name
-        ),
-        confidence: classification.confidence,
-        elevation_required: false,
-        rule: format!("default:{effect}"),
+        reason,
+        confidence,
+        elevation_required,
+        rule,
+        matched_rule,
+        approval,
+        counts_as_denial,
+        lock_session,
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn match_facts<'a>(
+    input: &CheckInput<'a>,
+    agent: &AgentFacts<'a>,
+    mode: SessionMode,
+    effect: Effect,
+) -> MatchFacts<'a> {
+    MatchFacts {
+        action_name: input.action_name,
+        effect,
+        agent_id: agent.id,
+        agent_name: agent.name,
+        agent_framework: agent.framework,
+        session_mode: mode,
+        input_summary: input.input_summary,
+    }
+}
 
-    fn input(action_name: &'static str, input_summary: &'static str) -> CheckInput<'static> {
-        CheckInput {
-            agent: AgentState::Active,
-            action_name,
-            input_summary,
-            stated_effect: None,
-            session_of_other_agent: false,
+/// Step 4: the first matching rule (with its capability requirements), else the default.
+fn policy_outcome(
+    input: &CheckInput<'_>,
+    agent: &AgentFacts<'_>,
+    mode: SessionMode,
+    classification: &Classification,
+    what: &str,
+) -> Outcome {
+    let effect = classification.effect;
+    let Some(rule) = input
+        .policy
+        .first_match(&match_facts(input, agent, mode, effect))
+    else {
+        let verdict = input.policy.defaults().for_effect(effect);
+        let how = match verdict {
+            Verdict::Allow => "are allowed",
+            Verdict::Deny => "are denied",
+            Verdict::RequireApproval => "need approval",
+        };
+        return Outcome {
+            verdict,
+            rule: format!("default:{effect}"),
+            reason: format!("{effect} actions {how} by default: {what}"),
+            confidence: classification.confidence,
+            matched_rule: None,
+        };
+    };
+
+    // A rule that matched on the effect is only as sure as the classification.
+    let confidence = if rule.effects.is_empty() {
+        EXPLICIT_CONFIDENCE
+    } else {
+        classification.confidence
+    };
+    let rule_name = format!("rule:{}", rule.id);
+    if let Some(missing) = missing_capabilities(input, agent, &rule.require_capabilities) {
+        return Outcome {
+            verdict: Verdict::Deny,
+            rule: rule_name,
+            reason: format!("rule {:?} requires {missing}", rule.id),
+            confidence,
+            matched_rule: Some(rule.id.clone()),
+        };
+    }
+    let reason = match &rule.reason {
+        Some(reason) if !reason.trim().is_empty() => reason.clone(),
+        _ => {
+            let how = match rule.decision {
+                Verdict::Allow => "allows",
+                Verdict::Deny => "denies",
+                Verdict::RequireApproval => "requires a human approval for",
+            };
+            format!("rule {:?} {how} {what}", rule.id)
+        }
+    };
+    Outcome {
+        verdict: rule.decision,
+        rule: rule_name,
+        reason,
+        confidence,
+        matched_rule: Some(rule.id.clone()),
+    }
+}
+
+/// The required capabilities the agent cannot use here, in words; `None` when it holds them all.
+/// Effective capabilities: its own and its delegated ones, within the session's scope ceiling
+/// when the session has one.
+fn missing_capabilities(
+    input: &CheckInput<'_>,
+    agent: &AgentFacts<'_>,
+    required: &[String],
+) -> Option<String> {
+    let ceiling = input
+        .session
+        .map_or(&[][..], |session| session.scope_ceiling);
+    let held = |capability: &String| {
+        agent.capabilities.contains(capability) || agent.delegated_capabilities.contains(capability)
+    };
+    let mut not_held = Vec::new();
+    let mut above_ceiling = Vec::new();
+    for capability in required {
+        if !held(capability) {
+            not_held.push(format!("{capability:?}"));
+        } else if !ceiling.is_empty() && !ceiling.contains(capability) {
+            above_ceiling.push(format!("{capability:?}"));
         }
     }
+    let mut parts = Vec::new();
+    if !not_held.is_empty() {
+        parts.push(format!(
+            "capability {}, which agent {} does not hold (directly or by delegation)",
+            not_held.join(", "),
+            agent.id
+        ));
+    }
+    if !above_ceiling.is_empty() {
+        parts.push(format!(
+            "capability {}, which is outside the session's scope ceiling",
+            above_ceiling.join(", ")
+        ));
+    }
+    (!parts.is_empty()).then(|| parts.join("; and "))
+}
 
-    #[test]
-    fn defaults_per_effect() {
-        let cases = [
-            ("web_search", "AI news", true, Effect::Read),
-            ("send_email", "", true, Effect::Mutating),
-            (
-                "delete_all",
-                "delete everything",
-                false,
-                Effect::Destructive,
+/// Step 5: read_only sessions need approval for anything but reads; elevated ones need none.
+fn apply_session_mode(outcome: Outcome, mode: SessionMode, effect: Effect, what: &str) -> Outcome {
+    match (mode, outcome.verdict) {
+        (SessionMode::ReadOnly, Verdict::Allow) if effect != Effect::Read => Outcome {
+            verdict: Verdict::RequireApproval,
+            rule: "session:read_only".to_string(),
+            reason: format!(
+                "the session is read-only, so anything but a read needs a human approval: {what}"
             ),
-            ("grant_role", "", false, Effect::Admin),
-        ];
-        for (name, summary, allowed, effect) in cases {
-            let decision = decide(&input(name, summary));
-            assert_eq!(decision.allowed, allowed, "{name}");
-            assert_eq!(decision.effect, effect, "{name}");
-            assert_eq!(decision.rule, format!("default:{effect}"));
-            assert!(!decision.elevation_required);
-            assert!(decision.reason.contains(name), "{}", decision.reason);
-        }
+            confidence: outcome.confidence,
+            matched_rule: outcome.matched_rule,
+        },
+        (SessionMode::Elevated, Verdict::RequireApproval) => Outcome {
+            verdict: Verdict::Allow,
+            rule: "session:elevated".to_string(),
+            reason: format!(
+                "the session is elevated, so no approval is needed; without it: {}",
+                outcome.reason
+            ),
+            confidence: outcome.confidence,
+            matched_rule: outcome.matched_rule,
+        },
+        _ => outcome,
     }
+}
 
-    #[test]
-    fn a_stated_effect_wins_with_full_confidence() {
-        let mut check = input("web_search", "");
-        check.stated_effect = Some(Effect::Destructive);
-        let decision = decide(&check);
-        assert!(!decision.allowed);
-        assert_eq!(decision.confidence, 1.0);
-        assert_eq!(decision.effect, Effect::Destructive);
+/// Step 6: (allowed, elevation_required, approval, rule, reason, confidence) of a call that
+/// needs a human approval.
+fn resolve_approval(
+    input: &CheckInput<'_>,
+    outcome: Outcome,
+) -> (bool, bool, ApprovalAction, String, String, f64) {
+    let Outcome {
+        rule,
+        reason,
+        confidence,
+        ..
+    } = outcome;
+    if input.session_id.is_none() {
+        return (
+            false,
+            false,
+            ApprovalAction::None,
+            rule,
+            format!(
+                "{reason}; it needs a human approval, which is granted per session; \
+                 retry with a session id"
+            ),
+            confidence,
+        );
     }
-
-    #[test]
-    fn classified_effects_are_less_than_certain() {
-        let decision = decide(&input("web_search", ""));
-        assert!(decision.confidence < 1.0);
-    }
-
-    #[test]
-    fn unknown_and_revoked_agents_may_do_nothing() {
-        for (state, rule) in [
-            (AgentState::Unknown, "agent:unknown"),
-            (AgentState::Revoked, "agent:revoked"),
-        ] {
-            let mut check = input("web_search", "");
-            check.agent = state;
-            let decision = decide(&check);
-            assert!(!decision.allowed);
-            assert_eq!(decision.rule, rule);
-        }
-    }
-
-    #[test]
-    fn another_agents_session_is_refused() {
-        let mut check = input("web_search", "");
-        check.session_of_other_agent = true;
-        assert_eq!(decide(&check).rule, "session:agent-mismatch");
+    let request = |why: String| {
+        (
+            false,
+            true,
+            ApprovalAction::Create,
+            rule.clone(),
+            why,
+            confidence,
+        )
+    };
+    match input.approval {
+        ApprovalState::Approved {
+            id,
+            grant_expires_at,
+        } if grant_expires_at > input.now => (
+            true,
+            false,
+            ApprovalAction::None,
+            format!("approval:{id}"),
+            format!(
+                "approved by a human (approval {id}, valid until {}); without it: {reason}",
+                time::format(grant_expires_at)
+            ),
+            EXPLICIT_CONFIDENCE,
+        ),
+        ApprovalState::Denied { id, decided_by } => (
+            false,
+            false,
+            ApprovalAction::None,
+            format!("approval:{id}"),
+            format!("denied by {decided_by} (approval {id}); {reason}"),
+            EXPLICIT_CONFIDENCE,
+        ),
+        ApprovalState::Pending { id } => (
+            false,
+            true,
+            ApprovalAction::Reuse(id.to_string()),
+            rule.clone(),
+            format!("waiting for a human to decide approval {id}: {reason}"),
+            confidence,
+        ),
+        ApprovalState::Approved {
+            id,
+            grant_expires_at,
+        } => request(format!(
+            "{reason}; the grant of approval {id} expired at {}, a new approval is requested",
+            time::format(grant_expires_at)
+        )),
+        ApprovalState::Expired { id } => request(format!(
+            "{reason}; approval {id} expired undecided, a new approval is requested"
+        )),
+        ApprovalState::None => request(format!("{reason}; a human approval is requested")),
     }
 }

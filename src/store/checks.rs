@@ -1,11 +1,22 @@
-//! Guardian decisions: every check is recorded (with its session counters and audit event, in
-//! one transaction) before the answer is sent.
+//! Guardian decisions: every check is recorded — with its session counters, the approval it
+//! opened and its audit event, in one transaction — before the answer is sent.
 
 use crate::api::time;
 
+use super::approvals::{self, NewApproval};
 use super::audit::{self, Actor, NewEvent};
 use super::sessions::{self, CallCount};
 use super::{Result, Store, on_tx};
+
+/// What a check does about approvals.
+#[derive(Debug, Clone)]
+pub enum ApprovalRequest<'a> {
+    None,
+    /// Point at the approval already pending for this request.
+    Reuse(&'a str),
+    /// Open a pending approval that expires after `ttl_seconds`.
+    Open { ttl_seconds: i64 },
+}
 
 /// One decision to record.
 #[derive(Debug, Clone)]
@@ -19,27 +30,74 @@ pub struct CheckRecord<'a> {
     pub effect: &'a str,
     pub allowed: bool,
     pub elevation_required: bool,
+    /// A hard denial: counted in the session and towards its lockout.
+    pub counts_as_denial: bool,
+    pub lockout_after_denials: i64,
     pub reason: &'a str,
     pub rule: &'a str,
     pub confidence: f64,
     /// Whether the session (when one is named) is counted: only for known, active agents,
     /// since a session belongs to an agent.
     pub count_in_session: bool,
+    pub approval: ApprovalRequest<'a>,
 }
 
-pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Result<()> {
+/// Records the check; returns the approval id the answer must carry, if any.
+pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Result<Option<String>> {
     const SQL: &str = "INSERT INTO checks (id, org_id, agent_id, session_id, action_name, \
                        input_summary, effect, allowed, elevation_required, reason, rule, confidence, \
-                       created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                       created_at, approval_id) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
     let now = time::now();
     let mut tx = store.begin().await?;
-    if let (Some(session_id), true) = (check.session_id, check.count_in_session) {
+    let counted_session = check.session_id.filter(|_| check.count_in_session);
+    if let Some(session_id) = counted_session {
         let call = CallCount {
             read: check.effect == "read",
-            denied: !check.allowed,
+            denied: check.counts_as_denial,
+            lockout_after_denials: check.lockout_after_denials,
         };
         sessions::count_call(&mut tx, check.org_id, session_id, check.agent_id, call, now).await?;
     }
+    let approval_id = match (&check.approval, counted_session) {
+        (ApprovalRequest::Reuse(id), _) => Some((*id).to_string()),
+        (ApprovalRequest::Open { ttl_seconds }, Some(session_id)) => {
+            let (id, created) = approvals::open(
+                &mut tx,
+                NewApproval {
+                    org_id: check.org_id,
+                    session_id,
+                    agent_id: check.agent_id,
+                    action_name: check.action_name,
+                    action_effect: check.effect,
+                    input_summary: check.input_summary,
+                    reason: check.reason,
+                    ttl_seconds: *ttl_seconds,
+                },
+                now,
+            )
+            .await?;
+            if created {
+                approvals::audit_requested(
+                    &mut tx,
+                    check.org_id,
+                    &id,
+                    serde_json::json!({
+                        "agent_id": check.agent_id,
+                        "session_id": session_id,
+                        "action_name": check.action_name,
+                        "effect": check.effect,
+                        "check_id": check.id,
+                    }),
+                    actor,
+                    now,
+                )
+                .await?;
+            }
+            Some(id)
+        }
+        _ => None,
+    };
     on_tx!(&mut tx, conn => { sqlx::query(SQL)
         .bind(check.id)
         .bind(check.org_id)
@@ -54,6 +112,7 @@ pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Res
         .bind(check.rule)
         .bind(check.confidence)
         .bind(now)
+        .bind(&approval_id)
         .execute(&mut *conn)
         .await?; });
     audit::append(
@@ -71,6 +130,7 @@ pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Res
                 "effect": check.effect,
                 "allowed": check.allowed,
                 "elevation_required": check.elevation_required,
+                "approval_id": approval_id,
                 "rule": check.rule,
             }),
             created_at: now,
@@ -78,5 +138,5 @@ pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Res
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(approval_id)
 }

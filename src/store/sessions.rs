@@ -1,12 +1,18 @@
-//! Sessions: one agent's run of tool calls, with exact counters. Checks create a session on
-//! first sight of its id (guards invent their own ids) and bump its counters atomically.
+//! Sessions: one agent's run of tool calls, with exact counters and a mode. Checks create a
+//! session on first sight of its id (guards invent their own ids) and bump its counters — and
+//! lock it after too many denials — atomically in SQL, so concurrent checks never lose a count
+//! or miss the lockout.
 
-use super::{Result, Store, Tx, on_db, on_tx};
+use crate::api::time;
+
+use super::audit::{self, Actor, NewEvent};
+use super::{Result, Store, Tx, on_db, on_tx, to_json_text};
 
 /// The mode a session starts in.
 pub const MODE_STANDARD: &str = "standard";
 /// Source of sessions created implicitly by a check.
 pub const SOURCE_SDK: &str = "sdk";
+pub const MODE_LOCKED: &str = "locked";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
@@ -23,10 +29,24 @@ pub struct SessionRow {
     pub denied_calls: i64,
     pub created_at: i64,
     pub last_activity_at: i64,
+    pub denials_at_unlock: i64,
+    pub token_id: Option<String>,
+}
+
+impl SessionRow {
+    pub fn scope_ceiling(&self) -> Result<Vec<String>> {
+        super::string_list(&self.scope_ceiling)
+    }
+
+    /// Denials since the last unlock: what the lockout threshold is compared with.
+    pub fn denials_since_unlock(&self) -> i64 {
+        self.denied_calls - self.denials_at_unlock
+    }
 }
 
 const COLUMNS: &str = "org_id, id, agent_id, source, server_id, mode, scope_ceiling, total_calls, \
-                       read_calls, write_calls, denied_calls, created_at, last_activity_at";
+                       read_calls, write_calls, denied_calls, created_at, last_activity_at, \
+                       denials_at_unlock, token_id";
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<SessionRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND id = $2");
@@ -39,11 +59,14 @@ pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<Session
 #[derive(Debug, Clone, Copy)]
 pub struct CallCount {
     pub read: bool,
+    /// A hard denial (an elevation waiting for a human is not one).
     pub denied: bool,
+    /// Lock the session when its denials since the last unlock reach this many.
+    pub lockout_after_denials: i64,
 }
 
-/// Counts one checked call in the session, creating the session (source `sdk`) when it is new.
-/// The increments happen in SQL, so concurrent checks never lose a count.
+/// Counts one checked call in the session, creating the session (source `sdk`) when it is new,
+/// and locks it when this denial reaches the threshold.
 pub async fn count_call(
     tx: &mut Tx,
     org_id: &str,
@@ -60,21 +83,159 @@ pub async fn count_call(
                        read_calls = sessions.read_calls + excluded.read_calls, \
                        write_calls = sessions.write_calls + excluded.write_calls, \
                        denied_calls = sessions.denied_calls + excluded.denied_calls, \
-                       last_activity_at = excluded.last_activity_at";
+                       last_activity_at = excluded.last_activity_at, \
+                       mode = CASE WHEN excluded.denied_calls > 0 \
+                       AND sessions.denied_calls + 1 - sessions.denials_at_unlock >= $10 \
+                       THEN 'locked' ELSE sessions.mode END";
     let read_calls = i64::from(call.read);
     let write_calls = i64::from(!call.read);
     let denied_calls = i64::from(call.denied);
+    let mode = if call.denied && call.lockout_after_denials <= 1 {
+        MODE_LOCKED
+    } else {
+        MODE_STANDARD
+    };
     on_tx!(tx, conn => { sqlx::query(SQL)
         .bind(org_id)
         .bind(session_id)
         .bind(agent_id)
         .bind(SOURCE_SDK)
-        .bind(MODE_STANDARD)
+        .bind(mode)
         .bind(read_calls)
         .bind(write_calls)
         .bind(denied_calls)
         .bind(now)
+        .bind(call.lockout_after_denials)
         .execute(&mut *conn)
         .await?; });
     Ok(())
+}
+
+/// A session opened explicitly (MCP, API token, delegation, federation).
+pub struct NewSession<'a> {
+    pub org_id: &'a str,
+    pub agent_id: &'a str,
+    pub source: &'a str,
+    pub server_id: Option<&'a str>,
+    pub scope_ceiling: &'a [String],
+    pub token_id: Option<&'a str>,
+}
+
+pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Result<SessionRow> {
+    const SQL: &str = "INSERT INTO sessions (org_id, id, agent_id, source, server_id, mode, \
+                       scope_ceiling, created_at, last_activity_at, token_id) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)";
+    let id = super::new_id();
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    on_tx!(&mut tx, conn => { sqlx::query(SQL)
+        .bind(session.org_id)
+        .bind(&id)
+        .bind(session.agent_id)
+        .bind(session.source)
+        .bind(session.server_id)
+        .bind(MODE_STANDARD)
+        .bind(to_json_text(&session.scope_ceiling))
+        .bind(now)
+        .bind(session.token_id)
+        .execute(&mut *conn)
+        .await?; });
+    audit::append(
+        &mut tx,
+        NewEvent {
+            org_id: session.org_id,
+            kind: "session.created",
+            actor,
+            subject_type: "session",
+            subject_id: &id,
+            detail: serde_json::json!({
+                "agent_id": session.agent_id,
+                "source": session.source,
+                "server_id": session.server_id,
+                "scope_ceiling": session.scope_ceiling,
+            }),
+            created_at: now,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    get(store, session.org_id, &id)
+        .await?
+        .ok_or_else(|| super::Error::Corrupt(format!("session {id} vanished after insert")))
+}
+
+/// A filter for [`list`].
+pub struct SessionFilter<'a> {
+    pub org_id: &'a str,
+    pub agent_id: Option<&'a str>,
+    pub mode: Option<&'a str>,
+    pub source: Option<&'a str>,
+    /// Sessions with an id after this one.
+    pub after_id: Option<&'a str>,
+    pub limit: u32,
+}
+
+/// One page ordered by id; asks one row more to know whether more follow.
+pub async fn list(store: &Store, filter: SessionFilter<'_>) -> Result<(Vec<SessionRow>, bool)> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sessions WHERE org_id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR agent_id = $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR mode = $3) \
+         AND (CAST($4 AS TEXT) IS NULL OR source = $4) \
+         AND (CAST($5 AS TEXT) IS NULL OR id > $5) \
+         ORDER BY id LIMIT $6"
+    );
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, SessionRow>(&sql)
+        .bind(filter.org_id)
+        .bind(filter.agent_id)
+        .bind(filter.mode)
+        .bind(filter.source)
+        .bind(filter.after_id)
+        .bind(i64::from(filter.limit) + 1)
+        .fetch_all(pool)
+        .await?);
+    let more = rows.len() as i64 > i64::from(filter.limit);
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
+}
+
+/// Sets a session's mode; unlocking (any mode out of `locked`) forgives the denials so far.
+/// `None` when the org has no such session.
+pub async fn set_mode(
+    store: &Store,
+    org_id: &str,
+    id: &str,
+    mode: &str,
+    actor: &Actor,
+) -> Result<Option<SessionRow>> {
+    const SQL: &str = "UPDATE sessions SET mode = $3, \
+                       denials_at_unlock = CASE WHEN mode = 'locked' AND $3 <> 'locked' \
+                       THEN denied_calls ELSE denials_at_unlock END \
+                       WHERE org_id = $1 AND id = $2";
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+        .bind(org_id)
+        .bind(id)
+        .bind(mode)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+    if changed == 1 {
+        audit::append(
+            &mut tx,
+            NewEvent {
+                org_id,
+                kind: "session.mode_changed",
+                actor,
+                subject_type: "session",
+                subject_id: id,
+                detail: serde_json::json!({ "mode": mode }),
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    get(store, org_id, id).await
 }

@@ -84,6 +84,9 @@ fn check<'a>(
         rule: "default:read",
         confidence: 1.0,
         count_in_session: true,
+        counts_as_denial: !allowed,
+        lockout_after_denials: 1000,
+        approval: checks::ApprovalRequest::None,
     }
 }
 

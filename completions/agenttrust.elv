@@ -1,0 +1,989 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[agenttrust] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'agenttrust'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'agenttrust'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand login 'Validate an API key against the gateway and save it in a profile'
+            cand profile 'Manage profiles (list, show, use, delete, import)'
+            cand status 'Show the profile in use, the gateway''s health and whether the API key works'
+            cand health 'Check the gateway''s health'
+            cand agents 'Register, list, inspect and revoke agents'
+            cand tokens 'Issue, introspect and revoke agent tokens'
+            cand actions 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
+            cand telemetry 'Report and list telemetry events'
+            cand keys 'Manage org API keys'
+            cand completions 'Print a shell completion script'
+            cand server 'Run the embedded AgentTrust-compatible gateway'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;login'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --api-key-stdin 'Read the API key from stdin instead of prompting'
+            cand --set-default 'Make this profile the default (the first profile saved always becomes the default)'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List profiles (`*` marks the default)'
+            cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
+            cand use 'Make a profile the default'
+            cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
+            cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;profile;list'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;show'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --show-secrets 'Show the API key in full'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;use'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;delete'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;import'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --set-default 'Make the profile the default'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;help'= {
+            cand list 'List profiles (`*` marks the default)'
+            cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
+            cand use 'Make a profile the default'
+            cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
+            cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;profile;help;list'= {
+        }
+        &'agenttrust;profile;help;show'= {
+        }
+        &'agenttrust;profile;help;use'= {
+        }
+        &'agenttrust;profile;help;delete'= {
+        }
+        &'agenttrust;profile;help;import'= {
+        }
+        &'agenttrust;profile;help;help'= {
+        }
+        &'agenttrust;status'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;health'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Register an agent'
+            cand list 'List the org''s agents'
+            cand get 'Show one agent'
+            cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;agents;create'= {
+            cand --name 'Agent name (unique in the org)'
+            cand --framework 'Framework the agent runs on [default: custom]'
+            cand --capabilities 'Capabilities: comma-separated or repeated (files:read,web:fetch)'
+            cand --metadata 'Free-form metadata as a JSON object'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;list'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;get'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;revoke'= {
+            cand --reason 'Why (recorded in the audit log)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;help'= {
+            cand create 'Register an agent'
+            cand list 'List the org''s agents'
+            cand get 'Show one agent'
+            cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;agents;help;create'= {
+        }
+        &'agenttrust;agents;help;list'= {
+        }
+        &'agenttrust;agents;help;get'= {
+        }
+        &'agenttrust;agents;help;revoke'= {
+        }
+        &'agenttrust;agents;help;help'= {
+        }
+        &'agenttrust;tokens'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand issue 'Issue a token for an agent (`-q` prints only the token)'
+            cand introspect 'Ask the gateway whether a token is active'
+            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;tokens;issue'= {
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --scopes 'Scopes: comma-separated or repeated'
+            cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 5m]'
+            cand --session 'Bind the token to a session [env: AGENTTRUST_SESSION_ID]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;tokens;introspect'= {
+            cand --target 'Where the token is being presented (e.g. mcp://filesystem)'
+            cand --required-scopes 'Scopes the token must carry: comma-separated or repeated'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;tokens;revoke'= {
+            cand --reason 'Why (recorded in the audit log)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;tokens;help'= {
+            cand issue 'Issue a token for an agent (`-q` prints only the token)'
+            cand introspect 'Ask the gateway whether a token is active'
+            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;tokens;help;issue'= {
+        }
+        &'agenttrust;tokens;help;introspect'= {
+        }
+        &'agenttrust;tokens;help;revoke'= {
+        }
+        &'agenttrust;tokens;help;help'= {
+        }
+        &'agenttrust;actions'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand check 'Check a tool call against policy'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;actions;check'= {
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --tool 'The tool (action) name'
+            cand --input 'A summary of the tool''s input (cut to 200 characters)'
+            cand --effect 'What the call does [default: classified by the gateway]'
+            cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;actions;help'= {
+            cand check 'Check a tool call against policy'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;actions;help;check'= {
+        }
+        &'agenttrust;actions;help;help'= {
+        }
+        &'agenttrust;telemetry'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand report 'Report one event (e.g. tool_end after a tool ran)'
+            cand list 'List stored events, newest page first (`--all` follows every page)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;telemetry;report'= {
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --event-type 'Event type: tool_start, tool_end, tool_error, …'
+            cand --tool 'The tool''s name'
+            cand --duration-ms 'How long the tool ran, in milliseconds'
+            cand --error-type 'The kind of error on failure (e.g. TimeoutError)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --success 'The tool succeeded [default: inferred from the event type]'
+            cand --failure 'The tool failed'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;telemetry;list'= {
+            cand --agent 'Only this agent''s events'
+            cand --session 'Only this session''s events'
+            cand --limit 'Events per page (1-1000) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --all 'Follow `next_cursor` until the last page'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;telemetry;help'= {
+            cand report 'Report one event (e.g. tool_end after a tool ran)'
+            cand list 'List stored events, newest page first (`--all` follows every page)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;telemetry;help;report'= {
+        }
+        &'agenttrust;telemetry;help;list'= {
+        }
+        &'agenttrust;telemetry;help;help'= {
+        }
+        &'agenttrust;keys'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
+            cand list 'List keys (never the secrets, only their prefixes)'
+            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;keys;create'= {
+            cand --role 'admin manages the org; runtime may only check, report telemetry and handle tokens'
+            cand --name 'A name to tell keys apart'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;keys;list'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;keys;revoke'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;keys;help'= {
+            cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
+            cand list 'List keys (never the secrets, only their prefixes)'
+            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;keys;help;create'= {
+        }
+        &'agenttrust;keys;help;list'= {
+        }
+        &'agenttrust;keys;help;revoke'= {
+        }
+        &'agenttrust;keys;help;help'= {
+        }
+        &'agenttrust;completions'= {
+            cand --write-dir 'Write every shell''s file into this dir (used to refresh completions/)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;server'= {
+            cand --listen 'Where to listen'
+            cand --max-token-ttl 'The longest lifetime a token may be issued for (`3600`, `1h`)'
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --dev 'Create (once) an org and an admin key and save them as profile `local`'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand org 'Manage orgs in the database'
+            cand key 'Mint org API keys in the database'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;org'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Create an org; prints its id'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;org;create'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;server;org;help'= {
+            cand create 'Create an org; prints its id'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;org;help;create'= {
+        }
+        &'agenttrust;server;org;help;help'= {
+        }
+        &'agenttrust;server;key'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Mint an API key for an org; prints the key once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;key;create'= {
+            cand --org 'The org, by id or name'
+            cand --role 'admin (manages the org) or runtime (checks, telemetry, tokens)'
+            cand --name 'A label to tell keys apart'
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;server;key;help'= {
+            cand create 'Mint an API key for an org; prints the key once'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;key;help;create'= {
+        }
+        &'agenttrust;server;key;help;help'= {
+        }
+        &'agenttrust;server;help'= {
+            cand org 'Manage orgs in the database'
+            cand key 'Mint org API keys in the database'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;help;org'= {
+            cand create 'Create an org; prints its id'
+        }
+        &'agenttrust;server;help;org;create'= {
+        }
+        &'agenttrust;server;help;key'= {
+            cand create 'Mint an API key for an org; prints the key once'
+        }
+        &'agenttrust;server;help;key;create'= {
+        }
+        &'agenttrust;server;help;help'= {
+        }
+        &'agenttrust;help'= {
+            cand login 'Validate an API key against the gateway and save it in a profile'
+            cand profile 'Manage profiles (list, show, use, delete, import)'
+            cand status 'Show the profile in use, the gateway''s health and whether the API key works'
+            cand health 'Check the gateway''s health'
+            cand agents 'Register, list, inspect and revoke agents'
+            cand tokens 'Issue, introspect and revoke agent tokens'
+            cand actions 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
+            cand telemetry 'Report and list telemetry events'
+            cand keys 'Manage org API keys'
+            cand completions 'Print a shell completion script'
+            cand server 'Run the embedded AgentTrust-compatible gateway'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;help;login'= {
+        }
+        &'agenttrust;help;profile'= {
+            cand list 'List profiles (`*` marks the default)'
+            cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
+            cand use 'Make a profile the default'
+            cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
+            cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
+        }
+        &'agenttrust;help;profile;list'= {
+        }
+        &'agenttrust;help;profile;show'= {
+        }
+        &'agenttrust;help;profile;use'= {
+        }
+        &'agenttrust;help;profile;delete'= {
+        }
+        &'agenttrust;help;profile;import'= {
+        }
+        &'agenttrust;help;status'= {
+        }
+        &'agenttrust;help;health'= {
+        }
+        &'agenttrust;help;agents'= {
+            cand create 'Register an agent'
+            cand list 'List the org''s agents'
+            cand get 'Show one agent'
+            cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;help;agents;create'= {
+        }
+        &'agenttrust;help;agents;list'= {
+        }
+        &'agenttrust;help;agents;get'= {
+        }
+        &'agenttrust;help;agents;revoke'= {
+        }
+        &'agenttrust;help;tokens'= {
+            cand issue 'Issue a token for an agent (`-q` prints only the token)'
+            cand introspect 'Ask the gateway whether a token is active'
+            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;help;tokens;issue'= {
+        }
+        &'agenttrust;help;tokens;introspect'= {
+        }
+        &'agenttrust;help;tokens;revoke'= {
+        }
+        &'agenttrust;help;actions'= {
+            cand check 'Check a tool call against policy'
+        }
+        &'agenttrust;help;actions;check'= {
+        }
+        &'agenttrust;help;telemetry'= {
+            cand report 'Report one event (e.g. tool_end after a tool ran)'
+            cand list 'List stored events, newest page first (`--all` follows every page)'
+        }
+        &'agenttrust;help;telemetry;report'= {
+        }
+        &'agenttrust;help;telemetry;list'= {
+        }
+        &'agenttrust;help;keys'= {
+            cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
+            cand list 'List keys (never the secrets, only their prefixes)'
+            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;help;keys;create'= {
+        }
+        &'agenttrust;help;keys;list'= {
+        }
+        &'agenttrust;help;keys;revoke'= {
+        }
+        &'agenttrust;help;completions'= {
+        }
+        &'agenttrust;help;server'= {
+            cand org 'Manage orgs in the database'
+            cand key 'Mint org API keys in the database'
+        }
+        &'agenttrust;help;server;org'= {
+            cand create 'Create an org; prints its id'
+        }
+        &'agenttrust;help;server;org;create'= {
+        }
+        &'agenttrust;help;server;key'= {
+            cand create 'Mint an API key for an org; prints the key once'
+        }
+        &'agenttrust;help;server;key;create'= {
+        }
+        &'agenttrust;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

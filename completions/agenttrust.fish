@@ -1,0 +1,604 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_agenttrust_global_optspecs
+    string join \n profile= url= o/output= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose h/help V/version
+end
+
+function __fish_agenttrust_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_agenttrust_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_agenttrust_using_subcommand
+    set -l cmd (__fish_agenttrust_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "health" -d 'Check the gateway\'s health'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "agents" -d 'Register, list, inspect and revoke agents'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "telemetry" -d 'Report and list telemetry events'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "keys" -d 'Manage org API keys'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l api-key-stdin -d 'Read the API key from stdin instead of prompting'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l set-default -d 'Make this profile the default (the first profile saved always becomes the default)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "list" -d 'List profiles (`*` marks the default)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "show" -d 'Show a profile\'s settings, secrets masked [default: the profile in use]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "use" -d 'Make a profile the default'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "delete" -d 'Delete a profile and its credentials (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "import" -d 'Import the SDK\'s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l show-secrets -d 'Show the API key in full'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l set-default -d 'Make the profile the default'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "list" -d 'List profiles (`*` marks the default)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a profile\'s settings, secrets masked [default: the profile in use]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "use" -d 'Make a profile the default'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "delete" -d 'Delete a profile and its credentials (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "import" -d 'Import the SDK\'s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "create" -d 'Register an agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "get" -d 'Show one agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l name -d 'Agent name (unique in the org)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l framework -d 'Framework the agent runs on [default: custom]' -r -f -a "openai\t''
+anthropic\t''
+langchain\t''
+crewai\t''
+autogen\t''
+custom\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l capabilities -d 'Capabilities: comma-separated or repeated (files:read,web:fetch)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l metadata -d 'Free-form metadata as a JSON object' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "create" -d 'Register an agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "introspect" -d 'Ask the gateway whether a token is active'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l scopes -d 'Scopes: comma-separated or repeated' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ttl -d 'Lifetime: 300, 300s, 5m, 1h [default: the gateway\'s, 5m]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l session -d 'Bind the token to a session [env: AGENTTRUST_SESSION_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l target -d 'Where the token is being presented (e.g. mcp://filesystem)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l required-scopes -d 'Scopes the token must carry: comma-separated or repeated' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "introspect" -d 'Ask the gateway whether a token is active'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Check a tool call against policy'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l tool -d 'The tool (action) name' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
+mutating\t''
+write\t''
+destructive\t''
+admin\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a tool call against policy'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l event-type -d 'Event type: tool_start, tool_end, tool_error, …' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l tool -d 'The tool\'s name' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l duration-ms -d 'How long the tool ran, in milliseconds' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l error-type -d 'The kind of error on failure (e.g. TimeoutError)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l success -d 'The tool succeeded [default: inferred from the event type]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l failure -d 'The tool failed'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s events' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s events' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l limit -d 'Events per page (1-1000) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l role -d 'admin manages the org; runtime may only check, report telemetry and handle tokens' -r -f -a "admin\t''
+runtime\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l name -d 'A name to tell keys apart' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l write-dir -d 'Write every shell\'s file into this dir (used to refresh completions/)' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l listen -d 'Where to listen' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l max-token-ttl -d 'The longest lifetime a token may be issued for (`3600`, `1h`)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l database-url -d '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l data-dir -d 'Directory of the default SQLite file [default: the platform\'s data dir]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l dev -d 'Create (once) an org and an admin key and save them as profile `local`'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -f -a "org" -d 'Manage orgs in the database'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -f -a "key" -d 'Mint org API keys in the database'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l database-url -d '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l data-dir -d 'Directory of the default SQLite file [default: the platform\'s data dir]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -f -a "create" -d 'Create an org; prints its id'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l database-url -d '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l data-dir -d 'Directory of the default SQLite file [default: the platform\'s data dir]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -f -a "create" -d 'Mint an API key for an org; prints the key once'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "org" -d 'Manage orgs in the database'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "key" -d 'Mint org API keys in the database'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "health" -d 'Check the gateway\'s health'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "agents" -d 'Register, list, inspect and revoke agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "telemetry" -d 'Report and list telemetry events'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "keys" -d 'Manage org API keys'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "completions" -d 'Print a shell completion script'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry keys completions server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "list" -d 'List profiles (`*` marks the default)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "show" -d 'Show a profile\'s settings, secrets masked [default: the profile in use]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "use" -d 'Make a profile the default'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "delete" -d 'Delete a profile and its credentials (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "import" -d 'Import the SDK\'s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "create" -d 'Register an agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "get" -d 'Show one agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "introspect" -d 'Ask the gateway whether a token is active'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from actions" -f -a "check" -d 'Check a tool call against policy'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "org" -d 'Manage orgs in the database'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "key" -d 'Mint org API keys in the database'

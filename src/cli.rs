@@ -1,0 +1,473 @@
+//! The command line: clap definitions of the global flags and every subcommand, the shared
+//! [`Context`] (resolved settings, printer, client, confirmation prompts) and the dispatch from a
+//! parsed command to its verb function (`cli::tokens::revoke` → `client::tokens::revoke`).
+//!
+//! Settings are resolved by `config::resolve` (flag > env > profile > default) rather than by
+//! clap's `env` attribute, because clap treats an empty variable as a value and the SDKs treat it
+//! as unset.
+
+pub mod actions;
+pub mod agents;
+pub mod completions;
+pub mod health;
+pub mod keys;
+pub mod login;
+pub mod profile;
+#[cfg(feature = "server")]
+pub mod server;
+pub mod status;
+pub mod telemetry;
+pub mod tokens;
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::client::{self, Client};
+use crate::config::{self, ConfigStore, Resolved, Source, env};
+use crate::exit::Failure;
+use crate::output::{self, Format, Printer};
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 error, 2 usage error, 3 not found, 4 authentication or permission \
+failure, 69 gateway unreachable or timed out, 75 elevation required, 77 denied by policy.
+
+The API key is read from AGENTTRUST_API_KEY or from the profile (`agenttrust login`), never from \
+the command line.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "agenttrust",
+    version,
+    about = "Administer an AgentTrust ID gateway, or run one",
+    propagate_version = true,
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub globals: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Output format [env: AGENTTRUST_OUTPUT] [default: table]
+    #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = config::parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Skip TLS certificate verification (unsafe; warns)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Trust this PEM CA certificate in addition to the system roots
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform's, e.g. ~/.config/agenttrust]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]
+    #[arg(long, global = true)]
+    pub no_input: bool,
+    /// Print only the primary value (an id, a token, a key)
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// More logging on stderr (-v debug, -vv everything)
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate an API key against the gateway and save it in a profile
+    Login(login::LoginArgs),
+    /// Manage profiles (list, show, use, delete, import)
+    Profile(profile::ProfileArgs),
+    /// Show the profile in use, the gateway's health and whether the API key works
+    Status(status::StatusArgs),
+    /// Check the gateway's health
+    Health(health::HealthArgs),
+    /// Register, list, inspect and revoke agents
+    Agents(agents::AgentsArgs),
+    /// Issue, introspect and revoke agent tokens
+    Tokens(tokens::TokensArgs),
+    /// Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)
+    Actions(actions::ActionsArgs),
+    /// Report and list telemetry events
+    Telemetry(telemetry::TelemetryArgs),
+    /// Manage org API keys
+    Keys(keys::KeysArgs),
+    /// Print a shell completion script
+    Completions(completions::CompletionsArgs),
+    /// Run the embedded AgentTrust-compatible gateway
+    #[cfg(feature = "server")]
+    Server(server::ServerArgs),
+}
+
+impl Cli {
+    /// The gateway needs every core; the CLI starts faster on one thread.
+    #[cfg(feature = "server")]
+    pub fn needs_multi_thread_runtime(&self) -> bool {
+        matches!(self.command, Command::Server(_))
+    }
+
+    /// The gateway needs every core; the CLI starts faster on one thread.
+    #[cfg(not(feature = "server"))]
+    pub fn needs_multi_thread_runtime(&self) -> bool {
+        false
+    }
+
+    /// Builds the tokio runtime for this command.
+    pub fn runtime(&self) -> anyhow::Result<tokio::runtime::Runtime> {
+        let mut builder = if self.needs_multi_thread_runtime() {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        builder
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+    }
+}
+
+/// Logs go to stderr only. `RUST_LOG` wins; else `-v` turns on debug for this crate, `-vv` for
+/// everything; the gateway logs at info by default, the CLI only warnings.
+pub fn init_logging(cli: &Cli) {
+    let default = match cli.globals.verbose {
+        0 if cli.needs_multi_thread_runtime() => "info",
+        0 => "warn",
+        1 => "warn,agenttrust=debug",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && output::color_allowed())
+        .try_init();
+}
+
+/// Whether errors should also be printed as JSON (`-o json` from the flag, env or profile).
+pub fn json_errors(globals: &GlobalArgs) -> bool {
+    if let Some(format) = globals.output {
+        return format == Format::Json;
+    }
+    if let Some(text) = env::var(env::OUTPUT) {
+        return text.parse::<Format>() == Ok(Format::Json);
+    }
+    // The profile's setting: best effort, an unreadable config just means "table".
+    Context::load(globals)
+        .map(|context| context.printer.is_json())
+        .unwrap_or(false)
+}
+
+/// `--config-dir`, else `AGENTTRUST_CONFIG_DIR`, else None (the platform's dir).
+pub fn config_dir_override(globals: &GlobalArgs) -> Option<PathBuf> {
+    globals
+        .config_dir
+        .clone()
+        .or_else(|| env::var(env::CONFIG_DIR).map(PathBuf::from))
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let globals = cli.globals;
+    match cli.command {
+        Command::Completions(args) => completions::run(args),
+        #[cfg(feature = "server")]
+        Command::Server(args) => {
+            let dir = config_dir_override(&globals);
+            server::run(args, dir.as_deref()).await
+        }
+        command => {
+            let context = Context::load(&globals)?;
+            match command {
+                Command::Login(args) => login::run(&context, args).await,
+                Command::Profile(args) => profile::run(&context, args),
+                Command::Status(args) => status::run(&context, args).await,
+                Command::Health(args) => health::run(&context, args).await,
+                Command::Agents(args) => agents::run(&context, args).await,
+                Command::Tokens(args) => tokens::run(&context, args).await,
+                Command::Actions(args) => actions::run(&context, args).await,
+                Command::Telemetry(args) => telemetry::run(&context, args).await,
+                Command::Keys(args) => keys::run(&context, args).await,
+                Command::Completions(_) => unreachable!("handled above"),
+                #[cfg(feature = "server")]
+                Command::Server(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+/// What every verb needs: the global flags, the config store, the resolved settings and the
+/// printer.
+pub struct Context {
+    pub globals: GlobalArgs,
+    pub store: ConfigStore,
+    pub settings: Resolved,
+    pub printer: Printer,
+}
+
+impl Context {
+    pub fn load(globals: &GlobalArgs) -> anyhow::Result<Context> {
+        let store = ConfigStore::open(config_dir_override(globals).as_deref())?;
+        let config = store.load_config()?;
+        let credentials = store.load_credentials()?;
+        let flags = config::Flags {
+            profile: globals.profile.clone(),
+            url: globals.url.clone(),
+            output: globals.output.map(|format| format.to_string()),
+            timeout: globals.timeout,
+            insecure: globals.insecure,
+            ca_cert: globals.ca_cert.clone(),
+        };
+        let settings = config::resolve(&flags, &env::var, &config, &credentials)?;
+        let format = match &settings.output {
+            Some(text) => text
+                .parse::<Format>()
+                .map_err(|error| anyhow::anyhow!("{error} (from {})", output_source(globals)))?,
+            None => Format::Table,
+        };
+        Ok(Context {
+            globals: globals.clone(),
+            store,
+            printer: Printer::new(format, globals.quiet),
+            settings,
+        })
+    }
+
+    /// Prompts are allowed: stdin and stderr are terminals and `--no-input` is off.
+    pub fn interactive(&self) -> bool {
+        !self.globals.no_input
+            && !env::flag(env::NO_INPUT)
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal()
+    }
+
+    /// A client with the profile's API key; fails (exit 4) when there is none.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        if self.settings.api_key.is_none() {
+            self.check_profile_exists()?;
+            return Err(Failure::MissingApiKey {
+                profile: self.settings.profile.clone(),
+            }
+            .into());
+        }
+        self.client_without_key_check()
+    }
+
+    /// A client that sends the API key only if one is configured (`health`, `status`, `login`).
+    pub fn client_without_key_check(&self) -> anyhow::Result<Client> {
+        self.check_profile_exists()?;
+        if self.settings.insecure {
+            output::warn("TLS certificate verification is disabled (--insecure)");
+        }
+        let options = client::Options {
+            url: self.settings.url.clone(),
+            auth_url: self.settings.auth_url.clone(),
+            audit_url: self.settings.audit_url.clone(),
+            api_key: self.settings.api_key.clone(),
+            timeout: self.settings.timeout,
+            insecure: self.settings.insecure,
+            ca_cert: self.settings.ca_cert.clone(),
+        };
+        Ok(Client::new(&options)?)
+    }
+
+    /// A profile named explicitly (flag or env) must exist, unless the URL and key both come
+    /// from elsewhere: a typo in `--profile prod` must not silently hit localhost.
+    fn check_profile_exists(&self) -> anyhow::Result<()> {
+        let settings = &self.settings;
+        let explicit = matches!(settings.profile_source, Source::Flag | Source::Env(_));
+        let self_sufficient = !matches!(settings.url_source, Source::Profile(_) | Source::Default)
+            && matches!(settings.api_key_source, Source::Env(_));
+        if explicit && !settings.profile_exists && !self_sufficient {
+            return Err(Failure::Usage {
+                message: format!("profile `{}` not found", settings.profile),
+                hint: Some(format!(
+                    "create it with `agenttrust login --profile {}`, or see `agenttrust profile list`",
+                    settings.profile
+                )),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Confirms a destructive action: `--yes` skips the question; without a terminal the
+    /// question cannot be asked, so `--yes` is required (exit 2).
+    pub fn confirm(&self, yes: bool, action: &str) -> anyhow::Result<()> {
+        if yes {
+            return Ok(());
+        }
+        if !self.interactive() {
+            return Err(Failure::Usage {
+                message: format!("refusing to {action} without confirmation: pass --yes"),
+                hint: Some(
+                    "confirmation needs a terminal on stdin and stderr, and no --no-input"
+                        .to_string(),
+                ),
+            }
+            .into());
+        }
+        let confirmed = dialoguer::Confirm::new()
+            .with_prompt(format!("{}?", capitalize(action)))
+            .default(false)
+            .interact()
+            .context("cannot read the confirmation")?;
+        if confirmed {
+            Ok(())
+        } else {
+            Err(Failure::Aborted.into())
+        }
+    }
+}
+
+fn output_source(globals: &GlobalArgs) -> String {
+    if globals.output.is_some() {
+        "--output".to_string()
+    } else if env::var(env::OUTPUT).is_some() {
+        env::OUTPUT.to_string()
+    } else {
+        "the profile's `output`".to_string()
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+/// A positional secret given as `-` is read from stdin (keeps it out of `ps` and shell history).
+pub fn read_secret_argument(value: &str, what: &str) -> anyhow::Result<String> {
+    if value != "-" {
+        return Ok(value.to_string());
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read the {what} from stdin"))?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        anyhow::bail!("no {what} on stdin");
+    }
+    Ok(text)
+}
+
+/// `--agent`, else `AGENTTRUST_AGENT_ID` (shell-scripted agents export it once).
+pub fn agent_or_env(agent: Option<String>) -> anyhow::Result<String> {
+    agent.or_else(|| env::var(env::AGENT_ID)).ok_or_else(|| {
+        Failure::Usage {
+            message: format!("--agent is required (or set {})", env::AGENT_ID),
+            hint: None,
+        }
+        .into()
+    })
+}
+
+/// `--session`, else `AGENTTRUST_SESSION_ID`.
+pub fn session_or_env(session: Option<String>) -> Option<String> {
+    session
+        .filter(|session| !session.is_empty())
+        .or_else(|| env::var(env::SESSION_ID))
+}
+
+/// Parses `--metadata` as a JSON object.
+pub fn parse_json_object(text: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err("expected a JSON object, e.g. '{\"team\":\"search\"}'".to_string())
+    }
+}
+
+/// Parses a duration into whole seconds (`--ttl 5m` → 300), at least one second.
+pub fn parse_seconds(text: &str) -> Result<i64, String> {
+    let duration = config::parse_duration(text)?;
+    if duration.as_millis() % 1000 != 0 || duration.is_zero() {
+        return Err(format!(
+            "invalid duration {text:?}: expected whole seconds, at least 1s"
+        ));
+    }
+    i64::try_from(duration.as_secs()).map_err(|_| format!("invalid duration {text:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("5m"), Ok(300));
+        assert_eq!(parse_seconds("300"), Ok(300));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("1500ms").is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_an_object() {
+        assert!(parse_json_object(r#"{"a":1}"#).is_ok());
+        assert!(parse_json_object("[1]").is_err());
+        assert!(parse_json_object("nope").is_err());
+    }
+
+    #[test]
+    fn comma_lists_and_repeats_both_work() {
+        let cli = Cli::try_parse_from([
+            "agenttrust",
+            "tokens",
+            "issue",
+            "--agent",
+            "a1",
+            "--scopes",
+            "a,b",
+            "--scopes",
+            "c",
+            "--ttl",
+            "5m",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Tokens(tokens::TokensArgs {
+                command: tokens::TokensCommand::Issue(args),
+            }) => {
+                assert_eq!(args.scopes, ["a", "b", "c"]);
+                assert_eq!(args.ttl, Some(300));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli =
+            Cli::try_parse_from(["agenttrust", "health", "-o", "json", "--timeout", "2s"]).unwrap();
+        assert_eq!(cli.globals.output, Some(Format::Json));
+        assert_eq!(cli.globals.timeout, Some(Duration::from_secs(2)));
+    }
+}

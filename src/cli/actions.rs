@@ -1,0 +1,125 @@
+//! `agenttrust actions check`: ask the Guardian whether a tool call may run. Exit codes are the
+//! answer: 0 allowed, 77 denied, 75 elevation required (checked first, as the Rust SDK does), so
+//! `agenttrust actions check … && tool` fails closed.
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::api::actions::{CheckRequest, Effect};
+use crate::client;
+use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
+use crate::exit::{self, Failure};
+use crate::output::{View, or_dash};
+
+#[derive(Debug, Args)]
+pub struct ActionsArgs {
+    #[command(subcommand)]
+    pub command: ActionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// Check a tool call against policy
+    #[command(after_help = "\
+Exit status: 0 allowed, 77 denied, 75 elevation required (an approval is pending; retry with the \
+same --session once approved), 69 gateway unreachable. A denial never exits 0. With -o json the \
+decision is printed on stdout and the exit status is the same.")]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Agent id [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// The tool (action) name
+    #[arg(long, value_name = "NAME")]
+    pub tool: String,
+    /// A summary of the tool's input (cut to 200 characters)
+    #[arg(long, value_name = "SUMMARY")]
+    pub input: Option<String>,
+    /// What the call does [default: classified by the gateway]
+    #[arg(long, value_name = "EFFECT", value_parser = effect_parser())]
+    pub effect: Option<Effect>,
+    /// Session id [env: AGENTTRUST_SESSION_ID]
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+}
+
+fn effect_parser() -> impl clap::builder::TypedValueParser<Value = Effect> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["read", "mutating", "write", "destructive", "admin"])
+        .try_map(|text: String| text.parse::<Effect>())
+}
+
+pub async fn run(context: &Context, args: ActionsArgs) -> anyhow::Result<()> {
+    match args.command {
+        ActionsCommand::Check(args) => check(context, args).await,
+    }
+}
+
+pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
+    let agent_id = super::agent_or_env(args.agent)?;
+    let client = context.client()?;
+    let summary = args
+        .input
+        .as_deref()
+        .map(|input| truncate_summary(input, MAX_INPUT_SUMMARY_CHARS).to_string())
+        .filter(|summary| !summary.is_empty());
+    let request = CheckRequest {
+        agent_id: Some(agent_id),
+        action_name: Some(args.tool),
+        action_source: Some("api".to_string()),
+        action_input_summary: summary,
+        session_id: super::session_or_env(args.session),
+        action_effect: args.effect.map(|effect| effect.as_str().to_string()),
+        ..CheckRequest::default()
+    };
+    let response = client::actions::check(&client, &request).await?;
+    let decision = &response.value;
+    context.printer.show(
+        &response.raw,
+        std::slice::from_ref(&decision.check_id),
+        View::Record(vec![
+            ("allowed", decision.allowed.to_string()),
+            ("reason", or_dash(Some(&decision.reason))),
+            ("effect", or_dash(decision.effect.map(Effect::as_str))),
+            ("rule", or_dash(decision.rule.as_deref())),
+            (
+                "elevation_required",
+                decision.elevation_required.to_string(),
+            ),
+            ("approval_id", or_dash(decision.approval_id.as_deref())),
+            ("check_id", or_dash(Some(&decision.check_id))),
+            ("guard_tier", or_dash(Some(&decision.guard_tier))),
+            ("latency_ms", decision.latency_ms.to_string()),
+        ]),
+    )?;
+    // With -o json the answer is on stdout already; only the exit status speaks.
+    let silent = context.printer.is_json() && !context.printer.is_quiet();
+    let reason = if decision.reason.is_empty() {
+        "no reason given".to_string()
+    } else {
+        decision.reason.clone()
+    };
+    if decision.elevation_required {
+        return Err(if silent {
+            Failure::Silent(exit::ELEVATION_REQUIRED)
+        } else {
+            Failure::ElevationRequired {
+                reason,
+                approval_id: decision.approval_id.clone(),
+            }
+        }
+        .into());
+    }
+    if !decision.allowed {
+        return Err(if silent {
+            Failure::Silent(exit::DENIED)
+        } else {
+            Failure::Denied { reason }
+        }
+        .into());
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! `agenttrust agents create|list|get|revoke`.
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::api::agents::{Agent, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest};
+use crate::api::join_or_dash;
+use crate::client;
+use crate::output::{View, or_dash};
+
+#[derive(Debug, Args)]
+pub struct AgentsArgs {
+    #[command(subcommand)]
+    pub command: AgentsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentsCommand {
+    /// Register an agent
+    Create(CreateArgs),
+    /// List the org's agents
+    List,
+    /// Show one agent
+    Get {
+        /// Agent id
+        id: String,
+    },
+    /// Revoke an agent and every live token of it (asks first; --yes without a terminal)
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Agent name (unique in the org)
+    #[arg(long)]
+    pub name: String,
+    /// Framework the agent runs on [default: custom]
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(FRAMEWORKS))]
+    pub framework: Option<String>,
+    /// Capabilities: comma-separated or repeated (files:read,web:fetch)
+    #[arg(long, value_delimiter = ',', value_name = "CAPABILITY")]
+    pub capabilities: Vec<String>,
+    /// Free-form metadata as a JSON object
+    #[arg(long, value_name = "JSON", value_parser = super::parse_json_object)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Agent id
+    pub id: String,
+    /// Why (recorded in the audit log)
+    #[arg(long, default_value = "manual_revocation")]
+    pub reason: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub async fn run(context: &Context, args: AgentsArgs) -> anyhow::Result<()> {
+    match args.command {
+        AgentsCommand::Create(args) => create(context, args).await,
+        AgentsCommand::List => list(context).await,
+        AgentsCommand::Get { id } => get(context, &id).await,
+        AgentsCommand::Revoke(args) => revoke(context, args).await,
+    }
+}
+
+pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let request = CreateAgentRequest {
+        name: args.name,
+        framework: args.framework,
+        capabilities: clean_list(args.capabilities),
+        metadata: args.metadata,
+        ..CreateAgentRequest::default()
+    };
+    let response = client::agents::create(&client, &request).await?;
+    show_agent(context, &response.raw, &response.value)
+}
+
+pub async fn list(context: &Context) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::agents::list(&client).await?;
+    let agents = &response.value.agents;
+    let rows = agents
+        .iter()
+        .map(|agent| {
+            vec![
+                agent.id.clone(),
+                agent.name.clone(),
+                agent.framework.clone(),
+                agent.status.clone(),
+                join_or_dash(&agent.capabilities),
+                or_dash(Some(&agent.created_at)),
+            ]
+        })
+        .collect();
+    let ids: Vec<String> = agents.iter().map(|agent| agent.id.clone()).collect();
+    context.printer.show(
+        &response.raw,
+        &ids,
+        View::Rows {
+            headers: vec![
+                "ID",
+                "NAME",
+                "FRAMEWORK",
+                "STATUS",
+                "CAPABILITIES",
+                "CREATED",
+            ],
+            rows,
+        },
+    )?;
+    Ok(())
+}
+
+pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::agents::get(&client, id).await?;
+    show_agent(context, &response.raw, &response.value)
+}
+
+pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    context.confirm(
+        args.yes,
+        &format!("revoke agent {} and all its tokens", args.id),
+    )?;
+    let request = RevokeAgentRequest {
+        reason: Some(args.reason),
+    };
+    let response = client::agents::revoke(&client, &args.id, &request).await?;
+    let result = &response.value;
+    let agent_id = if result.agent_id.is_empty() {
+        args.id.clone()
+    } else {
+        result.agent_id.clone()
+    };
+    context.printer.show(
+        &response.raw,
+        std::slice::from_ref(&agent_id),
+        View::Record(vec![
+            ("agent_id", agent_id.clone()),
+            ("revoked", result.success.to_string()),
+            ("tokens_revoked", result.tokens_revoked.to_string()),
+        ]),
+    )?;
+    Ok(())
+}
+
+fn show_agent(context: &Context, raw: &serde_json::Value, agent: &Agent) -> anyhow::Result<()> {
+    let metadata = if agent.metadata.is_empty() {
+        "-".to_string()
+    } else {
+        serde_json::Value::Object(agent.metadata.clone()).to_string()
+    };
+    let mut fields = vec![
+        ("id", agent.id.clone()),
+        ("name", agent.name.clone()),
+        ("org_id", agent.org_id.clone()),
+        ("framework", agent.framework.clone()),
+        ("status", agent.status.clone()),
+        ("capabilities", join_or_dash(&agent.capabilities)),
+        ("metadata", metadata),
+        ("created_at", or_dash(Some(&agent.created_at))),
+    ];
+    if let Some(revoked_at) = &agent.revoked_at {
+        fields.push(("revoked_at", revoked_at.clone()));
+    }
+    if let Some(reason) = &agent.revoke_reason {
+        fields.push(("revoke_reason", reason.clone()));
+    }
+    if agent.public_key.is_some() {
+        fields.push(("public_key", "present".to_string()));
+    }
+    context
+        .printer
+        .show(raw, std::slice::from_ref(&agent.id), View::Record(fields))?;
+    Ok(())
+}
+
+/// Drops empty items (`--capabilities a,,b` or a trailing comma) and surrounding blanks.
+pub fn clean_list(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
+}

@@ -1,0 +1,140 @@
+//! `agenttrust keys create|list|revoke`: the org's API keys (admin or runtime role).
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::api::keys::{CreateKeyRequest, Role};
+use crate::client;
+use crate::output::{View, or_dash};
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; the secret is shown once (`-q` prints only the key)
+    Create(CreateArgs),
+    /// List keys (never the secrets, only their prefixes)
+    List,
+    /// Revoke a key (asks first; --yes without a terminal)
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// admin manages the org; runtime may only check, report telemetry and handle tokens
+    #[arg(long, value_parser = role_parser())]
+    pub role: Role,
+    /// A name to tell keys apart
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Key id
+    pub id: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["admin", "runtime"])
+        .try_map(|text: String| text.parse::<Role>())
+}
+
+pub async fn run(context: &Context, args: KeysArgs) -> anyhow::Result<()> {
+    match args.command {
+        KeysCommand::Create(args) => create(context, args).await,
+        KeysCommand::List => list(context).await,
+        KeysCommand::Revoke(args) => revoke(context, args).await,
+    }
+}
+
+pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let request = CreateKeyRequest {
+        role: args.role,
+        name: args.name.filter(|name| !name.is_empty()),
+    };
+    let response = client::keys::create(&client, &request).await?;
+    let created = &response.value;
+    context.printer.show(
+        &response.raw,
+        std::slice::from_ref(&created.key),
+        View::Record(vec![
+            ("key", created.key.clone()),
+            ("id", created.api_key.id.clone()),
+            ("name", or_dash(Some(&created.api_key.name))),
+            ("role", created.api_key.role.to_string()),
+            ("prefix", or_dash(Some(&created.api_key.prefix))),
+            ("created_at", or_dash(Some(&created.api_key.created_at))),
+        ]),
+    )?;
+    context
+        .printer
+        .note("Store the key now: it is not shown again.");
+    Ok(())
+}
+
+pub async fn list(context: &Context) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::keys::list(&client).await?;
+    let keys = &response.value.keys;
+    let rows = keys
+        .iter()
+        .map(|key| {
+            vec![
+                key.id.clone(),
+                or_dash(Some(&key.name)),
+                key.role.to_string(),
+                or_dash(Some(&key.prefix)),
+                or_dash(Some(&key.created_at)),
+                or_dash(key.revoked_at.as_deref()),
+            ]
+        })
+        .collect();
+    let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
+    context.printer.show(
+        &response.raw,
+        &ids,
+        View::Rows {
+            headers: vec!["ID", "NAME", "ROLE", "PREFIX", "CREATED", "REVOKED"],
+            rows,
+        },
+    )?;
+    Ok(())
+}
+
+pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    context.confirm(args.yes, &format!("revoke API key {}", args.id))?;
+    let response = client::keys::revoke(&client, &args.id).await?;
+    let success = response.value.as_ref().is_none_or(|result| result.success);
+    if response.raw.is_null() {
+        // 204 No Content: nothing to print as JSON but the fact.
+        context.printer.show(
+            &serde_json::json!({ "success": success, "id": args.id }),
+            std::slice::from_ref(&args.id),
+            View::Record(vec![
+                ("id", args.id.clone()),
+                ("revoked", success.to_string()),
+            ]),
+        )?;
+    } else {
+        context.printer.show(
+            &response.raw,
+            std::slice::from_ref(&args.id),
+            View::Record(vec![
+                ("id", args.id.clone()),
+                ("revoked", success.to_string()),
+            ]),
+        )?;
+    }
+    Ok(())
+}

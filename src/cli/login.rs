@@ -1,0 +1,140 @@
+//! `agenttrust login`: read an API key (hidden prompt or stdin), prove it works against the
+//! gateway (`GET /api/v1/keys`: any 2xx), and only then save it in a profile.
+
+use std::io::Read;
+
+use anyhow::Context as _;
+use clap::Args;
+
+use super::Context;
+use crate::client::{self, Client};
+use crate::config::{self, DEFAULT_PROFILE, env};
+use crate::exit::Failure;
+use crate::output::View;
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+The profile is --profile (or AGENTTRUST_PROFILE), else `default`; the URL is --url (or \
+AGENTTRUST_URL), else the profile's, else http://localhost:8080. Without a terminal, pass the key \
+on stdin with --api-key-stdin (or set AGENTTRUST_API_KEY). A rejected key (401/403) exits 4 and \
+nothing is saved.")]
+pub struct LoginArgs {
+    /// Read the API key from stdin instead of prompting
+    #[arg(long)]
+    pub api_key_stdin: bool,
+    /// Make this profile the default (the first profile saved always becomes the default)
+    #[arg(long)]
+    pub set_default: bool,
+}
+
+pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
+    let profile = context
+        .globals
+        .profile
+        .clone()
+        .or_else(|| env::var(env::PROFILE))
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    config::validate_profile_name(&profile)?;
+
+    // Resolve again for the profile being logged into (not the default one).
+    let flags = config::Flags {
+        profile: Some(profile.clone()),
+        url: context.globals.url.clone(),
+        output: None,
+        timeout: context.globals.timeout,
+        insecure: context.globals.insecure,
+        ca_cert: context.globals.ca_cert.clone(),
+    };
+    let settings = config::resolve(
+        &flags,
+        &env::var,
+        &context.store.load_config()?,
+        &context.store.load_credentials()?,
+    )?;
+
+    let api_key = read_api_key(context, &args)?;
+    if settings.insecure {
+        crate::output::warn("TLS certificate verification is disabled (--insecure)");
+    }
+    let client = Client::new(&client::Options {
+        url: settings.url.clone(),
+        auth_url: settings.auth_url.clone(),
+        audit_url: settings.audit_url.clone(),
+        api_key: Some(api_key.clone()),
+        timeout: settings.timeout,
+        insecure: settings.insecure,
+        ca_cert: settings.ca_cert.clone(),
+    })?;
+    if let Err(error) = client::keys::list(&client).await {
+        let rejected = matches!(error.status(), Some(401 | 403));
+        let error = anyhow::Error::from(error);
+        return Err(if rejected {
+            error.context(format!(
+                "the gateway at {} rejected the API key; nothing was saved",
+                settings.url
+            ))
+        } else {
+            error
+        });
+    }
+
+    context
+        .store
+        .save_profile(&profile, &settings.url, Some(&api_key), args.set_default)?;
+    context.printer.note(format!(
+        "Logged in to {} as profile `{profile}` (saved in {})",
+        settings.url,
+        context.store.dir().display()
+    ));
+    let raw = serde_json::json!({
+        "profile": profile,
+        "url": settings.url,
+        "config_dir": context.store.dir().display().to_string(),
+    });
+    if context.printer.is_json() || context.printer.is_quiet() {
+        context.printer.show(
+            &raw,
+            std::slice::from_ref(&profile),
+            View::Record(Vec::new()),
+        )?;
+    }
+    Ok(())
+}
+
+fn read_api_key(context: &Context, args: &LoginArgs) -> anyhow::Result<String> {
+    let key = if args.api_key_stdin {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the API key from stdin")?;
+        text
+    } else if let Some(key) = env::var(env::API_KEY) {
+        context
+            .printer
+            .note(format!("Using the API key from {}", env::API_KEY));
+        key
+    } else if context.interactive() {
+        dialoguer::Password::new()
+            .with_prompt("API key")
+            .interact()
+            .context("cannot read the API key")?
+    } else {
+        return Err(Failure::Usage {
+            message: "no API key to log in with".to_string(),
+            hint: Some(format!(
+                "pass it on stdin with --api-key-stdin, set {}, or run in a terminal",
+                env::API_KEY
+            )),
+        }
+        .into());
+    };
+    let key = key.trim().to_string();
+    if key.is_empty() {
+        return Err(Failure::Usage {
+            message: "the API key is empty".to_string(),
+            hint: None,
+        }
+        .into());
+    }
+    Ok(key)
+}

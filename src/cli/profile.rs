@@ -1,0 +1,247 @@
+//! `agenttrust profile list|show|use|delete|import`: the profiles in the config dir. Local only:
+//! nothing here talks to the gateway.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::config::{self, DEFAULT_PROFILE, env};
+use crate::output::{View, mask_secret, or_dash, without_nulls};
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    #[command(subcommand)]
+    pub command: ProfileCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// List profiles (`*` marks the default)
+    List,
+    /// Show a profile's settings, secrets masked [default: the profile in use]
+    Show(ShowArgs),
+    /// Make a profile the default
+    Use {
+        /// Profile name
+        name: String,
+    },
+    /// Delete a profile and its credentials (asks first; --yes without a terminal)
+    Delete(DeleteArgs),
+    /// Import the SDK's JSON config file (base_url, auth_url, api_key[, audit_url, timeout])
+    /// into the profile named by --profile (default `default`)
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Profile name
+    pub name: Option<String>,
+    /// Show the API key in full
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Profile name
+    pub name: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The SDK config file (JSON)
+    pub file: PathBuf,
+    /// Make the profile the default
+    #[arg(long)]
+    pub set_default: bool,
+}
+
+pub fn run(context: &Context, args: ProfileArgs) -> anyhow::Result<()> {
+    match args.command {
+        ProfileCommand::List => list(context),
+        ProfileCommand::Show(args) => show(context, args),
+        ProfileCommand::Use { name } => use_profile(context, &name),
+        ProfileCommand::Delete(args) => delete(context, args),
+        ProfileCommand::Import(args) => import(context, args),
+    }
+}
+
+pub fn list(context: &Context) -> anyhow::Result<()> {
+    let config = context.store.load_config()?;
+    let credentials = context.store.load_credentials()?;
+    let mut names: Vec<&String> = config
+        .profiles
+        .keys()
+        .chain(credentials.profiles.keys())
+        .collect();
+    names.sort();
+    names.dedup();
+    let default = config.default_profile.as_deref();
+    let mut rows = Vec::new();
+    let mut items = Vec::new();
+    for name in &names {
+        let settings = config.profiles.get(*name).cloned().unwrap_or_default();
+        let key = credentials
+            .profiles
+            .get(*name)
+            .and_then(|credentials| credentials.api_key.clone());
+        let is_default = default == Some(name.as_str());
+        rows.push(vec![
+            if is_default { "*" } else { "" }.to_string(),
+            name.to_string(),
+            or_dash(settings.url.as_deref()),
+            key.as_deref().map_or_else(|| "-".to_string(), mask_secret),
+        ]);
+        items.push(serde_json::json!({
+            "name": name,
+            "default": is_default,
+            "url": settings.url,
+            "has_api_key": key.is_some(),
+        }));
+    }
+    let raw = serde_json::json!({ "default_profile": default, "profiles": items });
+    let names: Vec<String> = names.into_iter().cloned().collect();
+    context.printer.show(
+        &raw,
+        &names,
+        View::Rows {
+            headers: vec!["DEFAULT", "NAME", "URL", "API KEY"],
+            rows,
+        },
+    )?;
+    if names.is_empty() {
+        context
+            .printer
+            .note("No profiles yet: run `agenttrust login` to create one.");
+    }
+    Ok(())
+}
+
+pub fn show(context: &Context, args: ShowArgs) -> anyhow::Result<()> {
+    let name = args
+        .name
+        .unwrap_or_else(|| context.settings.profile.clone());
+    let config = context.store.load_config()?;
+    let credentials = context.store.load_credentials()?;
+    let settings = config.profiles.get(&name).cloned();
+    let key = credentials
+        .profiles
+        .get(&name)
+        .and_then(|credentials| credentials.api_key.clone());
+    if settings.is_none() && !credentials.profiles.contains_key(&name) {
+        anyhow::bail!(
+            "profile `{name}` not found (known: {})",
+            config::known_profiles(&config, &credentials)
+        );
+    }
+    let settings = settings.unwrap_or_default();
+    let shown_key = key.as_deref().map(|key| {
+        if args.show_secrets {
+            key.to_string()
+        } else {
+            mask_secret(key)
+        }
+    });
+    let is_default = config.default_profile.as_deref() == Some(name.as_str());
+    let raw = without_nulls(serde_json::json!({
+        "name": name,
+        "default": is_default,
+        "url": settings.url,
+        "auth_url": settings.auth_url,
+        "audit_url": settings.audit_url,
+        "output": settings.output,
+        "timeout": settings.timeout,
+        "insecure": settings.insecure,
+        "ca_cert": settings.ca_cert,
+        "api_key": shown_key,
+        "config_file": context.store.config_path(),
+        "credentials_file": context.store.credentials_path(),
+    }));
+    let path_text = |path: &Option<PathBuf>| path.as_ref().map(|path| path.display().to_string());
+    context.printer.show(
+        &raw,
+        std::slice::from_ref(&name),
+        View::Record(vec![
+            ("name", name.clone()),
+            ("default", is_default.to_string()),
+            ("url", or_dash(settings.url.as_deref())),
+            ("auth_url", or_dash(settings.auth_url.as_deref())),
+            ("audit_url", or_dash(settings.audit_url.as_deref())),
+            ("output", or_dash(settings.output.as_deref())),
+            ("timeout", or_dash(settings.timeout.as_deref())),
+            ("insecure", settings.insecure.unwrap_or(false).to_string()),
+            ("ca_cert", or_dash(path_text(&settings.ca_cert).as_deref())),
+            ("api_key", or_dash(shown_key.as_deref())),
+            (
+                "config_file",
+                context.store.config_path().display().to_string(),
+            ),
+            (
+                "credentials_file",
+                context.store.credentials_path().display().to_string(),
+            ),
+        ]),
+    )?;
+    Ok(())
+}
+
+pub fn use_profile(context: &Context, name: &str) -> anyhow::Result<()> {
+    context.store.use_profile(name)?;
+    context
+        .printer
+        .note(format!("Profile `{name}` is now the default."));
+    Ok(())
+}
+
+pub fn delete(context: &Context, args: DeleteArgs) -> anyhow::Result<()> {
+    let config = context.store.load_config()?;
+    let credentials = context.store.load_credentials()?;
+    if !config.profiles.contains_key(&args.name) && !credentials.profiles.contains_key(&args.name) {
+        anyhow::bail!(
+            "profile `{}` not found (known: {})",
+            args.name,
+            config::known_profiles(&config, &credentials)
+        );
+    }
+    context.confirm(
+        args.yes,
+        &format!("delete profile {} and its API key", args.name),
+    )?;
+    context.store.delete_profile(&args.name)?;
+    context
+        .printer
+        .note(format!("Deleted profile `{}`.", args.name));
+    Ok(())
+}
+
+pub fn import(context: &Context, args: ImportArgs) -> anyhow::Result<()> {
+    let name = context
+        .globals
+        .profile
+        .clone()
+        .or_else(|| env::var(env::PROFILE))
+        .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
+    let sdk = context
+        .store
+        .import_sdk_config(&name, &args.file, args.set_default)?;
+    if sdk.base_url.as_deref().is_none_or(str::is_empty) {
+        context.printer.note(format!(
+            "The file names no base_url: the profile uses {}.",
+            config::DEFAULT_URL
+        ));
+    }
+    context.printer.note(format!(
+        "Imported {} into profile `{name}`{}.",
+        args.file.display(),
+        if sdk.api_key.is_some() {
+            " (with its API key)"
+        } else {
+            ""
+        }
+    ));
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `agenttrust telemetry report|list`: what happened after a tool ran, and the stored events.
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::api::telemetry::{
+    EventQuery, MAX_PAGE_SIZE, ReportRequest, ReportedEvent, TelemetryEvent,
+};
+use crate::client;
+use crate::output::{View, or_dash};
+
+#[derive(Debug, Args)]
+pub struct TelemetryArgs {
+    #[command(subcommand)]
+    pub command: TelemetryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TelemetryCommand {
+    /// Report one event (e.g. tool_end after a tool ran)
+    Report(ReportArgs),
+    /// List stored events, newest page first (`--all` follows every page)
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Agent id [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Session id [env: AGENTTRUST_SESSION_ID]
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Event type: tool_start, tool_end, tool_error, …
+    #[arg(long, value_name = "TYPE")]
+    pub event_type: String,
+    /// The tool's name
+    #[arg(long, value_name = "NAME")]
+    pub tool: String,
+    /// The tool succeeded [default: inferred from the event type]
+    #[arg(long, conflicts_with = "failure")]
+    pub success: bool,
+    /// The tool failed
+    #[arg(long)]
+    pub failure: bool,
+    /// How long the tool ran, in milliseconds
+    #[arg(long, value_name = "N")]
+    pub duration_ms: Option<i64>,
+    /// The kind of error on failure (e.g. TimeoutError)
+    #[arg(long, value_name = "TYPE")]
+    pub error_type: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this agent's events
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Only this session's events
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+    /// Events per page (1-1000) [default: the gateway's, 100]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PAGE_SIZE as i64))]
+    pub limit: Option<u32>,
+    /// Start at this cursor (the `next_cursor` of a previous page)
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+    /// Follow `next_cursor` until the last page
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub async fn run(context: &Context, args: TelemetryArgs) -> anyhow::Result<()> {
+    match args.command {
+        TelemetryCommand::Report(args) => report(context, args).await,
+        TelemetryCommand::List(args) => list(context, args).await,
+    }
+}
+
+pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
+    let agent_id = super::agent_or_env(args.agent)?;
+    let client = context.client()?;
+    let success = match (args.success, args.failure) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let request = ReportRequest {
+        agent_id: Some(agent_id),
+        session_id: super::session_or_env(args.session),
+        events: vec![ReportedEvent {
+            event_type: args.event_type,
+            tool_name: Some(args.tool),
+            duration_ms: args.duration_ms,
+            success,
+            error_type: args.error_type.filter(|error_type| !error_type.is_empty()),
+            timestamp: Some(crate::api::time::format(crate::api::time::now())),
+        }],
+    };
+    let response = client::telemetry::report(&client, &request).await?;
+    let result = &response.value;
+    context.printer.show(
+        &response.raw,
+        &[result.events_processed.to_string()],
+        View::Record(vec![
+            ("accepted", result.accepted.to_string()),
+            ("events_processed", result.events_processed.to_string()),
+        ]),
+    )?;
+    Ok(())
+}
+
+pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let mut query = EventQuery {
+        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        session_id: args.session.filter(|session| !session.is_empty()),
+        cursor: args.cursor.filter(|cursor| !cursor.is_empty()),
+        limit: args.limit,
+    };
+    let mut events: Vec<TelemetryEvent> = Vec::new();
+    let mut raw_events: Vec<serde_json::Value> = Vec::new();
+    let (last_raw, next_cursor) = loop {
+        let response = client::telemetry::list(&client, &query).await?;
+        events.extend(response.value.events);
+        if let Some(page_events) = response
+            .raw
+            .get("events")
+            .and_then(|value| value.as_array())
+        {
+            raw_events.extend(page_events.iter().cloned());
+        }
+        let next_cursor = response
+            .value
+            .next_cursor
+            .filter(|cursor| !cursor.is_empty());
+        match &next_cursor {
+            // A cursor that repeats would loop forever: stop there.
+            Some(cursor) if args.all && query.cursor.as_ref() != Some(cursor) => {
+                query.cursor = Some(cursor.clone());
+            }
+            _ => break (response.raw, next_cursor),
+        }
+    };
+    // One page: exactly what the gateway sent. Several pages: their events in one list.
+    let raw = if args.all {
+        serde_json::json!({ "events": raw_events })
+    } else {
+        last_raw
+    };
+    let rows = events
+        .iter()
+        .map(|event| {
+            vec![
+                event.timestamp.clone(),
+                event.agent_id.clone(),
+                or_dash(event.session_id.as_deref()),
+                event.event_type.clone(),
+                or_dash(event.tool_name.as_deref()),
+                event.success.to_string(),
+                event
+                    .duration_ms
+                    .map_or_else(|| "-".to_string(), |duration| duration.to_string()),
+                or_dash(event.error_type.as_deref()),
+            ]
+        })
+        .collect();
+    let ids: Vec<String> = events.iter().map(|event| event.id.clone()).collect();
+    context.printer.show(
+        &raw,
+        &ids,
+        View::Rows {
+            headers: vec![
+                "TIMESTAMP",
+                "AGENT",
+                "SESSION",
+                "EVENT",
+                "TOOL",
+                "SUCCESS",
+                "DURATION_MS",
+                "ERROR",
+            ],
+            rows,
+        },
+    )?;
+    if let (Some(cursor), false) = (next_cursor, args.all) {
+        context
+            .printer
+            .note(format!("More events: --cursor {cursor} (or --all)"));
+    }
+    Ok(())
+}

@@ -1,0 +1,437 @@
+//! The typed async HTTP client of the gateway: one module per API group (`client::tokens::revoke`
+//! is the call behind `agenttrust tokens revoke`). It owns the transport (reqwest, TLS options,
+//! timeout, `X-API-Key`), URL building with percent-encoded path segments, and turning every
+//! failure into one [`Error`]. Every call returns the typed value *and* the raw JSON the gateway
+//! sent, so `-o json` prints exactly what came over the wire.
+
+pub mod actions;
+pub mod agents;
+pub mod health;
+pub mod keys;
+pub mod telemetry;
+pub mod tokens;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::{Method, Url};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Everything that can go wrong talking to the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The gateway answered with a non-2xx status; `message` is its human text.
+    #[error("{message}")]
+    Gateway {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// Nothing listens there, DNS failed, or the TLS handshake failed.
+    #[error("cannot reach the gateway at {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("the gateway at {url} did not answer within {}s", timeout.as_secs_f64())]
+    Timeout { url: String, timeout: Duration },
+    /// The connection broke mid-request or another transport failure.
+    #[error("transport error talking to {url}: {detail}")]
+    Transport { url: String, detail: String },
+    /// A 2xx answer that is not the JSON we expect.
+    #[error("unexpected answer from {url}: {detail}")]
+    Decode { url: String, detail: String },
+    /// A bad URL, CA certificate or other setting: nothing was sent.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// The HTTP status of a gateway error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Gateway { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The machine code: the gateway's own, or the SDKs' names for client-side failures.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Gateway { code, .. } => code,
+            Error::Connect { .. } | Error::Transport { .. } => "NETWORK_ERROR",
+            Error::Timeout { .. } => "TIMEOUT",
+            Error::Decode { .. } => "PARSE_ERROR",
+            Error::Config(_) => "CONFIG_ERROR",
+        }
+    }
+
+    /// The gateway could not be reached or did not answer in time.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. }
+        )
+    }
+}
+
+/// A gateway answer: the typed value and the JSON exactly as received (`Null` for an empty body).
+#[derive(Debug, Clone)]
+pub struct Response<T> {
+    pub value: T,
+    pub raw: serde_json::Value,
+}
+
+/// How to reach the gateway.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub url: String,
+    /// Token and check calls go here when set (the SDKs' service split); else `url`.
+    pub auth_url: Option<String>,
+    /// Telemetry reports go here when set; else `url`.
+    pub audit_url: Option<String>,
+    pub api_key: Option<String>,
+    pub timeout: Duration,
+    /// Skip TLS certificate verification (the CLI warns).
+    pub insecure: bool,
+    /// An extra trusted root certificate (PEM).
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// Which base URL a path is served from (the SDKs' service split; one gateway serves all).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Service {
+    Base,
+    Auth,
+    Audit,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    auth: Url,
+    audit: Url,
+    api_key: Option<String>,
+    timeout: Duration,
+}
+
+fn parse_base(text: &str, what: &str) -> Result<Url, Error> {
+    let url = Url::parse(text.trim())
+        .map_err(|error| Error::Config(format!("invalid {what} {text:?}: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(Error::Config(format!(
+            "invalid {what} {text:?}: expected http:// or https://"
+        )));
+    }
+    Ok(url)
+}
+
+impl Client {
+    pub fn new(options: &Options) -> Result<Client, Error> {
+        let base = parse_base(&options.url, "gateway URL")?;
+        let auth = match &options.auth_url {
+            Some(url) => parse_base(url, "auth URL")?,
+            None => base.clone(),
+        };
+        let audit = match &options.audit_url {
+            Some(url) => parse_base(url, "audit URL")?,
+            None => base.clone(),
+        };
+        let mut headers = reqwest::header::HeaderMap::new();
+        // Every SDK sends it on every request, GET and DELETE included.
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("agenttrust-cli/", env!("CARGO_PKG_VERSION")))
+            .timeout(options.timeout)
+            .connect_timeout(options.timeout);
+        if options.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        if let Some(path) = &options.ca_cert {
+            let pem = std::fs::read(path).map_err(|error| {
+                Error::Config(format!(
+                    "cannot read CA certificate {}: {error}",
+                    path.display()
+                ))
+            })?;
+            let certificate = reqwest::Certificate::from_pem(&pem).map_err(|error| {
+                Error::Config(format!(
+                    "{} is not a PEM certificate: {error}",
+                    path.display()
+                ))
+            })?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
+            .build()
+            .map_err(|error| Error::Config(format!("cannot set up HTTP: {error}")))?;
+        Ok(Client {
+            http,
+            base,
+            auth,
+            audit,
+            api_key: options.api_key.clone().filter(|key| !key.is_empty()),
+            timeout: options.timeout,
+        })
+    }
+
+    /// The same client with another API key (used by `login` to try a key before saving it).
+    pub fn with_api_key(&self, api_key: Option<String>) -> Client {
+        Client {
+            api_key,
+            ..self.clone()
+        }
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Builds `base + /segment/segment…`, each segment percent-encoded (an id never turns
+    /// into a path separator or a query).
+    pub(crate) fn url(&self, service: Service, segments: &[&str]) -> Result<Url, Error> {
+        let mut url = match service {
+            Service::Base => self.base.clone(),
+            Service::Auth => self.auth.clone(),
+            Service::Audit => self.audit.clone(),
+        };
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| Error::Config(format!("invalid gateway URL {}", self.base)))?;
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        Ok(url)
+    }
+
+    pub(crate) async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, Error> {
+        self.send::<T, ()>(Method::GET, url, None).await
+    }
+
+    pub(crate) async fn post<T: DeserializeOwned, B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+    ) -> Result<Response<T>, Error> {
+        self.send(Method::POST, url, Some(body)).await
+    }
+
+    pub(crate) async fn delete<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, Error> {
+        self.send::<T, ()>(Method::DELETE, url, None).await
+    }
+
+    async fn send<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<Response<T>, Error> {
+        let shown_url = url.to_string();
+        tracing::debug!(%method, url = %shown_url, "request");
+        let mut request = self.http.request(method, url);
+        if let Some(key) = &self.api_key {
+            request = request.header("X-API-Key", key);
+        }
+        if let Some(body) = body {
+            let bytes = serde_json::to_vec(body)
+                .map_err(|error| Error::Config(format!("cannot encode the request: {error}")))?;
+            request = request.body(bytes);
+        }
+        let started = std::time::Instant::now();
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.transport_error(&shown_url, error))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| self.transport_error(&shown_url, error))?;
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "response"
+        );
+        if !status.is_success() {
+            return Err(gateway_error(status.as_u16(), &bytes));
+        }
+        let raw: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|error| Error::Decode {
+                url: shown_url.clone(),
+                detail: format!("not JSON: {error}"),
+            })?
+        };
+        let value = decode(&raw, &shown_url)?;
+        Ok(Response { value, raw })
+    }
+
+    fn transport_error(&self, url: &str, error: reqwest::Error) -> Error {
+        let url = url.to_string();
+        if error.is_timeout() {
+            Error::Timeout {
+                url,
+                timeout: self.timeout,
+            }
+        } else if error.is_connect() {
+            // "Connection refused", "certificate verify failed": the root cause says it all.
+            Error::Connect {
+                url,
+                detail: root_cause(&error),
+            }
+        } else {
+            Error::Transport {
+                url,
+                detail: error_chain(&error),
+            }
+        }
+    }
+}
+
+/// Decodes a typed value out of raw JSON, naming the URL when it does not fit.
+pub(crate) fn decode<T: DeserializeOwned>(
+    raw: &serde_json::Value,
+    url: impl std::fmt::Display,
+) -> Result<T, Error> {
+    T::deserialize(raw).map_err(|error| Error::Decode {
+        url: url.to_string(),
+        detail: error.to_string(),
+    })
+}
+
+fn root_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// reqwest's top-level message is vague ("error sending request"); the cause says why.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads `{"error", "message", "code"}` leniently (as the SDKs do): `message`, else `error`,
+/// else the raw text, else `HTTP <n> error`; the code defaults to the SDKs' names by status.
+fn gateway_error(status: u16, body: &[u8]) -> Error {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    let field = |name: &str| {
+        parsed
+            .as_ref()
+            .and_then(|value| value.get(name))
+            .and_then(|value| value.as_str())
+            .map(str::trim)
+            .filter(|text| !text.is_empty())
+            .map(str::to_string)
+    };
+    let raw_text = String::from_utf8_lossy(body).trim().to_string();
+    let message = field("message")
+        .or_else(|| field("error"))
+        .or_else(|| {
+            (parsed.is_none() && !raw_text.is_empty() && raw_text.len() <= 200)
+                .then(|| raw_text.clone())
+        })
+        .unwrap_or_else(|| format!("HTTP {status} error"));
+    let code = field("code").unwrap_or_else(|| match status {
+        400 => "VALIDATION_ERROR".to_string(),
+        401 => "AUTH_FAILED".to_string(),
+        403 => "AUTH_DENIED".to_string(),
+        404 => "NOT_FOUND".to_string(),
+        other => format!("HTTP_{other}"),
+    });
+    Error::Gateway {
+        status,
+        code,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str) -> Client {
+        Client::new(&Options {
+            url: url.to_string(),
+            auth_url: None,
+            audit_url: None,
+            api_key: None,
+            timeout: Duration::from_secs(1),
+            insecure: false,
+            ca_cert: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        let client = client("http://localhost:8080/");
+        let url = client
+            .url(Service::Base, &["api", "v1", "agents", "a/b?c d"])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://localhost:8080/api/v1/agents/a%2Fb%3Fc%20d"
+        );
+        let prefixed = self::client("https://host/gateway/");
+        let url = prefixed.url(Service::Auth, &["health"]).unwrap();
+        assert_eq!(url.as_str(), "https://host/gateway/health");
+    }
+
+    #[test]
+    fn rejects_non_http_urls() {
+        for bad in ["localhost:8080", "ftp://x", "not a url"] {
+            assert!(
+                Client::new(&Options {
+                    url: bad.to_string(),
+                    auth_url: None,
+                    audit_url: None,
+                    api_key: None,
+                    timeout: Duration::from_secs(1),
+                    insecure: false,
+                    ca_cert: None,
+                })
+                .is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_read_leniently() {
+        let error = gateway_error(
+            404,
+            br#"{"error":"not_found","message":"agent x not found","code":"AGENT_NOT_FOUND"}"#,
+        );
+        assert_eq!(error.status(), Some(404));
+        assert_eq!(error.code(), "AGENT_NOT_FOUND");
+        assert_eq!(error.to_string(), "agent x not found");
+
+        let error = gateway_error(401, br#"{"error":"bad key"}"#);
+        assert_eq!(error.code(), "AUTH_FAILED");
+        assert_eq!(error.to_string(), "bad key");
+
+        let error = gateway_error(502, b"Bad Gateway");
+        assert_eq!(error.code(), "HTTP_502");
+        assert_eq!(error.to_string(), "Bad Gateway");
+
+        let error = gateway_error(500, b"");
+        assert_eq!(error.to_string(), "HTTP 500 error");
+    }
+}

@@ -1,0 +1,42 @@
+//! Action checks (the Guardian pre-flight): `POST /api/v1/agenttrust/check` on the auth URL.
+//! A denial is a successful answer with `allowed: false`, not an error.
+
+use super::{Client, Error, Response, Service};
+use crate::api::actions::{CheckDecision, CheckRequest};
+
+/// The SDKs cut input summaries to this many characters before sending.
+pub const MAX_INPUT_SUMMARY_CHARS: usize = 200;
+
+pub async fn check(
+    client: &Client,
+    request: &CheckRequest,
+) -> Result<Response<CheckDecision>, Error> {
+    let url = client.url(Service::Auth, &["api", "v1", "agenttrust", "check"])?;
+    client.post(url, request).await
+}
+
+/// The first `max_chars` characters of `text`, cut on a char boundary (never mid-UTF-8, which is
+/// where the Rust SDK panics and the Go SDK splits a code point).
+pub fn truncate_summary(text: &str, max_chars: usize) -> &str {
+    match text.char_indices().nth(max_chars) {
+        Some((byte_index, _)) => &text[..byte_index],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_on_a_char_boundary() {
+        assert_eq!(truncate_summary("hello", 200), "hello");
+        assert_eq!(truncate_summary("hello", 3), "hel");
+        assert_eq!(truncate_summary("héllo wörld", 2), "hé");
+        let emoji = "🦀".repeat(300);
+        let cut = truncate_summary(&emoji, MAX_INPUT_SUMMARY_CHARS);
+        assert_eq!(cut.chars().count(), 200);
+        assert_eq!(cut.len(), 800);
+        assert_eq!(truncate_summary("", 5), "");
+    }
+}

@@ -1,0 +1,26 @@
+//! Org API keys: create, list, revoke (`/api/v1/keys…`).
+
+use super::{Client, Error, Response, Service};
+use crate::api::keys::{CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
+
+pub async fn create(
+    client: &Client,
+    request: &CreateKeyRequest,
+) -> Result<Response<CreatedKey>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "keys"])?;
+    client.post(url, request).await
+}
+
+pub async fn list(client: &Client) -> Result<Response<KeyList>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "keys"])?;
+    client.get(url).await
+}
+
+/// `DELETE /api/v1/keys/{id}`; `None` when the gateway answers with an empty body (204).
+pub async fn revoke(
+    client: &Client,
+    key_id: &str,
+) -> Result<Response<Option<RevokeKeyResponse>>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "keys", key_id])?;
+    client.delete(url).await
+}

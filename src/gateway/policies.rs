@@ -1,0 +1,107 @@
+//! Org policies (admin keys only): read, replace atomically after validation (a stale version
+//! is a 409), and test a hypothetical check without recording anything.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::api::policies::{PolicyDocument, PolicyTestRequest, PolicyTestResponse};
+use crate::api::time;
+use crate::guardian;
+use crate::store::{self, policies::Replaced};
+
+use super::AppState;
+use super::actions::{self, CheckParams};
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
+
+pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyDocument>> {
+    caller.require_admin()?;
+    let document = match store::policies::get(&state.store, &caller.org_id).await? {
+        None => PolicyDocument {
+            version: Some(0),
+            ..PolicyDocument::default()
+        },
+        Some(row) => stored_document(&row)?,
+    };
+    Ok(Json(document))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(mut document): JsonBody<PolicyDocument>,
+) -> ApiResult<Json<PolicyDocument>> {
+    caller.require_admin()?;
+    guardian::compile(&document).map_err(|error| ApiError::validation(error.to_string()))?;
+    let expected_version = document.version.take();
+    document.updated_at = None;
+    document.updated_by = None;
+    let document_json = serde_json::to_string(&document).map_err(|_| ApiError::internal())?;
+    let summary = serde_json::json!({ "rules": document.rules.len() });
+    match store::policies::replace(
+        &state.store,
+        &caller.org_id,
+        &document_json,
+        expected_version,
+        &caller.actor(),
+        summary,
+    )
+    .await?
+    {
+        Replaced::Stored(row) => Ok(Json(stored_document(&row)?)),
+        Replaced::Stale { current_version } => Err(ApiError::conflict(format!(
+            "the policy changed since version {} was read; the stored version is \
+             {current_version} (fetch it again and reapply your change)",
+            expected_version.unwrap_or_default()
+        ))),
+    }
+}
+
+pub async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<PolicyTestRequest>,
+) -> ApiResult<Json<PolicyTestResponse>> {
+    let started = Instant::now();
+    caller.require_admin()?;
+    if request.agent_id.is_empty() {
+        return Err(ApiError::validation("agent_id is required"));
+    }
+    let params = CheckParams::validate(
+        &request.agent_id,
+        &request.action_name,
+        request.action_input_summary.as_deref().unwrap_or(""),
+        request.action_effect.as_deref(),
+        request.session_id.as_deref(),
+    )?;
+    let policy = match &request.policy {
+        Some(document) => std::sync::Arc::new(
+            guardian::compile(document).map_err(|error| ApiError::validation(error.to_string()))?,
+        ),
+        None => state.policies.current(&state.store, &caller.org_id).await?,
+    };
+    let evaluation = actions::evaluate(&state, &caller.org_id, &params, &policy).await?;
+    let matched_rule = evaluation.decision.matched_rule.clone();
+    let mut decision = actions::to_wire(evaluation.decision, String::new(), None, &params, started);
+    // Nothing was recorded: there is no check and no approval to point at.
+    decision.check_id = String::new();
+    Ok(Json(PolicyTestResponse {
+        decision,
+        matched_rule,
+        extra: Default::default(),
+    }))
+}
+
+fn stored_document(row: &store::policies::PolicyRow) -> ApiResult<PolicyDocument> {
+    let mut document: PolicyDocument = serde_json::from_str(&row.document).map_err(|error| {
+        tracing::error!(%error, org_id = %row.org_id, "stored policy does not parse");
+        ApiError::internal()
+    })?;
+    document.version = Some(row.version);
+    document.updated_at = Some(time::format(row.updated_at));
+    document.updated_by = Some(row.updated_by.clone());
+    Ok(document)
+}

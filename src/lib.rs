@@ -1,0 +1,18 @@
+//! agenttrust: the command-line administration tool for AgentTrust ID and the embedded,
+//! AgentTrust-compatible gateway behind it.
+//!
+//! Layers (one name through all of them): `cli` → `client` → wire types in `api` → `gateway` →
+//! `store`. `client` never imports `gateway` or `store`; `gateway` never imports `cli` or `client`.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod exit;
+#[cfg(feature = "server")]
+pub mod gateway;
+#[cfg(feature = "server")]
+pub mod guardian;
+pub mod output;
+#[cfg(feature = "server")]
+pub mod store;

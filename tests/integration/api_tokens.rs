@@ -1,0 +1,339 @@
+//! Agent token semantics at the gateway: format, TTL default and cap, scopes against
+//! capabilities, introspection (expiry, revocation, agent revocation, required scopes) and
+//! secrets kept only as digests.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, Harness};
+use crate::on_both_backends;
+
+on_both_backends!(
+    issue_returns_an_opaque_token_with_its_ttl,
+    default_ttl_is_300_seconds,
+    ttl_over_the_cap_is_capped,
+    ttl_must_be_positive,
+    scopes_must_be_capabilities,
+    agent_without_capabilities_may_ask_any_scope,
+    introspect_reports_the_token,
+    required_scopes_are_honoured,
+    revoked_token_is_inactive,
+    revoking_the_agent_deactivates_its_tokens,
+    expired_token_is_inactive,
+    unknown_token_is_inactive,
+    secrets_are_stored_only_as_digests,
+);
+
+fn timestamp(value: &Value) -> i64 {
+    let text = value
+        .as_str()
+        .unwrap_or_else(|| panic!("not a timestamp: {value}"));
+    assert!(
+        text.ends_with('Z') && !text.contains('.'),
+        "timestamps are RFC 3339 UTC with Z and no fraction: {text}"
+    );
+    agenttrust::api::time::parse(text).unwrap_or_else(|| panic!("not RFC 3339: {text}"))
+}
+
+fn introspect(h: &Harness, token: &str, required: &[&str]) -> Value {
+    h.post(
+        "/api/v1/agent-tokens/introspect",
+        json!({"token": token, "target": null, "required_scopes": required}),
+    )
+    .ok()
+    .clone()
+}
+
+fn issue_returns_an_opaque_token_with_its_ttl(h: &Harness) {
+    let agent = h.create_agent("tokens", &["web:search", "files:read"]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let before = h.row_counts();
+    let issued = h.issue_token(agent_id, &["web:search"], 120);
+    let token = issued["token"].as_str().unwrap();
+    let random = token.strip_prefix("at_").expect("at_ prefix");
+    // At least 32 random bytes, base62: 43 characters or more.
+    assert!(random.len() >= 43, "{token}");
+    assert!(random.chars().all(|c| c.is_ascii_alphanumeric()), "{token}");
+    assert_eq!(issued["agent_id"], agent_id);
+    assert_eq!(issued["scopes"], json!(["web:search"]));
+    assert!(issued["token_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        timestamp(&issued["expires_at"]) - timestamp(&issued["issued_at"]),
+        120
+    );
+    assert_eq!(
+        h.row_counts()["agent_tokens"],
+        before["agent_tokens"] + 1,
+        "one stored token"
+    );
+    let second = h.issue_token(agent_id, &["web:search"], 120);
+    assert_ne!(second["token"], issued["token"], "tokens are random");
+}
+
+fn default_ttl_is_300_seconds(h: &Harness) {
+    let agent = h.create_agent("default-ttl", &[]);
+    let issued = h
+        .post(
+            "/api/v1/agent-tokens/issue",
+            json!({"agent_id": agent["id"], "scopes": []}),
+        )
+        .ok()
+        .clone();
+    assert_eq!(
+        timestamp(&issued["expires_at"]) - timestamp(&issued["issued_at"]),
+        300
+    );
+}
+
+fn ttl_over_the_cap_is_capped(h: &Harness) {
+    // Like Vault's max_ttl: asking for more than the server allows gets the most allowed (3600 s
+    // by default), and the answer says so in `ttl_seconds` and `expires_at`.
+    let agent = h.create_agent("capped", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    for ttl in [3600, 3601, 86_400 * 365] {
+        let issued = h.issue_token(agent_id, &[], ttl);
+        assert_eq!(
+            timestamp(&issued["expires_at"]) - timestamp(&issued["issued_at"]),
+            3600,
+            "ttl {ttl}: {issued}"
+        );
+        assert_eq!(issued["ttl_seconds"], 3600, "{issued}");
+    }
+    // `ttl_seconds` is the same field as `ttl`.
+    let issued = h
+        .post(
+            "/api/v1/agent-tokens/issue",
+            json!({"agent_id": agent_id, "scopes": [], "ttl_seconds": 7200}),
+        )
+        .ok()
+        .clone();
+    assert_eq!(issued["ttl_seconds"], 3600, "{issued}");
+}
+
+fn ttl_must_be_positive(h: &Harness) {
+    let agent = h.create_agent("positive", &[]);
+    let before = h.row_counts();
+    for ttl in [0, -1, -3600] {
+        let reply = h.post(
+            "/api/v1/agent-tokens/issue",
+            json!({"agent_id": agent["id"], "scopes": [], "ttl": ttl}),
+        );
+        reply.expect_error(400);
+    }
+    assert_eq!(h.row_counts(), before);
+}
+
+fn scopes_must_be_capabilities(h: &Harness) {
+    let agent = h.create_agent("scoped", &["web:search"]);
+    let before = h.row_counts();
+    let reply = h.post(
+        "/api/v1/agent-tokens/issue",
+        json!({"agent_id": agent["id"], "scopes": ["web:search", "files:write"], "ttl": 60}),
+    );
+    reply.expect_error(400);
+    assert!(
+        reply.message().contains("files:write"),
+        "the message names the extra scope: {}",
+        reply.text
+    );
+    assert_eq!(h.row_counts(), before);
+    // `scope` (singular) is accepted as the same field.
+    let issued = h
+        .post(
+            "/api/v1/agent-tokens/issue",
+            json!({"agent_id": agent["id"], "scope": ["web:search"], "ttl": 60}),
+        )
+        .ok()
+        .clone();
+    assert_eq!(issued["scopes"], json!(["web:search"]));
+}
+
+fn agent_without_capabilities_may_ask_any_scope(h: &Harness) {
+    let agent = h.create_agent("unbounded", &[]);
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &["anything:at-all"], 60);
+    assert_eq!(issued["scopes"], json!(["anything:at-all"]));
+}
+
+fn introspect_reports_the_token(h: &Harness) {
+    let agent = h.create_agent("introspected", &["web:search"]);
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &["web:search"], 60);
+    let result = introspect(h, issued["token"].as_str().unwrap(), &[]);
+    assert_eq!(result["active"], true, "{result}");
+    assert_eq!(result["agent_id"], agent["id"]);
+    assert_eq!(result["org_id"], json!(h.org_id));
+    assert_eq!(result["scopes"], json!(["web:search"]));
+    assert_eq!(result["expires_at"], issued["expires_at"]);
+    assert!(result["reasoning"].as_str().is_some_and(|r| !r.is_empty()));
+    // `target` is accepted (the Python SDK always sends it).
+    let with_target = h
+        .post(
+            "/api/v1/agent-tokens/introspect",
+            json!({"token": issued["token"], "target": "mcp://filesystem", "required_scopes": []}),
+        )
+        .ok()
+        .clone();
+    assert_eq!(with_target["active"], true);
+}
+
+fn required_scopes_are_honoured(h: &Harness) {
+    let agent = h.create_agent("required", &["web:search", "files:read"]);
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &["web:search"], 60);
+    let token = issued["token"].as_str().unwrap();
+    assert_eq!(introspect(h, token, &["web:search"])["active"], true);
+    let missing = introspect(h, token, &["web:search", "files:read"]);
+    assert_eq!(missing["active"], false, "{missing}");
+    assert!(
+        missing["reasoning"]
+            .as_str()
+            .unwrap_or("")
+            .contains("files:read"),
+        "reasoning names the missing scope: {missing}"
+    );
+}
+
+fn revoked_token_is_inactive(h: &Harness) {
+    let agent = h.create_agent("revoked-token", &[]);
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &[], 60);
+    let token = issued["token"].as_str().unwrap();
+    let other = h.issue_token(agent["id"].as_str().unwrap(), &[], 60);
+    h.post(
+        "/api/v1/agent-tokens/revoke",
+        json!({"token": token, "reason": "leaked"}),
+    )
+    .ok();
+    let result = introspect(h, token, &[]);
+    assert_eq!(result["active"], false);
+    assert!(
+        result["reasoning"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("revoked"),
+        "{result}"
+    );
+    // Only that token.
+    assert_eq!(
+        introspect(h, other["token"].as_str().unwrap(), &[])["active"],
+        true
+    );
+    // Revoking again changes nothing and is no error.
+    h.post("/api/v1/agent-tokens/revoke", json!({"token": token}))
+        .ok();
+    assert_eq!(introspect(h, token, &[])["active"], false);
+}
+
+fn revoking_the_agent_deactivates_its_tokens(h: &Harness) {
+    let agent = h.create_agent("doomed", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let tokens: Vec<String> = (0..3)
+        .map(|_| {
+            h.issue_token(agent_id, &[], 600)["token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let bystander = h.create_agent("bystander", &[]);
+    let kept = h.issue_token(bystander["id"].as_str().unwrap(), &[], 600);
+
+    h.post(
+        &format!("/api/v1/agents/{agent_id}/revoke"),
+        json!({"reason": "compromised"}),
+    )
+    .ok();
+    let fetched = h.get(&format!("/api/v1/agents/{agent_id}")).ok().clone();
+    assert_eq!(fetched["status"], "revoked");
+    for token in &tokens {
+        let result = introspect(h, token, &[]);
+        assert_eq!(result["active"], false, "{result}");
+        assert!(
+            result["reasoning"]
+                .as_str()
+                .unwrap_or("")
+                .to_lowercase()
+                .contains("revoked"),
+            "{result}"
+        );
+    }
+    assert_eq!(
+        introspect(h, kept["token"].as_str().unwrap(), &[])["active"],
+        true
+    );
+    // A revoked agent gets no new tokens.
+    h.post(
+        "/api/v1/agent-tokens/issue",
+        json!({"agent_id": agent_id, "scopes": [], "ttl": 60}),
+    )
+    .expect_status(400..=409);
+}
+
+fn expired_token_is_inactive(h: &Harness) {
+    let agent = h.create_agent("expiring", &[]);
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &[], 60);
+    let token_id = issued["token_id"].as_str().unwrap();
+    // No sleeping: move the stored expiry into the past.
+    let past = agenttrust::api::time::now() - 10;
+    let changed = h.sql_execute(&format!(
+        "UPDATE agent_tokens SET issued_at = {}, expires_at = {past} WHERE id = '{token_id}'",
+        past - 60
+    ));
+    assert_eq!(changed, 1);
+    let result = introspect(h, issued["token"].as_str().unwrap(), &[]);
+    assert_eq!(result["active"], false, "{result}");
+    assert!(
+        result["reasoning"]
+            .as_str()
+            .unwrap_or("")
+            .to_lowercase()
+            .contains("expired"),
+        "{result}"
+    );
+}
+
+fn unknown_token_is_inactive(h: &Harness) {
+    let before = h.row_counts();
+    let result = introspect(h, "at_doesnotexist0000000000000000000000000000000", &[]);
+    assert_eq!(result["active"], false);
+    assert!(result.get("agent_id").is_none(), "{result}");
+    assert_eq!(h.row_counts(), before);
+}
+
+fn secrets_are_stored_only_as_digests(h: &Harness) {
+    let agent = h.create_agent("secretive", &[]);
+    let token = h.issue_token(agent["id"].as_str().unwrap(), &[], 60)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let key = h
+        .post("/api/v1/keys", json!({"role": "runtime", "name": "k"}))
+        .ok()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        key.starts_with("sk_live_") && key.len() >= "sk_live_".len() + 43,
+        "{key}"
+    );
+    if h.backend != Backend::Sqlite {
+        return;
+    }
+    // Every byte the gateway wrote (database, WAL, shared memory) is free of the secrets.
+    let mut written = Vec::new();
+    for entry in std::fs::read_dir(h.scratch.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("gateway.db")
+        {
+            written.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    assert!(!written.is_empty());
+    for secret in [&token, &key, &h.admin_key] {
+        let found = written
+            .windows(secret.len())
+            .any(|window| window == secret.as_bytes());
+        assert!(!found, "a secret is stored in clear: {secret}");
+    }
+}

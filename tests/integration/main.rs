@@ -1,0 +1,18 @@
+//! The integration suite, one binary: the real `agenttrust` binary and raw HTTP against a real
+//! gateway started in-process (see `harness`), on SQLite and, when
+//! `AGENTTRUST_TEST_DATABASE_URL` is set, on PostgreSQL; and the official SDKs against it.
+
+mod harness;
+
+mod api_auth;
+mod api_errors;
+mod api_resources;
+mod api_tokens;
+mod cli_basics;
+mod cli_profiles;
+mod cli_usage;
+mod cli_workflow;
+mod guardian;
+mod sdk_python;
+mod sdk_rust;
+mod server_dev;

@@ -1,0 +1,199 @@
+//! The same quick start through the official Rust crate `agenttrustid` 0.5.0, whose serde
+//! parsers are strict (required fields, no nulls, no duplicate aliases).
+
+use agenttrustid::{
+    ActionCheckRequest, AgentTrustClient, AgentTrustError, CreateAgentRequest,
+    IntrospectTokenRequest, IssueTokenRequest, TelemetryEvent,
+};
+
+use crate::harness::Harness;
+use crate::on_both_backends;
+
+on_both_backends!(quickstart_with_the_rust_sdk, rust_sdk_errors_are_typed);
+
+fn client(h: &Harness, key: &str) -> AgentTrustClient {
+    AgentTrustClient::builder()
+        .base_url(&h.url)
+        .api_key(key)
+        .build()
+        .expect("client")
+}
+
+fn quickstart_with_the_rust_sdk(h: &Harness) {
+    // The blocking client runs on this plain test thread, outside any tokio runtime.
+    let client = client(h, &h.admin_key);
+
+    let health = client.health().expect("health");
+    assert_eq!(health.status, "healthy");
+
+    let agent = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-quickstart".to_string(),
+            framework: "custom".to_string(),
+            capabilities: vec!["web:search".to_string()],
+            ..Default::default()
+        })
+        .expect("agents.create");
+    assert_eq!(agent.name, "rust-quickstart");
+    assert_eq!(agent.status, "active");
+    assert_eq!(agent.org_id, h.org_id);
+    // The SDK generated a key pair and registered the public half.
+    assert!(
+        agent.public_key.contains("BEGIN PUBLIC KEY"),
+        "{}",
+        agent.public_key
+    );
+    assert!(agent.private_key.is_some());
+
+    let listed = client.agents().list(None).expect("agents.list");
+    assert!(listed.iter().any(|listed| listed.id == agent.id));
+    let fetched = client.agents().get(&agent.id).expect("agents.get");
+    assert_eq!(fetched.id, agent.id);
+    assert_eq!(fetched.framework, "custom");
+    assert_eq!(fetched.public_key, agent.public_key);
+
+    let token = client
+        .tokens()
+        .issue(&IssueTokenRequest {
+            agent_id: agent.id.clone(),
+            scope: vec!["web:search".to_string()],
+            audience: vec!["mcp://search".to_string()],
+            ttl: 120,
+        })
+        .expect("tokens.issue");
+    assert!(token.token.starts_with("at_"));
+    assert_eq!(token.scopes, vec!["web:search".to_string()]);
+    let issued_at = agenttrust::api::time::parse(token.issued_at.as_deref().unwrap()).unwrap();
+    let expires_at = agenttrust::api::time::parse(token.expires_at.as_deref().unwrap()).unwrap();
+    assert_eq!(expires_at - issued_at, 120);
+
+    let introspection = client
+        .tokens()
+        .introspect(&IntrospectTokenRequest {
+            token: token.token.clone(),
+            target: Some("mcp://search".to_string()),
+            required_scopes: vec!["web:search".to_string()],
+        })
+        .expect("tokens.introspect");
+    assert!(introspection.active);
+    assert_eq!(introspection.agent_id.as_deref(), Some(agent.id.as_str()));
+    assert_eq!(introspection.org_id.as_deref(), Some(h.org_id.as_str()));
+    assert_eq!(introspection.guard_tier.as_deref(), Some("fast"));
+
+    let allowed = client
+        .actions()
+        .check(&ActionCheckRequest {
+            agent_id: agent.id.clone(),
+            action: "tool_call".to_string(),
+            tool_name: "web_search".to_string(),
+            tool_input_summary: "latest AI research papers".to_string(),
+            session_id: "sess-rust".to_string(),
+            action_effect: None,
+        })
+        .expect("actions.check");
+    assert!(allowed.allowed, "{allowed:?}");
+    assert!(allowed.check_id.is_some_and(|id| !id.is_empty()));
+    assert_eq!(allowed.elevation_required, Some(false));
+
+    let denied = client
+        .actions()
+        .check(&ActionCheckRequest {
+            agent_id: agent.id.clone(),
+            action: "tool_call".to_string(),
+            tool_name: "delete_all".to_string(),
+            tool_input_summary: "delete everything".to_string(),
+            session_id: "sess-rust".to_string(),
+            action_effect: None,
+        })
+        .expect("actions.check");
+    assert!(!denied.allowed, "{denied:?}");
+    assert!(denied.reason.is_some_and(|reason| !reason.is_empty()));
+
+    let explicit = client
+        .actions()
+        .check(&ActionCheckRequest {
+            agent_id: agent.id.clone(),
+            action: "tool_call".to_string(),
+            tool_name: "save_file".to_string(),
+            tool_input_summary: String::new(),
+            session_id: String::new(),
+            action_effect: Some("write".to_string()),
+        })
+        .expect("actions.check with write");
+    assert!(explicit.allowed);
+    assert_eq!(explicit.confidence, Some(1.0));
+
+    client
+        .telemetry()
+        .report(
+            &agent.id,
+            "sess-rust",
+            &[TelemetryEvent {
+                event_type: "tool_end".to_string(),
+                tool_name: "web_search".to_string(),
+                duration_ms: 1200,
+                success: true,
+                error_type: None,
+                timestamp: "2026-03-01T10:00:00.123456789+00:00".to_string(),
+            }],
+        )
+        .expect("telemetry.report");
+    assert_eq!(h.row_counts()["telemetry_events"], 1);
+
+    client
+        .tokens()
+        .revoke(&token.token, "done")
+        .expect("tokens.revoke");
+    let revoked = client
+        .tokens()
+        .introspect(&IntrospectTokenRequest {
+            token: token.token.clone(),
+            target: None,
+            required_scopes: vec![],
+        })
+        .expect("introspect a revoked token");
+    assert!(!revoked.active);
+    assert!(revoked.reasoning.is_some_and(|reason| !reason.is_empty()));
+
+    client
+        .agents()
+        .revoke(&agent.id, "quickstart done")
+        .expect("agents.revoke");
+    assert_eq!(client.agents().get(&agent.id).unwrap().status, "revoked");
+}
+
+fn rust_sdk_errors_are_typed(h: &Harness) {
+    let client = client(h, &h.admin_key);
+    match client.agents().get(&uuid::Uuid::new_v4().to_string()) {
+        Err(AgentTrustError::NotFound { message, status }) => {
+            assert_eq!(status, 404);
+            assert!(!message.is_empty());
+        }
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    let agent = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "typed-errors".to_string(),
+            capabilities: vec!["web:search".to_string()],
+            ..Default::default()
+        })
+        .unwrap();
+    match client.tokens().issue(&IssueTokenRequest {
+        agent_id: agent.id.clone(),
+        scope: vec!["files:write".to_string()],
+        audience: vec![],
+        ttl: 60,
+    }) {
+        Err(AgentTrustError::Validation { message, .. }) => {
+            assert!(message.contains("files:write"), "{message}");
+        }
+        other => panic!("expected Validation, got {other:?}"),
+    }
+    let wrong = self::client(h, "sk_live_wrong");
+    match wrong.agents().list(None) {
+        Err(AgentTrustError::Authentication { message, .. }) => assert!(!message.is_empty()),
+        other => panic!("expected Authentication, got {other:?}"),
+    }
+}

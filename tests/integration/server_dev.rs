@@ -1,0 +1,210 @@
+//! The README's first command, `agenttrust server --dev`: it creates an org and an admin key
+//! once, saves profile `local` as the default, so the CLI works at once; a later start reuses
+//! them; SIGTERM stops it cleanly. The gateway is a real child process here.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use crate::harness::{Run, binary};
+
+struct DevServer {
+    child: Child,
+    url: String,
+    lines: Vec<String>,
+}
+
+/// Starts `agenttrust server --dev` on a free port and waits (on its output, not a clock) until
+/// it says where it listens.
+fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer {
+    let mut command = Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AGENTTRUST_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("AGENTTRUST_CONFIG_DIR", config_dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the dev server");
+    let (sender, receiver) = mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let mut lines = Vec::new();
+    loop {
+        let line = match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "the dev server never said where it listens ({error}):\n{}",
+                    lines.join("\n")
+                );
+            }
+        };
+        lines.push(line.clone());
+        if let Some(at) = line.find("listening on http://") {
+            let url = line[at + "listening on ".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            // Keep draining output so the child never blocks on a full pipe.
+            std::thread::spawn(move || while receiver.recv().is_ok() {});
+            return DevServer { child, url, lines };
+        }
+    }
+}
+
+impl DevServer {
+    /// SIGTERM, then the exit status: a graceful shutdown exits 0.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        self.child.wait().expect("wait for the dev server")
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(config_dir: &std::path::Path, args: &[&str]) -> Run {
+    let mut command = assert_cmd::Command::new(binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AGENTTRUST_") {
+            command.env_remove(name);
+        }
+    }
+    Run::from(
+        command
+            .env("AGENTTRUST_CONFIG_DIR", config_dir)
+            .env("NO_COLOR", "1")
+            .args(args)
+            .write_stdin("")
+            .timeout(Duration::from_secs(60))
+            .output()
+            .expect("run"),
+    )
+}
+
+#[test]
+fn server_dev_configures_the_cli_and_reuses_its_key() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config_dir = scratch.path().join("config");
+    let data_dir = scratch.path().join("data");
+
+    let first = start(&config_dir, &data_dir);
+    let output = first.lines.join("\n");
+    let key = output
+        .split_whitespace()
+        .find(|word| word.starts_with("sk_live_"))
+        .unwrap_or_else(|| panic!("the first start prints the admin key:\n{output}"))
+        .to_string();
+    // The CLI works at once with the saved default profile: no URL, no key given.
+    let created = cli(
+        &config_dir,
+        &[
+            "agents",
+            "create",
+            "--name",
+            "demo",
+            "--capabilities",
+            "web:search",
+            "-q",
+        ],
+    );
+    created.success();
+    let agent_id = created.value().to_string();
+    let status = cli(&config_dir, &["status"]);
+    status.success();
+    assert!(status.stdout.contains(&first.url), "{}", status.stdout);
+    let listed = cli(&config_dir, &["profile", "list"]);
+    assert!(listed.stdout.contains("local"), "{}", listed.stdout);
+    let token = cli(
+        &config_dir,
+        &[
+            "tokens",
+            "issue",
+            "--agent",
+            &agent_id,
+            "--scopes",
+            "web:search",
+            "-q",
+        ],
+    );
+    token.success();
+    let introspected = cli(
+        &config_dir,
+        &["tokens", "introspect", token.value(), "-o", "json"],
+    );
+    assert_eq!(introspected.json()["active"], true);
+    cli(
+        &config_dir,
+        &[
+            "actions",
+            "check",
+            "--agent",
+            &agent_id,
+            "--tool",
+            "web_search",
+        ],
+    )
+    .success();
+    cli(
+        &config_dir,
+        &[
+            "actions",
+            "check",
+            "--agent",
+            &agent_id,
+            "--tool",
+            "delete_all",
+            "--input",
+            "delete everything",
+        ],
+    )
+    .code(77);
+    let status = first.stop();
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+
+    // A second start reuses the org and the key: no new key is printed and the data is there.
+    let second = start(&config_dir, &data_dir);
+    let output = second.lines.join("\n");
+    assert!(
+        !output.contains("sk_live_"),
+        "no new key on a later start:\n{output}"
+    );
+    let agents = cli(&config_dir, &["agents", "list", "-q"]);
+    agents.success();
+    assert_eq!(agents.value(), agent_id);
+    let credentials = std::fs::read_to_string(config_dir.join("credentials.toml")).unwrap();
+    assert!(credentials.contains(&key), "the saved key is the first one");
+    assert!(second.stop().success());
+}
