@@ -170,10 +170,19 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .route("/api/v1/sessions", get(sessions::list))
         .route("/api/v1/sessions/{session_id}", get(sessions::get))
-        .route("/api/v1/sessions/{session_id}/mode", put(sessions::set_mode))
-        .route("/api/v1/sessions/{session_id}/unlock", post(sessions::unlock))
+        .route(
+            "/api/v1/sessions/{session_id}/mode",
+            put(sessions::set_mode),
+        )
+        .route(
+            "/api/v1/sessions/{session_id}/unlock",
+            post(sessions::unlock),
+        )
         .route("/mcp/approvals/{approval_id}", get(approvals::get))
-        .route("/mcp/approvals/{approval_id}/approve", post(approvals::approve))
+        .route(
+            "/mcp/approvals/{approval_id}/approve",
+            post(approvals::approve),
+        )
         .route("/mcp/approvals/{approval_id}/deny", post(approvals::deny))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{approval_id}", get(approvals::get))

@@ -1,7 +1,9 @@
 //! The Guardian's Fast Guard: a pure decision function. Given who asks (the agent as the store
-//! knows it), what it wants to do (action, input summary, effect) and the org's rules, it answers
-//! allowed or denied, with a reason, a confidence and the rule that decided. No I/O here: the
-//! gateway loads the inputs, calls [`decide`], and records the result.
+//! knows it), what it wants to do (action, input summary, effect), the session it acts in, the
+//! latest human approval and the org's compiled policy, it answers allowed, denied or "ask a
+//! human" (elevation), with a reason, a confidence and the rule that decided. No I/O here, and no
+//! dependency beyond `crate::api`: the gateway loads the inputs, calls [`decide`], and records
+//! the result; the CLI can [`compile`] (validate) a policy offline.
 
 pub mod classify;
 pub mod decide;

@@ -2,7 +2,7 @@
 //! replicas) — behind the same functions, one per verb in `store/<group>.rs`.
 //!
 //! Queries are runtime strings (no database at build time) with `$1…$n` placeholders, which both
-//! dialects accept; the few places where the dialects differ keep two constants side by side.
+//! dialects accept, and the migrations in `store/migrations/` are written in their common SQL; the few places where the dialects differ keep two constants side by side.
 //! Every write that changes state runs in a [`Tx`] together with its audit event.
 //!
 //! SQLite gets two pools: readers in WAL mode, and a single writer connection. One writer queues
@@ -176,17 +176,12 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
+        // One set of migrations serves both backends: the SQL is written in the dialect they
+        // share. A migration that ever needs dialect-specific SQL splits the directory then.
+        let migrator = sqlx::migrate!("src/store/migrations");
         match self.db() {
-            Db::Sqlite(pools) => {
-                sqlx::migrate!("src/store/migrations/sqlite")
-                    .run(&pools.write)
-                    .await?
-            }
-            Db::Postgres(pool) => {
-                sqlx::migrate!("src/store/migrations/postgres")
-                    .run(pool)
-                    .await?
-            }
+            Db::Sqlite(pools) => migrator.run(&pools.write).await?,
+            Db::Postgres(pool) => migrator.run(pool).await?,
         }
         Ok(())
     }

@@ -45,7 +45,11 @@ pub struct Approval {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DecideRequest {
     /// Who decided (the SDKs send `sdk_user`/`sdk` by default); the key is audited too.
-    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub decided_by: Option<String>,
 }
 
@@ -61,11 +65,23 @@ pub struct DecideResponse {
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApprovalQuery {
-    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub agent_id: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

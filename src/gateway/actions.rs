@@ -85,7 +85,9 @@ pub async fn evaluate(
         None => Vec::new(),
     };
     let session = match (params.session_id, &agent) {
-        (Some(session_id), Some(_)) => store::sessions::get(&state.store, org_id, session_id).await?,
+        (Some(session_id), Some(_)) => {
+            store::sessions::get(&state.store, org_id, session_id).await?
+        }
         _ => None,
     };
     let scope_ceiling = match &session {
@@ -243,5 +245,11 @@ pub async fn check(
         &caller.actor(),
     )
     .await?;
-    Ok(Json(to_wire(decision, check_id, approval_id, &params, started)))
+    Ok(Json(to_wire(
+        decision,
+        check_id,
+        approval_id,
+        &params,
+        started,
+    )))
 }

@@ -6,7 +6,10 @@ use axum::extract::State;
 
 use crate::api::approvals::{Approval, ApprovalList, ApprovalQuery, DecideRequest, DecideResponse};
 use crate::api::time;
-use crate::store::{self, approvals::{ApprovalFilter, ApprovalRow, Decided}};
+use crate::store::{
+    self,
+    approvals::{ApprovalFilter, ApprovalRow, Decided},
+};
 
 use super::AppState;
 use super::auth::Caller;
@@ -44,12 +47,7 @@ pub async fn list(
             STATUSES.join(", ")
         )));
     }
-    let limit = query.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if limit == 0 || limit > MAX_LIST_LIMIT {
-        return Err(ApiError::validation(format!(
-            "limit must be between 1 and {MAX_LIST_LIMIT}"
-        )));
-    }
+    let limit = validate::page_limit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let rows = store::approvals::list(
         &state.store,
         ApprovalFilter {

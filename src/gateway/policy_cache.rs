@@ -19,7 +19,11 @@ pub struct PolicyCache {
 
 impl PolicyCache {
     /// The org's policy as stored now (the defaults when it has none).
-    pub async fn current(&self, store: &Store, org_id: &str) -> Result<Arc<CompiledPolicy>, ApiError> {
+    pub async fn current(
+        &self,
+        store: &Store,
+        org_id: &str,
+    ) -> Result<Arc<CompiledPolicy>, ApiError> {
         let version = store::policies::version(store, org_id).await?;
         if version == 0 {
             return Ok(Arc::clone(&self.default_policy));
@@ -47,10 +51,16 @@ impl PolicyCache {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, (i64, Arc<CompiledPolicy>)>> {
         // A panic while holding the lock leaves a map that is still consistent: keep using it.
-        self.compiled.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.compiled
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (i64, Arc<CompiledPolicy>)>> {
-        self.compiled.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (i64, Arc<CompiledPolicy>)>> {
+        self.compiled
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

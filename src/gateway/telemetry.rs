@@ -103,12 +103,7 @@ pub async fn list(
     QueryParams(query): QueryParams<EventQuery>,
 ) -> ApiResult<Json<EventPage>> {
     caller.require_admin()?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
-    if limit == 0 || limit > MAX_PAGE_SIZE {
-        return Err(ApiError::validation(format!(
-            "limit must be between 1 and {MAX_PAGE_SIZE}"
-        )));
-    }
+    let limit = validate::page_limit(query.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let (rows, more) = store::telemetry::list(
         &state.store,
         EventFilter {

@@ -69,3 +69,14 @@ fn bounded_printable(field: &str, value: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// A page size: the default when none is asked for, else 1 to `max`.
+pub fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::validation(format!(
+            "limit must be between 1 and {max}"
+        )));
+    }
+    Ok(limit)
+}

@@ -219,7 +219,7 @@ fn compile_rule(rule: &PolicyRule) -> Result<CompiledRule, RuleProblem> {
             .map_err(|error| RuleProblem::BadRegex {
                 position,
                 pattern: pattern.clone(),
-                message: error.to_string(),
+                message: regex_message(&error),
             })?;
     }
     let regexes = if regexes.is_empty() {
@@ -232,7 +232,7 @@ fn compile_rule(rule: &PolicyRule) -> Result<CompiledRule, RuleProblem> {
                 .map_err(|error| RuleProblem::BadRegex {
                     position: 0,
                     pattern: regexes.join(" | "),
-                    message: error.to_string(),
+                    message: regex_message(&error),
                 })?,
         )
     };
@@ -245,6 +245,18 @@ fn compile_rule(rule: &PolicyRule) -> Result<CompiledRule, RuleProblem> {
             .collect(),
         regexes,
     })
+}
+
+/// A regex error on one line (a syntax error is a multi-line drawing ending in `error: …`).
+fn regex_message(error: &regex::Error) -> String {
+    match error {
+        regex::Error::Syntax(text) => text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("error: "))
+            .unwrap_or(text)
+            .to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn reject_unknown(extra: &Extra, prefix: &str) -> Result<(), RuleProblem> {
@@ -420,7 +432,7 @@ mod tests {
                               {"id": "r", "input": {"regex": ["fine", "(unclosed"]}, "decision": "deny"}]}"#,
                 1,
                 "r",
-                "input.regex[1] \"(unclosed\" is not a valid regular expression",
+                "input.regex[1] \"(unclosed\" is not a valid regular expression: unclosed group",
             ),
             (
                 r#"{"rules": [{"id": "t", "tools": ["a", ""], "decision": "deny"}]}"#,
@@ -475,6 +487,7 @@ mod tests {
                 "{message}"
             );
             assert!(message.contains(why), "{message} lacks {why:?}");
+            assert!(!message.contains('\n'), "one line: {message}");
         }
     }
 

@@ -129,13 +129,16 @@ const BASE: Case = Case {
     reason: "",
 };
 
+/// `(allowed, elevation_required, rule, approval action)`.
+type Expected = (bool, bool, &'static str, Approval);
+
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     use SessionMode::*;
     let denied = |rule| (false, false, rule, Approval::None);
     let allowed = |rule| (true, false, rule, Approval::None);
     let create = |rule| (false, true, rule, Approval::Create);
-    let table: Vec<(Case, (bool, bool, &'static str, Approval))> = vec![
+    let table: Vec<(Case, Expected)> = vec![
         // Defaults per effect.
         (Case { name: "read allowed by default", summary: "AI news", ..BASE }, allowed("default:read")),
         (Case { name: "mutating allowed by default", action: "send_email", ..BASE }, allowed("default:mutating")),

@@ -61,7 +61,9 @@ pub fn request_key(action_name: &str, effect: &str, input_summary: &str) -> Stri
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<ApprovalRow>> {
     let sql = format!("SELECT {COLUMNS} FROM approvals WHERE org_id = $1 AND id = $2");
-    Ok(on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?))
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
+    )
 }
 
 /// The newest approval for this request in this session, whatever its state.
@@ -206,7 +208,11 @@ pub async fn decide(
                        grant_expires_at = $6 WHERE org_id = $1 AND id = $2 \
                        AND status = 'pending' AND expires_at > $4";
     let now = time::now();
-    let status = if approve { STATUS_APPROVED } else { STATUS_DENIED };
+    let status = if approve {
+        STATUS_APPROVED
+    } else {
+        STATUS_DENIED
+    };
     let grant_expires_at = approve.then_some(now + grant_ttl_seconds);
     let mut tx = store.begin().await?;
     let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
@@ -224,7 +230,11 @@ pub async fn decide(
             &mut tx,
             NewEvent {
                 org_id,
-                kind: if approve { "approval.approved" } else { "approval.denied" },
+                kind: if approve {
+                    "approval.approved"
+                } else {
+                    "approval.denied"
+                },
                 actor,
                 subject_type: "approval",
                 subject_id: id,

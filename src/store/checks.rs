@@ -15,7 +15,9 @@ pub enum ApprovalRequest<'a> {
     /// Point at the approval already pending for this request.
     Reuse(&'a str),
     /// Open a pending approval that expires after `ttl_seconds`.
-    Open { ttl_seconds: i64 },
+    Open {
+        ttl_seconds: i64,
+    },
 }
 
 /// One decision to record.
@@ -43,7 +45,11 @@ pub struct CheckRecord<'a> {
 }
 
 /// Records the check; returns the approval id the answer must carry, if any.
-pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Result<Option<String>> {
+pub async fn record(
+    store: &Store,
+    check: CheckRecord<'_>,
+    actor: &Actor,
+) -> Result<Option<String>> {
     const SQL: &str = "INSERT INTO checks (id, org_id, agent_id, session_id, action_name, \
                        input_summary, effect, allowed, elevation_required, reason, rule, confidence, \
                        created_at, approval_id) \

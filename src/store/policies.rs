@@ -19,7 +19,9 @@ pub struct PolicyRow {
 pub async fn get(store: &Store, org_id: &str) -> Result<Option<PolicyRow>> {
     const SQL: &str = "SELECT org_id, version, document, updated_at, updated_by FROM policies \
                        WHERE org_id = $1";
-    Ok(on_db!(store, pool => sqlx::query_as::<_, PolicyRow>(SQL).bind(org_id).fetch_optional(pool).await?))
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, PolicyRow>(SQL).bind(org_id).fetch_optional(pool).await?),
+    )
 }
 
 /// The stored version alone (0 when the org has none): a cheap check of whether a cached,

@@ -382,3 +382,279 @@ async fn row_counts_cover_every_table() {
         assert!(counts.values().all(|count| *count == 0));
     }
 }
+
+fn denial<'a>(org_id: &'a str, agent_id: &'a str, id: &'a str, threshold: i64) -> CheckRecord<'a> {
+    CheckRecord {
+        counts_as_denial: true,
+        lockout_after_denials: threshold,
+        ..check(org_id, agent_id, id, "admin", false)
+    }
+}
+
+#[tokio::test]
+async fn the_lockout_is_exact_under_concurrent_denials_and_unlock_forgives() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (store, org_id, agent_id) = (store.clone(), org_id.clone(), agent.id.clone());
+            tasks.push(tokio::spawn(async move {
+                checks::record(
+                    &store,
+                    denial(&org_id, &agent_id, &new_id(), 5),
+                    &Actor::operator(),
+                )
+                .await
+                .unwrap();
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let session = sessions::get(&store, &org_id, "sess-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (session.denied_calls, session.mode.as_str()),
+            (4, "standard")
+        );
+        checks::record(
+            &store,
+            denial(&org_id, &agent.id, &new_id(), 5),
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        let session = sessions::get(&store, &org_id, "sess-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((session.denied_calls, session.mode.as_str()), (5, "locked"));
+
+        let unlocked =
+            sessions::set_mode(&store, &org_id, "sess-1", "standard", &Actor::operator())
+                .await
+                .unwrap()
+                .unwrap();
+        assert_eq!(unlocked.denials_since_unlock(), 0);
+        checks::record(
+            &store,
+            denial(&org_id, &agent.id, &new_id(), 5),
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        let session = sessions::get(&store, &org_id, "sess-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (session.denials_since_unlock(), session.mode.as_str()),
+            (1, "standard")
+        );
+        assert!(
+            sessions::set_mode(&store, "other-org", "sess-1", "locked", &Actor::operator())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
+
+#[tokio::test]
+async fn identical_pending_requests_share_one_approval_which_is_decided_once() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, org_id, agent_id) = (store.clone(), org_id.clone(), agent.id.clone());
+            tasks.push(tokio::spawn(async move {
+                let check_id = new_id();
+                let record = CheckRecord {
+                    elevation_required: true,
+                    approval: checks::ApprovalRequest::Open { ttl_seconds: 900 },
+                    ..check(&org_id, &agent_id, &check_id, "destructive", false)
+                };
+                checks::record(&store, record, &Actor::operator())
+                    .await
+                    .unwrap()
+                    .unwrap()
+            }));
+        }
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.push(task.await.unwrap());
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        let id = &ids[0];
+        let requested = audit::list(&store, &org_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|event| event.kind == "approval.requested")
+            .count();
+        assert_eq!(requested, 1);
+
+        let first = approvals::decide(&store, &org_id, id, true, "alice", 600, &Actor::operator())
+            .await
+            .unwrap();
+        let approved = match first {
+            approvals::Decided::Decided(row) => row,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(approved.status, approvals::STATUS_APPROVED);
+        assert_eq!(approved.decided_by.as_deref(), Some("alice"));
+        assert!(approved.grant_expires_at.is_some());
+        let second = approvals::decide(&store, &org_id, id, false, "bob", 600, &Actor::operator())
+            .await
+            .unwrap();
+        assert!(matches!(second, approvals::Decided::NotPending(_)));
+        let elsewhere = approvals::decide(
+            &store,
+            "other-org",
+            id,
+            true,
+            "eve",
+            600,
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(elsewhere, approvals::Decided::NotFound));
+        assert!(
+            approvals::session_has_active_grant(&store, &org_id, "sess-1")
+                .await
+                .unwrap()
+        );
+        assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_approval_cannot_be_decided_and_a_new_request_opens_another() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        let open = |ttl_seconds| CheckRecord {
+            elevation_required: true,
+            approval: checks::ApprovalRequest::Open { ttl_seconds },
+            ..check(&org_id, &agent.id, "", "destructive", false)
+        };
+        let first_id = new_id();
+        let first = checks::record(
+            &store,
+            CheckRecord {
+                id: &first_id,
+                ..open(900)
+            },
+            &Actor::operator(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        on_db!(store, pool => sqlx::query("UPDATE approvals SET expires_at = 0 WHERE id = $1")
+            .bind(&first)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected());
+        let row = approvals::get(&store, &org_id, &first)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            row.status_at(crate::api::time::now()),
+            approvals::STATUS_EXPIRED
+        );
+        let decided = approvals::decide(
+            &store,
+            &org_id,
+            &first,
+            true,
+            "alice",
+            600,
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(decided, approvals::Decided::NotPending(_)));
+        let second_id = new_id();
+        let second = checks::record(
+            &store,
+            CheckRecord {
+                id: &second_id,
+                ..open(900)
+            },
+            &Actor::operator(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert_ne!(first, second);
+        let pending = approvals::list(
+            &store,
+            approvals::ApprovalFilter {
+                org_id: &org_id,
+                status: Some("pending"),
+                agent_id: None,
+                session_id: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            pending
+                .iter()
+                .map(|row| row.id.as_str())
+                .collect::<Vec<_>>(),
+            [second.as_str()]
+        );
+    }
+}
+
+#[tokio::test]
+async fn policies_replace_with_optimistic_versions() {
+    for (store, _dir) in backends().await {
+        let (org_id, _) = org_with_agent(&store, &[]).await;
+        assert_eq!(policies::version(&store, &org_id).await.unwrap(), 0);
+        let summary = || serde_json::json!({});
+        let stored = policies::replace(
+            &store,
+            &org_id,
+            "{\"rules\":[]}",
+            Some(0),
+            &Actor::operator(),
+            summary(),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(stored, policies::Replaced::Stored(ref row) if row.version == 1));
+        let stale = policies::replace(
+            &store,
+            &org_id,
+            "{}",
+            Some(0),
+            &Actor::operator(),
+            summary(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(stale, policies::Replaced::Stale { current_version: 1 });
+        assert_eq!(
+            policies::get(&store, &org_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .document,
+            "{\"rules\":[]}",
+            "a stale write changes nothing"
+        );
+        let forced = policies::replace(&store, &org_id, "{}", None, &Actor::operator(), summary())
+            .await
+            .unwrap();
+        assert!(matches!(forced, policies::Replaced::Stored(ref row) if row.version == 2));
+        assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
+    }
+}

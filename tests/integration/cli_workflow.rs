@@ -239,10 +239,11 @@ fn actions_check_allows_and_denies(h: &Harness) {
         "--session",
         "sess-cli",
     ]);
-    denied.code(77);
+    // In a session, a destructive call waits for a human: elevation, never an allow.
+    denied.code(75);
     assert!(
-        denied.stdout.contains("denied") || denied.stderr.contains("denied"),
-        "the denial is said: {} {}",
+        denied.stderr.contains("agenttrust approvals approve"),
+        "the elevation says how to approve: {} {}",
         denied.stdout,
         denied.stderr
     );
