@@ -8,13 +8,16 @@
 
 pub mod actions;
 pub mod agents;
+pub mod approvals;
 pub mod completions;
 pub mod health;
 pub mod keys;
 pub mod login;
+pub mod policies;
 pub mod profile;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod sessions;
 pub mod status;
 pub mod telemetry;
 pub mod tokens;
@@ -106,6 +109,12 @@ pub enum Command {
     Actions(actions::ActionsArgs),
     /// Report and list telemetry events
     Telemetry(telemetry::TelemetryArgs),
+    /// Open, inspect, list, re-mode and unlock agent sessions
+    Sessions(sessions::SessionsArgs),
+    /// List, approve, deny and wait for approvals (elevation)
+    Approvals(approvals::ApprovalsArgs),
+    /// Get, set, validate (offline) and test the org's policy
+    Policies(policies::PoliciesArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// Print a shell completion script
@@ -204,6 +213,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Tokens(args) => tokens::run(&context, args).await,
                 Command::Actions(args) => actions::run(&context, args).await,
                 Command::Telemetry(args) => telemetry::run(&context, args).await,
+                Command::Sessions(args) => sessions::run(&context, args).await,
+                Command::Approvals(args) => approvals::run(&context, args).await,
+                Command::Policies(args) => policies::run(&context, args).await,
                 Command::Keys(args) => keys::run(&context, args).await,
                 Command::Completions(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]

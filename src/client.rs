@@ -6,8 +6,11 @@
 
 pub mod actions;
 pub mod agents;
+pub mod approvals;
 pub mod health;
 pub mod keys;
+pub mod policies;
+pub mod sessions;
 pub mod telemetry;
 pub mod tokens;
 
@@ -220,6 +223,14 @@ impl Client {
         self.send(Method::POST, url, Some(body)).await
     }
 
+    pub(crate) async fn put<T: DeserializeOwned, B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+    ) -> Result<Response<T>, Error> {
+        self.send(Method::PUT, url, Some(body)).await
+    }
+
     pub(crate) async fn delete<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, Error> {
         self.send::<T, ()>(Method::DELETE, url, None).await
     }
@@ -291,6 +302,22 @@ impl Client {
             }
         }
     }
+}
+
+/// Appends the given query parameters (skipping `None`s) and drops a bare `?`.
+pub(crate) fn with_query(mut url: Url, pairs: &[(&str, Option<String>)]) -> Url {
+    {
+        let mut query = url.query_pairs_mut();
+        for (name, value) in pairs {
+            if let Some(value) = value {
+                query.append_pair(name, value);
+            }
+        }
+    }
+    if url.query() == Some("") {
+        url.set_query(None);
+    }
+    url
 }
 
 /// Decodes a typed value out of raw JSON, naming the URL when it does not fit.

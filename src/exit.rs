@@ -115,7 +115,8 @@ pub fn classify(error: &anyhow::Error) -> Report {
                     "ELEVATION_REQUIRED",
                     Some(match approval_id {
                         Some(id) => format!(
-                            "approval {id} is pending; once approved, retry with the same --session"
+                            "approval {id} is pending; approve it with \
+                             `agenttrust approvals approve {id}`, then retry with the same --session"
                         ),
                         None => "retry with the same --session once approved".to_string(),
                     }),

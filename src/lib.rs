@@ -11,7 +11,6 @@ pub mod config;
 pub mod exit;
 #[cfg(feature = "server")]
 pub mod gateway;
-#[cfg(feature = "server")]
 pub mod guardian;
 pub mod output;
 #[cfg(feature = "server")]

@@ -156,7 +156,8 @@ impl CheckRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckDecision {
     pub allowed: bool,
-    #[serde(default)]
+    /// Empty (and omitted) only in a policy test, which records nothing.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub check_id: String,
     #[serde(default)]
     pub confidence: f64,

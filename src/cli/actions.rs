@@ -5,7 +5,7 @@
 use clap::{Args, Subcommand};
 
 use super::Context;
-use crate::api::actions::{CheckRequest, Effect};
+use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::exit::{self, Failure};
@@ -46,7 +46,7 @@ pub struct CheckArgs {
     pub session: Option<String>,
 }
 
-fn effect_parser() -> impl clap::builder::TypedValueParser<Value = Effect> {
+pub(crate) fn effect_parser() -> impl clap::builder::TypedValueParser<Value = Effect> {
     use clap::builder::TypedValueParser as _;
     clap::builder::PossibleValuesParser::new(["read", "mutating", "write", "destructive", "admin"])
         .try_map(|text: String| text.parse::<Effect>())
@@ -95,7 +95,13 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
             ("latency_ms", decision.latency_ms.to_string()),
         ]),
     )?;
-    // With -o json the answer is on stdout already; only the exit status speaks.
+    decision_outcome(context, decision)
+}
+
+/// Turns a decision into the exit status (0 allowed, 77 denied, 75 elevation required, checked
+/// first as the Rust SDK does). With -o json the answer is on stdout already: only the exit
+/// status speaks. Otherwise the error report names the approval and how to approve it.
+pub fn decision_outcome(context: &Context, decision: &CheckDecision) -> anyhow::Result<()> {
     let silent = context.printer.is_json() && !context.printer.is_quiet();
     let reason = if decision.reason.is_empty() {
         "no reason given".to_string()

@@ -1,5 +1,6 @@
 //! `agenttrust login`: read an API key (hidden prompt or stdin), prove it works against the
-//! gateway (`GET /api/v1/keys`: any 2xx), and only then save it in a profile.
+//! gateway (`GET /api/v1/keys`: 2xx is an admin key, 403 a valid runtime key; only 401 refuses),
+//! and only then save it in a profile.
 
 use std::io::Read;
 
@@ -16,8 +17,8 @@ use crate::output::View;
 #[command(after_help = "\
 The profile is --profile (or AGENTTRUST_PROFILE), else `default`; the URL is --url (or \
 AGENTTRUST_URL), else the profile's, else http://localhost:8080. Without a terminal, pass the key \
-on stdin with --api-key-stdin (or set AGENTTRUST_API_KEY). A rejected key (401/403) exits 4 and \
-nothing is saved.")]
+on stdin with --api-key-stdin (or set AGENTTRUST_API_KEY). A valid key without the admin role \
+(a runtime key) is saved too, with a note. A rejected key (401) exits 4 and nothing is saved.")]
 pub struct LoginArgs {
     /// Read the API key from stdin instead of prompting
     #[arg(long)]
@@ -65,18 +66,24 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
         insecure: settings.insecure,
         ca_cert: settings.ca_cert.clone(),
     })?;
-    if let Err(error) = client::keys::list(&client).await {
-        let rejected = matches!(error.status(), Some(401 | 403));
-        let error = anyhow::Error::from(error);
-        return Err(if rejected {
-            error.context(format!(
-                "the gateway at {} rejected the API key; nothing was saved",
-                settings.url
-            ))
-        } else {
-            error
-        });
-    }
+    // 2xx: an admin key. 403: a valid key without the admin role (a runtime key): it works for
+    // checks, telemetry and tokens, so it is saved. Only 401 (unknown key) refuses.
+    let runtime_key = match client::keys::list(&client).await {
+        Ok(_) => false,
+        Err(error) if error.status() == Some(403) => true,
+        Err(error) => {
+            let rejected = error.status() == Some(401);
+            let error = anyhow::Error::from(error);
+            return Err(if rejected {
+                error.context(format!(
+                    "the gateway at {} rejected the API key; nothing was saved",
+                    settings.url
+                ))
+            } else {
+                error
+            });
+        }
+    };
 
     context
         .store
@@ -86,10 +93,17 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
         settings.url,
         context.store.dir().display()
     ));
+    if runtime_key {
+        context.printer.note(
+            "The key is valid but not an admin key (a runtime key): it can check actions, \
+             report telemetry and issue tokens, not manage the org.",
+        );
+    }
     let raw = serde_json::json!({
         "profile": profile,
         "url": settings.url,
         "config_dir": context.store.dir().display().to_string(),
+        "role": if runtime_key { "runtime" } else { "admin" },
     });
     if context.printer.is_json() || context.printer.is_quiet() {
         context.printer.show(

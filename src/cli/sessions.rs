@@ -1,0 +1,252 @@
+//! `agenttrust sessions init|init-api|get|list|set-mode|unlock`: an agent's sessions, their mode
+//! (`standard`, `read_only`, `elevated`, `locked`) and call counters.
+
+use clap::{Args, Subcommand};
+
+use super::Context;
+use crate::api::join_or_dash;
+use crate::api::sessions::{
+    InitApiSessionRequest, InitSessionRequest, Session, SessionQuery, SetModeRequest,
+};
+use crate::api::telemetry::MAX_PAGE_SIZE;
+use crate::client;
+use crate::output::{View, or_dash};
+
+/// The modes an admin may set.
+const MODES: [&str; 4] = ["standard", "read_only", "elevated", "locked"];
+
+#[derive(Debug, Args)]
+pub struct SessionsArgs {
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Open an MCP session of an agent with a server (`-q` prints the session id)
+    Init(InitArgs),
+    /// Open a session from an agent token: its agent and scope ceiling come from the token
+    InitApi(InitApiArgs),
+    /// Show one session: mode, scope ceiling, call counters
+    Get {
+        /// Session id
+        id: String,
+    },
+    /// List the org's sessions (`--all` follows every page)
+    List(ListArgs),
+    /// Set a session's mode: standard, read_only, elevated or locked
+    #[command(after_help = "\
+read_only: anything but a read needs an approval. elevated: as after an approval. locked: only \
+reads until unlocked (set automatically after too many denials). standard: back to normal.")]
+    SetMode(SetModeArgs),
+    /// Unlock a locked session (back to standard)
+    Unlock {
+        /// Session id
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Agent id [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// The MCP server's id
+    #[arg(long, value_name = "SERVER_ID")]
+    pub server: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InitApiArgs {
+    /// The agent token, `at_…` (`-` reads it from stdin)
+    pub token: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this agent's sessions
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Only sessions in this mode
+    #[arg(long, value_name = "MODE", value_parser = clap::builder::PossibleValuesParser::new(MODES))]
+    pub mode: Option<String>,
+    /// Only sessions from this source: sdk, mcp, api, a2a, federation
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// Sessions per page (1-1000) [default: the gateway's]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PAGE_SIZE as i64))]
+    pub limit: Option<u32>,
+    /// Start at this cursor (the `next_cursor` of a previous page)
+    #[arg(long, value_name = "CURSOR")]
+    pub cursor: Option<String>,
+    /// Follow `next_cursor` until the last page
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetModeArgs {
+    /// Session id
+    pub id: String,
+    /// The new mode
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(MODES))]
+    pub mode: String,
+}
+
+pub async fn run(context: &Context, args: SessionsArgs) -> anyhow::Result<()> {
+    match args.command {
+        SessionsCommand::Init(args) => init(context, args).await,
+        SessionsCommand::InitApi(args) => init_api(context, args).await,
+        SessionsCommand::Get { id } => get(context, &id).await,
+        SessionsCommand::List(args) => list(context, args).await,
+        SessionsCommand::SetMode(args) => set_mode(context, args).await,
+        SessionsCommand::Unlock { id } => unlock(context, &id).await,
+    }
+}
+
+pub async fn init(context: &Context, args: InitArgs) -> anyhow::Result<()> {
+    let agent_id = super::agent_or_env(args.agent)?;
+    let client = context.client()?;
+    let request = InitSessionRequest {
+        agent_id,
+        server_id: Some(args.server).filter(|server| !server.is_empty()),
+    };
+    let response = client::sessions::init(&client, &request).await?;
+    show_session(context, &response.raw, &response.value)
+}
+
+pub async fn init_api(context: &Context, args: InitApiArgs) -> anyhow::Result<()> {
+    let token = super::read_secret_argument(&args.token, "token")?;
+    let client = context.client()?;
+    let response = client::sessions::init_api(&client, &InitApiSessionRequest { token }).await?;
+    show_session(context, &response.raw, &response.value)
+}
+
+pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::sessions::get(&client, id).await?;
+    show_session(context, &response.raw, &response.value)
+}
+
+pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let mut query = SessionQuery {
+        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        mode: args.mode,
+        source: args.source.filter(|source| !source.is_empty()),
+        cursor: args.cursor.filter(|cursor| !cursor.is_empty()),
+        limit: args.limit,
+    };
+    let mut sessions: Vec<Session> = Vec::new();
+    let mut raw_sessions: Vec<serde_json::Value> = Vec::new();
+    let (last_raw, next_cursor) = loop {
+        let response = client::sessions::list(&client, &query).await?;
+        sessions.extend(response.value.sessions);
+        if let Some(page) = response
+            .raw
+            .get("sessions")
+            .and_then(|value| value.as_array())
+        {
+            raw_sessions.extend(page.iter().cloned());
+        }
+        let next_cursor = response
+            .value
+            .next_cursor
+            .filter(|cursor| !cursor.is_empty());
+        match &next_cursor {
+            // A cursor that repeats would loop forever: stop there.
+            Some(cursor) if args.all && query.cursor.as_ref() != Some(cursor) => {
+                query.cursor = Some(cursor.clone());
+            }
+            _ => break (response.raw, next_cursor),
+        }
+    };
+    // One page: exactly what the gateway sent. Several pages: their sessions in one list.
+    let raw = if args.all {
+        serde_json::json!({ "sessions": raw_sessions })
+    } else {
+        last_raw
+    };
+    let rows = sessions
+        .iter()
+        .map(|session| {
+            vec![
+                session.session_id.clone(),
+                session.agent_id.clone(),
+                or_dash(Some(&session.source)),
+                or_dash(Some(&session.mode)),
+                session.total_calls.to_string(),
+                session.denied_calls.to_string(),
+                or_dash(Some(&session.last_activity_at)),
+            ]
+        })
+        .collect();
+    let ids: Vec<String> = sessions
+        .iter()
+        .map(|session| session.session_id.clone())
+        .collect();
+    context.printer.show(
+        &raw,
+        &ids,
+        View::Rows {
+            headers: vec![
+                "ID",
+                "AGENT",
+                "SOURCE",
+                "MODE",
+                "CALLS",
+                "DENIED",
+                "LAST_ACTIVITY",
+            ],
+            rows,
+        },
+    )?;
+    if let (Some(cursor), false) = (next_cursor, args.all) {
+        context
+            .printer
+            .note(format!("More sessions: --cursor {cursor} (or --all)"));
+    }
+    Ok(())
+}
+
+pub async fn set_mode(context: &Context, args: SetModeArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let request = SetModeRequest { mode: args.mode };
+    let response = client::sessions::set_mode(&client, &args.id, &request).await?;
+    show_session(context, &response.raw, &response.value)
+}
+
+pub async fn unlock(context: &Context, id: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::sessions::unlock(&client, id).await?;
+    show_session(context, &response.raw, &response.value)
+}
+
+fn show_session(
+    context: &Context,
+    raw: &serde_json::Value,
+    session: &Session,
+) -> anyhow::Result<()> {
+    context.printer.show(
+        raw,
+        std::slice::from_ref(&session.session_id),
+        View::Record(vec![
+            ("session_id", session.session_id.clone()),
+            ("agent_id", session.agent_id.clone()),
+            ("org_id", session.org_id.clone()),
+            ("source", or_dash(Some(&session.source))),
+            ("server_id", or_dash(session.server_id.as_deref())),
+            ("delegation_id", or_dash(session.delegation_id.as_deref())),
+            ("mode", or_dash(Some(&session.mode))),
+            ("scope_ceiling", join_or_dash(&session.scope_ceiling)),
+            ("allowed_actions", join_or_dash(&session.allowed_actions)),
+            ("total_calls", session.total_calls.to_string()),
+            ("read_calls", session.read_calls.to_string()),
+            ("write_calls", session.write_calls.to_string()),
+            ("denied_calls", session.denied_calls.to_string()),
+            ("created_at", or_dash(Some(&session.created_at))),
+            ("last_activity_at", or_dash(Some(&session.last_activity_at))),
+        ]),
+    )?;
+    Ok(())
+}
