@@ -13,6 +13,7 @@ pub mod completions;
 pub mod health;
 pub mod keys;
 pub mod login;
+pub mod paging;
 pub mod policies;
 pub mod profile;
 #[cfg(feature = "server")]

@@ -3,7 +3,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::Context;
+use super::{Context, paging};
 use crate::api::join_or_dash;
 use crate::api::sessions::{
     InitApiSessionRequest, InitSessionRequest, Session, SessionQuery, SetModeRequest,
@@ -137,36 +137,24 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         cursor: args.cursor.filter(|cursor| !cursor.is_empty()),
         limit: args.limit,
     };
-    let mut sessions: Vec<Session> = Vec::new();
-    let mut raw_sessions: Vec<serde_json::Value> = Vec::new();
-    let (last_raw, next_cursor) = loop {
-        let response = client::sessions::list(&client, &query).await?;
-        sessions.extend(response.value.sessions);
-        if let Some(page) = response
-            .raw
-            .get("sessions")
-            .and_then(|value| value.as_array())
-        {
-            raw_sessions.extend(page.iter().cloned());
+    let cursor = query.cursor.take();
+    let listing = paging::collect("sessions", args.all, cursor, |cursor| {
+        let query = SessionQuery {
+            cursor,
+            ..query.clone()
+        };
+        let client = &client;
+        async move {
+            let response = client::sessions::list(client, &query).await?;
+            Ok(paging::Page {
+                items: response.value.sessions,
+                raw: response.raw,
+                next_cursor: response.value.next_cursor,
+            })
         }
-        let next_cursor = response
-            .value
-            .next_cursor
-            .filter(|cursor| !cursor.is_empty());
-        match &next_cursor {
-            // A cursor that repeats would loop forever: stop there.
-            Some(cursor) if args.all && query.cursor.as_ref() != Some(cursor) => {
-                query.cursor = Some(cursor.clone());
-            }
-            _ => break (response.raw, next_cursor),
-        }
-    };
-    // One page: exactly what the gateway sent. Several pages: their sessions in one list.
-    let raw = if args.all {
-        serde_json::json!({ "sessions": raw_sessions })
-    } else {
-        last_raw
-    };
+    })
+    .await?;
+    let (raw, next_cursor, sessions) = (listing.raw, listing.next_cursor, listing.items);
     let rows = sessions
         .iter()
         .map(|session| {

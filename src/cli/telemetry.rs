@@ -2,10 +2,8 @@
 
 use clap::{Args, Subcommand};
 
-use super::Context;
-use crate::api::telemetry::{
-    EventQuery, MAX_PAGE_SIZE, ReportRequest, ReportedEvent, TelemetryEvent,
-};
+use super::{Context, paging};
+use crate::api::telemetry::{EventQuery, MAX_PAGE_SIZE, ReportRequest, ReportedEvent};
 use crate::client;
 use crate::output::{View, or_dash};
 
@@ -118,36 +116,24 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         cursor: args.cursor.filter(|cursor| !cursor.is_empty()),
         limit: args.limit,
     };
-    let mut events: Vec<TelemetryEvent> = Vec::new();
-    let mut raw_events: Vec<serde_json::Value> = Vec::new();
-    let (last_raw, next_cursor) = loop {
-        let response = client::telemetry::list(&client, &query).await?;
-        events.extend(response.value.events);
-        if let Some(page_events) = response
-            .raw
-            .get("events")
-            .and_then(|value| value.as_array())
-        {
-            raw_events.extend(page_events.iter().cloned());
+    let cursor = query.cursor.take();
+    let listing = paging::collect("events", args.all, cursor, |cursor| {
+        let query = EventQuery {
+            cursor,
+            ..query.clone()
+        };
+        let client = &client;
+        async move {
+            let response = client::telemetry::list(client, &query).await?;
+            Ok(paging::Page {
+                items: response.value.events,
+                raw: response.raw,
+                next_cursor: response.value.next_cursor,
+            })
         }
-        let next_cursor = response
-            .value
-            .next_cursor
-            .filter(|cursor| !cursor.is_empty());
-        match &next_cursor {
-            // A cursor that repeats would loop forever: stop there.
-            Some(cursor) if args.all && query.cursor.as_ref() != Some(cursor) => {
-                query.cursor = Some(cursor.clone());
-            }
-            _ => break (response.raw, next_cursor),
-        }
-    };
-    // One page: exactly what the gateway sent. Several pages: their events in one list.
-    let raw = if args.all {
-        serde_json::json!({ "events": raw_events })
-    } else {
-        last_raw
-    };
+    })
+    .await?;
+    let (raw, next_cursor, events) = (listing.raw, listing.next_cursor, listing.items);
     let rows = events
         .iter()
         .map(|event| {
