@@ -180,8 +180,14 @@ async fn dev_bootstrap(
     eprintln!();
     eprintln!("    {}", created.key);
     eprintln!();
+    let is_default = profiles.load_config()?.default_profile.as_deref() == Some(DEV_PROFILE);
+    let try_command = if is_default {
+        "agenttrust status".to_string()
+    } else {
+        format!("agenttrust --profile {DEV_PROFILE} status")
+    };
     eprintln!(
-        "saved as profile {DEV_PROFILE:?} in {}; try `agenttrust --profile {DEV_PROFILE} status`",
+        "saved as profile {DEV_PROFILE:?} in {}; try `{try_command}`",
         profiles.dir().display()
     );
     Ok(())

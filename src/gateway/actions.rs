@@ -90,9 +90,12 @@ pub async fn evaluate(
         }
         _ => None,
     };
+    // A session from a token is bounded by the token's scopes, even when there are none;
+    // other sessions have a ceiling only when one was set.
     let scope_ceiling = match &session {
-        Some(session) => session.scope_ceiling()?,
-        None => Vec::new(),
+        Some(session) if session.token_id.is_some() => Some(session.scope_ceiling()?),
+        Some(session) => Some(session.scope_ceiling()?).filter(|ceiling| !ceiling.is_empty()),
+        None => None,
     };
     let effect_for_key = params
         .stated_effect
@@ -134,7 +137,7 @@ pub async fn evaluate(
         session: session.as_ref().map(|session| SessionFacts {
             agent_id: &session.agent_id,
             mode,
-            scope_ceiling: &scope_ceiling,
+            scope_ceiling: scope_ceiling.as_deref(),
             denied_calls: session.denials_since_unlock(),
         }),
         approval,

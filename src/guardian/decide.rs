@@ -37,8 +37,9 @@ pub struct AgentFacts<'a> {
 pub struct SessionFacts<'a> {
     pub agent_id: &'a str,
     pub mode: SessionMode,
-    /// The most the session may do (an API session's token scopes); empty means no ceiling.
-    pub scope_ceiling: &'a [String],
+    /// The most the session may do (an API session's token scopes); `None` means no ceiling,
+    /// `Some(&[])` means nothing (a token without scopes).
+    pub scope_ceiling: Option<&'a [String]>,
     /// Denials counted so far in this session.
     pub denied_calls: i64,
 }
@@ -335,9 +336,7 @@ fn missing_capabilities(
     agent: &AgentFacts<'_>,
     required: &[String],
 ) -> Option<String> {
-    let ceiling = input
-        .session
-        .map_or(&[][..], |session| session.scope_ceiling);
+    let ceiling = input.session.and_then(|session| session.scope_ceiling);
     let held = |capability: &String| {
         agent.capabilities.contains(capability) || agent.delegated_capabilities.contains(capability)
     };
@@ -346,7 +345,7 @@ fn missing_capabilities(
     for capability in required {
         if !held(capability) {
             not_held.push(format!("{capability:?}"));
-        } else if !ceiling.is_empty() && !ceiling.contains(capability) {
+        } else if ceiling.is_some_and(|ceiling| !ceiling.contains(capability)) {
             above_ceiling.push(format!("{capability:?}"));
         }
     }

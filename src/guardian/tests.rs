@@ -285,7 +285,7 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
         session: case.session.map(|session| SessionFacts {
             agent_id: session.agent_id,
             mode: session.mode,
-            scope_ceiling: &ceiling,
+            scope_ceiling: (!ceiling.is_empty()).then_some(&ceiling[..]),
             denied_calls: session.denied,
         }),
         approval: case.approval,

@@ -103,7 +103,8 @@ pub async fn list(store: &Store, filter: ApprovalFilter<'_>) -> Result<Vec<Appro
          AND (CAST($3 AS TEXT) IS NULL OR session_id = $3) \
          AND (CAST($4 AS TEXT) IS NULL \
               OR ($4 = 'pending' AND status = 'pending' AND expires_at > $5) \
-              OR ($4 = 'expired' AND status = 'pending' AND expires_at <= $5) \
+              OR ($4 = 'expired' AND (status = 'expired' \
+                                      OR (status = 'pending' AND expires_at <= $5))) \
               OR ($4 IN ('approved', 'denied') AND status = $4)) \
          ORDER BY id DESC LIMIT $6"
     );

@@ -1,5 +1,6 @@
 //! Guardian v1 through `POST /api/v1/agenttrust/check`: effects given or classified, the default
-//! policy (read and mutating allowed, destructive and admin denied), unknown and revoked agents,
+//! policy (read and mutating allowed, destructive needs an approval — a plain denial without a
+//! session — and admin denied), unknown and revoked agents,
 //! the decision record, and session counters that stay exact under concurrent checks.
 
 use serde_json::{Value, json};
@@ -239,6 +240,7 @@ fn session_counters_are_exact_under_concurrency(h: &Harness) {
                         if decision["allowed"] == true {
                             allowed += 1;
                         } else {
+                            assert_eq!(decision["elevation_required"], true, "{decision}");
                             denied += 1;
                         }
                     }

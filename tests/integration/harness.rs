@@ -581,3 +581,36 @@ impl Run {
         self.stdout.trim_end_matches('\n')
     }
 }
+
+// ----- Guardian helpers shared by the policy, session and approval tests -----
+
+impl Harness {
+    /// `POST /api/v1/agenttrust/check` with the admin key; asserts a 200 and returns the decision.
+    pub fn check(&self, body: Value) -> Value {
+        self.post("/api/v1/agenttrust/check", body).ok().clone()
+    }
+
+    /// Replaces the org policy (`PUT /api/v1/policies`) and returns the stored document.
+    pub fn put_policy(&self, document: Value) -> Value {
+        self.request(Method::PUT, "/api/v1/policies", Some(document))
+            .ok()
+            .clone()
+    }
+
+    /// Audit events of this org of one kind.
+    pub fn audit_count(&self, kind: &str) -> i64 {
+        self.sql_integers(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM audit_events WHERE org_id = '{}' AND kind = '{kind}'",
+            self.org_id
+        ))
+        .expect("a count")[0]
+    }
+
+    /// Moves an approval's expiry into the past (no API reaches that state quickly).
+    pub fn expire_approval(&self, approval_id: &str) {
+        let moved = self.sql_execute(&format!(
+            "UPDATE approvals SET expires_at = expires_at - 100000 WHERE id = '{approval_id}'"
+        ));
+        assert_eq!(moved, 1, "approval {approval_id} exists");
+    }
+}

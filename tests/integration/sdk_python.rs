@@ -1,5 +1,6 @@
-//! The product README's quick start through the official Python SDK `agenttrustid` 0.3.0 and
-//! 0.4.0 (from PyPI, each in its own venv under `target/sdk-venvs/`), against a real gateway.
+//! The product README's quick start and the elevation loop (guard → approval → retry) through the
+//! official Python SDK `agenttrustid` 0.3.0 and 0.4.0 (from PyPI, each in its own venv under
+//! `target/sdk-venvs/`), against a real gateway.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -8,19 +9,33 @@ use std::sync::Mutex;
 use crate::harness::Harness;
 use crate::on_both_backends;
 
-on_both_backends!(quickstart_with_0_3_0, quickstart_with_0_4_0);
+on_both_backends!(
+    quickstart_with_0_3_0,
+    quickstart_with_0_4_0,
+    elevation_with_0_3_0,
+    elevation_with_0_4_0,
+);
 
 fn quickstart_with_0_3_0(h: &Harness) {
-    run_quickstart(h, "0.3.0");
+    run_script(h, "0.3.0", "quickstart");
 }
 
 fn quickstart_with_0_4_0(h: &Harness) {
-    run_quickstart(h, "0.4.0");
+    run_script(h, "0.4.0", "quickstart");
 }
 
-fn run_quickstart(h: &Harness, version: &str) {
+fn elevation_with_0_3_0(h: &Harness) {
+    run_script(h, "0.3.0", "elevation");
+}
+
+fn elevation_with_0_4_0(h: &Harness) {
+    run_script(h, "0.4.0", "elevation");
+}
+
+/// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.
+fn run_script(h: &Harness, version: &str, name: &str) {
     let python = venv_python(version);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/python/quickstart.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sdk/python/{name}.py"));
     let mut command = Command::new(&python);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AGENTTRUST_") {
@@ -33,15 +48,15 @@ fn run_quickstart(h: &Harness, version: &str) {
         .env("AGENTTRUST_API_KEY", &h.admin_key)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
-        .expect("run the quick start");
+        .unwrap_or_else(|error| panic!("run {name}.py: {error}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "quickstart.py with agenttrustid {version} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "{name}.py with agenttrustid {version} failed ({})\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         output.status
     );
-    assert!(stdout.contains("quickstart passed"), "{stdout}");
+    assert!(stdout.contains(&format!("{name} passed")), "{stdout}");
     assert!(
         stdout.contains(&format!("agenttrustid-{version}")),
         "ran the SDK from its own venv: {stdout}"

@@ -1,15 +1,21 @@
-//! The same quick start through the official Rust crate `agenttrustid` 0.5.0, whose serde
-//! parsers are strict (required fields, no nulls, no duplicate aliases).
+//! The same quick start, and the elevation loop (`AgentTrustGuard` → `ApprovalsAPI` → retry, with
+//! `SessionsAPI`), through the official Rust crate `agenttrustid` 0.5.0, whose serde parsers are
+//! strict (required fields, no nulls, no duplicate aliases).
 
 use agenttrustid::{
-    ActionCheckRequest, AgentTrustClient, AgentTrustError, CreateAgentRequest,
+    ActionCheckRequest, AgentTrustClient, AgentTrustError, AgentTrustGuard, CreateAgentRequest,
     IntrospectTokenRequest, IssueTokenRequest, TelemetryEvent,
 };
 
 use crate::harness::Harness;
 use crate::on_both_backends;
 
-on_both_backends!(quickstart_with_the_rust_sdk, rust_sdk_errors_are_typed);
+on_both_backends!(
+    quickstart_with_the_rust_sdk,
+    rust_sdk_errors_are_typed,
+    elevation_loop_with_the_rust_sdk,
+    sessions_with_the_rust_sdk,
+);
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
     AgentTrustClient::builder()
@@ -196,4 +202,157 @@ fn rust_sdk_errors_are_typed(h: &Harness) {
         Err(AgentTrustError::Authentication { message, .. }) => assert!(!message.is_empty()),
         other => panic!("expected Authentication, got {other:?}"),
     }
+}
+
+fn elevation_loop_with_the_rust_sdk(h: &Harness) {
+    let operator = client(h, &h.admin_key);
+    let agent = operator
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-elevation".to_string(),
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let session_id = format!("rust-guard-{}", uuid::Uuid::new_v4());
+    let guard = AgentTrustGuard::builder(client(h, &h.admin_key), &agent.id)
+        .session_id(&session_id)
+        .build();
+    guard
+        .check("web_search", "rust news")
+        .expect("a read passes");
+
+    let approval_id = match guard.check("delete_all", "delete everything") {
+        Err(AgentTrustError::ElevationRequired { approval_id, .. }) => approval_id,
+        other => panic!("expected ElevationRequired, got {other:?}"),
+    };
+    assert!(!approval_id.is_empty());
+
+    let pending = operator
+        .approvals()
+        .get(&approval_id)
+        .expect("approvals.get");
+    assert_eq!(pending.id, approval_id);
+    assert_eq!(pending.status, "pending");
+    assert_eq!(pending.session_id, session_id);
+    assert_eq!(pending.agent_id, agent.id);
+    assert_eq!(pending.org_id, h.org_id);
+    assert_eq!(pending.action_name, "delete_all");
+    assert_eq!(pending.action_effect, "destructive");
+    assert!(pending.expires_at.is_some() && pending.created_at.is_some());
+    assert_eq!(pending.decided_by, None);
+
+    operator
+        .approvals()
+        .approve(&approval_id, "alice@example.com")
+        .expect("approvals.approve");
+    let approved = operator.approvals().get(&approval_id).unwrap();
+    assert_eq!(approved.status, "approved");
+    assert_eq!(approved.decided_by.as_deref(), Some("alice@example.com"));
+
+    guard
+        .check("delete_all", "delete everything")
+        .expect("allowed once approved, in the same session");
+    let session = operator
+        .sessions()
+        .get_session(&session_id)
+        .expect("sessions.get_session");
+    assert_eq!(session.mode, "elevated");
+    assert_eq!(session.source, "sdk");
+    assert_eq!(session.total_calls, 3);
+    assert_eq!(session.denied_calls, 0);
+
+    // Deciding twice: a 409 the SDK reports as an API error.
+    match operator.approvals().deny(&approval_id, "mallory") {
+        Err(AgentTrustError::Api {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 409);
+            assert!(message.contains("approved"), "{message}");
+        }
+        other => panic!("expected a 409, got {other:?}"),
+    }
+
+    // A denial: the retry is ActionDenied, naming the decider.
+    let approval_id = match guard.check("drop_table", "DROP TABLE users") {
+        Err(AgentTrustError::ElevationRequired { approval_id, .. }) => approval_id,
+        other => panic!("expected ElevationRequired, got {other:?}"),
+    };
+    operator
+        .approvals()
+        .deny(&approval_id, "bob@example.com")
+        .expect("approvals.deny");
+    assert_eq!(
+        operator.approvals().get(&approval_id).unwrap().status,
+        "denied"
+    );
+    match guard.check("drop_table", "DROP TABLE users") {
+        Err(AgentTrustError::ActionDenied { message, .. }) => {
+            assert!(message.contains("bob@example.com"), "{message}");
+        }
+        other => panic!("expected ActionDenied, got {other:?}"),
+    }
+
+    let unknown = uuid::Uuid::new_v4().to_string();
+    assert!(matches!(
+        operator.approvals().get(&unknown),
+        Err(AgentTrustError::NotFound { .. })
+    ));
+    assert!(matches!(
+        operator.approvals().approve(&unknown, "alice"),
+        Err(AgentTrustError::NotFound { .. })
+    ));
+}
+
+fn sessions_with_the_rust_sdk(h: &Harness) {
+    let client = client(h, &h.admin_key);
+    let agent = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-sessions".to_string(),
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let session = client
+        .sessions()
+        .init_session(&agent.id, "github")
+        .expect("sessions.init_session");
+    assert!(!session.session_id.is_empty());
+    assert_eq!(session.agent_id, agent.id);
+    assert_eq!(session.org_id, h.org_id);
+    assert_eq!(session.source, "mcp");
+    assert_eq!(session.server_id, "github");
+    assert_eq!(session.mode, "standard");
+    assert_eq!(session.total_calls, 0);
+    assert!(session.created_at.is_some());
+
+    client
+        .actions()
+        .check(&ActionCheckRequest {
+            agent_id: agent.id.clone(),
+            action: "tool_call".to_string(),
+            tool_name: "web_search".to_string(),
+            tool_input_summary: String::new(),
+            session_id: session.session_id.clone(),
+            action_effect: Some("read".to_string()),
+        })
+        .expect("check");
+    let fetched = client
+        .sessions()
+        .get_session(&session.session_id)
+        .expect("sessions.get_session");
+    assert_eq!(fetched.session_id, session.session_id);
+    assert_eq!((fetched.total_calls, fetched.read_calls), (1, 1));
+
+    assert!(matches!(
+        client
+            .sessions()
+            .get_session(&uuid::Uuid::new_v4().to_string()),
+        Err(AgentTrustError::NotFound { .. })
+    ));
+    assert!(matches!(
+        client
+            .sessions()
+            .init_session(&uuid::Uuid::new_v4().to_string(), "github"),
+        Err(AgentTrustError::NotFound { .. })
+    ));
 }
