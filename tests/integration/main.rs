@@ -14,7 +14,6 @@ mod cli_elevation;
 mod cli_profiles;
 mod cli_usage;
 mod cli_workflow;
-mod guard;
 mod guardian;
 mod policies;
 mod sdk_python;
