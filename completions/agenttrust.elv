@@ -45,6 +45,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand telemetry 'Report and list telemetry events'
             cand sessions 'Open, inspect, list, re-mode and unlock agent sessions'
             cand approvals 'List, approve, deny and wait for approvals (elevation)'
+            cand guard 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand keys 'Manage org API keys'
             cand completions 'Print a shell completion script'
@@ -935,6 +936,225 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;approvals;help;help'= {
         }
+        &'agenttrust;guard'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand check 'Check a tool call before making it (silent on allow; the exit status is the answer)'
+            cand run 'Check a tool call and, when allowed, run the command and report what happened'
+            cand report 'Report what a tool call did (success or failure, duration)'
+            cand flush 'Deliver every spooled telemetry event (exit 69 when the gateway is unreachable)'
+            cand session 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;guard;check'= {
+            cand --input 'A summary of the tool''s input (cut to 200 characters)'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
+            cand --effect 'What the call does [default: classified by the gateway]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --wait 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
+            cand --fail-open 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;guard;run'= {
+            cand --tool 'The tool (action) name'
+            cand --input 'A summary of the tool''s input (cut to 200 characters)'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
+            cand --effect 'What the call does [default: classified by the gateway]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --log-inputs 'Send the command line (cut to 200 characters) as the input summary'
+            cand --wait 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
+            cand --fail-open 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;guard;report'= {
+            cand --duration-ms 'How long the call took, in milliseconds'
+            cand --error-type 'What kind of failure (e.g. `exit:3`, `timeout`)'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --success 'The call succeeded'
+            cand --failure 'The call failed'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;guard;flush'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;guard;session'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;guard;session;start'= {
+            cand --agent 'Also export this agent id'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;guard;session;end'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;guard;session;help'= {
+            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;guard;session;help;start'= {
+        }
+        &'agenttrust;guard;session;help;end'= {
+        }
+        &'agenttrust;guard;session;help;help'= {
+        }
+        &'agenttrust;guard;help'= {
+            cand check 'Check a tool call before making it (silent on allow; the exit status is the answer)'
+            cand run 'Check a tool call and, when allowed, run the command and report what happened'
+            cand report 'Report what a tool call did (success or failure, duration)'
+            cand flush 'Deliver every spooled telemetry event (exit 69 when the gateway is unreachable)'
+            cand session 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;guard;help;check'= {
+        }
+        &'agenttrust;guard;help;run'= {
+        }
+        &'agenttrust;guard;help;report'= {
+        }
+        &'agenttrust;guard;help;flush'= {
+        }
+        &'agenttrust;guard;help;session'= {
+            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
+        }
+        &'agenttrust;guard;help;session;start'= {
+        }
+        &'agenttrust;guard;help;session;end'= {
+        }
+        &'agenttrust;guard;help;help'= {
+        }
         &'agenttrust;policies'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1338,6 +1558,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand telemetry 'Report and list telemetry events'
             cand sessions 'Open, inspect, list, re-mode and unlock agent sessions'
             cand approvals 'List, approve, deny and wait for approvals (elevation)'
+            cand guard 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand keys 'Manage org API keys'
             cand completions 'Print a shell completion script'
@@ -1441,6 +1662,29 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;approvals;deny'= {
         }
         &'agenttrust;help;approvals;wait'= {
+        }
+        &'agenttrust;help;guard'= {
+            cand check 'Check a tool call before making it (silent on allow; the exit status is the answer)'
+            cand run 'Check a tool call and, when allowed, run the command and report what happened'
+            cand report 'Report what a tool call did (success or failure, duration)'
+            cand flush 'Deliver every spooled telemetry event (exit 69 when the gateway is unreachable)'
+            cand session 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
+        }
+        &'agenttrust;help;guard;check'= {
+        }
+        &'agenttrust;help;guard;run'= {
+        }
+        &'agenttrust;help;guard;report'= {
+        }
+        &'agenttrust;help;guard;flush'= {
+        }
+        &'agenttrust;help;guard;session'= {
+            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
+        }
+        &'agenttrust;help;guard;session;start'= {
+        }
+        &'agenttrust;help;guard;session;end'= {
         }
         &'agenttrust;help;policies'= {
             cand get 'Print the stored policy document (JSON, whatever -o says)'

@@ -47,6 +47,7 @@ complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "actions" -d '
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "telemetry" -d 'Report and list telemetry events'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "sessions" -d 'Open, inspect, list, re-mode and unlock agent sessions'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "approvals" -d 'List, approve, deny and wait for approvals (elevation)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "guard" -d 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "policies" -d 'Get, set, validate (offline) and test the org\'s policy'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "keys" -d 'Manage org API keys'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "completions" -d 'Print a shell completion script'
@@ -656,6 +657,127 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "wait" -d 'Wait until an approval is decided (exit 0 approved, 77 denied, 75 still pending)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "check" -d 'Check a tool call before making it (silent on allow; the exit status is the answer)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "run" -d 'Check a tool call and, when allowed, run the command and report what happened'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "report" -d 'Report what a tool call did (success or failure, duration)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "flush" -d 'Deliver every spooled telemetry event (exit 69 when the gateway is unreachable)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "session" -d 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
+mutating\t''
+write\t''
+destructive\t''
+admin\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l wait -d 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l fail-open -d 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l tool -d 'The tool (action) name' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
+mutating\t''
+write\t''
+destructive\t''
+admin\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l log-inputs -d 'Send the command line (cut to 200 characters) as the input summary'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l wait -d 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l fail-open -d 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l duration-ms -d 'How long the call took, in milliseconds' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l error-type -d 'What kind of failure (e.g. `exit:3`, `timeout`)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l success -d 'The call succeeded'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l failure -d 'The call failed'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -f -a "start" -d 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -f -a "end" -d 'Deliver the session\'s telemetry and print `unset AGENTTRUST_SESSION_ID`'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a tool call before making it (silent on allow; the exit status is the answer)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "run" -d 'Check a tool call and, when allowed, run the command and report what happened'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "report" -d 'Report what a tool call did (success or failure, duration)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "flush" -d 'Deliver every spooled telemetry event (exit 69 when the gateway is unreachable)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "session" -d 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -878,21 +1000,22 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "org" -d 'Manage orgs in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "key" -d 'Mint org API keys in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "health" -d 'Check the gateway\'s health'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "agents" -d 'Register, list, inspect and revoke agents'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "telemetry" -d 'Report and list telemetry events'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "sessions" -d 'Open, inspect, list, re-mode and unlock agent sessions'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "approvals" -d 'List, approve, deny and wait for approvals (elevation)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "policies" -d 'Get, set, validate (offline) and test the org\'s policy'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "keys" -d 'Manage org API keys'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "completions" -d 'Print a shell completion script'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals policies keys completions server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "health" -d 'Check the gateway\'s health'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "agents" -d 'Register, list, inspect and revoke agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "telemetry" -d 'Report and list telemetry events'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "sessions" -d 'Open, inspect, list, re-mode and unlock agent sessions'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "approvals" -d 'List, approve, deny and wait for approvals (elevation)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "guard" -d 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "policies" -d 'Get, set, validate (offline) and test the org\'s policy'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "keys" -d 'Manage org API keys'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "completions" -d 'Print a shell completion script'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies keys completions server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "list" -d 'List profiles (`*` marks the default)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "show" -d 'Show a profile\'s settings, secrets masked [default: the profile in use]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "use" -d 'Make a profile the default'
@@ -919,6 +1042,11 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "wait" -d 'Wait until an approval is decided (exit 0 approved, 77 denied, 75 still pending)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "check" -d 'Check a tool call before making it (silent on allow; the exit status is the answer)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "run" -d 'Check a tool call and, when allowed, run the command and report what happened'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "report" -d 'Report what a tool call did (success or failure, duration)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "flush" -d 'Deliver every spooled telemetry event (exit 69 when the gateway is unreachable)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "session" -d 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from policies" -f -a "get" -d 'Print the stored policy document (JSON, whatever -o says)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from policies" -f -a "set" -d 'Replace the policy with a JSON file: validates it, shows what changes, confirms'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from policies" -f -a "validate" -d 'Check a policy file offline (no gateway, no API key): exit 0 valid, 1 invalid'

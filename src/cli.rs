@@ -10,6 +10,7 @@ pub mod actions;
 pub mod agents;
 pub mod approvals;
 pub mod completions;
+pub mod guard;
 pub mod health;
 pub mod keys;
 pub mod login;
@@ -114,6 +115,8 @@ pub enum Command {
     Sessions(sessions::SessionsArgs),
     /// List, approve, deny and wait for approvals (elevation)
     Approvals(approvals::ApprovalsArgs),
+    /// The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)
+    Guard(guard::GuardArgs),
     /// Get, set, validate (offline) and test the org's policy
     Policies(policies::PoliciesArgs),
     /// Manage org API keys
@@ -216,6 +219,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Telemetry(args) => telemetry::run(&context, args).await,
                 Command::Sessions(args) => sessions::run(&context, args).await,
                 Command::Approvals(args) => approvals::run(&context, args).await,
+                Command::Guard(args) => guard::run(&context, args).await,
                 Command::Policies(args) => policies::run(&context, args).await,
                 Command::Keys(args) => keys::run(&context, args).await,
                 Command::Completions(_) => unreachable!("handled above"),

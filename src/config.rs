@@ -30,6 +30,8 @@ pub mod env {
     pub const AGENT_ID: &str = "AGENTTRUST_AGENT_ID";
     pub const SESSION_ID: &str = "AGENTTRUST_SESSION_ID";
     pub const FAIL_OPEN: &str = "AGENTTRUST_FAIL_OPEN";
+    /// Where `guard` keeps state (the telemetry spool) [default: the platform's state dir].
+    pub const STATE_DIR: &str = "AGENTTRUST_STATE_DIR";
     // The embedded gateway (`agenttrust server`).
     pub const DATABASE_URL: &str = "AGENTTRUST_DATABASE_URL";
     pub const LISTEN: &str = "AGENTTRUST_LISTEN";

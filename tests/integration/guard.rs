@@ -1,0 +1,666 @@
+//! `agenttrust guard` (issue 4) through the real binary: every exit path of `check` and `run`
+//! (allowed, denied, elevation with and without `--wait`, unreachable fail-closed and
+//! `--fail-open`, 401/403 never allowed), the wrapped command's own status and signals, the
+//! command never starting when not allowed, and telemetry: the right fields, the spool surviving
+//! a gateway outage, and concurrent guard processes delivering every event exactly once.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{self, Harness, Run};
+use crate::on_both_backends;
+
+on_both_backends!(
+    check_exit_paths,
+    check_wait_for_the_human,
+    unreachable_gateway_fails_closed_unless_fail_open,
+    authentication_failures_are_never_an_allow,
+    run_passes_the_command_status_through,
+    run_never_starts_a_command_that_is_not_allowed,
+    telemetry_spools_while_the_gateway_is_down,
+    concurrent_guards_deliver_every_event_once,
+    report_and_session_verbs,
+);
+
+const POLICY: &str = r#"{
+  "rules": [
+    {"id": "deploys-need-a-human", "tools": ["deploy_*"], "decision": "require_approval",
+     "reason": "deploys need a human"}
+  ],
+  "defaults": {"read": "allow", "mutating": "allow", "destructive": "require_approval", "admin": "deny"}
+}"#;
+
+/// A fresh agent under the test policy.
+fn setup(h: &Harness, name: &str) -> String {
+    h.put_policy(serde_json::from_str(POLICY).unwrap());
+    h.create_agent(name, &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn state_dir(h: &Harness) -> PathBuf {
+    h.scratch.path().join("state")
+}
+
+/// `agenttrust` against the harness gateway, with the spool in the scratch dir and the agent
+/// exported as a shell agent would.
+fn guard(h: &Harness, agent_id: &str) -> assert_cmd::Command {
+    let mut command = h.cli();
+    command
+        .env("AGENTTRUST_STATE_DIR", state_dir(h))
+        .env("AGENTTRUST_AGENT_ID", agent_id);
+    command
+}
+
+/// The same, against another URL (a dead port, a fake or a proxy).
+fn guard_at(h: &Harness, agent_id: &str, url: &str) -> assert_cmd::Command {
+    let mut command = guard(h, agent_id);
+    command.env("AGENTTRUST_URL", url);
+    command
+}
+
+fn run(mut command: assert_cmd::Command, args: &[&str]) -> Run {
+    harness::run(command.args(args))
+}
+
+/// The agent's telemetry events, oldest first.
+fn events(h: &Harness, agent_id: &str) -> Vec<Value> {
+    let page = h
+        .get(&format!(
+            "/api/v1/telemetry/events?agent_id={agent_id}&limit=1000"
+        ))
+        .ok()
+        .clone();
+    page["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// Spooled lines in every spool file.
+fn spooled(h: &Harness) -> usize {
+    let Ok(entries) = std::fs::read_dir(state_dir(h).join("spool")) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|entry| {
+            std::fs::read_to_string(entry.path())
+                .unwrap()
+                .lines()
+                .filter(|line| !line.trim().is_empty())
+                .count()
+        })
+        .sum()
+}
+
+/// A port nothing listens on (bound, then released).
+fn dead_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A one-trick HTTP server answering every request with `status` and a gateway error body.
+fn fake_gateway(status: u16) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            let mut buffer = [0u8; 8192];
+            let _ = stream.read(&mut buffer);
+            let body = r#"{"error":"no","message":"not allowed here","code":"AUTH_DENIED"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// A TCP proxy on `port` to the harness gateway: "the gateway is back" on the old address.
+fn proxy(port: u16, target: &str) {
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("the old port is free again");
+    let target = target.trim_start_matches("http://").to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { break };
+            let Ok(upstream) = TcpStream::connect(&target) else {
+                continue;
+            };
+            let pump = |mut from: TcpStream, mut to: TcpStream| {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                });
+            };
+            pump(client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            pump(upstream, client);
+        }
+    });
+}
+
+fn check_exit_paths(h: &Harness) {
+    let agent_id = setup(h, "checker");
+
+    // Allowed: silent, exit 0.
+    let allowed = run(guard(h, &agent_id), &["guard", "check", "web_search"]);
+    allowed.success();
+    assert_eq!(allowed.stdout, "");
+    assert_eq!(allowed.stderr, "");
+
+    // Denied: 77 and one line on stderr.
+    let denied = run(
+        guard(h, &agent_id),
+        &["guard", "check", "drop_users", "--effect", "admin"],
+    );
+    denied.code(77);
+    assert_eq!(denied.stdout, "");
+    assert_eq!(denied.stderr.lines().count(), 1, "{}", denied.stderr);
+    assert!(denied.stderr.contains("denied"), "{}", denied.stderr);
+
+    // Elevation: 75, the approval id and the exact command to approve it.
+    let elevated = run(
+        guard(h, &agent_id),
+        &["guard", "check", "deploy_prod", "--session", "s-elev"],
+    );
+    elevated.code(75);
+    let approvals = h.get("/api/v1/approvals?session_id=s-elev").ok().clone();
+    let approval_id = approvals["approvals"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        elevated
+            .stderr
+            .contains(&format!("`agenttrust approvals approve {approval_id}`")),
+        "{}",
+        elevated.stderr
+    );
+
+    // -o json: the decision on stdout, the same exit codes.
+    let json_allowed = run(
+        guard(h, &agent_id),
+        &["guard", "check", "web_search", "-o", "json"],
+    );
+    json_allowed.success();
+    assert_eq!(json_allowed.json()["allowed"], true);
+    let json_denied = run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "check",
+            "drop_users",
+            "--effect",
+            "admin",
+            "-o",
+            "json",
+        ],
+    );
+    json_denied.code(77);
+    assert_eq!(json_denied.json()["allowed"], false);
+    let json_elevated = run(
+        guard(h, &agent_id),
+        &["guard", "check", "deploy_prod", "-o", "json"],
+    );
+    json_elevated.code(75);
+    assert_eq!(json_elevated.json()["elevation_required"], true);
+
+    // The agent is required (flag or env): a usage error otherwise.
+    run(h.cli(), &["guard", "check", "web_search"]).code(2);
+    // --agent beats the env; the session defaults to a fresh id the gateway accepts.
+    let flagged = run(
+        guard(h, "nobody"),
+        &[
+            "guard",
+            "check",
+            "web_search",
+            "--agent",
+            &agent_id,
+            "-o",
+            "json",
+        ],
+    );
+    flagged.success();
+    let session = flagged.json()["session_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        session.is_empty() || uuid::Uuid::parse_str(&session).is_ok(),
+        "{session}"
+    );
+}
+
+/// Waits until the session has a pending approval and returns its id.
+fn pending_approval(h: &Harness, session: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = h
+            .get(&format!("/api/v1/approvals?session_id={session}"))
+            .ok()
+            .clone();
+        if let Some(id) = list["approvals"][0]["id"].as_str() {
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no approval for {session}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn check_wait_for_the_human(h: &Harness) {
+    let agent_id = setup(h, "waiter");
+    for (session, verb, expected) in [("s-approve", "approve", 0), ("s-deny", "deny", 77)] {
+        let mut waiting = guard(h, &agent_id);
+        waiting.args([
+            "guard",
+            "check",
+            "deploy_prod",
+            "--session",
+            session,
+            "--wait",
+            "--timeout",
+            "30s",
+        ]);
+        let outcome = std::thread::scope(|scope| {
+            let handle = scope.spawn(move || harness::run(&mut waiting));
+            let approval_id = pending_approval(h, session);
+            h.run(&["approvals", verb, &approval_id, "--yes"]).success();
+            handle.join().unwrap()
+        });
+        outcome.code(expected);
+    }
+    // `guard run --wait`: the command runs once approved.
+    let marker = h.scratch.path().join("deployed");
+    let mut waiting = guard(h, &agent_id);
+    waiting.args([
+        "guard",
+        "run",
+        "--tool",
+        "deploy_prod",
+        "--session",
+        "s-run",
+        "--wait",
+        "--timeout",
+        "30s",
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    let outcome = std::thread::scope(|scope| {
+        let handle = scope.spawn(move || harness::run(&mut waiting));
+        let approval_id = pending_approval(h, "s-run");
+        h.run(&["approvals", "approve", &approval_id, "--yes"])
+            .success();
+        handle.join().unwrap()
+    });
+    outcome.success();
+    assert!(marker.exists());
+
+    // Nobody decides in time: 75.
+    run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "check",
+            "deploy_prod",
+            "--session",
+            "s-late",
+            "--wait",
+            "--timeout",
+            "1s",
+        ],
+    )
+    .code(75);
+}
+
+fn unreachable_gateway_fails_closed_unless_fail_open(h: &Harness) {
+    let agent_id = setup(h, "lonely");
+    let url = format!("http://127.0.0.1:{}", dead_port());
+    let closed = run(
+        guard_at(h, &agent_id, &url),
+        &["guard", "check", "web_search"],
+    );
+    closed.code(69);
+    let open = run(
+        guard_at(h, &agent_id, &url),
+        &["guard", "check", "web_search", "--fail-open"],
+    );
+    open.success();
+    assert!(open.stderr.contains("warning:"), "{}", open.stderr);
+    let mut from_env = guard_at(h, &agent_id, &url);
+    from_env.env("AGENTTRUST_FAIL_OPEN", "1");
+    run(from_env, &["guard", "check", "web_search"]).success();
+    // --fail-open never turns a denial into an allow.
+    run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "check",
+            "drop_users",
+            "--effect",
+            "admin",
+            "--fail-open",
+        ],
+    )
+    .code(77);
+    // A server error is not "unreachable": no allow either.
+    run(
+        guard_at(h, &agent_id, &fake_gateway(500)),
+        &["guard", "check", "web_search", "--fail-open"],
+    )
+    .code(1);
+}
+
+fn authentication_failures_are_never_an_allow(h: &Harness) {
+    let agent_id = setup(h, "locked-out");
+    let mut bad_key = guard(h, &agent_id);
+    bad_key.env(
+        "AGENTTRUST_API_KEY",
+        "sk_live_not_a_real_key_0000000000000000",
+    );
+    run(bad_key, &["guard", "check", "web_search", "--fail-open"]).code(4);
+    for status in [401, 403] {
+        let url = fake_gateway(status);
+        run(
+            guard_at(h, &agent_id, &url),
+            &["guard", "check", "web_search", "--fail-open"],
+        )
+        .code(4);
+        let marker = h.scratch.path().join(format!("ran-{status}"));
+        run(
+            guard_at(h, &agent_id, &url),
+            &[
+                "guard",
+                "run",
+                "--tool",
+                "web_search",
+                "--fail-open",
+                "--",
+                "touch",
+                marker.to_str().unwrap(),
+            ],
+        )
+        .code(4);
+        assert!(!marker.exists());
+    }
+    // No key at all: 4.
+    let mut no_key = guard(h, &agent_id);
+    no_key.env_remove("AGENTTRUST_API_KEY");
+    run(no_key, &["guard", "check", "web_search"]).code(4);
+}
+
+fn run_passes_the_command_status_through(h: &Harness) {
+    let agent_id = setup(h, "runner");
+    let ok = run(
+        guard(h, &agent_id),
+        &["guard", "run", "--tool", "echo", "--", "echo", "hello"],
+    );
+    ok.success();
+    assert_eq!(ok.stdout, "hello\n");
+    run(
+        guard(h, &agent_id),
+        &[
+            "guard", "run", "--tool", "shell", "--", "sh", "-c", "exit 3",
+        ],
+    )
+    .code(3);
+    run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "suicide",
+            "--",
+            "sh",
+            "-c",
+            "kill -9 $$",
+        ],
+    )
+    .code(137);
+    run(
+        guard(h, &agent_id),
+        &["guard", "run", "--tool", "ghost", "--", "/nonexistent/tool"],
+    )
+    .code(127);
+
+    let events = events(h, &agent_id);
+    let by_tool = |tool: &str| -> Value {
+        events
+            .iter()
+            .find(|event| event["tool_name"] == tool)
+            .unwrap_or_else(|| panic!("no event for {tool}: {events:?}"))
+            .clone()
+    };
+    let echo = by_tool("echo");
+    assert_eq!(echo["event_type"], "tool_end", "{echo}");
+    assert_eq!(echo["success"], true, "{echo}");
+    assert!(echo["duration_ms"].is_i64(), "{echo}");
+    assert!(echo["session_id"].is_string(), "{echo}");
+    let shell = by_tool("shell");
+    assert_eq!(shell["event_type"], "tool_error", "{shell}");
+    assert_eq!(shell["success"], false, "{shell}");
+    assert_eq!(shell["error_type"], "exit:3", "{shell}");
+    let killed = by_tool("suicide");
+    assert_eq!(killed["error_type"], "signal:SIGKILL", "{killed}");
+    assert_eq!(by_tool("ghost")["success"], false);
+    assert_eq!(spooled(h), 0, "everything was delivered");
+}
+
+fn run_never_starts_a_command_that_is_not_allowed(h: &Harness) {
+    let agent_id = setup(h, "blocked");
+    let marker = h.scratch.path().join("should-not-exist");
+    let touch = ["--", "touch", marker.to_str().unwrap()];
+    let with = |head: &[&str]| -> Vec<String> {
+        head.iter()
+            .chain(touch.iter())
+            .map(|text| text.to_string())
+            .collect()
+    };
+    let args = with(&["guard", "run", "--tool", "drop_users", "--effect", "admin"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(guard(h, &agent_id), &args).code(77);
+    let args = with(&["guard", "run", "--tool", "deploy_prod"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(guard(h, &agent_id), &args).code(75);
+    let url = format!("http://127.0.0.1:{}", dead_port());
+    let args = with(&["guard", "run", "--tool", "web_search"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(guard_at(h, &agent_id, &url), &args).code(69);
+    assert!(!marker.exists());
+    assert!(events(h, &agent_id).is_empty());
+
+    // --log-inputs sends the command line, cut to 200 characters; otherwise nothing.
+    let long = "é".repeat(300);
+    for (session, log_inputs) in [("s-log", true), ("s-private", false)] {
+        let mut args = vec!["guard", "run", "--tool", "deploy_x", "--session", session];
+        if log_inputs {
+            args.push("--log-inputs");
+        }
+        args.extend(["--", "echo", &long]);
+        run(guard(h, &agent_id), &args).code(75);
+    }
+    let summary = |session: &str| -> String {
+        let list = h
+            .get(&format!("/api/v1/approvals?session_id={session}"))
+            .ok()
+            .clone();
+        list["approvals"][0]["input_summary"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let logged = summary("s-log");
+    assert_eq!(logged.chars().count(), 200, "{logged}");
+    assert!(logged.starts_with("echo éé"), "{logged}");
+    assert_eq!(summary("s-private"), "");
+}
+
+fn telemetry_spools_while_the_gateway_is_down(h: &Harness) {
+    let agent_id = setup(h, "offline");
+    let port = dead_port();
+    let url = format!("http://127.0.0.1:{port}");
+    for tool in ["one", "two", "three"] {
+        let ran = run(
+            guard_at(h, &agent_id, &url),
+            &["guard", "run", "--tool", tool, "--fail-open", "--", "true"],
+        );
+        ran.success();
+        assert!(ran.stderr.contains("warning:"), "{}", ran.stderr);
+    }
+    let reported = run(
+        guard_at(h, &agent_id, &url),
+        &[
+            "guard",
+            "report",
+            "four",
+            "--failure",
+            "--error-type",
+            "timeout",
+        ],
+    );
+    reported.success();
+    assert_eq!(spooled(h), 4);
+    // Still down: flush says so (69) and keeps everything.
+    run(guard_at(h, &agent_id, &url), &["guard", "flush"]).code(69);
+    assert_eq!(spooled(h), 4);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = state_dir(h).join("spool");
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "spool files are private");
+        }
+    }
+    assert!(events(h, &agent_id).is_empty());
+
+    // The gateway is back on the same address.
+    proxy(port, &h.url);
+    run(guard_at(h, &agent_id, &url), &["guard", "flush"]).success();
+    assert_eq!(spooled(h), 0);
+    let events = events(h, &agent_id);
+    let tools: Vec<&str> = events
+        .iter()
+        .map(|event| event["tool_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools.len(), 4, "{events:?}");
+    for tool in ["one", "two", "three", "four"] {
+        assert!(tools.contains(&tool), "{tools:?}");
+    }
+    let four = events
+        .iter()
+        .find(|event| event["tool_name"] == "four")
+        .unwrap();
+    assert_eq!(four["error_type"], "timeout", "{four}");
+}
+
+fn concurrent_guards_deliver_every_event_once(h: &Harness) {
+    const PROCESSES: usize = 4;
+    const EACH: usize = 6;
+    let agent_id = setup(h, "busy");
+    let port = dead_port();
+    let dead = format!("http://127.0.0.1:{port}");
+
+    // Phase 1, gateway down: concurrent appends only.
+    // Phase 2, gateway up: concurrent appends and deliveries.
+    for (phase, url) in [("down", dead.clone()), ("up", h.url.clone())] {
+        std::thread::scope(|scope| {
+            for process in 0..PROCESSES {
+                let (agent_id, url) = (&agent_id, &url);
+                scope.spawn(move || {
+                    for index in 0..EACH {
+                        let tool = format!("{phase}-{process}-{index}");
+                        run(
+                            guard_at(h, agent_id, url),
+                            &["guard", "report", &tool, "--success", "--duration-ms", "7"],
+                        )
+                        .success();
+                    }
+                });
+            }
+        });
+        if phase == "down" {
+            assert_eq!(spooled(h), PROCESSES * EACH);
+        }
+    }
+    // The first phase's spool is the dead address's: bring that address back and flush both.
+    proxy(port, &h.url);
+    run(guard_at(h, &agent_id, &dead), &["guard", "flush"]).success();
+    run(guard(h, &agent_id), &["guard", "flush"]).success();
+    assert_eq!(spooled(h), 0);
+
+    let events = events(h, &agent_id);
+    let mut tools: Vec<String> = events
+        .iter()
+        .map(|event| event["tool_name"].as_str().unwrap().to_string())
+        .collect();
+    tools.sort();
+    let before = tools.len();
+    tools.dedup();
+    assert_eq!(before, tools.len(), "an event was delivered twice");
+    assert_eq!(tools.len(), 2 * PROCESSES * EACH, "an event was lost");
+    assert!(events.iter().all(|event| event["duration_ms"] == 7));
+}
+
+fn report_and_session_verbs(h: &Harness) {
+    let agent_id = setup(h, "reporter");
+    let started = run(
+        h.cli(),
+        &["guard", "session", "start", "--agent", &agent_id],
+    );
+    started.success();
+    let lines: Vec<&str> = started.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", started.stdout);
+    let session = lines[0]
+        .strip_prefix("export AGENTTRUST_SESSION_ID=")
+        .unwrap_or_else(|| panic!("{}", started.stdout));
+    assert!(uuid::Uuid::parse_str(session).is_ok(), "{session}");
+    assert_eq!(lines[1], format!("export AGENTTRUST_AGENT_ID={agent_id}"));
+
+    let mut in_session = guard(h, &agent_id);
+    in_session.env("AGENTTRUST_SESSION_ID", session);
+    run(
+        in_session,
+        &[
+            "guard",
+            "report",
+            "fetch",
+            "--success",
+            "--duration-ms",
+            "42",
+        ],
+    )
+    .success();
+    let mut ended = guard(h, &agent_id);
+    ended.env("AGENTTRUST_SESSION_ID", session);
+    let ended = run(ended, &["guard", "session", "end"]);
+    ended.success();
+    assert_eq!(ended.stdout, "unset AGENTTRUST_SESSION_ID\n");
+    let events = events(h, &agent_id);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["tool_name"], "fetch");
+    assert_eq!(event["session_id"], session);
+    assert_eq!(event["duration_ms"], 42);
+    assert_eq!(event["success"], true);
+    assert_eq!(event["event_type"], "tool_end");
+    // --success and --failure exclude each other; one is required.
+    run(guard(h, &agent_id), &["guard", "report", "x"]).code(2);
+    run(
+        guard(h, &agent_id),
+        &["guard", "report", "x", "--success", "--failure"],
+    )
+    .code(2);
+}
