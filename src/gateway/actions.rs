@@ -97,22 +97,6 @@ pub async fn evaluate(
         Some(session) => Some(session.scope_ceiling()?).filter(|ceiling| !ceiling.is_empty()),
         None => None,
     };
-    let effect_for_key = params
-        .stated_effect
-        .unwrap_or_else(|| guardian::classify(params.action_name, params.input_summary).effect);
-    let approval_row: Option<ApprovalRow> = match (params.session_id, &agent) {
-        (Some(session_id), Some(_)) => {
-            let key = store::approvals::request_key(
-                params.action_name,
-                effect_for_key.as_str(),
-                params.input_summary,
-            );
-            store::approvals::latest_for_request(&state.store, org_id, session_id, &key).await?
-        }
-        _ => None,
-    };
-    let now = time::now();
-    let approval = approval_state(approval_row.as_ref(), now);
     let mode = match &session {
         Some(session) => session.mode.parse::<SessionMode>().map_err(|error| {
             tracing::error!(%error, session = %session.id, "stored session mode is unknown");
@@ -121,29 +105,46 @@ pub async fn evaluate(
         None => SessionMode::Standard,
     };
     let no_delegations: [String; 0] = [];
-    let decision = guardian::decide(&CheckInput {
-        agent: agent.as_ref().map(|agent| AgentFacts {
-            id: &agent.id,
-            name: &agent.name,
-            framework: &agent.framework,
-            capabilities: &capabilities,
-            delegated_capabilities: &no_delegations,
-            active: agent.is_active(),
-        }),
-        action_name: params.action_name,
-        input_summary: params.input_summary,
-        stated_effect: params.stated_effect,
-        session_id: params.session_id,
-        session: session.as_ref().map(|session| SessionFacts {
-            agent_id: &session.agent_id,
-            mode,
-            scope_ceiling: scope_ceiling.as_deref(),
-            denied_calls: session.denials_since_unlock(),
-        }),
-        approval,
-        policy,
-        now,
-    });
+    let now = time::now();
+    let decide = |approval: ApprovalState<'_>| {
+        guardian::decide(&CheckInput {
+            agent: agent.as_ref().map(|agent| AgentFacts {
+                id: &agent.id,
+                name: &agent.name,
+                framework: &agent.framework,
+                capabilities: &capabilities,
+                delegated_capabilities: &no_delegations,
+                active: agent.is_active(),
+            }),
+            action_name: params.action_name,
+            input_summary: params.input_summary,
+            stated_effect: params.stated_effect,
+            session_id: params.session_id,
+            session: session.as_ref().map(|session| SessionFacts {
+                agent_id: &session.agent_id,
+                mode,
+                scope_ceiling: scope_ceiling.as_deref(),
+            }),
+            approval,
+            policy,
+            now,
+        })
+    };
+    // Most checks never need a human: decide first, and read the approvals of this request
+    // only when the decision asks for one (then decide again knowing them).
+    let mut decision = decide(ApprovalState::None);
+    if let (ApprovalAction::Create, Some(session_id)) = (&decision.approval, params.session_id) {
+        let key = store::approvals::request_key(
+            params.action_name,
+            decision.effect.as_str(),
+            params.input_summary,
+        );
+        let latest =
+            store::approvals::latest_for_request(&state.store, org_id, session_id, &key).await?;
+        if let Some(row) = &latest {
+            decision = decide(approval_state(row, now));
+        }
+    }
     let owns_session = session
         .as_ref()
         .is_none_or(|session| session.agent_id == params.agent_id);
@@ -153,10 +154,7 @@ pub async fn evaluate(
     })
 }
 
-fn approval_state(row: Option<&ApprovalRow>, now: i64) -> ApprovalState<'_> {
-    let Some(row) = row else {
-        return ApprovalState::None;
-    };
+fn approval_state(row: &ApprovalRow, now: i64) -> ApprovalState<'_> {
     match row.status_at(now) {
         store::approvals::STATUS_PENDING => ApprovalState::Pending { id: &row.id },
         store::approvals::STATUS_APPROVED => ApprovalState::Approved {

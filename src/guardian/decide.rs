@@ -40,8 +40,6 @@ pub struct SessionFacts<'a> {
     /// The most the session may do (an API session's token scopes); `None` means no ceiling,
     /// `Some(&[])` means nothing (a token without scopes).
     pub scope_ceiling: Option<&'a [String]>,
-    /// Denials counted so far in this session.
-    pub denied_calls: i64,
 }
 
 /// The latest approval of this session for this action name. The caller maps a pending
@@ -113,10 +111,10 @@ pub struct Decision {
     pub matched_rule: Option<String>,
     pub approval: ApprovalAction,
     /// Add one to the session's denial counter (never for identity failures: the call does not
-    /// belong to the session, and must not count against another agent's session).
+    /// belong to the session, and must not count against another agent's session). Whether
+    /// that denial locks the session is decided where the counter is incremented (the store),
+    /// so concurrent checks cannot miss the threshold.
     pub counts_as_denial: bool,
-    /// This denial reaches the policy's lockout threshold: lock the session.
-    pub lock_session: bool,
 }
 
 /// An outcome before approvals and counters.
@@ -152,7 +150,6 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         matched_rule: None,
         approval: ApprovalAction::None,
         counts_as_denial: false,
-        lock_session: false,
     };
     let Some(agent) = &input.agent else {
         return identity_denial(
@@ -227,11 +224,6 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
 
     // 7. Counters.
     let counts_as_denial = !allowed && !elevation_required;
-    let denied_before = input.session.map_or(0, |session| session.denied_calls);
-    let lock_session = counts_as_denial
-        && input.session_id.is_some()
-        && mode != SessionMode::Locked
-        && denied_before.saturating_add(1) >= input.policy.lockout_after_denials();
 
     Decision {
         allowed,
@@ -243,7 +235,6 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         matched_rule,
         approval,
         counts_as_denial,
-        lock_session,
     }
 }
 

@@ -64,12 +64,11 @@ enum Agent {
     Revoked,
 }
 
-/// A stored session: mode, scope ceiling, denials so far, owning agent.
+/// A stored session: mode, scope ceiling, owning agent.
 #[derive(Clone, Copy)]
 struct Session {
     mode: SessionMode,
     ceiling: &'static [&'static str],
-    denied: i64,
     agent_id: &'static str,
 }
 
@@ -77,7 +76,6 @@ const fn session(mode: SessionMode) -> Option<Session> {
     Some(Session {
         mode,
         ceiling: &[],
-        denied: 0,
         agent_id: "agent-1",
     })
 }
@@ -105,8 +103,8 @@ struct Case {
     elevation: bool,
     rule: &'static str,
     approval_action: Approval,
-    /// `(counts_as_denial, lock_session)`, checked when given.
-    counters: Option<(bool, bool)>,
+    /// `counts_as_denial`, checked when given.
+    counters: Option<bool>,
     /// A word the reason must contain.
     reason: &'static str,
 }
@@ -142,17 +140,17 @@ fn cases() -> Vec<Case> {
         // Defaults per effect.
         (Case { name: "read allowed by default", summary: "AI news", ..BASE }, allowed("default:read")),
         (Case { name: "mutating allowed by default", action: "send_email", ..BASE }, allowed("default:mutating")),
-        (Case { name: "destructive without session is denied", action: "delete_all", counters: Some((true, false)), reason: "retry with a session id", ..BASE }, denied("default:destructive")),
-        (Case { name: "destructive in a new session asks approval", action: "delete_all", session_id: SID, counters: Some((false, false)), reason: "need approval by default", ..BASE }, create("default:destructive")),
+        (Case { name: "destructive without session is denied", action: "delete_all", counters: Some(true), reason: "retry with a session id", ..BASE }, denied("default:destructive")),
+        (Case { name: "destructive in a new session asks approval", action: "delete_all", session_id: SID, counters: Some(false), reason: "need approval by default", ..BASE }, create("default:destructive")),
         (Case { name: "admin denied by default", action: "grant_role", ..BASE }, denied("default:admin")),
         (Case { name: "stated destructive beats the name", effect: Some(Effect::Destructive), session_id: SID, session: session(Standard), reason: "stated by the caller", ..BASE }, create("default:destructive")),
         (Case { name: "stated read beats the name", action: "delete_file", effect: Some(Effect::Read), ..BASE }, allowed("default:read")),
         (Case { name: "unknown verb is mutating", action: "frobnicate", ..BASE }, allowed("default:mutating")),
         (Case { name: "dangerous input raises the effect", action: "shell", summary: "rm -rf /", session_id: SID, ..BASE }, create("default:destructive")),
         // Identity.
-        (Case { name: "unknown agent", agent: Agent::Unknown, session_id: SID, counters: Some((false, false)), ..BASE }, denied("agent:unknown")),
-        (Case { name: "revoked agent", agent: Agent::Revoked, counters: Some((false, false)), ..BASE }, denied("agent:revoked")),
-        (Case { name: "session of another agent never counts against it", session_id: SID, session: Some(Session { agent_id: "agent-2", denied: 99, ..session(Standard).unwrap() }), counters: Some((false, false)), ..BASE }, denied("session:agent-mismatch")),
+        (Case { name: "unknown agent", agent: Agent::Unknown, session_id: SID, counters: Some(false), ..BASE }, denied("agent:unknown")),
+        (Case { name: "revoked agent", agent: Agent::Revoked, counters: Some(false), ..BASE }, denied("agent:revoked")),
+        (Case { name: "session of another agent never counts against it", session_id: SID, session: Some(Session { agent_id: "agent-2", ..session(Standard).unwrap() }), counters: Some(false), ..BASE }, denied("session:agent-mismatch")),
         // Rules: tools, input, agents.
         (Case { name: "contains is case-insensitive", policy: Policy::Rules, action: "shell", summary: "rm -rf /tmp", reason: "no recursive deletes", ..BASE }, denied("rule:block-shell-rm")),
         (Case { name: "contains not matching falls through", policy: Policy::Rules, action: "shell", summary: "ls -la", ..BASE }, allowed("default:mutating")),
@@ -179,12 +177,12 @@ fn cases() -> Vec<Case> {
         (Case { name: "direct capability missing", policy: Policy::Rules, agent: Agent::Nine, action: "files_write_text", reason: "files:write", ..BASE }, denied("rule:files-write")),
         // Approvals.
         (Case { name: "require_approval creates one", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), ..BASE }, create("rule:billing-approval")),
-        (Case { name: "pending approval is reused", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Pending { id: "ap-1" }, reason: "ap-1", counters: Some((false, false)), ..BASE }, (false, true, "rule:billing-approval", Approval::Reuse("ap-1"))),
+        (Case { name: "pending approval is reused", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Pending { id: "ap-1" }, reason: "ap-1", counters: Some(false), ..BASE }, (false, true, "rule:billing-approval", Approval::Reuse("ap-1"))),
         (Case { name: "approved and granted", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Elevated), approval: ApprovalState::Approved { id: "ap-1", grant_expires_at: NOW + 60 }, ..BASE }, allowed("session:elevated")),
         (Case { name: "approved in a standard session", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Approved { id: "ap-1", grant_expires_at: NOW + 60 }, reason: "approved", ..BASE }, allowed("approval:ap-1")),
         (Case { name: "grant expired", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Approved { id: "ap-1", grant_expires_at: NOW - 1 }, reason: "expired", ..BASE }, create("rule:billing-approval")),
         (Case { name: "grant expiring now", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Approved { id: "ap-1", grant_expires_at: NOW }, ..BASE }, create("rule:billing-approval")),
-        (Case { name: "denied by a human", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Denied { id: "ap-1", decided_by: "carol" }, reason: "denied by carol", counters: Some((true, false)), ..BASE }, denied("approval:ap-1")),
+        (Case { name: "denied by a human", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Denied { id: "ap-1", decided_by: "carol" }, reason: "denied by carol", counters: Some(true), ..BASE }, denied("approval:ap-1")),
         (Case { name: "expired undecided", policy: Policy::Rules, action: "issue_refund", session_id: SID, session: session(Standard), approval: ApprovalState::Expired { id: "ap-1" }, ..BASE }, create("rule:billing-approval")),
         (Case { name: "approval needs a session", policy: Policy::Rules, action: "issue_refund", reason: "granted per session", ..BASE }, denied("rule:billing-approval")),
         // Session modes.
@@ -195,18 +193,18 @@ fn cases() -> Vec<Case> {
         (Case { name: "read_only keeps denials", action: "grant_role", session_id: SID, session: session(ReadOnly), ..BASE }, denied("default:admin")),
         (Case { name: "elevated waives approvals", action: "delete_all", session_id: SID, session: session(Elevated), ..BASE }, allowed("session:elevated")),
         (Case { name: "elevated keeps denials", action: "grant_role", session_id: SID, session: session(Elevated), ..BASE }, denied("default:admin")),
-        (Case { name: "locked refuses writes", action: "send_email", session_id: SID, session: Some(Session { denied: 7, ..session(Locked).unwrap() }), reason: "agenttrust sessions unlock sess-1", counters: Some((true, false)), ..BASE }, denied("session:locked")),
+        (Case { name: "locked refuses writes", action: "send_email", session_id: SID, session: Some(Session { ..session(Locked).unwrap() }), reason: "agenttrust sessions unlock sess-1", counters: Some(true), ..BASE }, denied("session:locked")),
         (Case { name: "locked allows reads", session_id: SID, session: session(Locked), ..BASE }, allowed("default:read")),
         (Case { name: "locked refuses destructive without approval", action: "delete_all", session_id: SID, session: session(Locked), ..BASE }, denied("session:locked")),
-        (Case { name: "locked read still follows rules", policy: Policy::Rules, agent: Agent::Bob, session_id: SID, session: Some(Session { agent_id: "agent-2", ..session(Locked).unwrap() }), counters: Some((true, false)), ..BASE }, denied("rule:bob-by-name")),
+        (Case { name: "locked read still follows rules", policy: Policy::Rules, agent: Agent::Bob, session_id: SID, session: Some(Session { agent_id: "agent-2", ..session(Locked).unwrap() }), counters: Some(true), ..BASE }, denied("rule:bob-by-name")),
         // Lockout.
-        (Case { name: "denial below the threshold", policy: Policy::Rules, action: "grant_role", session_id: SID, session: Some(Session { denied: 1, ..session(Standard).unwrap() }), counters: Some((true, false)), ..BASE }, denied("default:admin")),
-        (Case { name: "denial reaching the threshold locks", policy: Policy::Rules, action: "grant_role", session_id: SID, session: Some(Session { denied: 2, ..session(Standard).unwrap() }), counters: Some((true, true)), ..BASE }, denied("default:admin")),
-        (Case { name: "denial above the threshold locks", policy: Policy::Rules, action: "grant_role", session_id: SID, session: Some(Session { denied: 40, ..session(ReadOnly).unwrap() }), counters: Some((true, true)), ..BASE }, denied("default:admin")),
-        (Case { name: "elevation never counts", policy: Policy::Rules, action: "delete_all", session_id: SID, session: Some(Session { denied: 2, ..session(Standard).unwrap() }), counters: Some((false, false)), ..BASE }, create("default:destructive")),
-        (Case { name: "allowed never counts", policy: Policy::Rules, session_id: SID, session: Some(Session { denied: 2, ..session(Standard).unwrap() }), counters: Some((false, false)), ..BASE }, allowed("default:read")),
-        (Case { name: "new session locks at threshold one", policy: Policy::Custom, action: "delete_all", session_id: SID, counters: Some((true, true)), ..BASE }, denied("default:destructive")),
-        (Case { name: "no session id never locks", policy: Policy::Custom, action: "grant_role", counters: Some((true, false)), ..BASE }, denied("default:admin")),
+        (Case { name: "denial below the threshold", policy: Policy::Rules, action: "grant_role", session_id: SID, session: Some(Session { ..session(Standard).unwrap() }), counters: Some(true), ..BASE }, denied("default:admin")),
+        (Case { name: "a denial at the lockout threshold counts", policy: Policy::Rules, action: "grant_role", session_id: SID, session: Some(Session { ..session(Standard).unwrap() }), counters: Some(true), ..BASE }, denied("default:admin")),
+        (Case { name: "a denial in a read-only session counts", policy: Policy::Rules, action: "grant_role", session_id: SID, session: Some(Session { ..session(ReadOnly).unwrap() }), counters: Some(true), ..BASE }, denied("default:admin")),
+        (Case { name: "elevation never counts", policy: Policy::Rules, action: "delete_all", session_id: SID, session: Some(Session { ..session(Standard).unwrap() }), counters: Some(false), ..BASE }, create("default:destructive")),
+        (Case { name: "allowed never counts", policy: Policy::Rules, session_id: SID, session: Some(Session { ..session(Standard).unwrap() }), counters: Some(false), ..BASE }, allowed("default:read")),
+        (Case { name: "a denial in a new session counts", policy: Policy::Custom, action: "delete_all", session_id: SID, counters: Some(true), ..BASE }, denied("default:destructive")),
+        (Case { name: "a denial without a session counts", policy: Policy::Custom, action: "grant_role", counters: Some(true), ..BASE }, denied("default:admin")),
         // Custom defaults.
         (Case { name: "custom default asks approval for mutating", policy: Policy::Custom, action: "send_email", session_id: SID, ..BASE }, create("default:mutating")),
         (Case { name: "custom default keeps read", policy: Policy::Custom, ..BASE }, allowed("default:read")),
@@ -286,7 +284,6 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
             agent_id: session.agent_id,
             mode: session.mode,
             scope_ceiling: (!ceiling.is_empty()).then_some(&ceiling[..]),
-            denied_calls: session.denied,
         }),
         approval: case.approval,
         policy,
@@ -324,12 +321,11 @@ fn decision_table() {
             Approval::Reuse(id) => ApprovalAction::Reuse(id.to_string()),
         };
         assert_eq!(decision.approval, expected_approval, "approval, {context}");
-        if let Some((counts, lock)) = case.counters {
+        if let Some(counts) = case.counters {
             assert_eq!(
                 decision.counts_as_denial, counts,
                 "counts_as_denial, {context}"
             );
-            assert_eq!(decision.lock_session, lock, "lock_session, {context}");
         }
         assert!(
             decision.reason.contains(case.reason),
@@ -348,10 +344,6 @@ fn decision_table() {
                 && !decision.elevation_required
                 && !decision.rule.starts_with("agent:")
                 && decision.rule != "session:agent-mismatch",
-            "{context}"
-        );
-        assert!(
-            !decision.lock_session || decision.counts_as_denial,
             "{context}"
         );
         assert!((0.0..=1.0).contains(&decision.confidence), "{context}");
