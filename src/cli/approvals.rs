@@ -279,32 +279,43 @@ fn wait_outcome(status: &str) -> WaitOutcome {
     }
 }
 
-pub async fn wait(context: &Context, args: WaitArgs) -> anyhow::Result<()> {
-    let client = context.client()?;
-    // The global --timeout, given as a flag, is the overall wait here; the env/profile timeout
-    // stays a per-request timeout.
-    let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
+/// Polls an approval every `interval` until someone decides it, it expires, or `timeout`
+/// passes; returns the last answer. Shared by `approvals wait` and `guard … --wait`.
+pub async fn poll_until_decided(
+    context: &Context,
+    client: &client::Client,
+    id: &str,
+    timeout: Duration,
+    interval: Duration,
+) -> anyhow::Result<client::Response<Approval>> {
     let deadline = Instant::now() + timeout;
     let mut announced = false;
-    let response = loop {
-        let response = client::approvals::get(&client, &args.id).await?;
-        let outcome = wait_outcome(&response.value.status);
+    loop {
+        let response = client::approvals::get(client, id).await?;
         let now = Instant::now();
-        if outcome != WaitOutcome::Pending || now >= deadline {
-            break response;
+        if wait_outcome(&response.value.status) != WaitOutcome::Pending || now >= deadline {
+            return Ok(response);
         }
         if !announced {
             context.printer.note(format!(
-                "Waiting up to {} for approval {} ({} by {})…",
+                "Waiting up to {} for approval {id} ({} by {}); approve it with \
+                 `agenttrust approvals approve {id}`…",
                 humanize(timeout),
-                args.id,
                 response.value.action_name,
                 response.value.agent_id
             ));
             announced = true;
         }
-        tokio::time::sleep(args.interval.min(deadline - now)).await;
-    };
+        tokio::time::sleep(interval.min(deadline - now)).await;
+    }
+}
+
+pub async fn wait(context: &Context, args: WaitArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    // The global --timeout, given as a flag, is the overall wait here; the env/profile timeout
+    // stays a per-request timeout.
+    let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
+    let response = poll_until_decided(context, &client, &args.id, timeout, args.interval).await?;
     let approval = &response.value;
     show_approval(context, &response.raw, approval)?;
     let silent = context.printer.is_json() && !context.printer.is_quiet();

@@ -8,14 +8,16 @@
 //! `guard run --log-inputs` (the command line, cut to 200 characters); its output never.
 //! Telemetry goes through the spool (`guard::spool`) and never changes an exit status.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use super::Context;
 use super::actions::effect_parser;
+use super::approvals::{self, DEFAULT_WAIT};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::api::telemetry::ReportedEvent;
+use crate::api::time;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::client::{self, Client, Response};
 use crate::config::env;
@@ -26,8 +28,6 @@ use crate::output;
 
 /// How long telemetry may hold up a `guard` exit: one short round trip on a healthy gateway.
 pub const TELEMETRY_BUDGET: Duration = Duration::from_millis(500);
-/// How long `--wait` waits without `--timeout`.
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(5 * 60);
 /// Time between polls of a pending approval under `--wait`.
 const WAIT_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -513,29 +513,16 @@ async fn wait_for_approval(
     approval_id: &str,
 ) -> anyhow::Result<ApprovalOutcome> {
     let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
-    let deadline = Instant::now() + timeout;
-    context.printer.note(format!(
-        "Waiting up to {}s for approval {approval_id} (approve it with `agenttrust approvals approve {approval_id}`)…",
-        timeout.as_secs_f64()
-    ));
-    loop {
-        let approval = client::approvals::get(client, approval_id).await?.value;
-        match approval.status.as_str() {
-            "approved" => return Ok(ApprovalOutcome::Approved),
-            "denied" => {
-                return Ok(ApprovalOutcome::Denied(
-                    approval.decided_by.unwrap_or_else(|| "-".to_string()),
-                ));
-            }
-            "expired" => return Ok(ApprovalOutcome::Pending(approval.status)),
-            _ => {}
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(ApprovalOutcome::Pending(approval.status));
-        }
-        tokio::time::sleep(WAIT_INTERVAL.min(deadline - now)).await;
-    }
+    let approval =
+        approvals::poll_until_decided(context, client, approval_id, timeout, WAIT_INTERVAL)
+            .await?
+            .value;
+    Ok(match approval.status.as_str() {
+        "approved" => ApprovalOutcome::Approved,
+        "denied" => ApprovalOutcome::Denied(approval.decided_by.unwrap_or_else(|| "-".to_string())),
+        // Still pending at the timeout, or expired: the call still needs a human.
+        _ => ApprovalOutcome::Pending(approval.status),
+    })
 }
 
 fn tool_event(tool: &str, error_type: Option<String>, duration_ms: u128) -> ReportedEvent {
@@ -546,14 +533,8 @@ fn tool_event(tool: &str, error_type: Option<String>, duration_ms: u128) -> Repo
         duration_ms: Some(i64::try_from(duration_ms).unwrap_or(i64::MAX)),
         success: Some(success),
         error_type,
-        timestamp: Some(timestamp_now()),
+        timestamp: Some(time::format(time::now())),
     }
-}
-
-/// RFC 3339 UTC with `Z`, no fraction.
-fn timestamp_now() -> String {
-    let now: chrono::DateTime<chrono::Utc> = SystemTime::now().into();
-    now.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn spool_for(client: &Client) -> anyhow::Result<Spool> {
