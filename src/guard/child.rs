@@ -1,6 +1,7 @@
 //! Running the wrapped command of `guard run`: inherited stdio, SIGINT/SIGTERM forwarded to it
-//! while it runs (so `guard` itself never dies first and always records what happened), and its
-//! exit status turned into ours (a signal death becomes 128 + N, as shells do).
+//! while it runs (so `guard` itself never dies first and always records what happened; a
+//! terminal's Ctrl-C reaches the command directly and is not sent twice), and its exit status
+//! turned into ours (a signal death becomes 128 + N, as shells do).
 
 use std::io;
 use std::process::{Command, ExitStatus};
@@ -173,6 +174,15 @@ impl Signals {
 
 #[cfg(unix)]
 fn forward(pid: u32, signal: i32) {
+    // Ctrl-C at a terminal sends SIGINT to the whole foreground process group, the command
+    // included: forwarding it too would interrupt the command twice.
+    if signal == libc::SIGINT && in_terminal_foreground() {
+        tracing::debug!(
+            pid,
+            "SIGINT came from the terminal; the command has it already"
+        );
+        return;
+    }
     tracing::debug!(pid, signal, "forwarding a signal to the wrapped command");
     if let Ok(pid) = libc::pid_t::try_from(pid) {
         // SAFETY: kill(2) has no memory-safety preconditions; the pid is our own child, not yet
@@ -181,6 +191,20 @@ fn forward(pid: u32, signal: i32) {
             libc::kill(pid, signal);
         }
     }
+}
+
+/// Whether our process group is the foreground group of a terminal on stdin, stdout or stderr
+/// (where a terminal's SIGINT reaches every process of the group).
+#[cfg(unix)]
+fn in_terminal_foreground() -> bool {
+    [libc::STDIN_FILENO, libc::STDOUT_FILENO, libc::STDERR_FILENO]
+        .into_iter()
+        .any(|descriptor| {
+            // SAFETY: tcgetpgrp and getpgrp only read process state; an fd that is not a
+            // terminal makes tcgetpgrp return -1.
+            let foreground = unsafe { libc::tcgetpgrp(descriptor) };
+            foreground > 0 && foreground == unsafe { libc::getpgrp() }
+        })
 }
 
 #[cfg(test)]
