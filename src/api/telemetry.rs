@@ -58,6 +58,15 @@ pub struct ReportedEvent {
         skip_serializing_if = "Option::is_none"
     )]
     pub timestamp: Option<String>,
+    /// Our extension: a client-chosen unique id that makes a report idempotent — an event
+    /// whose id the org already has is accepted and not stored again (a report retried after
+    /// a lost answer). The SDKs send none.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub event_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +93,9 @@ pub struct TelemetryEvent {
     pub success: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_type: Option<String>,
+    /// The reporter's own id of the event, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
     pub timestamp: String,
     #[serde(default)]
     pub received_at: String,

@@ -218,9 +218,10 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
         &args.decision,
     )
     .await?;
-    // Deliver what earlier invocations left in the spool (a stat when there is none).
+    // Deliver what earlier invocations left in the spool, when a batch is due (a stat when the
+    // spool is empty).
     if matches!(allowed, Allowed::ByGateway) {
-        deliver_pending(&client, false).await;
+        deliver_pending(&client).await;
     }
     Ok(())
 }
@@ -534,6 +535,8 @@ fn tool_event(tool: &str, error_type: Option<String>, duration_ms: u128) -> Repo
         success: Some(success),
         error_type,
         timestamp: Some(time::format(time::now())),
+        // The spool names the event when it sends it (see `Spool::deliver`).
+        event_id: None,
     }
 }
 
@@ -544,8 +547,8 @@ fn spool_for(client: &Client) -> anyhow::Result<Spool> {
     ))
 }
 
-/// Spools one event, then delivers the spool within [`TELEMETRY_BUDGET`] when the gateway
-/// answered a moment ago. Never fails: telemetry problems are warnings.
+/// Spools one event; when the gateway answered a moment ago and a batch is due, delivers the
+/// spool within [`TELEMETRY_BUDGET`]. Never fails: telemetry problems are warnings.
 async fn record(client: &Client, caller: &Caller, event: ReportedEvent, deliver: bool) {
     let spooled = SpooledEvent::new(
         caller.agent_id.clone(),
@@ -564,7 +567,7 @@ async fn record(client: &Client, caller: &Caller, event: ReportedEvent, deliver:
         return;
     }
     if deliver {
-        deliver_pending(client, true).await;
+        deliver_pending(client).await;
     } else {
         output::warn(format!(
             "telemetry kept in {} (the gateway is unreachable); `agenttrust guard flush` delivers it",
@@ -573,13 +576,19 @@ async fn record(client: &Client, caller: &Caller, event: ReportedEvent, deliver:
     }
 }
 
-/// Delivers what is spooled within the budget; warns (once) about what stays.
-async fn deliver_pending(client: &Client, after_append: bool) {
+/// Delivers what is spooled, within the budget, when a batch is due (a full batch, or an event
+/// that has waited long enough); warns about what stays.
+async fn deliver_pending(client: &Client) {
     let Ok(spool) = spool_for(client) else {
         return;
     };
-    if !after_append && spool.is_empty() {
-        return;
+    match spool.is_due() {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            output::warn(format!("telemetry spool unreadable: {error:#}"));
+            return;
+        }
     }
     match spool.deliver(client, Some(TELEMETRY_BUDGET)).await {
         Ok(Delivery {

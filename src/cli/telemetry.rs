@@ -93,6 +93,7 @@ pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
             success,
             error_type: args.error_type.filter(|error_type| !error_type.is_empty()),
             timestamp: Some(crate::api::time::format(crate::api::time::now())),
+            event_id: None,
         }],
     };
     let response = client::telemetry::report(&client, &request).await?;

@@ -56,6 +56,9 @@ pub async fn report(
         if let Some(error_type) = &event.error_type {
             validate::name(&field("error_type"), error_type)?;
         }
+        if let Some(event_id) = &event.event_id {
+            validate::identifier(&field("event_id"), event_id)?;
+        }
         if event.duration_ms.is_some_and(|duration| duration < 0) {
             return Err(ApiError::validation(format!(
                 "{} must not be negative",
@@ -85,6 +88,7 @@ pub async fn report(
             duration_ms: event.duration_ms,
             success,
             error_type: event.error_type,
+            client_event_id: event.event_id,
             occurred_at,
             received_at,
         });

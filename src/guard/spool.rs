@@ -1,9 +1,12 @@
 //! The telemetry spool: every event `guard` records goes first to an append-only JSON-lines file
 //! in the user's state dir (dir 0700, file 0600), one line per event written with one `write` in
-//! `O_APPEND` mode under an advisory lock, and is then delivered to the gateway in batches of
-//! [`BATCH_SIZE`] by this or a later `guard` invocation (or `guard flush`). Nothing is lost while
-//! the gateway is down; the spool is bounded ([`MAX_EVENTS`], the oldest are dropped with a
-//! warning).
+//! `O_APPEND` mode under an advisory lock, and is then delivered to the gateway in batches, as
+//! the SDKs do: a `guard` invocation delivers once [`BATCH_SIZE`] events are spooled or the
+//! oldest has waited [`BATCH_AGE`] ([`Spool::is_due`]); `guard flush` and `guard session end`
+//! deliver everything. Nothing is lost while the gateway is down; the spool is bounded
+//! ([`MAX_EVENTS`], the oldest are dropped with a warning). Each event is sent with its spool id
+//! as `event_id`, which the gateway stores once per org, so a batch resent after a lost answer
+//! is not stored twice.
 //!
 //! Two lock files keep concurrent `guard` processes safe:
 //! - `spool.lock` guards the data file, held only for an append, a read or a rewrite (short);
@@ -33,6 +36,9 @@ use crate::output;
 
 /// Events per report (the SDKs flush at 10).
 pub const BATCH_SIZE: usize = 10;
+/// How long an event may wait in the spool before a `guard` invocation delivers it anyway (the
+/// Python SDK's flush timer).
+pub const BATCH_AGE: Duration = Duration::from_secs(5);
 /// The spool keeps at most this many events; older ones are dropped (with a warning).
 pub const MAX_EVENTS: usize = 10_000;
 /// Below this size the spool cannot hold `MAX_EVENTS` lines: skip counting them on append.
@@ -43,6 +49,9 @@ const COUNT_THRESHOLD_BYTES: u64 = 512 * 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpooledEvent {
     pub id: String,
+    /// When it was spooled (unix seconds); 0 in lines of older versions (due at once).
+    #[serde(default)]
+    pub spooled_at: i64,
     pub agent_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
@@ -54,6 +63,7 @@ impl SpooledEvent {
     pub fn new(agent_id: String, session_id: Option<String>, event: ReportedEvent) -> Self {
         SpooledEvent {
             id: uuid::Uuid::new_v4().to_string(),
+            spooled_at: crate::api::time::now(),
             agent_id,
             session_id,
             event,
@@ -122,6 +132,20 @@ impl Spool {
     /// Cheap: no lock, one `stat`. True when there is nothing to deliver.
     pub fn is_empty(&self) -> bool {
         fs::metadata(&self.data).map_or(true, |metadata| metadata.len() == 0)
+    }
+
+    /// Whether a `guard` invocation should deliver now: a full batch is waiting, or the oldest
+    /// event has waited [`BATCH_AGE`].
+    pub fn is_due(&self) -> anyhow::Result<bool> {
+        if self.is_empty() {
+            return Ok(false);
+        }
+        let events = self.read_all()?;
+        let oldest_due = crate::api::time::now() - BATCH_AGE.as_secs() as i64;
+        Ok(events.len() >= BATCH_SIZE
+            || events
+                .first()
+                .is_some_and(|event| event.spooled_at <= oldest_due))
     }
 
     fn ensure_dir(&self) -> anyhow::Result<()> {
@@ -300,7 +324,13 @@ impl Spool {
             let request = ReportRequest {
                 agent_id: Some(batch[0].agent_id.clone()),
                 session_id: batch[0].session_id.clone(),
-                events: batch.iter().map(|event| event.event.clone()).collect(),
+                events: batch
+                    .iter()
+                    .map(|spooled| ReportedEvent {
+                        event_id: Some(spooled.id.clone()),
+                        ..spooled.event.clone()
+                    })
+                    .collect(),
             };
             let send = client::telemetry::report(client, &request);
             let result = match deadline {

@@ -17,6 +17,8 @@ pub struct EventRow {
     pub duration_ms: Option<i64>,
     pub success: bool,
     pub error_type: Option<String>,
+    /// The reporter's id of the event (unique per org when given).
+    pub client_event_id: Option<String>,
     pub occurred_at: i64,
     pub received_at: i64,
 }
@@ -32,6 +34,7 @@ impl EventRow {
             duration_ms: self.duration_ms,
             success: self.success,
             error_type: self.error_type,
+            event_id: self.client_event_id,
             timestamp: time::format(self.occurred_at),
             received_at: time::format(self.received_at),
             extra: Default::default(),
@@ -39,11 +42,13 @@ impl EventRow {
     }
 }
 
-/// Stores a validated batch in one transaction: all of it or none.
+/// Stores a validated batch in one transaction: all of it or none. An event whose
+/// `client_event_id` the org already has is skipped (a retried report).
 pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<()> {
     const SQL: &str = "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
-                       tool_name, duration_ms, success, error_type, occurred_at, received_at) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                       tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
+                       received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                       ON CONFLICT (org_id, client_event_id) DO NOTHING";
     let mut tx = store.begin().await?;
     for event in events {
         on_tx!(&mut tx, conn => { sqlx::query(SQL)
@@ -56,6 +61,7 @@ pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<()> {
             .bind(event.duration_ms)
             .bind(event.success)
             .bind(&event.error_type)
+            .bind(&event.client_event_id)
             .bind(event.occurred_at)
             .bind(event.received_at)
             .execute(&mut *conn)
@@ -79,7 +85,8 @@ pub struct EventFilter<'a> {
 pub async fn list(store: &Store, filter: EventFilter<'_>) -> Result<(Vec<EventRow>, bool)> {
     // `CAST($n AS TEXT)` tells PostgreSQL the parameter's type when it is NULL.
     const SQL: &str = "SELECT id, org_id, agent_id, session_id, event_type, tool_name, duration_ms, \
-                       success, error_type, occurred_at, received_at FROM telemetry_events \
+                       success, error_type, client_event_id, occurred_at, received_at \
+                       FROM telemetry_events \
                        WHERE org_id = $1 \
                        AND (CAST($2 AS TEXT) IS NULL OR agent_id = $2) \
                        AND (CAST($3 AS TEXT) IS NULL OR session_id = $3) \

@@ -317,11 +317,23 @@ async fn telemetry_pages_follow_the_cursor_without_gaps_or_repeats() {
                 duration_ms: Some(index),
                 success: true,
                 error_type: None,
+                // Odd events are named by their reporter, even ones are not.
+                client_event_id: (index % 2 == 1).then(|| format!("reporter-{index}")),
                 occurred_at: now,
                 received_at: now,
             })
             .collect();
         telemetry::insert_batch(&store, &rows).await.unwrap();
+        // A retried report: the named events are not stored twice.
+        let retried: Vec<EventRow> = rows
+            .iter()
+            .filter(|row| row.client_event_id.is_some())
+            .map(|row| EventRow {
+                id: new_id(),
+                ..row.clone()
+            })
+            .collect();
+        telemetry::insert_batch(&store, &retried).await.unwrap();
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
         loop {

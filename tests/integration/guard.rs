@@ -24,6 +24,8 @@ on_both_backends!(
     telemetry_spools_while_the_gateway_is_down,
     concurrent_guards_deliver_every_event_once,
     report_and_session_verbs,
+    a_full_batch_is_delivered_without_a_flush,
+    reports_carrying_an_event_id_are_stored_once,
 );
 
 const POLICY: &str = r#"{
@@ -433,6 +435,11 @@ fn run_passes_the_command_status_through(h: &Harness) {
     )
     .code(127);
 
+    // Four events are less than a batch and none has waited 5 s: still spooled, as the SDKs
+    // buffer them; a flush (or `guard session end`) delivers them.
+    assert_eq!(spooled(h), 4);
+    assert!(events(h, &agent_id).is_empty());
+    run(guard(h, &agent_id), &["guard", "flush"]).success();
     let events = events(h, &agent_id);
     let by_tool = |tool: &str| -> Value {
         events
@@ -663,4 +670,57 @@ fn report_and_session_verbs(h: &Harness) {
         &["guard", "report", "x", "--success", "--failure"],
     )
     .code(2);
+}
+
+fn a_full_batch_is_delivered_without_a_flush(h: &Harness) {
+    let agent_id = setup(h, "batcher");
+    for index in 0..9 {
+        let tool = format!("tool-{index}");
+        run(
+            guard(h, &agent_id),
+            &["guard", "report", &tool, "--success"],
+        )
+        .success();
+    }
+    assert_eq!(spooled(h), 9, "below a batch nothing is sent");
+    assert!(events(h, &agent_id).is_empty());
+    run(
+        guard(h, &agent_id),
+        &["guard", "report", "tool-9", "--success"],
+    )
+    .success();
+    assert_eq!(spooled(h), 0, "the tenth event completes a batch");
+    let events = events(h, &agent_id);
+    assert_eq!(events.len(), 10, "{events:?}");
+    // Each went with its spool id, which makes a resent batch harmless.
+    assert!(
+        events.iter().all(|event| event["event_id"].is_string()),
+        "{events:?}"
+    );
+}
+
+fn reports_carrying_an_event_id_are_stored_once(h: &Harness) {
+    let agent_id = setup(h, "retrier");
+    let report = serde_json::json!({
+        "agent_id": agent_id,
+        "session_id": "s-1",
+        "events": [
+            {"event_type": "tool_end", "tool_name": "a", "event_id": "e-1"},
+            {"event_type": "tool_end", "tool_name": "b", "event_id": "e-2"},
+            {"event_type": "tool_end", "tool_name": "c"}
+        ]
+    });
+    for _ in 0..2 {
+        let answer = h
+            .post("/api/v1/telemetry/report", report.clone())
+            .ok()
+            .clone();
+        assert_eq!(answer["accepted"], true);
+    }
+    let tools: Vec<String> = events(h, &agent_id)
+        .iter()
+        .map(|event| event["tool_name"].as_str().unwrap().to_string())
+        .collect();
+    // The named events once, the unnamed one each time it was sent.
+    assert_eq!(tools, ["a", "b", "c", "c"]);
 }
