@@ -1,8 +1,9 @@
 //! `agenttrust guard` (issue 4) through the real binary: every exit path of `check` and `run`
 //! (allowed, denied, elevation with and without `--wait`, unreachable fail-closed and
 //! `--fail-open`, 401/403 never allowed), the wrapped command's own status and signals, the
-//! command never starting when not allowed, and telemetry: the right fields, the spool surviving
-//! a gateway outage, and concurrent guard processes delivering every event exactly once.
+//! command never starting when not allowed, and telemetry: the right fields, batches, the spool
+//! surviving a gateway outage, and concurrent guard processes delivering every event exactly
+//! once; and the README's sample shell agent, run as written.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -26,6 +27,7 @@ on_both_backends!(
     report_and_session_verbs,
     a_full_batch_is_delivered_without_a_flush,
     reports_carrying_an_event_id_are_stored_once,
+    the_readme_shell_agent_is_guarded,
 );
 
 const POLICY: &str = r#"{
@@ -723,4 +725,84 @@ fn reports_carrying_an_event_id_are_stored_once(h: &Harness) {
         .collect();
     // The named events once, the unnamed one each time it was sent.
     assert_eq!(tools, ["a", "b", "c", "c"]);
+}
+
+/// The sample shell agent of the README, run as written (the block after the marker).
+fn readme_shell_agent() -> String {
+    let readme = include_str!("../../README.md");
+    let after_marker = readme
+        .split("<!-- sample-shell-agent -->")
+        .nth(1)
+        .expect("the README marks its sample shell agent");
+    let start = after_marker.find("```bash\n").expect("a bash block") + "```bash\n".len();
+    let length = after_marker[start..].find("```").expect("the block ends");
+    after_marker[start..start + length].to_string()
+}
+
+fn the_readme_shell_agent_is_guarded(h: &Harness) {
+    let agent_id = setup(h, "shell-agent");
+    let work = h.scratch.path().join("agent-work");
+    std::fs::create_dir_all(work.join("cache")).unwrap();
+    std::fs::write(work.join("notes.txt"), "remember the milk\n").unwrap();
+    let script = h.scratch.path().join("agent.sh");
+    std::fs::write(&script, readme_shell_agent()).unwrap();
+
+    let binary_dir = harness::binary().parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        binary_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut command = std::process::Command::new("bash");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AGENTTRUST_") {
+            command.env_remove(name);
+        }
+    }
+    let output = command
+        .arg(&script)
+        .current_dir(&work)
+        .env("PATH", path)
+        .env("HOME", h.scratch.path())
+        .env("NO_COLOR", "1")
+        .env("AGENTTRUST_CONFIG_DIR", h.config_dir.path())
+        .env("AGENTTRUST_STATE_DIR", state_dir(h))
+        .env("AGENTTRUST_URL", &h.url)
+        .env("AGENTTRUST_API_KEY", &h.admin_key)
+        .env("AGENTTRUST_AGENT_ID", &agent_id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run the sample agent");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    // The allowed calls ran…
+    assert!(stdout.contains("notes.txt"), "ls ran: {stdout}");
+    assert!(stdout.contains("remember the milk"), "cat ran: {stdout}");
+    assert!(stdout.ends_with("agent: done\n"), "{stdout}");
+    // …the others never started.
+    assert!(work.join("cache").is_dir(), "rm -rf must not have run");
+    assert!(
+        stderr.contains("clear_cache needs a human approval"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("chmod_notes was denied"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(work.join("notes.txt"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_ne!(mode & 0o777, 0o777, "chmod must not have run");
+    }
+    // One session for the whole run, its telemetry delivered by `guard session end`.
+    assert_eq!(spooled(h), 0);
+    let events = events(h, &agent_id);
+    let tools: Vec<&str> = events
+        .iter()
+        .map(|event| event["tool_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["list_files", "read_notes"], "{events:?}");
+    assert_eq!(events[0]["session_id"], events[1]["session_id"]);
 }
