@@ -90,11 +90,8 @@ pub async fn evaluate(
         }
         _ => None,
     };
-    // A session from a token is bounded by the token's scopes, even when there are none;
-    // other sessions have a ceiling only when one was set.
     let scope_ceiling = match &session {
-        Some(session) if session.token_id.is_some() => Some(session.scope_ceiling()?),
-        Some(session) => Some(session.scope_ceiling()?).filter(|ceiling| !ceiling.is_empty()),
+        Some(session) => session.scope_ceiling()?,
         None => None,
     };
     let mode = match &session {

@@ -217,7 +217,7 @@ async fn to_wire(state: &AppState, row: SessionRow) -> ApiResult<Session> {
     }
     let count = |value: i64| u64::try_from(value).unwrap_or(0);
     Ok(Session {
-        scope_ceiling: row.scope_ceiling()?,
+        scope_ceiling: row.scope_ceiling()?.unwrap_or_default(),
         session_id: row.id,
         agent_id: row.agent_id,
         org_id: row.org_id,

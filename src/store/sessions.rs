@@ -34,8 +34,12 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
-    pub fn scope_ceiling(&self) -> Result<Vec<String>> {
-        super::string_list(&self.scope_ceiling)
+    /// The most this session may do: `None` when it has no ceiling. A session opened from a
+    /// token is bounded by the token's scopes even when there are none; others have a ceiling
+    /// only when one was set.
+    pub fn scope_ceiling(&self) -> Result<Option<Vec<String>>> {
+        let scopes = super::string_list(&self.scope_ceiling)?;
+        Ok((self.token_id.is_some() || !scopes.is_empty()).then_some(scopes))
     }
 
     /// Denials since the last unlock: what the lockout threshold is compared with.
