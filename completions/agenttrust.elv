@@ -47,6 +47,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand approvals 'List, approve, deny and wait for approvals (elevation)'
             cand guard 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
             cand policies 'Get, set, validate (offline) and test the org''s policy'
+            cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
             cand completions 'Print a shell completion script'
             cand server 'Run the embedded AgentTrust-compatible gateway'
@@ -1279,6 +1280,185 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;policies;help;help'= {
         }
+        &'agenttrust;delegations'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
+            cand list 'List the org''s delegations'
+            cand get 'Show one delegation: status, scope, restrictions, chain'
+            cand revoke 'Revoke a delegation and every delegation built on it (asks first; --yes without a terminal)'
+            cand session 'Open a session of the delegate bounded by the delegation (`-q` prints the session id)'
+            cand tree 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;delegations;create'= {
+            cand --from 'The delegating agent [default with --parent: the parent delegation''s delegate]'
+            cand --to 'The agent receiving the capabilities'
+            cand --scope 'Capabilities handed over: comma-separated or repeated (files:read,web:fetch)'
+            cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 1h]'
+            cand --restrictions 'Restrictions as a JSON object ({"paths":["/tmp/*"],"max_calls":10})'
+            cand --restrictions-file 'Restrictions from a JSON file (`-` reads stdin)'
+            cand --paths 'Path glob every absolute path in a call''s input must match (repeatable; no comma split)'
+            cand --tools 'Tool-name globs the delegate may call: comma-separated or repeated'
+            cand --effects 'Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)'
+            cand --max-calls 'Calls a session made from the delegation may make in all'
+            cand --parent 'Re-delegate: the delegation this one is built on'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;delegations;list'= {
+            cand --from 'Only delegations from this agent'
+            cand --to 'Only delegations to this agent'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --active 'Only active delegations'
+            cand --inactive 'Only revoked or expired delegations'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;delegations;get'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;delegations;revoke'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;delegations;session'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;delegations;tree'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;delegations;help'= {
+            cand create 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
+            cand list 'List the org''s delegations'
+            cand get 'Show one delegation: status, scope, restrictions, chain'
+            cand revoke 'Revoke a delegation and every delegation built on it (asks first; --yes without a terminal)'
+            cand session 'Open a session of the delegate bounded by the delegation (`-q` prints the session id)'
+            cand tree 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;delegations;help;create'= {
+        }
+        &'agenttrust;delegations;help;list'= {
+        }
+        &'agenttrust;delegations;help;get'= {
+        }
+        &'agenttrust;delegations;help;revoke'= {
+        }
+        &'agenttrust;delegations;help;session'= {
+        }
+        &'agenttrust;delegations;help;tree'= {
+        }
+        &'agenttrust;delegations;help;help'= {
+        }
         &'agenttrust;keys'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1560,6 +1740,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand approvals 'List, approve, deny and wait for approvals (elevation)'
             cand guard 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
             cand policies 'Get, set, validate (offline) and test the org''s policy'
+            cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
             cand completions 'Print a shell completion script'
             cand server 'Run the embedded AgentTrust-compatible gateway'
@@ -1699,6 +1880,26 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;policies;validate'= {
         }
         &'agenttrust;help;policies;test'= {
+        }
+        &'agenttrust;help;delegations'= {
+            cand create 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
+            cand list 'List the org''s delegations'
+            cand get 'Show one delegation: status, scope, restrictions, chain'
+            cand revoke 'Revoke a delegation and every delegation built on it (asks first; --yes without a terminal)'
+            cand session 'Open a session of the delegate bounded by the delegation (`-q` prints the session id)'
+            cand tree 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
+        }
+        &'agenttrust;help;delegations;create'= {
+        }
+        &'agenttrust;help;delegations;list'= {
+        }
+        &'agenttrust;help;delegations;get'= {
+        }
+        &'agenttrust;help;delegations;revoke'= {
+        }
+        &'agenttrust;help;delegations;session'= {
+        }
+        &'agenttrust;help;delegations;tree'= {
         }
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'

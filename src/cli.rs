@@ -10,6 +10,7 @@ pub mod actions;
 pub mod agents;
 pub mod approvals;
 pub mod completions;
+pub mod delegations;
 pub mod guard;
 pub mod health;
 pub mod keys;
@@ -119,6 +120,8 @@ pub enum Command {
     Guard(guard::GuardArgs),
     /// Get, set, validate (offline) and test the org's policy
     Policies(policies::PoliciesArgs),
+    /// Delegate capabilities between agents: create, list, get, revoke, open a session, tree
+    Delegations(delegations::DelegationsArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// Print a shell completion script
@@ -221,6 +224,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Approvals(args) => approvals::run(&context, args).await,
                 Command::Guard(args) => guard::run(&context, args).await,
                 Command::Policies(args) => policies::run(&context, args).await,
+                Command::Delegations(args) => delegations::run(&context, args).await,
                 Command::Keys(args) => keys::run(&context, args).await,
                 Command::Completions(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]

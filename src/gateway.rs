@@ -11,6 +11,7 @@ pub mod agents;
 pub mod approvals;
 pub mod auth;
 pub mod bootstrap;
+pub mod delegations;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -186,6 +187,18 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/mcp/approvals/{approval_id}/deny", post(approvals::deny))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/approvals/{approval_id}", get(approvals::get))
+        .route(
+            "/api/v1/delegations",
+            post(delegations::create).get(delegations::list),
+        )
+        .route(
+            "/api/v1/delegations/{delegation_id}",
+            get(delegations::get).delete(delegations::revoke),
+        )
+        .route(
+            "/api/v1/delegations/{delegation_id}/session",
+            post(delegations::session),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit_bytes))

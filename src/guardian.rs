@@ -7,16 +7,21 @@
 
 pub mod classify;
 pub mod decide;
+pub mod delegation;
 pub mod policy;
+pub mod scope;
 
 pub use classify::{Classification, classify};
 pub use decide::{
-    AgentFacts, ApprovalAction, ApprovalState, CheckInput, Decision, SessionFacts, decide,
+    AgentFacts, ApprovalAction, ApprovalState, CheckInput, Decision, DelegationFacts, SessionFacts,
+    decide,
 };
 pub use policy::{CompiledPolicy, PolicyError, RuleProblem, compile};
 
 /// The tier that answers every check today (the SDKs know `fast`, `spot` and `deep`).
 pub const GUARD_TIER_FAST: &str = "fast";
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -14,6 +14,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod checks;
+pub mod delegations;
 pub mod keys;
 pub mod orgs;
 pub mod policies;
@@ -143,6 +144,7 @@ const TABLES: &[&str] = &[
     "audit_heads",
     "policies",
     "approvals",
+    "delegations",
 ];
 
 impl Store {

@@ -184,6 +184,9 @@ pub struct PolicyDocument {
     pub approval_ttl_seconds: i64,
     #[serde(default = "default_lockout")]
     pub lockout_after_denials: i64,
+    /// The longest delegation chain (a root delegation is 1).
+    #[serde(default = "default_max_delegation_depth")]
+    pub max_delegation_depth: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -200,6 +203,9 @@ fn default_approval_ttl() -> i64 {
 fn default_lockout() -> i64 {
     DEFAULT_LOCKOUT_AFTER_DENIALS
 }
+fn default_max_delegation_depth() -> i64 {
+    super::delegations::DEFAULT_MAX_DEPTH
+}
 
 impl Default for PolicyDocument {
     /// The policy of an org that never stored one.
@@ -210,6 +216,7 @@ impl Default for PolicyDocument {
             defaults: EffectDefaults::default(),
             approval_ttl_seconds: DEFAULT_APPROVAL_TTL_SECONDS,
             lockout_after_denials: DEFAULT_LOCKOUT_AFTER_DENIALS,
+            max_delegation_depth: super::delegations::DEFAULT_MAX_DEPTH,
             updated_at: None,
             updated_by: None,
             extra: Extra::new(),

@@ -371,6 +371,12 @@ impl PolicyChanges {
                 old.lockout_after_denials, new.lockout_after_denials
             ));
         }
+        if old.max_delegation_depth != new.max_delegation_depth {
+            settings.push(format!(
+                "max_delegation_depth: {} → {}",
+                old.max_delegation_depth, new.max_delegation_depth
+            ));
+        }
         let extra_keys: BTreeSet<&String> = old.extra.keys().chain(new.extra.keys()).collect();
         for key in extra_keys {
             if let Some(line) = field_change(key, old.extra.get(key), new.extra.get(key)) {
@@ -621,6 +627,14 @@ mod tests {
             ]
         );
         assert!(changes.render().contains("  ~ defaults.destructive"));
+    }
+
+    #[test]
+    fn a_new_delegation_depth_is_named() {
+        let old = PolicyDocument::default();
+        let new = document(r#"{"max_delegation_depth":2}"#);
+        let changes = PolicyChanges::between(&old, &new);
+        assert_eq!(changes.settings, ["max_delegation_depth: 5 → 2"]);
     }
 
     #[test]

@@ -8,11 +8,12 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::api::actions::{CheckDecision, CheckRequest, Effect, MAX_INPUT_SUMMARY_BYTES};
+use crate::api::delegations::Restrictions;
 use crate::api::policies::SessionMode;
 use crate::api::time;
 use crate::guardian::{
     self, AgentFacts, ApprovalAction, ApprovalState, CheckInput, CompiledPolicy, Decision,
-    GUARD_TIER_FAST, SessionFacts,
+    DelegationFacts, GUARD_TIER_FAST, SessionFacts,
 };
 use crate::store::{self, approvals::ApprovalRow, checks::ApprovalRequest};
 
@@ -94,6 +95,21 @@ pub async fn evaluate(
         Some(session) => session.scope_ceiling()?,
         None => None,
     };
+    let now = time::now();
+    // What the agent holds by delegation matters only to rules that require capabilities.
+    let delegated_capabilities = match &agent {
+        Some(agent) if policy.requires_capabilities() => {
+            store::delegations::active_scopes_to(&state.store, org_id, &agent.id, now).await?
+        }
+        _ => Vec::new(),
+    };
+    let delegation = match session
+        .as_ref()
+        .and_then(|session| session.delegation_id.as_ref())
+    {
+        Some(id) => Some(SessionDelegation::load(&state.store, org_id, id, now).await?),
+        None => None,
+    };
     let mode = match &session {
         Some(session) => session.mode.parse::<SessionMode>().map_err(|error| {
             tracing::error!(%error, session = %session.id, "stored session mode is unknown");
@@ -101,8 +117,6 @@ pub async fn evaluate(
         })?,
         None => SessionMode::Standard,
     };
-    let no_delegations: [String; 0] = [];
-    let now = time::now();
     let decide = |approval: ApprovalState<'_>| {
         guardian::decide(&CheckInput {
             agent: agent.as_ref().map(|agent| AgentFacts {
@@ -110,7 +124,7 @@ pub async fn evaluate(
                 name: &agent.name,
                 framework: &agent.framework,
                 capabilities: &capabilities,
-                delegated_capabilities: &no_delegations,
+                delegated_capabilities: &delegated_capabilities,
                 active: agent.is_active(),
             }),
             action_name: params.action_name,
@@ -121,6 +135,8 @@ pub async fn evaluate(
                 agent_id: &session.agent_id,
                 mode,
                 scope_ceiling: scope_ceiling.as_deref(),
+                total_calls: session.total_calls,
+                delegation: delegation.as_ref().map(SessionDelegation::facts),
             }),
             approval,
             policy,
@@ -149,6 +165,49 @@ pub async fn evaluate(
         decision,
         count_in_session: agent.as_ref().is_some_and(|agent| agent.is_active()) && owns_session,
     })
+}
+
+/// The delegation a session was made from, with the restrictions of its whole chain.
+struct SessionDelegation {
+    id: String,
+    /// `active`, `revoked` or `expired`.
+    status: &'static str,
+    scope: Vec<String>,
+    restrictions: Vec<Restrictions>,
+}
+
+impl SessionDelegation {
+    async fn load(store: &store::Store, org_id: &str, id: &str, now: i64) -> ApiResult<Self> {
+        let row = store::delegations::get(store, org_id, id)
+            .await?
+            .ok_or_else(|| {
+                tracing::error!(delegation = %id, "a session names a missing delegation");
+                ApiError::internal()
+            })?;
+        let chain = store::delegations::with_ancestors(store, &row).await?;
+        // Revocation cascades down and expiry never outlives the parent, so the delegation's
+        // own status is the chain's; the chain's restrictions all apply.
+        let restrictions = chain
+            .iter()
+            .map(store::delegations::DelegationRow::restrictions)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SessionDelegation {
+            status: row.status_at(now),
+            scope: row.scope()?,
+            id: row.id,
+            restrictions,
+        })
+    }
+
+    fn facts(&self) -> DelegationFacts<'_> {
+        DelegationFacts {
+            id: &self.id,
+            active: self.status == "active",
+            inactive_because: self.status,
+            scope: &self.scope,
+            restrictions: &self.restrictions,
+        }
+    }
 }
 
 fn approval_state(row: &ApprovalRow, now: i64) -> ApprovalState<'_> {

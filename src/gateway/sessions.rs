@@ -53,6 +53,7 @@ pub async fn init(
             server_id: request.server_id.as_deref(),
             scope_ceiling: &[],
             token_id: None,
+            delegation_id: None,
         },
         &caller.actor(),
     )
@@ -100,6 +101,7 @@ pub async fn init_api(
             server_id: None,
             scope_ceiling: &scopes,
             token_id: Some(&token.id),
+            delegation_id: None,
         },
         &caller.actor(),
     )
@@ -208,7 +210,7 @@ fn not_found(id: &str) -> ApiError {
 
 /// The wire Session: a standard or read-only session holding a live approval grant reads
 /// `elevated`.
-async fn to_wire(state: &AppState, row: SessionRow) -> ApiResult<Session> {
+pub async fn to_wire(state: &AppState, row: SessionRow) -> ApiResult<Session> {
     let mut mode = row.mode.clone();
     if (mode == SessionMode::Standard.as_str() || mode == SessionMode::ReadOnly.as_str())
         && store::approvals::session_has_active_grant(&state.store, &row.org_id, &row.id).await?
@@ -223,7 +225,7 @@ async fn to_wire(state: &AppState, row: SessionRow) -> ApiResult<Session> {
         org_id: row.org_id,
         source: row.source,
         server_id: row.server_id,
-        delegation_id: None,
+        delegation_id: row.delegation_id,
         mode,
         allowed_actions: Vec::new(),
         total_calls: count(row.total_calls),

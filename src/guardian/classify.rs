@@ -219,7 +219,7 @@ pub fn classify(action_name: &str, input_summary: &str) -> Classification {
 }
 
 /// Splits `web_search`, `deleteAll`, `files.read` or `send-email` into lowercase words.
-fn split_words(name: &str) -> Vec<String> {
+pub(crate) fn split_words(name: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut previous_lower = false;

@@ -2,22 +2,31 @@
 //!
 //! 1. facts about identity: an unknown agent (`agent:unknown`), a revoked one (`agent:revoked`),
 //!    or a session of another agent (`session:agent-mismatch`) may do nothing;
-//! 2. the effect, stated by the caller or classified from the action name and input summary;
-//! 3. a locked session allows reads only (`session:locked`);
-//! 4. the org's rules in order, first match wins (`rule:<id>`), a missing required capability
+//! 2. a session made from a delegation that is revoked or expired (also through an ancestor)
+//!    may do nothing either (`delegation:revoked`, `delegation:expired`); like identity, a fact
+//!    that does not count as a denial;
+//! 3. the effect, stated by the caller or classified from the action name and input summary;
+//! 4. in a delegation session, the call must be covered by the delegation's scope
+//!    (`delegation:scope`) and obey every restriction of the chain
+//!    (`delegation:restriction:tools|effects|max_calls|paths`); see [`super::scope`]. Passing
+//!    them only lets the policy decide: a delegation never allows more than the policy does;
+//! 5. a locked session allows reads only (`session:locked`);
+//! 6. the org's rules in order, first match wins (`rule:<id>`), a missing required capability
 //!    turning the match into a denial; else the default for the effect (`default:<effect>`);
-//! 5. the session mode: read_only turns an allowed non-read call into a request for approval
+//! 7. the session mode: read_only turns an allowed non-read call into a request for approval
 //!    (`session:read_only`), elevated waives approvals (`session:elevated`);
-//! 6. a required approval is resolved against the latest approval of this session for this
+//! 8. a required approval is resolved against the latest approval of this session for this
 //!    action (`approval:<id>` when a human's answer decides);
-//! 7. whether the call counts as a denial of the session, and whether it locks it.
+//! 9. whether the call counts as a denial of the session, and whether it locks it.
 
 use crate::api::actions::Effect;
+use crate::api::delegations::Restrictions;
 use crate::api::policies::{SessionMode, Verdict};
 use crate::api::time;
 
 use super::classify::{Classification, EXPLICIT_CONFIDENCE, classify};
 use super::policy::{CompiledPolicy, MatchFacts};
+use super::scope::{check_restrictions, covering_entry};
 
 /// The agent that asks, as the store knows it.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +49,25 @@ pub struct SessionFacts<'a> {
     /// The most the session may do (an API session's token scopes); `None` means no ceiling,
     /// `Some(&[])` means nothing (a token without scopes).
     pub scope_ceiling: Option<&'a [String]>,
+    /// Calls counted in the session so far, before this one (the stored `total_calls`).
+    pub total_calls: i64,
+    /// The delegation the session was made from, if any.
+    pub delegation: Option<DelegationFacts<'a>>,
+}
+
+/// The delegation a session was made from, as the store knows it now.
+#[derive(Debug, Clone, Copy)]
+pub struct DelegationFacts<'a> {
+    pub id: &'a str,
+    /// Neither revoked nor expired, nor any ancestor (the store cascades revocation to
+    /// descendants; expiry never exceeds the parent's).
+    pub active: bool,
+    /// Why not, when `!active`: `revoked` or `expired`.
+    pub inactive_because: &'a str,
+    /// The delegation's scope.
+    pub scope: &'a [String],
+    /// Its own restrictions and every ancestor's: all apply.
+    pub restrictions: &'a [Restrictions],
 }
 
 /// The latest approval of this session for this action name. The caller maps a pending
@@ -103,7 +131,8 @@ pub struct Decision {
     /// A human may approve the call; always paired with `allowed: false`.
     pub elevation_required: bool,
     /// What finally decided: `agent:unknown`, `agent:revoked`, `session:agent-mismatch`,
-    /// `session:locked`, `rule:<id>`, `default:<effect>`, `session:read_only`,
+    /// `delegation:revoked`, `delegation:expired`, `delegation:scope`,
+    /// `delegation:restriction:{tools,effects,max_calls,paths}`, `session:locked`, `rule:<id>`, `default:<effect>`, `session:read_only`,
     /// `session:elevated`, `approval:<id>`.
     pub rule: String,
     /// The policy rule that matched, even when the session mode or an approval then changed
@@ -111,7 +140,8 @@ pub struct Decision {
     pub matched_rule: Option<String>,
     pub approval: ApprovalAction,
     /// Add one to the session's denial counter (never for identity failures: the call does not
-    /// belong to the session, and must not count against another agent's session). Whether
+    /// belong to the session, and must not count against another agent's session; nor for a
+    /// revoked or expired delegation, which is a fact about the session, not the agent's doing). Whether
     /// that denial locks the session is decided where the counter is incremented (the store),
     /// so concurrent checks cannot miss the threshold.
     pub counts_as_denial: bool,
@@ -172,7 +202,25 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         );
     }
 
-    // 2. What the call does, in words: `delete_all is destructive ("delete" in the action name)`.
+    // 2. A delegation that ended ends every session made from it.
+    let delegation = input.session.and_then(|session| session.delegation);
+    if let Some(delegation) = &delegation
+        && !delegation.active
+    {
+        let because = match delegation.inactive_because {
+            "expired" => "expired",
+            _ => "revoked",
+        };
+        return identity_denial(
+            &format!("delegation:{because}"),
+            format!(
+                "delegation {} is {because}: the sessions made from it may do nothing",
+                delegation.id
+            ),
+        );
+    }
+
+    // 3. What the call does, in words: `delete_all is destructive ("delete" in the action name)`.
     let mode = input
         .session
         .map_or(SessionMode::Standard, |session| session.mode);
@@ -181,8 +229,18 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         input.action_name, effect, classification.evidence
     );
 
+    // 4. The delegation's scope and restrictions.
+    if let Some(delegation) = &delegation {
+        let total_calls = input.session.map_or(0, |session| session.total_calls);
+        if let Some(denial) =
+            delegation_denial(input, delegation, total_calls, &classification, &what)
+        {
+            return denial;
+        }
+    }
+
     let outcome = if mode == SessionMode::Locked && effect != Effect::Read {
-        // 3. Locked: reads only.
+        // 5. Locked: reads only.
         let session = input.session_id.unwrap_or("ID");
         Outcome {
             verdict: Verdict::Deny,
@@ -195,13 +253,13 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
             matched_rule: None,
         }
     } else {
-        // 4. Rules, then defaults; 5. the session mode.
+        // 6. Rules, then defaults; 7. the session mode.
         let outcome = policy_outcome(input, agent, mode, &classification, &what);
         apply_session_mode(outcome, mode, effect, &what)
     };
     let matched_rule = outcome.matched_rule.clone();
 
-    // 6. Approvals.
+    // 8. Approvals.
     let (allowed, elevation_required, approval, rule, reason, confidence) = match outcome.verdict {
         Verdict::Allow => (
             true,
@@ -222,7 +280,7 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         Verdict::RequireApproval => resolve_approval(input, outcome),
     };
 
-    // 7. Counters.
+    // 9. Counters.
     let counts_as_denial = !allowed && !elevation_required;
 
     Decision {
@@ -236,6 +294,63 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         approval,
         counts_as_denial,
     }
+}
+
+/// Step 4: a denial when the call is outside the delegation's scope or breaks one of the
+/// chain's restrictions. Such denials count against the session.
+fn delegation_denial(
+    input: &CheckInput<'_>,
+    delegation: &DelegationFacts<'_>,
+    total_calls: i64,
+    classification: &Classification,
+    what: &str,
+) -> Option<Decision> {
+    let effect = classification.effect;
+    let denial = |rule: String, reason: String, confidence: f64| Decision {
+        allowed: false,
+        effect,
+        reason,
+        confidence,
+        elevation_required: false,
+        rule,
+        matched_rule: None,
+        approval: ApprovalAction::None,
+        counts_as_denial: true,
+    };
+    if covering_entry(delegation.scope, input.action_name, effect).is_none() {
+        return Some(denial(
+            "delegation:scope".to_string(),
+            format!(
+                "outside the scope of delegation {} ({}): {what}",
+                delegation.id,
+                if delegation.scope.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    delegation.scope.join(", ")
+                }
+            ),
+            classification.confidence,
+        ));
+    }
+    let refused = check_restrictions(
+        delegation.restrictions,
+        input.action_name,
+        effect,
+        input.input_summary,
+        total_calls,
+    )
+    .err()?;
+    // Only the effect restriction rests on the classification; the others are facts.
+    let confidence = if refused.rule == "delegation:restriction:effects" {
+        classification.confidence
+    } else {
+        EXPLICIT_CONFIDENCE
+    };
+    Some(denial(
+        refused.rule.to_string(),
+        format!("delegation {}: {}", delegation.id, refused.reason),
+        confidence,
+    ))
 }
 
 fn match_facts<'a>(

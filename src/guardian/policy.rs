@@ -26,6 +26,8 @@ use crate::api::policies::{EffectDefaults, PolicyDocument, PolicyRule, SessionMo
 pub const MAX_APPROVAL_TTL_SECONDS: i64 = 7 * 24 * 60 * 60;
 /// The highest lockout threshold a policy may set.
 pub const MAX_LOCKOUT_AFTER_DENIALS: i64 = 10_000;
+/// The longest delegation chain a policy may allow.
+pub const MAX_DELEGATION_DEPTH: i64 = 20;
 /// Compiled size limit of the regexes of one rule: patterns are written by admins, but a huge
 /// automaton would still slow every check down.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -46,9 +48,11 @@ pub enum PolicyError {
     ApprovalTtl(i64),
     #[error("lockout_after_denials is {0}: it must be between 1 and {MAX_LOCKOUT_AFTER_DENIALS}")]
     LockoutAfterDenials(i64),
+    #[error("max_delegation_depth is {0}: it must be between 1 and {MAX_DELEGATION_DEPTH}")]
+    MaxDelegationDepth(i64),
     /// A key of the document that no version of the policy format knows (a typo).
     #[error(
-        "unknown field {0:?} in the policy document (expected rules, defaults, approval_ttl_seconds, lockout_after_denials, version)"
+        "unknown field {0:?} in the policy document (expected rules, defaults, approval_ttl_seconds, lockout_after_denials, max_delegation_depth, version)"
     )]
     UnknownField(String),
 }
@@ -156,6 +160,11 @@ pub fn compile(document: &PolicyDocument) -> Result<CompiledPolicy, PolicyError>
     if !(1..=MAX_LOCKOUT_AFTER_DENIALS).contains(&document.lockout_after_denials) {
         return Err(PolicyError::LockoutAfterDenials(
             document.lockout_after_denials,
+        ));
+    }
+    if !(1..=MAX_DELEGATION_DEPTH).contains(&document.max_delegation_depth) {
+        return Err(PolicyError::MaxDelegationDepth(
+            document.max_delegation_depth,
         ));
     }
     Ok(CompiledPolicy {
@@ -293,6 +302,20 @@ impl CompiledPolicy {
     /// Denials after which a session is locked.
     pub fn lockout_after_denials(&self) -> i64 {
         self.document.lockout_after_denials
+    }
+
+    /// The longest delegation chain the org allows.
+    pub fn max_delegation_depth(&self) -> i64 {
+        self.document.max_delegation_depth
+    }
+
+    /// Whether any rule requires capabilities: only then does a check need the capabilities an
+    /// agent holds by delegation.
+    pub fn requires_capabilities(&self) -> bool {
+        self.document
+            .rules
+            .iter()
+            .any(|rule| !rule.require_capabilities.is_empty())
     }
 
     /// The first rule that matches, if any.

@@ -3,6 +3,7 @@
 //! and the approval action (plus, where it matters, the denial counters and a word of the reason).
 
 use crate::api::actions::Effect;
+use crate::api::delegations::Restrictions;
 use crate::api::policies::{PolicyDocument, SessionMode};
 
 use super::*;
@@ -64,12 +65,14 @@ enum Agent {
     Revoked,
 }
 
-/// A stored session: mode, scope ceiling, owning agent.
+/// A stored session: mode, scope ceiling, owning agent, calls so far, its delegation.
 #[derive(Clone, Copy)]
 struct Session {
     mode: SessionMode,
     ceiling: &'static [&'static str],
     agent_id: &'static str,
+    total_calls: i64,
+    delegation: Option<Delegated>,
 }
 
 const fn session(mode: SessionMode) -> Option<Session> {
@@ -77,8 +80,129 @@ const fn session(mode: SessionMode) -> Option<Session> {
         mode,
         ceiling: &[],
         agent_id: "agent-1",
+        total_calls: 0,
+        delegation: None,
     })
 }
+
+/// The delegation a session was made from: its scope and the restrictions of its chain (root
+/// first), active unless `inactive_because` is given.
+#[derive(Clone, Copy)]
+struct Delegated {
+    inactive_because: Option<&'static str>,
+    scope: &'static [&'static str],
+    chain: &'static [Limits],
+}
+
+/// One restriction object.
+#[derive(Clone, Copy)]
+struct Limits {
+    tools: Option<&'static [&'static str]>,
+    effects: Option<&'static [Effect]>,
+    max_calls: Option<u64>,
+    paths: Option<&'static [&'static str]>,
+}
+
+const NO_LIMITS: Limits = Limits {
+    tools: None,
+    effects: None,
+    max_calls: None,
+    paths: None,
+};
+
+/// A standard session of agent-1 made from an active delegation.
+const fn delegated(scope: &'static [&'static str], chain: &'static [Limits]) -> Option<Session> {
+    Some(Session {
+        mode: SessionMode::Standard,
+        ceiling: &[],
+        agent_id: "agent-1",
+        total_calls: 0,
+        delegation: Some(Delegated {
+            inactive_because: None,
+            scope,
+            chain,
+        }),
+    })
+}
+
+/// The same, in another mode.
+const fn delegated_in(
+    mode: SessionMode,
+    scope: &'static [&'static str],
+    chain: &'static [Limits],
+) -> Option<Session> {
+    let Some(session) = delegated(scope, chain) else {
+        unreachable!()
+    };
+    Some(Session { mode, ..session })
+}
+
+/// After `total_calls` calls.
+const fn delegated_after(
+    total_calls: i64,
+    scope: &'static [&'static str],
+    chain: &'static [Limits],
+) -> Option<Session> {
+    let Some(session) = delegated(scope, chain) else {
+        unreachable!()
+    };
+    Some(Session {
+        total_calls,
+        ..session
+    })
+}
+
+/// Made from a delegation that is no longer active.
+const fn ended(because: &'static str) -> Option<Session> {
+    Some(Session {
+        mode: SessionMode::Standard,
+        ceiling: &[],
+        agent_id: "agent-1",
+        total_calls: 0,
+        delegation: Some(Delegated {
+            inactive_because: Some(because),
+            scope: &["*:*"],
+            chain: &[],
+        }),
+    })
+}
+
+const FILES_READ: &[&str] = &["files:read"];
+const EVERYTHING: &[&str] = &["*:*"];
+const TMP_ONLY: &[Limits] = &[Limits {
+    paths: Some(&["/tmp/*"]),
+    ..NO_LIMITS
+}];
+/// A parent limited to `/tmp/**`, a child that names `/srv/*` too: the parent still applies.
+const CHAINED_PATHS: &[Limits] = &[
+    Limits {
+        paths: Some(&["/tmp/**"]),
+        ..NO_LIMITS
+    },
+    Limits {
+        paths: Some(&["/tmp/*", "/srv/*"]),
+        ..NO_LIMITS
+    },
+];
+const FILES_TOOLS: &[Limits] = &[Limits {
+    tools: Some(&["files_*"]),
+    ..NO_LIMITS
+}];
+const READS_ONLY: &[Limits] = &[Limits {
+    effects: Some(&[Effect::Read]),
+    ..NO_LIMITS
+}];
+/// A parent allowing 10 calls and a child allowing 3: the smaller budget applies.
+const THREE_CALLS: &[Limits] = &[
+    Limits {
+        max_calls: Some(10),
+        ..NO_LIMITS
+    },
+    Limits {
+        max_calls: Some(3),
+        ..NO_LIMITS
+    },
+];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Approval {
@@ -209,6 +333,47 @@ fn cases() -> Vec<Case> {
         (Case { name: "custom default asks approval for mutating", policy: Policy::Custom, action: "send_email", session_id: SID, ..BASE }, create("default:mutating")),
         (Case { name: "custom default keeps read", policy: Policy::Custom, ..BASE }, allowed("default:read")),
         (Case { name: "custom default denies destructive", policy: Policy::Custom, action: "delete_all", reason: "destructive actions are denied by default", ..BASE }, denied("default:destructive")),
+        // Delegation sessions: scope coverage.
+        (Case { name: "delegated read is covered", action: "files_read", session_id: SID, session: delegated(FILES_READ, &[]), ..BASE }, allowed("default:read")),
+        (Case { name: "singular resource covers the plural, any naming style", action: "readFile", session_id: SID, session: delegated(&["files:read"], &[]), ..BASE }, allowed("default:read")),
+        (Case { name: "plural resource covers the singular", action: "file.get", session_id: SID, session: delegated(&["file:list"], &[]), ..BASE }, allowed("default:read")),
+        (Case { name: "a read verb does not cover a write", action: "files_write", session_id: SID, session: delegated(FILES_READ, &[]), counters: Some(true), reason: "outside the scope of delegation del-1 (files:read)", ..BASE }, denied("delegation:scope")),
+        (Case { name: "another resource is not covered", session_id: SID, session: delegated(FILES_READ, &[]), counters: Some(true), ..BASE }, denied("delegation:scope")),
+        (Case { name: "a write verb covers reads", action: "files_list", session_id: SID, session: delegated(&["files:write"], &[]), ..BASE }, allowed("default:read")),
+        (Case { name: "a delete verb covers destructive, the policy still asks", action: "files_delete", session_id: SID, session: delegated(&["files:delete"], &[]), ..BASE }, create("default:destructive")),
+        (Case { name: "star resource covers any read", session_id: SID, session: delegated(&["*:read"], &[]), ..BASE }, allowed("default:read")),
+        (Case { name: "star resource stays within its verb", action: "send_email", session_id: SID, session: delegated(&["*:read"], &[]), ..BASE }, denied("delegation:scope")),
+        (Case { name: "an exact-name entry covers that action", action: "send_email", session_id: SID, session: delegated(&["files:read", "send_email"], &[]), ..BASE }, allowed("default:mutating")),
+        (Case { name: "an exact-name entry covers no other action", action: "send_emails", session_id: SID, session: delegated(&["send_email"], &[]), ..BASE }, denied("delegation:scope")),
+        (Case { name: "an exact-name entry stops below destructive", action: "delete_all", session_id: SID, session: delegated(&["delete_all"], &[]), ..BASE }, denied("delegation:scope")),
+        (Case { name: "an unknown verb grants reads only", action: "deploy_prod", session_id: SID, session: delegated(&["deploy:prod"], &[]), ..BASE }, denied("delegation:scope")),
+        (Case { name: "the input raising the effect leaves the scope", action: "files_read", summary: "rm -rf /", session_id: SID, session: delegated(FILES_READ, &[]), ..BASE }, denied("delegation:scope")),
+        (Case { name: "an empty scope covers nothing", session_id: SID, session: delegated(&[], &[]), reason: "(nothing)", ..BASE }, denied("delegation:scope")),
+        // Restrictions.
+        (Case { name: "tools restriction refuses other tools", session_id: SID, session: delegated(EVERYTHING, FILES_TOOLS), counters: Some(true), reason: "files_*", ..BASE }, denied("delegation:restriction:tools")),
+        (Case { name: "tools restriction is case-insensitive", action: "FILES_READ", session_id: SID, session: delegated(EVERYTHING, FILES_TOOLS), ..BASE }, allowed("default:read")),
+        (Case { name: "effects restriction", action: "files_write", session_id: SID, session: delegated(&["files:write"], READS_ONLY), counters: Some(true), reason: "only read calls", ..BASE }, denied("delegation:restriction:effects")),
+        (Case { name: "max_calls: the last call of the budget", action: "files_read", session_id: SID, session: delegated_after(2, FILES_READ, THREE_CALLS), ..BASE }, allowed("default:read")),
+        (Case { name: "max_calls: the budget is spent", action: "files_read", session_id: SID, session: delegated_after(3, FILES_READ, THREE_CALLS), counters: Some(true), reason: "3 calls", ..BASE }, denied("delegation:restriction:max_calls")),
+        (Case { name: "paths: inside the glob", action: "files_read", summary: "cat /tmp/x", session_id: SID, session: delegated(FILES_READ, TMP_ONLY), ..BASE }, allowed("default:read")),
+        (Case { name: "paths: outside the glob", action: "files_read", summary: "/etc/passwd", session_id: SID, session: delegated(FILES_READ, TMP_ONLY), counters: Some(true), reason: "/etc/passwd is outside", ..BASE }, denied("delegation:restriction:paths")),
+        (Case { name: "paths: every path must match", action: "files_read", summary: "diff /tmp/a /etc/shadow", session_id: SID, session: delegated(FILES_READ, TMP_ONLY), reason: "/etc/shadow", ..BASE }, denied("delegation:restriction:paths")),
+        (Case { name: "paths: a star stops at a slash", action: "files_read", summary: "/tmp/a/b", session_id: SID, session: delegated(FILES_READ, TMP_ONLY), ..BASE }, denied("delegation:restriction:paths")),
+        (Case { name: "paths: dot-dot is resolved", action: "files_read", summary: "/tmp/../etc/passwd", session_id: SID, session: delegated(FILES_READ, TMP_ONLY), reason: "/etc/passwd", ..BASE }, denied("delegation:restriction:paths")),
+        (Case { name: "paths: no path passes", action: "files_read", summary: "notes.txt", session_id: SID, session: delegated(FILES_READ, TMP_ONLY), ..BASE }, allowed("default:read")),
+        (Case { name: "chained paths: the parent's glob applies to the child", action: "files_read", summary: "/srv/x", session_id: SID, session: delegated(FILES_READ, CHAINED_PATHS), reason: "/tmp/**", ..BASE }, denied("delegation:restriction:paths")),
+        (Case { name: "chained paths: within both", action: "files_read", summary: "/tmp/x", session_id: SID, session: delegated(FILES_READ, CHAINED_PATHS), ..BASE }, allowed("default:read")),
+        // Inactive delegations.
+        (Case { name: "a revoked delegation allows nothing", session_id: SID, session: ended("revoked"), counters: Some(false), reason: "del-1 is revoked", ..BASE }, denied("delegation:revoked")),
+        (Case { name: "an expired delegation allows nothing", session_id: SID, session: ended("expired"), counters: Some(false), ..BASE }, denied("delegation:expired")),
+        (Case { name: "identity comes before the delegation", session_id: SID, session: Some(Session { agent_id: "agent-2", ..ended("revoked").unwrap() }), ..BASE }, denied("session:agent-mismatch")),
+        // The policy keeps the last word.
+        (Case { name: "a delegation never allows what a rule denies", policy: Policy::Rules, action: "shell", summary: "rm -rf /tmp", session_id: SID, session: delegated(EVERYTHING, &[]), ..BASE }, denied("rule:block-shell-rm")),
+        (Case { name: "a delegation never allows what a default denies", action: "grant_role", session_id: SID, session: delegated(EVERYTHING, &[]), ..BASE }, denied("default:admin")),
+        (Case { name: "a delegated session still needs the rule's capability", policy: Policy::Rules, agent: Agent::Nine, action: "deploy_prod", session_id: SID, session: Some(Session { agent_id: "agent-9", ..delegated(&["deploy:write"], &[]).unwrap() }), ..BASE }, denied("rule:deploy-needs-cap")),
+        (Case { name: "a covered call with the capability follows the rule", policy: Policy::Rules, action: "deploy_prod", session_id: SID, session: delegated(&["deploy:write"], &[]), ..BASE }, allowed("rule:deploy-needs-cap")),
+        (Case { name: "a locked delegation session allows reads only", action: "files_write", session_id: SID, session: delegated_in(Locked, &["files:write"], &[]), ..BASE }, denied("session:locked")),
+        (Case { name: "a read-only delegation session asks for writes", action: "files_write", session_id: SID, session: delegated_in(ReadOnly, &["files:write"], &[]), ..BASE }, create("session:read_only")),
     ];
     table
         .into_iter()
@@ -274,6 +439,13 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
         .session
         .map(|session| strings(session.ceiling))
         .unwrap_or_default();
+    let delegation = case.session.and_then(|session| session.delegation);
+    let scope = delegation
+        .map(|delegation| strings(delegation.scope))
+        .unwrap_or_default();
+    let restrictions: Vec<Restrictions> = delegation
+        .map(|delegation| delegation.chain.iter().map(restrictions).collect())
+        .unwrap_or_default();
     decide(&CheckInput {
         agent,
         action_name: case.action,
@@ -284,11 +456,29 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
             agent_id: session.agent_id,
             mode: session.mode,
             scope_ceiling: (!ceiling.is_empty()).then_some(&ceiling[..]),
+            total_calls: session.total_calls,
+            delegation: session.delegation.map(|delegation| DelegationFacts {
+                id: "del-1",
+                active: delegation.inactive_because.is_none(),
+                inactive_because: delegation.inactive_because.unwrap_or(""),
+                scope: &scope,
+                restrictions: &restrictions,
+            }),
         }),
         approval: case.approval,
         policy,
         now: NOW,
     })
+}
+
+fn restrictions(limits: &Limits) -> Restrictions {
+    Restrictions {
+        tools: limits.tools.map(strings),
+        effects: limits.effects.map(<[Effect]>::to_vec),
+        max_calls: limits.max_calls,
+        paths: limits.paths.map(strings),
+        ..Restrictions::default()
+    }
 }
 
 #[test]
@@ -299,7 +489,7 @@ fn decision_table() {
         policy(Policy::Custom),
     ];
     let cases = cases();
-    assert!(cases.len() >= 40, "{} cases", cases.len());
+    assert!(cases.len() >= 100, "{} cases", cases.len());
     let mut names = std::collections::HashSet::new();
     for case in &cases {
         assert!(
@@ -343,7 +533,9 @@ fn decision_table() {
             !decision.allowed
                 && !decision.elevation_required
                 && !decision.rule.starts_with("agent:")
-                && decision.rule != "session:agent-mismatch",
+                && decision.rule != "session:agent-mismatch"
+                && decision.rule != "delegation:revoked"
+                && decision.rule != "delegation:expired",
             "{context}"
         );
         assert!((0.0..=1.0).contains(&decision.confidence), "{context}");

@@ -139,7 +139,8 @@ pub struct Revoked {
     pub tokens_revoked: u64,
 }
 
-/// Revokes an agent and every live token of it, in one transaction. `None` when the org has no
+/// Revokes an agent, every live token of it and every delegation from or to it (with what was
+/// built on them), in one transaction. `None` when the org has no
 /// such agent; revoking a revoked agent changes nothing.
 pub async fn revoke(
     store: &Store,
@@ -178,6 +179,11 @@ pub async fn revoke(
         };
         (agents_changed, tokens_revoked)
     });
+    let delegations_revoked = if agents_changed == 1 {
+        super::delegations::revoke_for_agent(&mut tx, org_id, id, now).await?
+    } else {
+        0
+    };
     if agents_changed == 1 {
         audit::append(
             &mut tx,
@@ -187,7 +193,11 @@ pub async fn revoke(
                 actor,
                 subject_type: "agent",
                 subject_id: id,
-                detail: serde_json::json!({ "reason": reason, "tokens_revoked": tokens_revoked }),
+                detail: serde_json::json!({
+                    "reason": reason,
+                    "tokens_revoked": tokens_revoked,
+                    "delegations_revoked": delegations_revoked,
+                }),
                 created_at: now,
             },
         )

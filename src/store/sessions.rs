@@ -31,15 +31,17 @@ pub struct SessionRow {
     pub last_activity_at: i64,
     pub denials_at_unlock: i64,
     pub token_id: Option<String>,
+    pub delegation_id: Option<String>,
 }
 
 impl SessionRow {
     /// The most this session may do: `None` when it has no ceiling. A session opened from a
-    /// token is bounded by the token's scopes even when there are none; others have a ceiling
-    /// only when one was set.
+    /// token or a delegation is bounded by its scopes even when there are none; others have a
+    /// ceiling only when one was set.
     pub fn scope_ceiling(&self) -> Result<Option<Vec<String>>> {
         let scopes = super::string_list(&self.scope_ceiling)?;
-        Ok((self.token_id.is_some() || !scopes.is_empty()).then_some(scopes))
+        let bounded = self.token_id.is_some() || self.delegation_id.is_some();
+        Ok((bounded || !scopes.is_empty()).then_some(scopes))
     }
 
     /// Denials since the last unlock: what the lockout threshold is compared with.
@@ -50,7 +52,7 @@ impl SessionRow {
 
 const COLUMNS: &str = "org_id, id, agent_id, source, server_id, mode, scope_ceiling, total_calls, \
                        read_calls, write_calls, denied_calls, created_at, last_activity_at, \
-                       denials_at_unlock, token_id";
+                       denials_at_unlock, token_id, delegation_id";
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<SessionRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND id = $2");
@@ -123,12 +125,13 @@ pub struct NewSession<'a> {
     pub server_id: Option<&'a str>,
     pub scope_ceiling: &'a [String],
     pub token_id: Option<&'a str>,
+    pub delegation_id: Option<&'a str>,
 }
 
 pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Result<SessionRow> {
     const SQL: &str = "INSERT INTO sessions (org_id, id, agent_id, source, server_id, mode, \
-                       scope_ceiling, created_at, last_activity_at, token_id) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)";
+                       scope_ceiling, created_at, last_activity_at, token_id, delegation_id) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)";
     let id = super::new_id();
     let now = time::now();
     let mut tx = store.begin().await?;
@@ -142,6 +145,7 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
         .bind(to_json_text(&session.scope_ceiling))
         .bind(now)
         .bind(session.token_id)
+        .bind(session.delegation_id)
         .execute(&mut *conn)
         .await?; });
     audit::append(
@@ -157,6 +161,7 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
                 "source": session.source,
                 "server_id": session.server_id,
                 "scope_ceiling": session.scope_ceiling,
+                "delegation_id": session.delegation_id,
             }),
             created_at: now,
         },

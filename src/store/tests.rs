@@ -670,3 +670,145 @@ async fn policies_replace_with_optimistic_versions() {
         assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
     }
 }
+
+async fn delegate(
+    store: &Store,
+    org_id: &str,
+    from: &str,
+    to: &str,
+    parent: Option<&delegations::DelegationRow>,
+    expires_at: i64,
+) -> delegations::DelegationRow {
+    let scope = vec!["files:read".to_string()];
+    let id = new_id();
+    delegations::create(
+        store,
+        delegations::NewDelegation {
+            id: &id,
+            org_id,
+            from_agent_id: from,
+            to_agent_id: to,
+            parent,
+            scope: &scope,
+            restrictions: &Default::default(),
+            depth: parent.map_or(1, |parent| parent.depth + 1),
+            created_at: crate::api::time::now(),
+            expires_at,
+        },
+        &Actor::operator(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn agent(store: &Store, org_id: &str, name: &str) -> String {
+    agents::create(
+        store,
+        agents::NewAgent {
+            org_id,
+            name,
+            framework: "custom",
+            capabilities: &["files:read".to_string()],
+            metadata: &serde_json::Map::new(),
+            public_key: None,
+        },
+        &Actor::operator(),
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+#[tokio::test]
+async fn revoking_a_delegation_revokes_its_whole_subtree_and_nothing_else() {
+    for (store, _dir) in backends().await {
+        let (org_id, a) = org_with_agent(&store, &["files:read".to_string()]).await;
+        let b = agent(&store, &org_id, "b").await;
+        let c = agent(&store, &org_id, "c").await;
+        let d = agent(&store, &org_id, "d").await;
+        let later = crate::api::time::now() + 600;
+        let ab = delegate(&store, &org_id, &a.id, &b, None, later).await;
+        let bc = delegate(&store, &org_id, &b, &c, Some(&ab), later).await;
+        let cd = delegate(&store, &org_id, &c, &d, Some(&bc), later).await;
+        let sibling = delegate(&store, &org_id, &a.id, &c, None, later).await;
+        assert_eq!(
+            cd.chain().unwrap(),
+            [ab.id.clone(), bc.id.clone(), cd.id.clone()]
+        );
+        assert_eq!(
+            delegations::active_scopes_to(&store, &org_id, &d, crate::api::time::now())
+                .await
+                .unwrap(),
+            ["files:read"]
+        );
+
+        let (revoked, descendants) =
+            delegations::revoke(&store, &org_id, &bc.id, "test", &Actor::operator())
+                .await
+                .unwrap()
+                .unwrap();
+        assert!(revoked.revoked_at.is_some());
+        assert_eq!(descendants, 1, "c→d went with b→c");
+        let now = crate::api::time::now();
+        for (id, active) in [
+            (&ab.id, true),
+            (&bc.id, false),
+            (&cd.id, false),
+            (&sibling.id, true),
+        ] {
+            let row = delegations::get(&store, &org_id, id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.is_active_at(now), active, "{id}");
+        }
+        assert!(
+            delegations::active_scopes_to(&store, &org_id, &d, now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            delegations::revoke(&store, "other-org", &ab.id, "x", &Actor::operator())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
+    }
+}
+
+#[tokio::test]
+async fn revoking_an_agent_revokes_every_delegation_from_or_to_it_and_below() {
+    for (store, _dir) in backends().await {
+        let (org_id, a) = org_with_agent(&store, &["files:read".to_string()]).await;
+        let b = agent(&store, &org_id, "b").await;
+        let c = agent(&store, &org_id, "c").await;
+        let later = crate::api::time::now() + 600;
+        let ab = delegate(&store, &org_id, &a.id, &b, None, later).await;
+        let bc = delegate(&store, &org_id, &b, &c, Some(&ab), later).await;
+        let ac = delegate(&store, &org_id, &a.id, &c, None, later).await;
+        agents::revoke(&store, &org_id, &b, "gone", &Actor::operator())
+            .await
+            .unwrap()
+            .unwrap();
+        let now = crate::api::time::now();
+        for (id, active) in [(&ab.id, false), (&bc.id, false), (&ac.id, true)] {
+            let row = delegations::get(&store, &org_id, id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.is_active_at(now), active, "{id}");
+        }
+        // Expiry needs no sweeper: a delegation past its time simply stops counting.
+        let expired = delegate(&store, &org_id, &a.id, &b, None, now - 1).await;
+        assert_eq!(
+            delegations::get(&store, &org_id, &expired.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status_at(now),
+            "expired"
+        );
+    }
+}

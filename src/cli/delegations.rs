@@ -1,0 +1,1111 @@
+//! `agenttrust delegations create|list|get|revoke|session|tree`: an agent hands part of its
+//! capabilities to another agent, attenuated (never wider than what the delegator had), chained
+//! (a delegate re-delegates with `--parent`) and revocable (revoking one revokes everything
+//! built on it).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{ArgGroup, Args, Subcommand};
+
+use super::Context;
+use crate::api::actions::Effect;
+use crate::api::delegations::{CreateDelegationRequest, Delegation, DelegationQuery, Restrictions};
+use crate::api::join_or_dash;
+use crate::api::sessions::Session;
+use crate::client;
+use crate::output::{View, or_dash};
+
+#[derive(Debug, Args)]
+pub struct DelegationsArgs {
+    #[command(subcommand)]
+    pub command: DelegationsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DelegationsCommand {
+    /// Delegate capabilities from one agent to another (`-q` prints the delegation id)
+    #[command(after_help = "\
+The scope must be a subset of what the delegator has (its capabilities, or the parent \
+delegation's scope when re-delegating with --parent), and the expiry never goes beyond the \
+parent's. --paths, --tools, --effects and --max-calls set those keys of the restrictions, over \
+what --restrictions or --restrictions-file say; unknown keys are kept as given.
+
+Example: agenttrust delegations create --from A --to B --scope files:read --paths '/tmp/*' --ttl 1h")]
+    Create(Box<CreateArgs>),
+    /// List the org's delegations
+    List(ListArgs),
+    /// Show one delegation: status, scope, restrictions, chain
+    Get {
+        /// Delegation id
+        id: String,
+    },
+    /// Revoke a delegation and every delegation built on it (asks first; --yes without a terminal)
+    Revoke(RevokeArgs),
+    /// Open a session of the delegate bounded by the delegation (`-q` prints the session id)
+    Session {
+        /// Delegation id
+        id: String,
+    },
+    /// Show delegations as an indented tree: every chain of the org, or the one containing ID
+    Tree {
+        /// Show only the tree containing this delegation (from its root down)
+        id: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("restrictions_source").args(["restrictions", "restrictions_file"])))]
+pub struct CreateArgs {
+    /// The delegating agent [default with --parent: the parent delegation's delegate]
+    #[arg(long, value_name = "AGENT_ID", required_unless_present = "parent")]
+    pub from: Option<String>,
+    /// The agent receiving the capabilities
+    #[arg(long, value_name = "AGENT_ID")]
+    pub to: String,
+    /// Capabilities handed over: comma-separated or repeated (files:read,web:fetch)
+    #[arg(
+        long,
+        alias = "scopes",
+        value_delimiter = ',',
+        value_name = "CAPABILITY",
+        required = true
+    )]
+    pub scope: Vec<String>,
+    /// Lifetime: 300, 300s, 5m, 1h [default: the gateway's, 1h]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_seconds)]
+    pub ttl: Option<i64>,
+    /// Restrictions as a JSON object ({"paths":["/tmp/*"],"max_calls":10})
+    #[arg(long, value_name = "JSON", value_parser = parse_restrictions)]
+    pub restrictions: Option<Restrictions>,
+    /// Restrictions from a JSON file (`-` reads stdin)
+    #[arg(long, value_name = "FILE")]
+    pub restrictions_file: Option<PathBuf>,
+    /// Path glob every absolute path in a call's input must match (repeatable; no comma split)
+    #[arg(long = "paths", value_name = "GLOB")]
+    pub paths: Vec<String>,
+    /// Tool-name globs the delegate may call: comma-separated or repeated
+    #[arg(long, value_delimiter = ',', value_name = "GLOB")]
+    pub tools: Vec<String>,
+    /// Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "EFFECT", value_parser = parse_effect)]
+    pub effects: Vec<Effect>,
+    /// Calls a session made from the delegation may make in all
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<u64>,
+    /// Re-delegate: the delegation this one is built on
+    #[arg(long, value_name = "DELEGATION_ID")]
+    pub parent: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only delegations from this agent
+    #[arg(long, value_name = "AGENT_ID")]
+    pub from: Option<String>,
+    /// Only delegations to this agent
+    #[arg(long, value_name = "AGENT_ID")]
+    pub to: Option<String>,
+    /// Only active delegations
+    #[arg(long, conflicts_with = "inactive")]
+    pub active: bool,
+    /// Only revoked or expired delegations
+    #[arg(long)]
+    pub inactive: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// Delegation id
+    pub id: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub yes: bool,
+}
+
+fn parse_effect(text: &str) -> Result<Effect, String> {
+    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase())).map_err(
+        |_| format!("unknown effect {text:?}: expected read, mutating, destructive or admin"),
+    )
+}
+
+fn parse_restrictions(text: &str) -> Result<Restrictions, String> {
+    let value = super::parse_json_object(text)
+        .map_err(|error| error.replace("{\"team\":\"search\"}", "{\"paths\":[\"/tmp/*\"]}"))?;
+    serde_json::from_value(value).map_err(|error| format!("invalid restrictions: {error}"))
+}
+
+fn read_restrictions_file(path: &PathBuf) -> anyhow::Result<Restrictions> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the restrictions from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    parse_restrictions(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))
+}
+
+/// `--restrictions`/`--restrictions-file`, with the shorthand flags over them; None when
+/// nothing was given.
+fn build_restrictions(
+    base: Option<Restrictions>,
+    paths: Vec<String>,
+    tools: Vec<String>,
+    effects: Vec<Effect>,
+    max_calls: Option<u64>,
+) -> Option<Restrictions> {
+    let shorthand = !paths.is_empty() || !tools.is_empty() || !effects.is_empty();
+    if base.is_none() && !shorthand && max_calls.is_none() {
+        return None;
+    }
+    let mut restrictions = base.unwrap_or_default();
+    let paths = super::agents::clean_list(paths);
+    if !paths.is_empty() {
+        restrictions.paths = Some(paths);
+    }
+    let tools = super::agents::clean_list(tools);
+    if !tools.is_empty() {
+        restrictions.tools = Some(tools);
+    }
+    if !effects.is_empty() {
+        let mut unique = effects;
+        unique.sort();
+        unique.dedup();
+        restrictions.effects = Some(unique);
+    }
+    if max_calls.is_some() {
+        restrictions.max_calls = max_calls;
+    }
+    Some(restrictions)
+}
+
+pub async fn run(context: &Context, args: DelegationsArgs) -> anyhow::Result<()> {
+    match args.command {
+        DelegationsCommand::Create(args) => create(context, *args).await,
+        DelegationsCommand::List(args) => list(context, args).await,
+        DelegationsCommand::Get { id } => get(context, &id).await,
+        DelegationsCommand::Revoke(args) => revoke(context, args).await,
+        DelegationsCommand::Session { id } => session(context, &id).await,
+        DelegationsCommand::Tree { id } => tree(context, id.as_deref()).await,
+    }
+}
+
+pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
+    let base = match (&args.restrictions, &args.restrictions_file) {
+        (Some(restrictions), _) => Some(restrictions.clone()),
+        (None, Some(path)) => Some(read_restrictions_file(path)?),
+        (None, None) => None,
+    };
+    let restrictions =
+        build_restrictions(base, args.paths, args.tools, args.effects, args.max_calls);
+    let client = context.client()?;
+    let parent = args.parent.filter(|parent| !parent.is_empty());
+    let from_agent_id = match (args.from.filter(|from| !from.is_empty()), &parent) {
+        (Some(from), _) => from,
+        // A re-delegation is made by the parent's delegate.
+        (None, Some(parent)) => {
+            client::delegations::get(&client, parent)
+                .await?
+                .value
+                .to_agent_id
+        }
+        (None, None) => anyhow::bail!("--from is required"),
+    };
+    let request = CreateDelegationRequest {
+        from_agent_id,
+        to_agent_id: args.to,
+        scope: super::agents::clean_list(args.scope),
+        ttl_seconds: args.ttl,
+        restrictions,
+        parent_delegation_id: parent,
+    };
+    let response = client::delegations::create(&client, &request).await?;
+    show_delegation(context, &response.raw, &response.value)
+}
+
+pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let query = DelegationQuery {
+        from: args.from.filter(|from| !from.is_empty()),
+        to: args.to.filter(|to| !to.is_empty()),
+        active: match (args.active, args.inactive) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        },
+    };
+    let response = client::delegations::list(&client, &query).await?;
+    let delegations = &response.value.delegations;
+    let rows = delegations
+        .iter()
+        .map(|delegation| {
+            vec![
+                delegation.id.clone(),
+                delegation.from_agent_id.clone(),
+                delegation.to_agent_id.clone(),
+                join_or_dash(&delegation.scope),
+                or_dash(Some(&delegation.status)),
+                or_dash(Some(&delegation.expires_at)),
+                or_dash(delegation.parent_delegation_id.as_deref()),
+            ]
+        })
+        .collect();
+    let ids: Vec<String> = delegations
+        .iter()
+        .map(|delegation| delegation.id.clone())
+        .collect();
+    context.printer.show(
+        &response.raw,
+        &ids,
+        View::Rows {
+            headers: vec!["ID", "FROM", "TO", "SCOPE", "STATUS", "EXPIRES", "PARENT"],
+            rows,
+        },
+    )?;
+    Ok(())
+}
+
+pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::delegations::get(&client, id).await?;
+    show_delegation(context, &response.raw, &response.value)
+}
+
+pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    // Show what goes before asking (and before revoking without asking).
+    let delegation = client::delegations::get(&client, &args.id).await?.value;
+    // Best effort: how many active delegations hang below it.
+    let below = client::delegations::list(&client, &DelegationQuery::default())
+        .await
+        .ok()
+        .map(|response| active_descendants(&response.value.delegations, &delegation.id));
+    if !context.printer.is_quiet() {
+        eprint!("{}", describe(&delegation, below));
+    }
+    if delegation.status == "revoked" {
+        // Nothing left to cut off: revoking again is harmless and revokes nothing more.
+        context
+            .printer
+            .note(format!("Delegation {} is already revoked.", delegation.id));
+    } else {
+        let action = match below {
+            Some(0) | None => format!("revoke delegation {}", delegation.id),
+            Some(1) => format!(
+                "revoke delegation {} and the 1 active delegation built on it",
+                delegation.id
+            ),
+            Some(count) => format!(
+                "revoke delegation {} and the {count} active delegations built on it",
+                delegation.id
+            ),
+        };
+        context.confirm(args.yes, &action)?;
+    }
+    let response = client::delegations::revoke(&client, &args.id).await?;
+    let result = &response.value;
+    let id = if result.id.is_empty() {
+        args.id.clone()
+    } else {
+        result.id.clone()
+    };
+    context.printer.show(
+        &response.raw,
+        std::slice::from_ref(&id),
+        View::Record(vec![
+            ("id", id.clone()),
+            ("status", or_dash(Some(&result.status))),
+            (
+                "descendants_revoked",
+                result.descendants_revoked.to_string(),
+            ),
+        ]),
+    )?;
+    let already = delegation.status == "revoked";
+    context.printer.note(match result.descendants_revoked {
+        0 if already => format!("Nothing more to revoke: delegation {id} was already revoked."),
+        0 => format!("Revoked delegation {id}; no delegation depended on it."),
+        1 => format!("Revoked delegation {id} and 1 delegation built on it."),
+        count => format!("Revoked delegation {id} and {count} delegations built on it."),
+    });
+    Ok(())
+}
+
+pub async fn session(context: &Context, id: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::delegations::session(&client, id).await?;
+    show_session(context, &response.raw, &response.value)
+}
+
+pub async fn tree(context: &Context, id: Option<&str>) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let listing = client::delegations::list(&client, &DelegationQuery::default()).await?;
+    let raw_items: Vec<serde_json::Value> = listing
+        .raw
+        .get("delegations")
+        .and_then(serde_json::Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut delegations: Vec<(Delegation, serde_json::Value)> = listing
+        .value
+        .delegations
+        .into_iter()
+        .enumerate()
+        .map(|(index, delegation)| {
+            let raw = raw_items
+                .get(index)
+                .cloned()
+                .unwrap_or_else(|| serde_json::to_value(&delegation).unwrap_or_default());
+            (delegation, raw)
+        })
+        .collect();
+    let forest = match id {
+        None => forest(delegations.iter().map(|(delegation, _)| delegation)),
+        Some(id) => {
+            // The target (a 404 here is exit 3), and its root when the listing lacks them.
+            let target = client::delegations::get(&client, id).await?;
+            let target_id = target.value.id.clone();
+            let root_id = target
+                .value
+                .delegation_chain
+                .first()
+                .cloned()
+                .unwrap_or_else(|| target_id.clone());
+            if !delegations.iter().any(|(known, _)| known.id == target_id) {
+                delegations.push((target.value, target.raw));
+            }
+            if !delegations.iter().any(|(known, _)| known.id == root_id)
+                && let Ok(root) = client::delegations::get(&client, &root_id).await
+            {
+                delegations.push((root.value, root.raw));
+            }
+            let items: Vec<&Delegation> = delegations
+                .iter()
+                .map(|(delegation, _)| delegation)
+                .collect();
+            tree_containing(forest(items.iter().copied()), &items, &root_id, &target_id)
+                .into_iter()
+                .collect()
+        }
+    };
+    let items: Vec<&Delegation> = delegations
+        .iter()
+        .map(|(delegation, _)| delegation)
+        .collect();
+    if context.printer.is_quiet() {
+        let mut ids = Vec::new();
+        walk(&forest, &mut |node| ids.push(items[node.index].id.clone()));
+        context.printer.lines(&ids)?;
+    } else if context.printer.is_json() {
+        let raws: Vec<&serde_json::Value> = delegations.iter().map(|(_, raw)| raw).collect();
+        context
+            .printer
+            .json(&serde_json::json!({ "delegations": nested_json(&forest, &raws) }))?;
+    } else {
+        // Names make the tree readable; ids stand in when the agents cannot be listed.
+        let names: HashMap<String, String> = client::agents::list(&client)
+            .await
+            .map(|response| {
+                response
+                    .value
+                    .agents
+                    .into_iter()
+                    .filter(|agent| !agent.name.is_empty())
+                    .map(|agent| (agent.id, agent.name))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let text = render_forest(&forest, &items, &names);
+        if text.is_empty() {
+            context.printer.note("No delegations.");
+        } else {
+            let lines: Vec<String> = text.lines().map(str::to_string).collect();
+            context.printer.lines(&lines)?;
+        }
+    }
+    Ok(())
+}
+
+/// A delegation (by its index in the list) and the delegations built on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub index: usize,
+    pub children: Vec<Node>,
+}
+
+/// Arranges delegations as trees via `parent_delegation_id`: roots are delegations without a
+/// parent, or whose parent is not in the list. Roots and siblings are ordered by creation time,
+/// then id. A (corrupt) cycle is broken rather than followed.
+pub fn forest<'a>(delegations: impl IntoIterator<Item = &'a Delegation>) -> Vec<Node> {
+    let delegations: Vec<&Delegation> = delegations.into_iter().collect();
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    for (index, delegation) in delegations.iter().enumerate() {
+        // The first occurrence of an id wins.
+        by_id.entry(delegation.id.as_str()).or_insert(index);
+    }
+    let mut children: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut roots = Vec::new();
+    for (index, delegation) in delegations.iter().enumerate() {
+        if by_id.get(delegation.id.as_str()) != Some(&index) {
+            continue; // a duplicate
+        }
+        match delegation
+            .parent_delegation_id
+            .as_deref()
+            .filter(|parent| !parent.is_empty() && *parent != delegation.id)
+            .and_then(|parent| by_id.get(parent))
+        {
+            Some(&parent) => children.entry(parent).or_default().push(index),
+            None => roots.push(index),
+        }
+    }
+    let order = |indices: &mut Vec<usize>| {
+        indices.sort_by(|&a, &b| {
+            let (a, b) = (delegations[a], delegations[b]);
+            (a.created_at.as_str(), a.id.as_str()).cmp(&(b.created_at.as_str(), b.id.as_str()))
+        });
+    };
+    let mut visited = HashSet::new();
+    fn build(
+        index: usize,
+        children: &BTreeMap<usize, Vec<usize>>,
+        visited: &mut HashSet<usize>,
+        order: &dyn Fn(&mut Vec<usize>),
+    ) -> Node {
+        visited.insert(index);
+        let mut below: Vec<usize> = children
+            .get(&index)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|child| !visited.contains(child))
+            .collect();
+        order(&mut below);
+        let mut nodes = Vec::new();
+        for child in below {
+            if !visited.contains(&child) {
+                nodes.push(build(child, children, visited, order));
+            }
+        }
+        Node {
+            index,
+            children: nodes,
+        }
+    }
+    order(&mut roots);
+    let mut trees: Vec<Node> = roots
+        .into_iter()
+        .map(|root| build(root, &children, &mut visited, &order))
+        .collect();
+    // Delegations caught in a parent cycle reach no root: show each cycle from one member.
+    let mut stranded: Vec<usize> = by_id
+        .values()
+        .copied()
+        .filter(|index| !visited.contains(index))
+        .collect();
+    order(&mut stranded);
+    for index in stranded {
+        if !visited.contains(&index) {
+            trees.push(build(index, &children, &mut visited, &order));
+        }
+    }
+    trees
+}
+
+/// The tree whose root is `root_id` if it contains `target_id`, else whichever tree does.
+pub fn tree_containing(
+    trees: Vec<Node>,
+    delegations: &[&Delegation],
+    root_id: &str,
+    target_id: &str,
+) -> Option<Node> {
+    let target = delegations
+        .iter()
+        .position(|delegation| delegation.id == target_id)?;
+    let is_root = |node: &Node| delegations[node.index].id == root_id;
+    if let Some(position) = trees
+        .iter()
+        .position(|tree| is_root(tree) && contains(tree, target))
+    {
+        return trees.into_iter().nth(position);
+    }
+    trees.into_iter().find(|tree| contains(tree, target))
+}
+
+fn contains(node: &Node, index: usize) -> bool {
+    node.index == index || node.children.iter().any(|child| contains(child, index))
+}
+
+/// Pre-order walk (a parent before its children).
+fn walk(trees: &[Node], visit: &mut dyn FnMut(&Node)) {
+    for node in trees {
+        visit(node);
+        walk(&node.children, visit);
+    }
+}
+
+/// Each delegation as the gateway sent it, with its `children` nested.
+fn nested_json(trees: &[Node], raws: &[&serde_json::Value]) -> Vec<serde_json::Value> {
+    trees
+        .iter()
+        .map(|node| {
+            let mut value = raws[node.index].clone();
+            let children = serde_json::Value::Array(nested_json(&node.children, raws));
+            match &mut value {
+                serde_json::Value::Object(map) => {
+                    map.insert("children".to_string(), children);
+                }
+                other => {
+                    *other =
+                        serde_json::json!({ "delegation": other.clone(), "children": children });
+                }
+            }
+            value
+        })
+        .collect()
+}
+
+/// The trees as indented text, one delegation a line:
+/// `ID  FROM → TO  SCOPE  STATUS  EXPIRY  RESTRICTIONS`, children under `├──`/`└──`.
+pub fn render_forest(
+    trees: &[Node],
+    delegations: &[&Delegation],
+    names: &HashMap<String, String>,
+) -> String {
+    fn render(
+        node: &Node,
+        prefix: &str,
+        connector: &str,
+        child_prefix: &str,
+        delegations: &[&Delegation],
+        names: &HashMap<String, String>,
+        text: &mut String,
+    ) {
+        text.push_str(prefix);
+        text.push_str(connector);
+        text.push_str(&describe_line(delegations[node.index], names));
+        text.push('\n');
+        let count = node.children.len();
+        for (position, child) in node.children.iter().enumerate() {
+            let last = position + 1 == count;
+            let next_prefix = format!("{prefix}{child_prefix}");
+            let (connector, below) = if last {
+                ("└── ", "    ")
+            } else {
+                ("├── ", "│   ")
+            };
+            render(
+                child,
+                &next_prefix,
+                connector,
+                below,
+                delegations,
+                names,
+                text,
+            );
+        }
+    }
+    let mut text = String::new();
+    for tree in trees {
+        render(tree, "", "", "", delegations, names, &mut text);
+    }
+    text
+}
+
+/// One line of the tree for a delegation.
+fn describe_line(delegation: &Delegation, names: &HashMap<String, String>) -> String {
+    let name = |id: &str| names.get(id).cloned().unwrap_or_else(|| or_dash(Some(id)));
+    let scope = if delegation.scope.is_empty() {
+        "-".to_string()
+    } else {
+        delegation.scope.join(",")
+    };
+    let mut parts = vec![
+        delegation.id.clone(),
+        format!(
+            "{} → {}",
+            name(&delegation.from_agent_id),
+            name(&delegation.to_agent_id)
+        ),
+        scope,
+        or_dash(Some(&delegation.status)),
+    ];
+    match delegation.status.as_str() {
+        "revoked" => parts.push(match delegation.revoked_at.as_deref() {
+            Some(at) if !at.is_empty() => format!("(revoked {at})"),
+            _ => "(revoked)".to_string(),
+        }),
+        "expired" if !delegation.expires_at.is_empty() => {
+            parts.push(format!("(expired {})", delegation.expires_at));
+        }
+        _ if !delegation.expires_at.is_empty() => {
+            parts.push(format!("expires {}", delegation.expires_at));
+        }
+        _ => {}
+    }
+    let restrictions = restrictions_summary(&delegation.restrictions);
+    if !restrictions.is_empty() {
+        parts.push(restrictions);
+    }
+    parts.join("  ")
+}
+
+/// `paths=/tmp/* tools=fs_* effects=read max_calls=10 other={…}`; empty when unrestricted.
+pub fn restrictions_summary(restrictions: &Restrictions) -> String {
+    let mut parts = Vec::new();
+    if let Some(paths) = &restrictions.paths {
+        parts.push(format!("paths={}", paths.join(",")));
+    }
+    if let Some(tools) = &restrictions.tools {
+        parts.push(format!("tools={}", tools.join(",")));
+    }
+    if let Some(effects) = &restrictions.effects {
+        let effects: Vec<&str> = effects.iter().map(|effect| effect.as_str()).collect();
+        parts.push(format!("effects={}", effects.join(",")));
+    }
+    if let Some(max_calls) = restrictions.max_calls {
+        parts.push(format!("max_calls={max_calls}"));
+    }
+    for (key, value) in &restrictions.extra {
+        match value {
+            serde_json::Value::String(text) => parts.push(format!("{key}={text}")),
+            other => parts.push(format!("{key}={other}")),
+        }
+    }
+    parts.join(" ")
+}
+
+/// Active delegations below `id` (through any depth of `parent_delegation_id`).
+fn active_descendants(delegations: &[Delegation], id: &str) -> usize {
+    let mut below: HashSet<&str> = HashSet::from([id]);
+    let mut count = 0;
+    // Iterate to a fixed point: the list is not ordered parent-first.
+    loop {
+        let mut grew = false;
+        for delegation in delegations {
+            if below.contains(delegation.id.as_str()) {
+                continue;
+            }
+            if let Some(parent) = delegation.parent_delegation_id.as_deref()
+                && below.contains(parent)
+            {
+                below.insert(delegation.id.as_str());
+                grew = true;
+                if delegation.status == "active" {
+                    count += 1;
+                }
+            }
+        }
+        if !grew {
+            return count;
+        }
+    }
+}
+
+/// What an operator needs to see before revoking, one `field: value` a line.
+fn describe(delegation: &Delegation, below: Option<usize>) -> String {
+    let mut text = format!(
+        "Delegation {} ({}):\n",
+        delegation.id,
+        or_dash(Some(&delegation.status))
+    );
+    let mut line = |name: &str, value: String| text.push_str(&format!("  {name:<12} {value}\n"));
+    line("from", or_dash(Some(&delegation.from_agent_id)));
+    line("to", or_dash(Some(&delegation.to_agent_id)));
+    line("scope", join_or_dash(&delegation.scope));
+    let restrictions = restrictions_summary(&delegation.restrictions);
+    if !restrictions.is_empty() {
+        line("restrictions", restrictions);
+    }
+    line("expires", or_dash(Some(&delegation.expires_at)));
+    if let Some(count) = below {
+        line("built on it", format!("{count} active delegation(s)"));
+    }
+    text
+}
+
+fn show_delegation(
+    context: &Context,
+    raw: &serde_json::Value,
+    delegation: &Delegation,
+) -> anyhow::Result<()> {
+    let restrictions = restrictions_summary(&delegation.restrictions);
+    let mut fields = vec![
+        ("id", delegation.id.clone()),
+        ("status", or_dash(Some(&delegation.status))),
+        ("from_agent_id", or_dash(Some(&delegation.from_agent_id))),
+        ("to_agent_id", or_dash(Some(&delegation.to_agent_id))),
+        ("org_id", or_dash(Some(&delegation.org_id))),
+        ("scope", join_or_dash(&delegation.scope)),
+        ("restrictions", or_dash(Some(&restrictions))),
+        (
+            "parent_delegation_id",
+            or_dash(delegation.parent_delegation_id.as_deref()),
+        ),
+        (
+            "delegation_chain",
+            if delegation.delegation_chain.is_empty() {
+                "-".to_string()
+            } else {
+                delegation.delegation_chain.join(" → ")
+            },
+        ),
+        ("created_at", or_dash(Some(&delegation.created_at))),
+        ("expires_at", or_dash(Some(&delegation.expires_at))),
+    ];
+    if let Some(revoked_at) = &delegation.revoked_at {
+        fields.push(("revoked_at", revoked_at.clone()));
+    }
+    if let Some(reason) = &delegation.revoke_reason {
+        fields.push(("revoke_reason", reason.clone()));
+    }
+    context.printer.show(
+        raw,
+        std::slice::from_ref(&delegation.id),
+        View::Record(fields),
+    )?;
+    Ok(())
+}
+
+fn show_session(
+    context: &Context,
+    raw: &serde_json::Value,
+    session: &Session,
+) -> anyhow::Result<()> {
+    let delegation_id = session.delegation_id.clone().or_else(|| {
+        session
+            .extra
+            .get("delegation_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+    });
+    context.printer.show(
+        raw,
+        std::slice::from_ref(&session.session_id),
+        View::Record(vec![
+            ("session_id", session.session_id.clone()),
+            ("agent_id", session.agent_id.clone()),
+            ("org_id", session.org_id.clone()),
+            ("source", or_dash(Some(&session.source))),
+            ("delegation_id", or_dash(delegation_id.as_deref())),
+            ("mode", or_dash(Some(&session.mode))),
+            ("scope_ceiling", join_or_dash(&session.scope_ceiling)),
+            ("total_calls", session.total_calls.to_string()),
+            ("created_at", or_dash(Some(&session.created_at))),
+        ]),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn delegation(id: &str, parent: Option<&str>, value: serde_json::Value) -> Delegation {
+        let mut base = serde_json::json!({
+            "id": id, "from_agent_id": "a", "to_agent_id": "b", "org_id": "o",
+            "scope": ["files:read"], "status": "active",
+            "expires_at": "2026-11-25T21:00:00Z", "created_at": format!("2026-11-25T20:00:0{}Z", id.len() % 10),
+        });
+        if let Some(parent) = parent {
+            base["parent_delegation_id"] = parent.into();
+        }
+        if let (Some(base), Some(extra)) = (base.as_object_mut(), value.as_object()) {
+            for (key, value) in extra {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn names() -> HashMap<String, String> {
+        [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
+            .into_iter()
+            .map(|(id, name)| (id.to_string(), name.to_string()))
+            .collect()
+    }
+
+    fn render(delegations: &[Delegation]) -> String {
+        let items: Vec<&Delegation> = delegations.iter().collect();
+        render_forest(&forest(items.iter().copied()), &items, &names())
+    }
+
+    #[test]
+    fn a_chain_renders_as_an_indented_tree() {
+        let delegations = [
+            // Children listed before their parents: the order of the list does not matter.
+            delegation(
+                "d2",
+                Some("d1"),
+                serde_json::json!({"from_agent_id": "b", "to_agent_id": "c", "status": "revoked",
+                                   "revoked_at": "2026-11-25T20:30:00Z"}),
+            ),
+            delegation(
+                "d1",
+                None,
+                serde_json::json!({"restrictions": {"paths": ["/tmp/*"]}}),
+            ),
+            delegation(
+                "d3",
+                Some("d2"),
+                serde_json::json!({"from_agent_id": "c", "to_agent_id": "d", "status": "revoked"}),
+            ),
+        ];
+        assert_eq!(
+            render(&delegations),
+            "d1  A → B  files:read  active  expires 2026-11-25T21:00:00Z  paths=/tmp/*\n\
+             └── d2  B → C  files:read  revoked  (revoked 2026-11-25T20:30:00Z)\n\
+             \x20   └── d3  C → D  files:read  revoked  (revoked)\n"
+        );
+    }
+
+    #[test]
+    fn siblings_branch_and_the_last_closes() {
+        let delegations = [
+            delegation(
+                "r",
+                None,
+                serde_json::json!({"created_at": "2026-01-01T00:00:00Z"}),
+            ),
+            delegation(
+                "x",
+                Some("r"),
+                serde_json::json!({"created_at": "2026-01-01T00:00:01Z"}),
+            ),
+            delegation(
+                "xx",
+                Some("x"),
+                serde_json::json!({"created_at": "2026-01-01T00:00:03Z"}),
+            ),
+            delegation(
+                "y",
+                Some("r"),
+                serde_json::json!({"created_at": "2026-01-01T00:00:02Z",
+                                                           "status": "expired"}),
+            ),
+            delegation(
+                "s",
+                None,
+                serde_json::json!({"created_at": "2026-01-02T00:00:00Z",
+                                                      "to_agent_id": "unknown-agent",
+                                                      "restrictions": {"max_calls": 3,
+                                                      "effects": ["read"], "tools": ["fs_*"],
+                                                      "ip": "10.0.0.0/8"}}),
+            ),
+        ];
+        let text = render(&delegations);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        assert!(lines[0].starts_with("r  A → B"), "{text}");
+        assert!(lines[1].starts_with("├── x  "), "{text}");
+        assert!(lines[2].starts_with("│   └── xx  "), "{text}");
+        assert!(lines[3].starts_with("└── y  "), "{text}");
+        assert!(
+            lines[3].ends_with("expired  (expired 2026-11-25T21:00:00Z)"),
+            "{text}"
+        );
+        // Unknown agents show their id; every known and unknown restriction is shown.
+        assert_eq!(
+            lines[4],
+            "s  A → unknown-agent  files:read  active  expires 2026-11-25T21:00:00Z  \
+             tools=fs_* effects=read max_calls=3 ip=10.0.0.0/8"
+        );
+    }
+
+    #[test]
+    fn orphans_become_roots_and_cycles_do_not_loop() {
+        let delegations = [
+            delegation("o", Some("gone"), serde_json::json!({})),
+            delegation("p", Some("q"), serde_json::json!({})),
+            delegation("q", Some("p"), serde_json::json!({})),
+            delegation("self", Some("self"), serde_json::json!({})),
+        ];
+        let items: Vec<&Delegation> = delegations.iter().collect();
+        let trees = forest(items.iter().copied());
+        let mut seen = Vec::new();
+        walk(&trees, &mut |node| seen.push(items[node.index].id.clone()));
+        seen.sort();
+        assert_eq!(seen, ["o", "p", "q", "self"]);
+        assert_eq!(trees.len(), 3, "{trees:?}");
+    }
+
+    #[test]
+    fn the_tree_of_a_delegation_is_its_roots() {
+        let delegations = [
+            delegation("r1", None, serde_json::json!({})),
+            delegation(
+                "c1",
+                Some("r1"),
+                serde_json::json!({"delegation_chain": ["r1", "c1"]}),
+            ),
+            delegation("r2", None, serde_json::json!({})),
+            delegation("c2", Some("r2"), serde_json::json!({})),
+        ];
+        let items: Vec<&Delegation> = delegations.iter().collect();
+        let trees = forest(items.iter().copied());
+        let tree = tree_containing(trees.clone(), &items, "r1", "c1").unwrap();
+        assert_eq!(items[tree.index].id, "r1");
+        // A chain root that is not there: the tree found through the parent links.
+        let tree = tree_containing(trees.clone(), &items, "missing", "c2").unwrap();
+        assert_eq!(items[tree.index].id, "r2");
+        assert!(tree_containing(trees, &items, "r1", "nope").is_none());
+    }
+
+    #[test]
+    fn json_nests_children_and_keeps_every_field() {
+        let raws = [
+            serde_json::json!({"id": "r", "custom": 1}),
+            serde_json::json!({"id": "c", "parent_delegation_id": "r"}),
+        ];
+        let delegations = [
+            delegation("r", None, serde_json::json!({})),
+            delegation("c", Some("r"), serde_json::json!({})),
+        ];
+        let items: Vec<&Delegation> = delegations.iter().collect();
+        let trees = forest(items.iter().copied());
+        let raw_refs: Vec<&serde_json::Value> = raws.iter().collect();
+        let nested = nested_json(&trees, &raw_refs);
+        assert_eq!(
+            serde_json::Value::Array(nested),
+            serde_json::json!([{"id": "r", "custom": 1, "children": [
+                {"id": "c", "parent_delegation_id": "r", "children": []}
+            ]}])
+        );
+    }
+
+    #[test]
+    fn active_descendants_are_counted_at_any_depth() {
+        let delegations = [
+            delegation("gc", Some("c"), serde_json::json!({})),
+            delegation("r", None, serde_json::json!({})),
+            delegation("c", Some("r"), serde_json::json!({})),
+            delegation("dead", Some("r"), serde_json::json!({"status": "revoked"})),
+            delegation("other", None, serde_json::json!({})),
+        ];
+        assert_eq!(active_descendants(&delegations, "r"), 2);
+        assert_eq!(active_descendants(&delegations, "c"), 1);
+        assert_eq!(active_descendants(&delegations, "other"), 0);
+    }
+
+    #[test]
+    fn shorthand_flags_override_the_json_restrictions() {
+        let base = parse_restrictions(r#"{"paths":["/etc/*"],"max_calls":5,"ip":"x"}"#).unwrap();
+        let restrictions = build_restrictions(
+            Some(base),
+            vec!["/tmp/*".to_string()],
+            vec![],
+            vec![Effect::Mutating, Effect::Read, Effect::Read],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_value(&restrictions).unwrap(),
+            serde_json::json!({"paths": ["/tmp/*"], "effects": ["read", "mutating"],
+                               "max_calls": 5, "ip": "x"})
+        );
+        assert!(build_restrictions(None, vec![], vec![], vec![], None).is_none());
+        assert!(parse_restrictions("[1]").is_err());
+        assert!(parse_restrictions(r#"{"max_calls":"many"}"#).is_err());
+        assert_eq!(parse_effect("write"), Ok(Effect::Mutating));
+        assert!(parse_effect("nuke").is_err());
+    }
+
+    #[test]
+    fn create_parses_the_documented_flags() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "agenttrust",
+            "delegations",
+            "create",
+            "--from",
+            "A",
+            "--to",
+            "B",
+            "--scope",
+            "files:read,web:fetch",
+            "--ttl",
+            "1h",
+            "--paths",
+            "/tmp/*",
+            "--paths",
+            "/var/{a,b}",
+            "--effects",
+            "read,mutating",
+            "--max-calls",
+            "3",
+            "--parent",
+            "P",
+        ])
+        .unwrap();
+        let crate::cli::Command::Delegations(DelegationsArgs {
+            command: DelegationsCommand::Create(args),
+        }) = cli.command
+        else {
+            panic!("not a create");
+        };
+        assert_eq!(args.scope, ["files:read", "web:fetch"]);
+        assert_eq!(args.ttl, Some(3600));
+        assert_eq!(args.paths, ["/tmp/*", "/var/{a,b}"]);
+        assert_eq!(args.effects, [Effect::Read, Effect::Mutating]);
+        assert_eq!(args.parent.as_deref(), Some("P"));
+        // --from may be left to the parent; without a parent it is required.
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "agenttrust",
+                "delegations",
+                "create",
+                "--to",
+                "B",
+                "--scope",
+                "x",
+                "--parent",
+                "P",
+            ])
+            .is_ok()
+        );
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "agenttrust",
+                "delegations",
+                "create",
+                "--to",
+                "B",
+                "--scope",
+                "x",
+            ])
+            .is_err()
+        );
+        // One source of JSON restrictions at a time; --active and --inactive exclude each other.
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "agenttrust",
+                "delegations",
+                "create",
+                "--from",
+                "A",
+                "--to",
+                "B",
+                "--scope",
+                "x",
+                "--restrictions",
+                "{}",
+                "--restrictions-file",
+                "f.json",
+            ])
+            .is_err()
+        );
+        assert!(
+            crate::cli::Cli::try_parse_from([
+                "agenttrust",
+                "delegations",
+                "list",
+                "--active",
+                "--inactive",
+            ])
+            .is_err()
+        );
+    }
+}

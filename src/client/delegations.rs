@@ -1,0 +1,85 @@
+//! Delegations: `POST/GET /api/v1/delegations`, `GET/DELETE /api/v1/delegations/{id}`,
+//! `POST /api/v1/delegations/{id}/session`.
+//!
+//! The gateway wraps a created delegation (`{"delegation": {...}}`) and answers a get bare; both
+//! readers accept either shape, and the raw JSON stays exactly as sent.
+
+use serde::de::DeserializeOwned;
+
+use super::{Client, Error, Response, Service, decode, with_query};
+use crate::api::delegations::{
+    CreateDelegationRequest, Delegation, DelegationList, DelegationQuery, DelegationRevoked,
+};
+use crate::api::sessions::Session;
+
+/// Creates a delegation (attenuation violations are a 400 naming the rule, unknown agents 404).
+pub async fn create(
+    client: &Client,
+    request: &CreateDelegationRequest,
+) -> Result<Response<Delegation>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "delegations"])?;
+    let response: Response<serde_json::Value> = client.post(url.clone(), request).await?;
+    unwrap_object(response, "delegation", &url)
+}
+
+/// The org's delegations, optionally only from/to an agent, only active or only inactive ones.
+pub async fn list(
+    client: &Client,
+    query: &DelegationQuery,
+) -> Result<Response<DelegationList>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "delegations"])?;
+    let url = with_query(
+        url,
+        &[
+            ("from", query.from.clone()),
+            ("to", query.to.clone()),
+            ("active", query.active.map(|active| active.to_string())),
+        ],
+    );
+    client.get(url).await
+}
+
+pub async fn get(client: &Client, delegation_id: &str) -> Result<Response<Delegation>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "delegations", delegation_id])?;
+    let response: Response<serde_json::Value> = client.get(url.clone()).await?;
+    unwrap_object(response, "delegation", &url)
+}
+
+/// Revokes a delegation and every delegation built on it (revoking twice revokes nothing more).
+pub async fn revoke(
+    client: &Client,
+    delegation_id: &str,
+) -> Result<Response<DelegationRevoked>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "delegations", delegation_id])?;
+    client.delete(url).await
+}
+
+/// Opens a session of the delegate (source `a2a`) bounded by the delegation's scope and
+/// restrictions.
+pub async fn session(client: &Client, delegation_id: &str) -> Result<Response<Session>, Error> {
+    let url = client.url(
+        Service::Base,
+        &["api", "v1", "delegations", delegation_id, "session"],
+    )?;
+    let response: Response<serde_json::Value> =
+        client.post(url.clone(), &serde_json::json!({})).await?;
+    unwrap_object(response, "session", &url)
+}
+
+/// Decodes `raw[key]` when it is an object, else `raw` itself.
+fn unwrap_object<T: DeserializeOwned>(
+    response: Response<serde_json::Value>,
+    key: &str,
+    url: &reqwest::Url,
+) -> Result<Response<T>, Error> {
+    let object = response
+        .raw
+        .get(key)
+        .filter(|inner| inner.is_object())
+        .unwrap_or(&response.raw);
+    let value = decode(object, url)?;
+    Ok(Response {
+        value,
+        raw: response.raw,
+    })
+}

@@ -1,0 +1,325 @@
+//! Delegations: stored with their chain (root-first ids) and a `path` of those ids, so that
+//! revoking one revokes every descendant in one statement, and revoking an agent revokes every
+//! delegation from or to it — with their descendants — in the agent's own transaction. Expiry
+//! needs no sweeper: a delegation past `expires_at` simply stops counting (and never outlives
+//! its parent).
+
+use crate::api::delegations::{Delegation, Restrictions};
+use crate::api::time;
+
+use super::audit::{self, Actor, NewEvent};
+use super::{Error, Result, Store, Tx, on_db, on_tx, string_list, to_json_text};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DelegationRow {
+    pub id: String,
+    pub org_id: String,
+    pub from_agent_id: String,
+    pub to_agent_id: String,
+    pub parent_delegation_id: Option<String>,
+    pub scope: String,
+    pub restrictions: String,
+    pub chain: String,
+    pub path: String,
+    pub depth: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+}
+
+impl DelegationRow {
+    pub fn scope(&self) -> Result<Vec<String>> {
+        string_list(&self.scope)
+    }
+
+    pub fn chain(&self) -> Result<Vec<String>> {
+        string_list(&self.chain)
+    }
+
+    pub fn restrictions(&self) -> Result<Restrictions> {
+        serde_json::from_str(&self.restrictions)
+            .map_err(|error| Error::Corrupt(format!("delegation restrictions: {error}")))
+    }
+
+    /// `active`, `revoked` or `expired` as of `now`.
+    pub fn status_at(&self, now: i64) -> &'static str {
+        if self.revoked_at.is_some() {
+            "revoked"
+        } else if self.expires_at <= now {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+
+    pub fn is_active_at(&self, now: i64) -> bool {
+        self.status_at(now) == "active"
+    }
+
+    pub fn into_api(self, now: i64) -> Result<Delegation> {
+        Ok(Delegation {
+            status: self.status_at(now).to_string(),
+            scope: self.scope()?,
+            restrictions: self.restrictions()?,
+            delegation_chain: self.chain()?,
+            id: self.id,
+            from_agent_id: self.from_agent_id,
+            to_agent_id: self.to_agent_id,
+            org_id: self.org_id,
+            parent_delegation_id: self.parent_delegation_id,
+            expires_at: time::format(self.expires_at),
+            revoked_at: self.revoked_at.map(time::format),
+            revoke_reason: self.revoke_reason,
+            created_at: time::format(self.created_at),
+            extra: Default::default(),
+        })
+    }
+}
+
+const COLUMNS: &str = "id, org_id, from_agent_id, to_agent_id, parent_delegation_id, scope, \
+                       restrictions, chain, path, depth, created_at, expires_at, revoked_at, \
+                       revoke_reason";
+
+/// A delegation that passed the attenuation rules.
+pub struct NewDelegation<'a> {
+    pub id: &'a str,
+    pub org_id: &'a str,
+    pub from_agent_id: &'a str,
+    pub to_agent_id: &'a str,
+    pub parent: Option<&'a DelegationRow>,
+    pub scope: &'a [String],
+    pub restrictions: &'a Restrictions,
+    pub depth: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Result<DelegationRow> {
+    const SQL: &str = "INSERT INTO delegations (id, org_id, from_agent_id, to_agent_id, \
+                       parent_delegation_id, scope, restrictions, chain, path, depth, created_at, \
+                       expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    let mut chain = match new.parent {
+        Some(parent) => parent.chain()?,
+        None => Vec::new(),
+    };
+    chain.push(new.id.to_string());
+    let row = DelegationRow {
+        id: new.id.to_string(),
+        org_id: new.org_id.to_string(),
+        from_agent_id: new.from_agent_id.to_string(),
+        to_agent_id: new.to_agent_id.to_string(),
+        parent_delegation_id: new.parent.map(|parent| parent.id.clone()),
+        scope: to_json_text(&new.scope),
+        restrictions: to_json_text(new.restrictions),
+        path: chain.join("/"),
+        chain: to_json_text(&chain),
+        depth: new.depth,
+        created_at: new.created_at,
+        expires_at: new.expires_at,
+        revoked_at: None,
+        revoke_reason: None,
+    };
+    let mut tx = store.begin().await?;
+    on_tx!(&mut tx, conn => { sqlx::query(SQL)
+        .bind(&row.id)
+        .bind(&row.org_id)
+        .bind(&row.from_agent_id)
+        .bind(&row.to_agent_id)
+        .bind(&row.parent_delegation_id)
+        .bind(&row.scope)
+        .bind(&row.restrictions)
+        .bind(&row.chain)
+        .bind(&row.path)
+        .bind(row.depth)
+        .bind(row.created_at)
+        .bind(row.expires_at)
+        .execute(&mut *conn)
+        .await?; });
+    audit::append(
+        &mut tx,
+        NewEvent {
+            org_id: &row.org_id,
+            kind: "delegation.created",
+            actor,
+            subject_type: "delegation",
+            subject_id: &row.id,
+            detail: serde_json::json!({
+                "from_agent_id": row.from_agent_id,
+                "to_agent_id": row.to_agent_id,
+                "scope": new.scope,
+                "parent_delegation_id": row.parent_delegation_id,
+                "expires_at": time::format(row.expires_at),
+            }),
+            created_at: row.created_at,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<DelegationRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM delegations WHERE org_id = $1 AND id = $2");
+    Ok(
+        on_db!(store, pool => sqlx::query_as::<_, DelegationRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?),
+    )
+}
+
+/// The delegation and those above it, root first (the chain's rows).
+pub async fn with_ancestors(store: &Store, row: &DelegationRow) -> Result<Vec<DelegationRow>> {
+    let mut rows = Vec::new();
+    for id in row.chain()? {
+        if id == row.id {
+            rows.push(row.clone());
+        } else if let Some(ancestor) = get(store, &row.org_id, &id).await? {
+            rows.push(ancestor);
+        } else {
+            return Err(Error::Corrupt(format!(
+                "delegation {} names a missing ancestor {id}",
+                row.id
+            )));
+        }
+    }
+    Ok(rows)
+}
+
+/// A filter for [`list`].
+pub struct DelegationFilter<'a> {
+    pub org_id: &'a str,
+    pub from_agent_id: Option<&'a str>,
+    pub to_agent_id: Option<&'a str>,
+    /// Only active (`Some(true)`) or only inactive (`Some(false)`) ones as of `now`.
+    pub active: Option<bool>,
+    pub now: i64,
+}
+
+pub async fn list(store: &Store, filter: DelegationFilter<'_>) -> Result<Vec<DelegationRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM delegations WHERE org_id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR from_agent_id = $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR to_agent_id = $3) \
+         ORDER BY id"
+    );
+    let rows = on_db!(store, pool => sqlx::query_as::<_, DelegationRow>(&sql)
+        .bind(filter.org_id)
+        .bind(filter.from_agent_id)
+        .bind(filter.to_agent_id)
+        .fetch_all(pool)
+        .await?);
+    Ok(rows
+        .into_iter()
+        .filter(|row| {
+            filter
+                .active
+                .is_none_or(|active| row.is_active_at(filter.now) == active)
+        })
+        .collect())
+}
+
+/// The union of the scopes of the active delegations to an agent (what it holds by delegation).
+pub async fn active_scopes_to(
+    store: &Store,
+    org_id: &str,
+    agent_id: &str,
+    now: i64,
+) -> Result<Vec<String>> {
+    const SQL: &str = "SELECT scope FROM delegations WHERE org_id = $1 AND to_agent_id = $2 \
+                       AND revoked_at IS NULL AND expires_at > $3";
+    let scopes: Vec<String> = on_db!(store, pool => sqlx::query_scalar(SQL)
+        .bind(org_id)
+        .bind(agent_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await?);
+    let mut held: Vec<String> = Vec::new();
+    for scope in scopes {
+        for capability in string_list(&scope)? {
+            if !held.contains(&capability) {
+                held.push(capability);
+            }
+        }
+    }
+    Ok(held)
+}
+
+/// Revokes a delegation and every live descendant, in one transaction. `None` when the org
+/// has no such delegation; else the row afterwards and how many descendants went with it.
+pub async fn revoke(
+    store: &Store,
+    org_id: &str,
+    id: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Option<(DelegationRow, u64)>> {
+    const SELF: &str = "UPDATE delegations SET revoked_at = $3, revoke_reason = $4 \
+                        WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
+    const DESCENDANTS: &str = "UPDATE delegations SET revoked_at = $3, revoke_reason = $4 \
+                               WHERE org_id = $1 AND revoked_at IS NULL AND path LIKE $2";
+    let Some(row) = get(store, org_id, id).await? else {
+        return Ok(None);
+    };
+    let now = time::now();
+    let cascade_reason = format!("parent delegation {id} revoked");
+    let mut tx = store.begin().await?;
+    let (changed, descendants) = on_tx!(&mut tx, conn => {
+        let changed = sqlx::query(SELF)
+            .bind(org_id)
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        let descendants = sqlx::query(DESCENDANTS)
+            .bind(org_id)
+            .bind(format!("{}/%", row.path))
+            .bind(now)
+            .bind(&cascade_reason)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        (changed, descendants)
+    });
+    if changed + descendants > 0 {
+        audit::append(
+            &mut tx,
+            NewEvent {
+                org_id,
+                kind: "delegation.revoked",
+                actor,
+                subject_type: "delegation",
+                subject_id: id,
+                detail: serde_json::json!({ "reason": reason, "descendants_revoked": descendants }),
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(get(store, org_id, id).await?.map(|row| (row, descendants)))
+}
+
+/// Inside an agent's revocation: revokes every live delegation from or to the agent, and
+/// everything built on them. Returns how many rows it revoked.
+pub async fn revoke_for_agent(tx: &mut Tx, org_id: &str, agent_id: &str, now: i64) -> Result<u64> {
+    const SQL: &str = "UPDATE delegations SET revoked_at = $3, revoke_reason = $4 \
+                       WHERE org_id = $1 AND revoked_at IS NULL AND EXISTS ( \
+                       SELECT 1 FROM delegations AS touched WHERE touched.org_id = $1 \
+                       AND (touched.from_agent_id = $2 OR touched.to_agent_id = $2) \
+                       AND (delegations.path = touched.path \
+                            OR delegations.path LIKE touched.path || '/%'))";
+    let reason = format!("agent {agent_id} revoked");
+    Ok(on_tx!(tx, conn => sqlx::query(SQL)
+        .bind(org_id)
+        .bind(agent_id)
+        .bind(now)
+        .bind(&reason)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()))
+}
