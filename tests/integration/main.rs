@@ -14,6 +14,7 @@ mod cli_elevation;
 mod cli_profiles;
 mod cli_usage;
 mod cli_workflow;
+mod delegations;
 mod guard;
 mod guardian;
 mod policies;

@@ -1,4 +1,5 @@
-//! The product README's quick start and the elevation loop (guard → approval → retry) through the
+//! The product README's quick start, the elevation loop (guard → approval → retry) and delegations
+//! (create, list, session, re-delegate, revoke) through the
 //! official Python SDK `agenttrustid` 0.3.0 and 0.4.0 (from PyPI, each in its own venv under
 //! `target/sdk-venvs/`), against a real gateway.
 
@@ -14,6 +15,8 @@ on_both_backends!(
     quickstart_with_0_4_0,
     elevation_with_0_3_0,
     elevation_with_0_4_0,
+    delegations_with_0_3_0,
+    delegations_with_0_4_0,
 );
 
 fn quickstart_with_0_3_0(h: &Harness) {
@@ -30,6 +33,14 @@ fn elevation_with_0_3_0(h: &Harness) {
 
 fn elevation_with_0_4_0(h: &Harness) {
     run_script(h, "0.4.0", "elevation");
+}
+
+fn delegations_with_0_3_0(h: &Harness) {
+    run_script(h, "0.3.0", "delegations");
+}
+
+fn delegations_with_0_4_0(h: &Harness) {
+    run_script(h, "0.4.0", "delegations");
 }
 
 /// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.

@@ -1,10 +1,11 @@
 //! The same quick start, and the elevation loop (`AgentTrustGuard` → `ApprovalsAPI` → retry, with
-//! `SessionsAPI`), through the official Rust crate `agenttrustid` 0.5.0, whose serde parsers are
+//! `SessionsAPI`), and `Delegations` (its `create` reads the `{"delegation": …}` wrapper, its `get`
+//! a bare object), through the official Rust crate `agenttrustid` 0.5.0, whose serde parsers are
 //! strict (required fields, no nulls, no duplicate aliases).
 
 use agenttrustid::{
     ActionCheckRequest, AgentTrustClient, AgentTrustError, AgentTrustGuard, CreateAgentRequest,
-    IntrospectTokenRequest, IssueTokenRequest, TelemetryEvent,
+    CreateDelegationRequest, IntrospectTokenRequest, IssueTokenRequest, TelemetryEvent,
 };
 
 use crate::harness::Harness;
@@ -15,6 +16,7 @@ on_both_backends!(
     rust_sdk_errors_are_typed,
     elevation_loop_with_the_rust_sdk,
     sessions_with_the_rust_sdk,
+    delegations_with_the_rust_sdk,
 );
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
@@ -353,6 +355,130 @@ fn sessions_with_the_rust_sdk(h: &Harness) {
         client
             .sessions()
             .init_session(&uuid::Uuid::new_v4().to_string(), "github"),
+        Err(AgentTrustError::NotFound { .. })
+    ));
+}
+
+fn delegations_with_the_rust_sdk(h: &Harness) {
+    let client = client(h, &h.admin_key);
+    let create_agent = |name: &str, capabilities: &[&str]| {
+        client
+            .agents()
+            .create(&CreateAgentRequest {
+                name: name.to_string(),
+                capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+                ..Default::default()
+            })
+            .expect("agents.create")
+    };
+    let a = create_agent("rust-delegator", &["files:read", "web:search"]);
+    let b = create_agent("rust-delegate", &[]);
+    let c = create_agent("rust-sub-delegate", &[]);
+
+    let restrictions = serde_json::json!({"paths": ["/tmp/*"], "max_file_size": 1024});
+    let ab = client
+        .delegations()
+        .create(&CreateDelegationRequest {
+            from_agent_id: a.id.clone(),
+            to_agent_id: b.id.clone(),
+            scope: vec!["files:read".to_string()],
+            ttl_seconds: Some(600),
+            restrictions: Some(restrictions.clone()),
+            parent_delegation_id: None,
+        })
+        .expect("delegations.create (wrapped)");
+    assert!(!ab.id.is_empty());
+    assert_eq!(
+        (ab.from_agent_id.as_str(), ab.to_agent_id.as_str()),
+        (a.id.as_str(), b.id.as_str())
+    );
+    assert_eq!(ab.org_id.as_deref(), Some(h.org_id.as_str()));
+    assert_eq!(ab.scope, vec!["files:read".to_string()]);
+    assert_eq!(ab.restrictions, Some(restrictions));
+    assert_eq!(ab.delegation_chain, Some(vec![ab.id.clone()]));
+    assert_eq!(ab.revoked_at, None);
+    let created_at = agenttrust::api::time::parse(&ab.created_at).expect("created_at");
+    let expires_at = agenttrust::api::time::parse(&ab.expires_at).expect("expires_at");
+    assert_eq!(expires_at - created_at, 600);
+
+    // No ttl: the SDK leaves it out and the gateway's default hour applies.
+    let bc = client
+        .delegations()
+        .create(&CreateDelegationRequest {
+            from_agent_id: b.id.clone(),
+            to_agent_id: c.id.clone(),
+            scope: vec!["files:read".to_string()],
+            ttl_seconds: Some(300),
+            restrictions: None,
+            parent_delegation_id: Some(ab.id.clone()),
+        })
+        .expect("re-delegation");
+    assert_eq!(
+        bc.delegation_chain,
+        Some(vec![ab.id.clone(), bc.id.clone()])
+    );
+
+    let fetched = client
+        .delegations()
+        .get(&bc.id)
+        .expect("delegations.get (bare)");
+    assert_eq!(fetched.id, bc.id);
+    assert_eq!(fetched.from_agent_id, b.id);
+    assert_eq!(fetched.delegation_chain, bc.delegation_chain);
+    assert_eq!(fetched.expires_at, bc.expires_at);
+    let listed = client.delegations().list().expect("delegations.list");
+    assert!(listed.iter().any(|d| d.id == ab.id) && listed.iter().any(|d| d.id == bc.id));
+
+    let session = client
+        .delegations()
+        .init_session(&bc.id)
+        .expect("delegations.init_session");
+    assert_eq!(session.agent_id, c.id);
+    assert_eq!(session.source, "a2a");
+    assert_eq!(session.scope_ceiling, vec!["files:read".to_string()]);
+    let read = |path: &str| {
+        client
+            .actions()
+            .check(&ActionCheckRequest {
+                agent_id: c.id.clone(),
+                action: "tool_call".to_string(),
+                tool_name: "read_file".to_string(),
+                tool_input_summary: path.to_string(),
+                session_id: session.session_id.clone(),
+                action_effect: None,
+            })
+            .expect("actions.check")
+    };
+    assert!(read("/tmp/y").allowed);
+    assert!(!read("/etc/passwd").allowed);
+
+    client
+        .delegations()
+        .revoke(&ab.id)
+        .expect("delegations.revoke");
+    assert!(!read("/tmp/y").allowed);
+    let revoked = client.delegations().get(&bc.id).expect("get a revoked one");
+    assert!(revoked.revoked_at.is_some(), "{revoked:?}");
+    match client.delegations().init_session(&bc.id) {
+        Err(AgentTrustError::Api { status, .. }) => assert_eq!(status, 409),
+        other => panic!("expected a 409, got {other:?}"),
+    }
+
+    match client.delegations().create(&CreateDelegationRequest {
+        from_agent_id: a.id.clone(),
+        to_agent_id: b.id.clone(),
+        scope: vec!["files:write".to_string()],
+        ttl_seconds: None,
+        restrictions: None,
+        parent_delegation_id: None,
+    }) {
+        Err(AgentTrustError::Validation { message, .. }) => {
+            assert!(message.starts_with("scope escalation"), "{message}");
+        }
+        other => panic!("expected Validation, got {other:?}"),
+    }
+    assert!(matches!(
+        client.delegations().get(&uuid::Uuid::new_v4().to_string()),
         Err(AgentTrustError::NotFound { .. })
     ));
 }
