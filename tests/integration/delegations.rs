@@ -27,6 +27,7 @@ on_both_backends!(
     delegation_sessions_are_bounded_by_the_delegation,
     done_means_through_the_cli,
     random_delegation_trees_never_widen_and_revocation_leaves_no_active_descendant,
+    a_rule_requiring_a_capability_is_met_through_an_active_delegation,
 );
 
 // ----- helpers -----
@@ -1391,4 +1392,30 @@ fn run_plan(h: &Harness, plan: &Plan, case: usize) {
             }
         }
     }
+}
+
+fn a_rule_requiring_a_capability_is_met_through_an_active_delegation(h: &Harness) {
+    h.put_policy(json!({"rules": [{
+        "id": "deploys", "tools": ["deploy_*"], "require_capabilities": ["deploy:prod"],
+        "decision": "allow"
+    }]}));
+    let owner = agent(h, "owner", &["deploy:prod"]);
+    let helper = agent(h, "helper", &[]);
+    let deploy = || h.check(json!({"agent_id": helper, "action_name": "deploy_web"}));
+    let without = deploy();
+    assert_denied_by(&without, "rule:deploys");
+    assert!(
+        str_of(&without["reason"]).contains("does not hold"),
+        "{without}"
+    );
+    let delegation = delegate(
+        h,
+        json!({"from_agent_id": owner, "to_agent_id": helper, "scope": ["deploy:prod"]}),
+    );
+    let with = deploy();
+    assert_allowed(&with);
+    assert_eq!(with["rule"], "rule:deploys", "{with}");
+    // Revoked, it no longer counts.
+    revoke(h, &str_of(&delegation["id"]));
+    assert_denied_by(&deploy(), "rule:deploys");
 }
