@@ -71,6 +71,8 @@ pub struct Evaluation {
     pub decision: Decision,
     /// The agent is known and active and owns the session: its session is counted.
     pub count_in_session: bool,
+    /// The session's call budget: the smallest `max_calls` of its delegation chain.
+    pub call_budget: Option<i64>,
 }
 
 /// Loads the facts of a check and decides it under `policy`. Reads only.
@@ -161,7 +163,9 @@ pub async fn evaluate(
     let owns_session = session
         .as_ref()
         .is_none_or(|session| session.agent_id == params.agent_id);
+    let call_budget = delegation.as_ref().and_then(SessionDelegation::call_budget);
     Ok(Evaluation {
+        call_budget,
         decision,
         count_in_session: agent.as_ref().is_some_and(|agent| agent.is_active()) && owns_session,
     })
@@ -197,6 +201,15 @@ impl SessionDelegation {
             id: row.id,
             restrictions,
         })
+    }
+
+    /// The smallest `max_calls` of the chain, if any restricts the calls.
+    fn call_budget(&self) -> Option<i64> {
+        self.restrictions
+            .iter()
+            .filter_map(|restrictions| restrictions.max_calls)
+            .min()
+            .map(|calls| i64::try_from(calls).unwrap_or(i64::MAX))
     }
 
     fn facts(&self) -> DelegationFacts<'_> {
@@ -267,8 +280,9 @@ pub async fn check(
     )?;
     let policy = state.policies.current(&state.store, &caller.org_id).await?;
     let Evaluation {
-        decision,
+        mut decision,
         count_in_session,
+        call_budget,
     } = evaluate(&state, &caller.org_id, &params, &policy).await?;
 
     let check_id = store::new_id();
@@ -279,7 +293,7 @@ pub async fn check(
             ttl_seconds: policy.approval_ttl_seconds(),
         },
     };
-    let approval_id = store::checks::record(
+    let recorded = store::checks::record(
         &state.store,
         store::checks::CheckRecord {
             id: &check_id,
@@ -298,14 +312,22 @@ pub async fn check(
             confidence: decision.confidence,
             count_in_session,
             approval,
+            call_budget,
         },
         &caller.actor(),
     )
     .await?;
+    if let Some(reason) = recorded.budget_exhausted {
+        // A concurrent check took the session's last call between our decision and our write.
+        decision.allowed = false;
+        decision.counts_as_denial = true;
+        decision.rule = store::checks::BUDGET_RULE.to_string();
+        decision.reason = reason;
+    }
     Ok(Json(to_wire(
         decision,
         check_id,
-        approval_id,
+        recorded.approval_id,
         &params,
         started,
     )))

@@ -42,14 +42,26 @@ pub struct CheckRecord<'a> {
     /// since a session belongs to an agent.
     pub count_in_session: bool,
     pub approval: ApprovalRequest<'a>,
+    /// The session's call budget (a delegation's `max_calls`), enforced here as well as in the
+    /// decision so that concurrent checks cannot both take the last call.
+    pub call_budget: Option<i64>,
 }
 
-/// Records the check; returns the approval id the answer must carry, if any.
-pub async fn record(
-    store: &Store,
-    check: CheckRecord<'_>,
-    actor: &Actor,
-) -> Result<Option<String>> {
+/// The rule of a call refused because its session's call budget is used up.
+pub const BUDGET_RULE: &str = "delegation:restriction:max_calls";
+
+/// What was recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Recorded {
+    /// The approval the answer must point at, if any.
+    pub approval_id: Option<String>,
+    /// An allowed call found the session's budget used up by a concurrent check: it was
+    /// recorded as denied (rule [`BUDGET_RULE`]) with this reason, and the answer must say so.
+    pub budget_exhausted: Option<String>,
+}
+
+/// Records the check.
+pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Result<Recorded> {
     const SQL: &str = "INSERT INTO checks (id, org_id, agent_id, session_id, action_name, \
                        input_summary, effect, allowed, elevation_required, reason, rule, confidence, \
                        created_at, approval_id) \
@@ -57,14 +69,38 @@ pub async fn record(
     let now = time::now();
     let mut tx = store.begin().await?;
     let counted_session = check.session_id.filter(|_| check.count_in_session);
+    let mut budget_exhausted = None;
     if let Some(session_id) = counted_session {
-        let call = CallCount {
-            read: check.effect == "read",
-            denied: check.counts_as_denial,
-            lockout_after_denials: check.lockout_after_denials,
-        };
-        sessions::count_call(&mut tx, check.org_id, session_id, check.agent_id, call, now).await?;
+        let read = check.effect == "read";
+        let mut denied = check.counts_as_denial;
+        let mut counted = false;
+        if let (Some(budget), true) = (check.call_budget, check.allowed) {
+            if sessions::take_budgeted_call(&mut tx, check.org_id, session_id, read, budget, now)
+                .await?
+            {
+                counted = true;
+            } else {
+                budget_exhausted = Some(format!(
+                    "the session's call budget ({budget} calls, the delegation's max_calls) is \
+                     used up"
+                ));
+                denied = true;
+            }
+        }
+        if !counted {
+            let call = CallCount {
+                read,
+                denied,
+                lockout_after_denials: check.lockout_after_denials,
+            };
+            sessions::count_call(&mut tx, check.org_id, session_id, check.agent_id, call, now)
+                .await?;
+        }
     }
+    let (allowed, reason, rule) = match &budget_exhausted {
+        Some(reason) => (false, reason.as_str(), BUDGET_RULE),
+        None => (check.allowed, check.reason, check.rule),
+    };
     let approval_id = match (&check.approval, counted_session) {
         (ApprovalRequest::Reuse(id), _) => Some((*id).to_string()),
         (ApprovalRequest::Open { ttl_seconds }, Some(session_id)) => {
@@ -112,10 +148,10 @@ pub async fn record(
         .bind(check.action_name)
         .bind(check.input_summary)
         .bind(check.effect)
-        .bind(check.allowed)
+        .bind(allowed)
         .bind(check.elevation_required)
-        .bind(check.reason)
-        .bind(check.rule)
+        .bind(reason)
+        .bind(rule)
         .bind(check.confidence)
         .bind(now)
         .bind(&approval_id)
@@ -134,15 +170,18 @@ pub async fn record(
                 "session_id": check.session_id,
                 "action_name": check.action_name,
                 "effect": check.effect,
-                "allowed": check.allowed,
+                "allowed": allowed,
                 "elevation_required": check.elevation_required,
                 "approval_id": approval_id,
-                "rule": check.rule,
+                "rule": rule,
             }),
             created_at: now,
         },
     )
     .await?;
     tx.commit().await?;
-    Ok(approval_id)
+    Ok(Recorded {
+        approval_id,
+        budget_exhausted,
+    })
 }

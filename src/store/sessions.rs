@@ -117,6 +117,34 @@ pub async fn count_call(
     Ok(())
 }
 
+/// Counts one allowed call of a session with a call budget, only while calls remain: the
+/// budget holds even when concurrent checks race for the last call. `false` when it is used up
+/// (nothing was counted).
+pub async fn take_budgeted_call(
+    tx: &mut Tx,
+    org_id: &str,
+    session_id: &str,
+    read: bool,
+    budget: i64,
+    now: i64,
+) -> Result<bool> {
+    const SQL: &str = "UPDATE sessions SET total_calls = total_calls + 1, \
+                       read_calls = read_calls + $4, write_calls = write_calls + $5, \
+                       last_activity_at = $6 \
+                       WHERE org_id = $1 AND id = $2 AND total_calls < $3";
+    let taken = on_tx!(tx, conn => sqlx::query(SQL)
+        .bind(org_id)
+        .bind(session_id)
+        .bind(budget)
+        .bind(i64::from(read))
+        .bind(i64::from(!read))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+    Ok(taken == 1)
+}
+
 /// A session opened explicitly (MCP, API token, delegation, federation).
 pub struct NewSession<'a> {
     pub org_id: &'a str,

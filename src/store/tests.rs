@@ -87,6 +87,7 @@ fn check<'a>(
         counts_as_denial: !allowed,
         lockout_after_denials: 1000,
         approval: checks::ApprovalRequest::None,
+        call_budget: None,
     }
 }
 
@@ -491,6 +492,7 @@ async fn identical_pending_requests_share_one_approval_which_is_decided_once() {
                 checks::record(&store, record, &Actor::operator())
                     .await
                     .unwrap()
+                    .approval_id
                     .unwrap()
             }));
         }
@@ -564,6 +566,7 @@ async fn an_expired_approval_cannot_be_decided_and_a_new_request_opens_another()
         )
         .await
         .unwrap()
+        .approval_id
         .unwrap();
         on_db!(store, pool => sqlx::query("UPDATE approvals SET expires_at = 0 WHERE id = $1")
             .bind(&first)
@@ -602,6 +605,7 @@ async fn an_expired_approval_cannot_be_decided_and_a_new_request_opens_another()
         )
         .await
         .unwrap()
+        .approval_id
         .unwrap();
         assert_ne!(first, second);
         let pending = approvals::list(
@@ -810,5 +814,69 @@ async fn revoking_an_agent_revokes_every_delegation_from_or_to_it_and_below() {
                 .status_at(now),
             "expired"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_call_budget_holds_when_checks_race_for_the_last_call() {
+    for (store, _dir) in backends().await {
+        let (org_id, agent) = org_with_agent(&store, &[]).await;
+        let session = sessions::create(
+            &store,
+            sessions::NewSession {
+                org_id: &org_id,
+                agent_id: &agent.id,
+                source: "a2a",
+                server_id: None,
+                scope_ceiling: &[],
+                token_id: None,
+                delegation_id: None,
+            },
+            &Actor::operator(),
+        )
+        .await
+        .unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (store, org_id, agent_id, session_id) = (
+                store.clone(),
+                org_id.clone(),
+                agent.id.clone(),
+                session.id.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let id = new_id();
+                let record = CheckRecord {
+                    session_id: Some(&session_id),
+                    call_budget: Some(3),
+                    ..check(&org_id, &agent_id, &id, "read", true)
+                };
+                checks::record(&store, record, &Actor::operator())
+                    .await
+                    .unwrap()
+                    .budget_exhausted
+                    .is_none()
+            }));
+        }
+        let mut allowed = 0;
+        for task in tasks {
+            allowed += usize::from(task.await.unwrap());
+        }
+        assert_eq!(allowed, 3, "{}", store.backend_name());
+        let row = sessions::get(&store, &org_id, &session.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((row.total_calls, row.denied_calls), (8, 5));
+        let refused = on_db!(store, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM checks WHERE org_id = $1 AND rule = $2 AND allowed = $3",
+        )
+        .bind(&org_id)
+        .bind(checks::BUDGET_RULE)
+        .bind(false)
+        .fetch_one(pool)
+        .await
+        .unwrap());
+        assert_eq!(refused, 5);
     }
 }
