@@ -11,6 +11,7 @@ pub mod agents;
 pub mod approvals;
 pub mod auth;
 pub mod bootstrap;
+pub mod check;
 pub mod delegations;
 pub mod error;
 pub mod extract;
@@ -149,6 +150,8 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/agents", post(agents::create).get(agents::list))
         .route("/api/v1/agents/{agent_id}", get(agents::get))
         .route("/api/v1/agents/{agent_id}/revoke", post(agents::revoke))
+        .route("/api/v1/agents/{agent_id}/mode", put(agents::set_mode))
+        .route("/api/v1/agents/{agent_id}/unlock", post(agents::unlock))
         .route("/api/v1/agent-tokens/issue", post(tokens::issue))
         .route("/api/v1/agent-tokens/introspect", post(tokens::introspect))
         .route("/api/v1/agent-tokens/revoke", post(tokens::revoke))

@@ -5,10 +5,12 @@
 //! dependency beyond `crate::api`: the gateway loads the inputs, calls [`decide`], and records
 //! the result; the CLI can [`compile`] (validate) a policy offline.
 
+pub mod canonical;
 pub mod classify;
 pub mod decide;
 pub mod delegation;
 pub mod policy;
+pub mod refusal;
 pub mod scope;
 
 pub use classify::{Classification, classify};

@@ -65,8 +65,18 @@ pub struct Agent {
     pub revoked_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_reason: Option<String>,
+    /// Our extension: `standard`, `read_only` or `locked`, binding the agent in every session
+    /// (absent from hosted gateways' answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
+}
+
+/// `PUT /api/v1/agents/{agent_id}/mode` (our extension).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SetAgentModeRequest {
+    pub mode: String,
 }
 
 fn default_framework() -> String {

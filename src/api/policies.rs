@@ -14,6 +14,12 @@ use super::empty_as_none;
 pub const DEFAULT_APPROVAL_TTL_SECONDS: i64 = 15 * 60;
 /// Denials after which a session is locked, unless the policy says otherwise.
 pub const DEFAULT_LOCKOUT_AFTER_DENIALS: i64 = 5;
+/// Hard denials of one agent, across all its sessions, within the window that lock the agent.
+pub const DEFAULT_AGENT_LOCKOUT_AFTER_DENIALS: i64 = 20;
+pub const DEFAULT_AGENT_LOCKOUT_WINDOW_SECONDS: i64 = 10 * 60;
+/// Pending approvals one session, and one agent across its sessions, may have open at once.
+pub const DEFAULT_MAX_PENDING_APPROVALS_PER_SESSION: i64 = 10;
+pub const DEFAULT_MAX_PENDING_APPROVALS_PER_AGENT: i64 = 50;
 
 /// What a rule (or a default) decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +175,17 @@ pub struct PolicyRule {
     pub extra: Extra,
 }
 
+/// The effect of the tools matching `tools`, set by the org: it replaces the classification
+/// (raising or lowering it), and a caller's stated effect may still only raise it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolEffect {
+    /// Globs over the action (tool) name, as in a rule's `tools`.
+    pub tools: Vec<String>,
+    pub effect: Effect,
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
 /// The whole policy document of an org.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyDocument {
@@ -187,6 +204,26 @@ pub struct PolicyDocument {
     /// The longest delegation chain (a root delegation is 1).
     #[serde(default = "default_max_delegation_depth")]
     pub max_delegation_depth: i64,
+    /// Hard denials of one agent, counted across every session of it (and calls naming none),
+    /// within `agent_lockout_window_seconds`, after which the agent is locked (reads only) in
+    /// every session until an admin unlocks it.
+    #[serde(default = "default_agent_lockout")]
+    pub agent_lockout_after_denials: i64,
+    #[serde(default = "default_agent_lockout_window")]
+    pub agent_lockout_window_seconds: i64,
+    /// Checks must name a session the gateway opened (sessions init, an API-token or
+    /// delegation session, `guard session start`); otherwise they are denied.
+    #[serde(default)]
+    pub require_registered_session: bool,
+    /// Past these, a call that needs a human is a denial instead of one more pending approval.
+    #[serde(default = "default_max_pending_per_session")]
+    pub max_pending_approvals_per_session: i64,
+    #[serde(default = "default_max_pending_per_agent")]
+    pub max_pending_approvals_per_agent: i64,
+    /// The effect of named tools, set by the org (first match wins). Only the org may lower an
+    /// effect: a caller's stated effect can only raise it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_effects: Vec<ToolEffect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +243,18 @@ fn default_lockout() -> i64 {
 fn default_max_delegation_depth() -> i64 {
     super::delegations::DEFAULT_MAX_DEPTH
 }
+fn default_agent_lockout() -> i64 {
+    DEFAULT_AGENT_LOCKOUT_AFTER_DENIALS
+}
+fn default_agent_lockout_window() -> i64 {
+    DEFAULT_AGENT_LOCKOUT_WINDOW_SECONDS
+}
+fn default_max_pending_per_session() -> i64 {
+    DEFAULT_MAX_PENDING_APPROVALS_PER_SESSION
+}
+fn default_max_pending_per_agent() -> i64 {
+    DEFAULT_MAX_PENDING_APPROVALS_PER_AGENT
+}
 
 impl Default for PolicyDocument {
     /// The policy of an org that never stored one.
@@ -217,6 +266,12 @@ impl Default for PolicyDocument {
             approval_ttl_seconds: DEFAULT_APPROVAL_TTL_SECONDS,
             lockout_after_denials: DEFAULT_LOCKOUT_AFTER_DENIALS,
             max_delegation_depth: super::delegations::DEFAULT_MAX_DEPTH,
+            agent_lockout_after_denials: DEFAULT_AGENT_LOCKOUT_AFTER_DENIALS,
+            agent_lockout_window_seconds: DEFAULT_AGENT_LOCKOUT_WINDOW_SECONDS,
+            require_registered_session: false,
+            max_pending_approvals_per_session: DEFAULT_MAX_PENDING_APPROVALS_PER_SESSION,
+            max_pending_approvals_per_agent: DEFAULT_MAX_PENDING_APPROVALS_PER_AGENT,
+            tool_effects: Vec::new(),
             updated_at: None,
             updated_by: None,
             extra: Extra::new(),

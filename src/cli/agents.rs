@@ -3,7 +3,9 @@
 use clap::{Args, Subcommand};
 
 use super::Context;
-use crate::api::agents::{Agent, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest};
+use crate::api::agents::{
+    Agent, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, SetAgentModeRequest,
+};
 use crate::api::join_or_dash;
 use crate::client;
 use crate::output::{View, or_dash};
@@ -27,6 +29,19 @@ pub enum AgentsCommand {
     },
     /// Revoke an agent and every live token of it (asks first; --yes without a terminal)
     Revoke(RevokeArgs),
+    /// Set the agent's own mode, binding it in every session: standard, read_only or locked
+    Mode {
+        /// Agent id
+        id: String,
+        /// standard, read_only (anything but a read needs approval) or locked (reads only)
+        #[arg(value_parser = ["standard", "read_only", "locked"])]
+        mode: String,
+    },
+    /// Unlock an agent locked by an admin or by the agent-level lockout
+    Unlock {
+        /// Agent id
+        id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +78,8 @@ pub async fn run(context: &Context, args: AgentsArgs) -> anyhow::Result<()> {
         AgentsCommand::List => list(context).await,
         AgentsCommand::Get { id } => get(context, &id).await,
         AgentsCommand::Revoke(args) => revoke(context, args).await,
+        AgentsCommand::Mode { id, mode } => set_mode(context, &id, mode).await,
+        AgentsCommand::Unlock { id } => unlock(context, &id).await,
     }
 }
 
@@ -121,6 +138,18 @@ pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
     show_agent(context, &response.raw, &response.value)
 }
 
+pub async fn set_mode(context: &Context, id: &str, mode: String) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::agents::set_mode(&client, id, &SetAgentModeRequest { mode }).await?;
+    show_agent(context, &response.raw, &response.value)
+}
+
+pub async fn unlock(context: &Context, id: &str) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let response = client::agents::unlock(&client, id).await?;
+    show_agent(context, &response.raw, &response.value)
+}
+
 pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     context.confirm(
@@ -161,6 +190,7 @@ fn show_agent(context: &Context, raw: &serde_json::Value, agent: &Agent) -> anyh
         ("org_id", agent.org_id.clone()),
         ("framework", agent.framework.clone()),
         ("status", agent.status.clone()),
+        ("mode", or_dash(agent.mode.as_deref())),
         ("capabilities", join_or_dash(&agent.capabilities)),
         ("metadata", metadata),
         ("created_at", or_dash(Some(&agent.created_at))),

@@ -1,8 +1,9 @@
-//! Agents: create, list, get, revoke (`/api/v1/agents…`).
+//! Agents: create, list, get, revoke, set mode, unlock (`/api/v1/agents…`).
 
 use super::{Client, Error, Response, Service, decode};
 use crate::api::agents::{
     Agent, AgentList, CreateAgentRequest, RevokeAgentRequest, RevokeAgentResponse,
+    SetAgentModeRequest,
 };
 
 pub async fn create(
@@ -32,6 +33,23 @@ pub async fn revoke(
 ) -> Result<Response<RevokeAgentResponse>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "agents", agent_id, "revoke"])?;
     client.post(url, request).await
+}
+
+pub async fn set_mode(
+    client: &Client,
+    agent_id: &str,
+    request: &SetAgentModeRequest,
+) -> Result<Response<Agent>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "agents", agent_id, "mode"])?;
+    let response: Response<serde_json::Value> = client.put(url.clone(), request).await?;
+    unwrap_agent(response, &url)
+}
+
+pub async fn unlock(client: &Client, agent_id: &str) -> Result<Response<Agent>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "agents", agent_id, "unlock"])?;
+    let response: Response<serde_json::Value> =
+        client.post(url.clone(), &serde_json::json!({})).await?;
+    unwrap_agent(response, &url)
 }
 
 /// The wire contract allows a bare agent or `{"agent": {...}}`; the raw JSON stays as sent.

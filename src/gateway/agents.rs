@@ -1,4 +1,5 @@
-//! Agents: register, list, get, revoke (admin keys only).
+//! Agents: register, list, get, revoke, and set the agent's own mode — `read_only` or `locked`
+//! in every session of it — or unlock it (admin keys only).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +8,9 @@ use serde::Deserialize;
 
 use crate::api::agents::{
     Agent, AgentList, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, RevokeAgentResponse,
+    SetAgentModeRequest,
 };
+use crate::api::policies::SessionMode;
 use crate::store;
 
 use super::AppState;
@@ -119,6 +122,53 @@ pub async fn revoke(
         tokens_revoked: revoked.tokens_revoked,
         extra: Default::default(),
     }))
+}
+
+/// `PUT /api/v1/agents/{agent_id}/mode`: `standard`, `read_only` or `locked`, binding the agent
+/// in every session, new ones too (our extension).
+pub async fn set_mode(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(request): JsonBody<SetAgentModeRequest>,
+) -> ApiResult<Json<Agent>> {
+    caller.require_admin()?;
+    let mode: SessionMode = request.mode.parse().map_err(ApiError::validation)?;
+    if mode == SessionMode::Elevated {
+        return Err(ApiError::validation(
+            "an agent's mode is standard, read_only or locked; elevation is granted per session \
+             by approvals",
+        ));
+    }
+    change_mode(&state, &caller, &id, mode).await
+}
+
+/// `POST /api/v1/agents/{agent_id}/unlock`: back to `standard`, denials so far forgiven.
+pub async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> ApiResult<Json<Agent>> {
+    caller.require_admin()?;
+    change_mode(&state, &caller, &id, SessionMode::Standard).await
+}
+
+async fn change_mode(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    mode: SessionMode,
+) -> ApiResult<Json<Agent>> {
+    let row = store::agents::set_mode(
+        &state.store,
+        &caller.org_id,
+        id,
+        mode.as_str(),
+        &caller.actor(),
+    )
+    .await?
+    .ok_or_else(|| not_found(id))?;
+    Ok(Json(row.into_api()?))
 }
 
 pub fn not_found(id: &str) -> ApiError {

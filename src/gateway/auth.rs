@@ -23,11 +23,21 @@ pub enum Principal {
         id: String,
         role: Role,
     },
-    /// An agent acting with one of its tokens: its identity comes from the token.
+    /// An agent acting with one of its tokens: its identity comes from the token, and the
+    /// token's scopes (and session, when it was issued for one) bound what it may do.
     Agent {
         agent_id: String,
         token_id: String,
+        scopes: Vec<String>,
+        session_id: Option<String>,
     },
+}
+
+/// The agent token a caller presented: its id and scopes, which bound a check.
+#[derive(Debug, Clone)]
+pub struct PresentedToken {
+    pub id: String,
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +94,19 @@ impl Caller {
                 "the credentials belong to another org than {named}"
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// The agent token presented with the request, if any.
+    pub fn presented_token(&self) -> Option<PresentedToken> {
+        match &self.principal {
+            Principal::Agent {
+                token_id, scopes, ..
+            } => Some(PresentedToken {
+                id: token_id.clone(),
+                scopes: scopes.clone(),
+            }),
+            Principal::Key { .. } => None,
         }
     }
 
@@ -177,11 +200,14 @@ async fn authenticate_agent_token(state: &AppState, token: &str) -> Result<Calle
             "the agent of this token is revoked",
         ));
     }
+    let scopes = row.scopes()?;
     Ok(Caller {
         org_id: row.org_id,
         principal: Principal::Agent {
             agent_id: row.agent_id,
             token_id: row.id,
+            scopes,
+            session_id: row.session_id,
         },
     })
 }

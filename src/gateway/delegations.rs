@@ -107,7 +107,7 @@ pub async fn create(
     )
     .map_err(|violation| ApiError::validation(violation.to_string()))?;
     let id = store::new_id();
-    let row = store::delegations::create(
+    let created = store::delegations::create(
         &state.store,
         store::delegations::NewDelegation {
             id: &id,
@@ -124,6 +124,13 @@ pub async fn create(
         &caller.actor(),
     )
     .await?;
+    let row = match created {
+        store::delegations::Created::Stored(row) => *row,
+        // Something on the chain was revoked between the checks above and the insert.
+        store::delegations::Created::ChainEnded(why) => {
+            return Err(ApiError::validation(format!("inactive parent: {why}")));
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(DelegationCreated {

@@ -12,8 +12,8 @@ use crate::guardian;
 use crate::store::{self, policies::Replaced};
 
 use super::AppState;
-use super::actions::{self, CheckParams};
 use super::auth::Caller;
+use super::check::{self, CheckParams, params::RawCheck};
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 
@@ -71,11 +71,14 @@ pub async fn test(
         return Err(ApiError::validation("agent_id is required"));
     }
     let params = CheckParams::validate(
-        &request.agent_id,
-        &request.action_name,
-        request.action_input_summary.as_deref().unwrap_or(""),
-        request.action_effect.as_deref(),
-        request.session_id.as_deref(),
+        None,
+        RawCheck {
+            agent_id: &request.agent_id,
+            action_name: &request.action_name,
+            input_summary: request.action_input_summary.as_deref().unwrap_or(""),
+            action_effect: request.action_effect.as_deref(),
+            session_id: request.session_id.as_deref(),
+        },
     )?;
     let policy = match &request.policy {
         Some(document) => std::sync::Arc::new(
@@ -83,11 +86,8 @@ pub async fn test(
         ),
         None => state.policies.current(&state.store, &caller.org_id).await?,
     };
-    let evaluation = actions::evaluate(&state, &caller.org_id, &params, &policy).await?;
-    let matched_rule = evaluation.decision.matched_rule.clone();
-    let mut decision = actions::to_wire(evaluation.decision, String::new(), None, &params, started);
-    // Nothing was recorded: there is no check and no approval to point at.
-    decision.check_id = String::new();
+    let (decision, matched_rule) =
+        check::decide_only(&state, &caller.org_id, &params, &policy, started).await?;
     Ok(Json(PolicyTestResponse {
         decision,
         matched_rule,

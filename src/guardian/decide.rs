@@ -1,16 +1,20 @@
 //! The decision, step by step (each step names the rule that decided, in `Decision::rule`):
 //!
 //! 1. facts about identity: an unknown agent (`agent:unknown`), a revoked one (`agent:revoked`),
-//!    or a session of another agent (`session:agent-mismatch`) may do nothing;
+//!    or a session of another agent (`session:agent-mismatch`) may do nothing; nor may a call
+//!    outside a registered session when the policy requires one (`session:unregistered`);
 //! 2. a session made from a delegation that is revoked or expired (also through an ancestor)
 //!    may do nothing either (`delegation:revoked`, `delegation:expired`); like identity, a fact
 //!    that does not count as a denial;
-//! 3. the effect, stated by the caller or classified from the action name and input summary;
+//! 3. the effect: classified from the action name and input summary (or set for the tool by the
+//!    org's policy, `tool_effects`), raised — never lowered — by the effect the caller states;
+//!    then an agent token presented by the caller bounds the call by its scopes (`token:scope`);
 //! 4. in a delegation session, the call must be covered by the delegation's scope
 //!    (`delegation:scope`) and obey every restriction of the chain
 //!    (`delegation:restriction:tools|effects|max_calls|paths`); see [`super::scope`]. Passing
 //!    them only lets the policy decide: a delegation never allows more than the policy does;
-//! 5. a locked session allows reads only (`session:locked`);
+//! 5. a locked agent or session allows reads only (`agent:locked`, `session:locked`); the
+//!    agent's mode (set by an admin, or by the agent-level lockout) binds every session of it;
 //! 6. the org's rules in order, first match wins (`rule:<id>`), a missing required capability
 //!    turning the match into a denial; else the default for the effect (`default:<effect>`);
 //! 7. the session mode: read_only turns an allowed non-read call into a request for approval
@@ -35,10 +39,11 @@ pub struct AgentFacts<'a> {
     pub name: &'a str,
     pub framework: &'a str,
     pub capabilities: &'a [String],
-    /// Capabilities held through active delegations.
-    pub delegated_capabilities: &'a [String],
     /// False when the agent is revoked (or otherwise not active).
     pub active: bool,
+    /// The agent's own mode, whatever session it acts in: `Standard`, `ReadOnly` or `Locked`
+    /// (an admin's setting, or the agent-level lockout).
+    pub mode: SessionMode,
 }
 
 /// The session named by the check, as stored.
@@ -49,8 +54,9 @@ pub struct SessionFacts<'a> {
     /// The most the session may do (an API session's token scopes); `None` means no ceiling,
     /// `Some(&[])` means nothing (a token without scopes).
     pub scope_ceiling: Option<&'a [String]>,
-    /// Calls counted in the session so far, before this one (the stored `total_calls`).
-    pub total_calls: i64,
+    /// Opened by the gateway (sessions init, API-token or delegation session, `guard session
+    /// start`), not created by a check naming an id of the caller's choosing.
+    pub registered: bool,
     /// The delegation the session was made from, if any.
     pub delegation: Option<DelegationFacts<'a>>,
 }
@@ -66,8 +72,11 @@ pub struct DelegationFacts<'a> {
     pub inactive_because: &'a str,
     /// The delegation's scope.
     pub scope: &'a [String],
-    /// Its own restrictions and every ancestor's: all apply.
+    /// Its own restrictions and every ancestor's (root first): all apply.
     pub restrictions: &'a [Restrictions],
+    /// The calls already allowed under each delegation of the chain (same order), for their
+    /// `max_calls`.
+    pub calls_made: &'a [i64],
 }
 
 /// The latest approval of this session for this action name. The caller maps a pending
@@ -99,8 +108,11 @@ pub struct CheckInput<'a> {
     pub agent: Option<AgentFacts<'a>>,
     pub action_name: &'a str,
     pub input_summary: &'a str,
-    /// The effect the caller stated, if any.
+    /// The effect the caller stated, if any: it can only raise the classified one.
     pub stated_effect: Option<Effect>,
+    /// The scopes of the agent token the caller presented (`Authorization: Bearer at_…`): a
+    /// ceiling on the call. `None` when the caller used an API key.
+    pub token_scopes: Option<&'a [String]>,
     /// The session id the caller gave, if any.
     pub session_id: Option<&'a str>,
     /// The stored session; `None` when no session id was given or the session is new.
@@ -131,9 +143,10 @@ pub struct Decision {
     /// A human may approve the call; always paired with `allowed: false`.
     pub elevation_required: bool,
     /// What finally decided: `agent:unknown`, `agent:revoked`, `session:agent-mismatch`,
-    /// `delegation:revoked`, `delegation:expired`, `delegation:scope`,
-    /// `delegation:restriction:{tools,effects,max_calls,paths}`, `session:locked`, `rule:<id>`, `default:<effect>`, `session:read_only`,
-    /// `session:elevated`, `approval:<id>`.
+    /// `session:unregistered`, `delegation:revoked`, `delegation:expired`, `token:scope`,
+    /// `delegation:scope`, `delegation:restriction:{tools,effects,max_calls,paths}`,
+    /// `agent:locked`, `session:locked`, `rule:<id>`, `default:<effect>`, `agent:read_only`,
+    /// `session:read_only`, `session:elevated`, `approval:<id>`, `approval:cap`.
     pub rule: String,
     /// The policy rule that matched, even when the session mode or an approval then changed
     /// the outcome.
@@ -159,14 +172,7 @@ struct Outcome {
 
 /// Decides one check.
 pub fn decide(input: &CheckInput<'_>) -> Decision {
-    let classification = match input.stated_effect {
-        Some(effect) => Classification {
-            effect,
-            confidence: EXPLICIT_CONFIDENCE,
-            evidence: "stated by the caller".to_string(),
-        },
-        None => classify(input.action_name, input.input_summary),
-    };
+    let classification = effective_effect(input);
     let effect = classification.effect;
 
     // 1. Identity: facts, not guesses; they never count against a session.
@@ -203,6 +209,25 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
     }
 
     // 2. A delegation that ended ends every session made from it.
+    if input.policy.require_registered_session()
+        && !input.session.is_some_and(|session| session.registered)
+    {
+        return identity_denial(
+            "session:unregistered",
+            match input.session_id {
+                None => "the org's policy requires a registered session, and the call names none; \
+                         open one (`agenttrust guard session start`, sessions init, or a \
+                         delegation session) and pass its id"
+                    .to_string(),
+                Some(id) => format!(
+                    "the org's policy requires a registered session, and {id} was not opened by \
+                     the gateway; open one (`agenttrust guard session start`, sessions init, or \
+                     a delegation session) and pass its id"
+                ),
+            },
+        );
+    }
+
     let delegation = input.session.and_then(|session| session.delegation);
     if let Some(delegation) = &delegation
         && !delegation.active
@@ -221,41 +246,51 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
     }
 
     // 3. What the call does, in words: `delete_all is destructive ("delete" in the action name)`.
-    let mode = input
+    let session_mode = input
         .session
         .map_or(SessionMode::Standard, |session| session.mode);
+    let mode = binding_mode(agent.mode, session_mode);
     let what = format!(
         "{} is {} ({})",
         input.action_name, effect, classification.evidence
     );
 
+    // 3. A presented agent token bounds the call by its scopes.
+    if let Some(scopes) = input.token_scopes
+        && covering_entry(scopes, input.action_name, effect).is_none()
+    {
+        return Decision {
+            counts_as_denial: true,
+            confidence: classification.confidence,
+            ..identity_denial(
+                "token:scope",
+                format!(
+                    "outside the scopes of the agent token ({}): {what}",
+                    if scopes.is_empty() {
+                        "none".to_string()
+                    } else {
+                        scopes.join(", ")
+                    }
+                ),
+            )
+        };
+    }
+
     // 4. The delegation's scope and restrictions.
-    if let Some(delegation) = &delegation {
-        let total_calls = input.session.map_or(0, |session| session.total_calls);
-        if let Some(denial) =
-            delegation_denial(input, delegation, total_calls, &classification, &what)
-        {
-            return denial;
-        }
+    if let Some(delegation) = &delegation
+        && let Some(denial) = delegation_denial(input, delegation, &classification, &what)
+    {
+        return denial;
     }
 
     let outcome = if mode == SessionMode::Locked && effect != Effect::Read {
         // 5. Locked: reads only.
-        let session = input.session_id.unwrap_or("ID");
-        Outcome {
-            verdict: Verdict::Deny,
-            rule: "session:locked".to_string(),
-            reason: format!(
-                "the session is locked after too many denials and allows only reads: {what}; \
-                 an admin can unlock it with `agenttrust sessions unlock {session}`"
-            ),
-            confidence: classification.confidence,
-            matched_rule: None,
-        }
+        locked_outcome(input, agent, &classification, &what)
     } else {
-        // 6. Rules, then defaults; 7. the session mode.
+        // 6. Rules, then defaults; 7. the agent's and the session's mode.
         let outcome = policy_outcome(input, agent, mode, &classification, &what);
-        apply_session_mode(outcome, mode, effect, &what)
+        let agent_bound = agent.mode == SessionMode::ReadOnly;
+        apply_session_mode(outcome, mode, effect, &what, agent_bound)
     };
     let matched_rule = outcome.matched_rule.clone();
 
@@ -298,10 +333,87 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
 
 /// Step 4: a denial when the call is outside the delegation's scope or breaks one of the
 /// chain's restrictions. Such denials count against the session.
+/// The effect the decision rests on: the classification (or the org's `tool_effects` setting
+/// for the tool), raised by the caller's stated effect when that is higher. A caller cannot
+/// lower an effect: `sudo_grant_admin` stated as `read` is still admin.
+fn effective_effect(input: &CheckInput<'_>) -> Classification {
+    let classified = match input.policy.tool_effect(input.action_name) {
+        Some((effect, glob)) => Classification {
+            effect,
+            confidence: EXPLICIT_CONFIDENCE,
+            evidence: format!("set for {glob:?} by the org's policy"),
+        },
+        None => classify(input.action_name, input.input_summary),
+    };
+    match input.stated_effect {
+        Some(stated) if stated > classified.effect => Classification {
+            effect: stated,
+            confidence: EXPLICIT_CONFIDENCE,
+            evidence: format!(
+                "stated by the caller; classified as {}: {}",
+                classified.effect, classified.evidence
+            ),
+        },
+        Some(stated) if stated < classified.effect => Classification {
+            evidence: format!(
+                "{}; the stated effect {stated} cannot lower it",
+                classified.evidence
+            ),
+            ..classified
+        },
+        _ => classified,
+    }
+}
+
+/// The mode that binds the call: the stricter of the agent's and the session's. An agent that
+/// is locked or read-only stays so in every session, an elevated one included: the agent's
+/// control binds the agent, not a label it picks.
+fn binding_mode(agent: SessionMode, session: SessionMode) -> SessionMode {
+    match (agent, session) {
+        (SessionMode::Locked, _) | (_, SessionMode::Locked) => SessionMode::Locked,
+        (SessionMode::ReadOnly, _) | (_, SessionMode::ReadOnly) => SessionMode::ReadOnly,
+        (_, session) => session,
+    }
+}
+
+/// A locked agent or session: anything but a read is refused.
+fn locked_outcome(
+    input: &CheckInput<'_>,
+    agent: &AgentFacts<'_>,
+    classification: &Classification,
+    what: &str,
+) -> Outcome {
+    let (rule, reason) = if agent.mode == SessionMode::Locked {
+        (
+            "agent:locked",
+            format!(
+                "agent {} is locked (by an admin, or after too many denials) and may only read: \
+                 {what}; an admin can unlock it with `agenttrust agents unlock {}`",
+                agent.id, agent.id
+            ),
+        )
+    } else {
+        let session = input.session_id.unwrap_or("ID");
+        (
+            "session:locked",
+            format!(
+                "the session is locked after too many denials and allows only reads: {what}; \
+                 an admin can unlock it with `agenttrust sessions unlock {session}`"
+            ),
+        )
+    };
+    Outcome {
+        verdict: Verdict::Deny,
+        rule: rule.to_string(),
+        reason,
+        confidence: classification.confidence,
+        matched_rule: None,
+    }
+}
+
 fn delegation_denial(
     input: &CheckInput<'_>,
     delegation: &DelegationFacts<'_>,
-    total_calls: i64,
     classification: &Classification,
     what: &str,
 ) -> Option<Decision> {
@@ -334,10 +446,10 @@ fn delegation_denial(
     }
     let refused = check_restrictions(
         delegation.restrictions,
+        delegation.calls_made,
         input.action_name,
         effect,
         input.input_summary,
-        total_calls,
     )
     .err()?;
     // Only the effect restriction rests on the classification; the others are facts.
@@ -435,23 +547,34 @@ fn policy_outcome(
 }
 
 /// The required capabilities the agent cannot use here, in words; `None` when it holds them all.
-/// Effective capabilities: its own and its delegated ones, within the session's scope ceiling
-/// when the session has one.
+/// Effective capabilities: its own, plus — only in a session made from a delegation, whose
+/// chain's restrictions have then been checked — the delegation's scope; within the session's
+/// scope ceiling and the presented token's scopes when there are.
 fn missing_capabilities(
     input: &CheckInput<'_>,
     agent: &AgentFacts<'_>,
     required: &[String],
 ) -> Option<String> {
     let ceiling = input.session.and_then(|session| session.scope_ceiling);
+    let delegated: &[String] = input
+        .session
+        .and_then(|session| session.delegation)
+        .map_or(&[], |delegation| delegation.scope);
     let held = |capability: &String| {
-        agent.capabilities.contains(capability) || agent.delegated_capabilities.contains(capability)
+        agent.capabilities.contains(capability) || delegated.contains(capability)
+    };
+    let above = |capability: &String| {
+        ceiling.is_some_and(|ceiling| !ceiling.contains(capability))
+            || input
+                .token_scopes
+                .is_some_and(|scopes| !scopes.contains(capability))
     };
     let mut not_held = Vec::new();
     let mut above_ceiling = Vec::new();
     for capability in required {
         if !held(capability) {
             not_held.push(format!("{capability:?}"));
-        } else if ceiling.is_some_and(|ceiling| !ceiling.contains(capability)) {
+        } else if above(capability) {
             above_ceiling.push(format!("{capability:?}"));
         }
     }
@@ -465,21 +588,33 @@ fn missing_capabilities(
     }
     if !above_ceiling.is_empty() {
         parts.push(format!(
-            "capability {}, which is outside the session's scope ceiling",
+            "capability {}, which is outside the session's scope ceiling or the token's scopes",
             above_ceiling.join(", ")
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; and "))
 }
 
-/// Step 5: read_only sessions need approval for anything but reads; elevated ones need none.
-fn apply_session_mode(outcome: Outcome, mode: SessionMode, effect: Effect, what: &str) -> Outcome {
+/// Step 5: read_only agents and sessions need approval for anything but reads; elevated
+/// sessions need none.
+fn apply_session_mode(
+    outcome: Outcome,
+    mode: SessionMode,
+    effect: Effect,
+    what: &str,
+    agent_bound: bool,
+) -> Outcome {
+    let (rule, holder) = if agent_bound {
+        ("agent:read_only", "agent")
+    } else {
+        ("session:read_only", "session")
+    };
     match (mode, outcome.verdict) {
         (SessionMode::ReadOnly, Verdict::Allow) if effect != Effect::Read => Outcome {
             verdict: Verdict::RequireApproval,
-            rule: "session:read_only".to_string(),
+            rule: rule.to_string(),
             reason: format!(
-                "the session is read-only, so anything but a read needs a human approval: {what}"
+                "the {holder} is read-only, so anything but a read needs a human approval: {what}"
             ),
             confidence: outcome.confidence,
             matched_rule: outcome.matched_rule,

@@ -28,6 +28,8 @@ pub const MAX_APPROVAL_TTL_SECONDS: i64 = 7 * 24 * 60 * 60;
 pub const MAX_LOCKOUT_AFTER_DENIALS: i64 = 10_000;
 /// The longest delegation chain a policy may allow.
 pub const MAX_DELEGATION_DEPTH: i64 = 20;
+/// The most pending approvals a policy may allow per session or per agent.
+pub const MAX_PENDING_APPROVALS: i64 = 10_000;
 /// Compiled size limit of the regexes of one rule: patterns are written by admins, but a huge
 /// automaton would still slow every check down.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -50,9 +52,20 @@ pub enum PolicyError {
     LockoutAfterDenials(i64),
     #[error("max_delegation_depth is {0}: it must be between 1 and {MAX_DELEGATION_DEPTH}")]
     MaxDelegationDepth(i64),
+    /// A numeric setting outside its range.
+    #[error("{field} is {value}: it must be between {min} and {max}")]
+    OutOfRange {
+        field: &'static str,
+        value: i64,
+        min: i64,
+        max: i64,
+    },
+    /// An entry of `tool_effects` is invalid; `index` counts from 0.
+    #[error("tool_effects[{index}]: {problem}")]
+    InvalidToolEffect { index: usize, problem: String },
     /// A key of the document that no version of the policy format knows (a typo).
     #[error(
-        "unknown field {0:?} in the policy document (expected rules, defaults, approval_ttl_seconds, lockout_after_denials, max_delegation_depth, version)"
+        "unknown field {0:?} in the policy document (expected rules, defaults, approval_ttl_seconds, lockout_after_denials, max_delegation_depth, agent_lockout_after_denials, agent_lockout_window_seconds, require_registered_session, max_pending_approvals_per_session, max_pending_approvals_per_agent, tool_effects, version)"
     )]
     UnknownField(String),
 }
@@ -109,6 +122,8 @@ pub enum RuleProblem {
 pub struct CompiledPolicy {
     document: PolicyDocument,
     rules: Vec<CompiledRule>,
+    /// `document.tool_effects`, each entry's globs compiled (same order).
+    tool_effects: Vec<GlobSet>,
 }
 
 /// The matchers of one rule; `None` or empty means "not given" (matches anything).
@@ -167,9 +182,62 @@ pub fn compile(document: &PolicyDocument) -> Result<CompiledPolicy, PolicyError>
             document.max_delegation_depth,
         ));
     }
+    for (field, value, min, max) in [
+        (
+            "agent_lockout_after_denials",
+            document.agent_lockout_after_denials,
+            1,
+            MAX_LOCKOUT_AFTER_DENIALS,
+        ),
+        (
+            "agent_lockout_window_seconds",
+            document.agent_lockout_window_seconds,
+            1,
+            MAX_APPROVAL_TTL_SECONDS,
+        ),
+        (
+            "max_pending_approvals_per_session",
+            document.max_pending_approvals_per_session,
+            1,
+            MAX_PENDING_APPROVALS,
+        ),
+        (
+            "max_pending_approvals_per_agent",
+            document.max_pending_approvals_per_agent,
+            1,
+            MAX_PENDING_APPROVALS,
+        ),
+    ] {
+        if !(min..=max).contains(&value) {
+            return Err(PolicyError::OutOfRange {
+                field,
+                value,
+                min,
+                max,
+            });
+        }
+    }
+    let tool_effects = document
+        .tool_effects
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            let invalid = |problem: String| PolicyError::InvalidToolEffect { index, problem };
+            if let Some(field) = entry.extra.keys().next() {
+                return Err(invalid(format!("unknown field {field:?}")));
+            }
+            if entry.tools.is_empty() {
+                return Err(invalid(
+                    "tools must name at least one tool glob".to_string(),
+                ));
+            }
+            tool_globs(&entry.tools).map_err(|problem| invalid(problem.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(CompiledPolicy {
         document: document.clone(),
         rules,
+        tool_effects,
     })
 }
 
@@ -199,25 +267,7 @@ fn compile_rule(rule: &PolicyRule) -> Result<CompiledRule, RuleProblem> {
     let tools = if rule.tools.is_empty() {
         None
     } else {
-        let mut set = GlobSetBuilder::new();
-        for (position, pattern) in rule.tools.iter().enumerate() {
-            let glob = GlobBuilder::new(pattern)
-                .case_insensitive(true)
-                .literal_separator(false)
-                .backslash_escape(true)
-                .build()
-                .map_err(|error| RuleProblem::BadGlob {
-                    position,
-                    pattern: pattern.clone(),
-                    message: error.kind().to_string(),
-                })?;
-            set.add(glob);
-        }
-        Some(set.build().map_err(|error| RuleProblem::BadGlob {
-            position: 0,
-            pattern: rule.tools.join(", "),
-            message: error.to_string(),
-        })?)
+        Some(tool_globs(&rule.tools)?)
     };
 
     // Each regex is checked alone first, so that the error names the pattern at fault.
@@ -253,6 +303,34 @@ fn compile_rule(rule: &PolicyRule) -> Result<CompiledRule, RuleProblem> {
             .map(|pattern| pattern.to_lowercase())
             .collect(),
         regexes,
+    })
+}
+
+/// Globs over action names, as rules and `tool_effects` write them (case-insensitive).
+fn tool_globs(patterns: &[String]) -> Result<GlobSet, RuleProblem> {
+    let mut set = GlobSetBuilder::new();
+    for (position, pattern) in patterns.iter().enumerate() {
+        if pattern.trim().is_empty() {
+            return Err(RuleProblem::EmptyEntry {
+                field: format!("tools[{position}]"),
+            });
+        }
+        let glob = GlobBuilder::new(pattern)
+            .case_insensitive(true)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()
+            .map_err(|error| RuleProblem::BadGlob {
+                position,
+                pattern: pattern.clone(),
+                message: error.kind().to_string(),
+            })?;
+        set.add(glob);
+    }
+    set.build().map_err(|error| RuleProblem::BadGlob {
+        position: 0,
+        pattern: patterns.join(", "),
+        message: error.to_string(),
     })
 }
 
@@ -307,6 +385,39 @@ impl CompiledPolicy {
     /// The longest delegation chain the org allows.
     pub fn max_delegation_depth(&self) -> i64 {
         self.document.max_delegation_depth
+    }
+
+    /// Hard denials of one agent within [`Self::agent_lockout_window_seconds`] that lock it.
+    pub fn agent_lockout_after_denials(&self) -> i64 {
+        self.document.agent_lockout_after_denials
+    }
+
+    pub fn agent_lockout_window_seconds(&self) -> i64 {
+        self.document.agent_lockout_window_seconds
+    }
+
+    /// Whether checks must name a session the gateway opened.
+    pub fn require_registered_session(&self) -> bool {
+        self.document.require_registered_session
+    }
+
+    /// Pending approvals a session, and an agent, may have open at once.
+    pub fn max_pending_approvals(&self) -> (i64, i64) {
+        (
+            self.document.max_pending_approvals_per_session,
+            self.document.max_pending_approvals_per_agent,
+        )
+    }
+
+    /// The effect the org set for this action name, with the entry's first glob (for the
+    /// reason), if any entry of `tool_effects` matches.
+    pub fn tool_effect(&self, action_name: &str) -> Option<(Effect, &str)> {
+        self.document
+            .tool_effects
+            .iter()
+            .zip(&self.tool_effects)
+            .find(|(_, globs)| globs.is_match(action_name))
+            .map(|(entry, _)| (entry.effect, entry.tools[0].as_str()))
     }
 
     /// Whether any rule requires capabilities: only then does a check need the capabilities an

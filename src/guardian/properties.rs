@@ -459,16 +459,24 @@ fn check(
     policy: &CompiledPolicy,
     delegation: Option<DelegationFacts<'_>>,
 ) -> Decision {
-    let capabilities: Vec<String> = Vec::new();
+    // Without the delegation, the baseline is the agent holding the scope itself: the policy's
+    // decision for an agent with those capabilities.
+    let capabilities: &[String] = if delegation.is_some() {
+        &[]
+    } else {
+        &call.scope
+    };
+    let calls_made = vec![call.total_calls; call.chain.len()];
     decide(&CheckInput {
         agent: Some(AgentFacts {
             id: "agent-1",
             name: "delegate",
             framework: "custom",
-            capabilities: &capabilities,
-            delegated_capabilities: &call.scope,
+            capabilities,
             active: true,
+            mode: SessionMode::Standard,
         }),
+        token_scopes: None,
         action_name: call.action,
         input_summary: SUMMARIES[call.summary].0,
         stated_effect: call.stated,
@@ -477,8 +485,11 @@ fn check(
             agent_id: "agent-1",
             mode: call.mode,
             scope_ceiling: None,
-            total_calls: call.total_calls,
-            delegation,
+            registered: true,
+            delegation: delegation.map(|facts| DelegationFacts {
+                calls_made: &calls_made,
+                ..facts
+            }),
         }),
         approval: if call.approved {
             ApprovalState::Approved {
@@ -508,6 +519,7 @@ proptest! {
             inactive_because: "",
             scope: &call.scope,
             restrictions: &call.chain,
+            calls_made: &[],
         };
         let decision = check(&call, policy, Some(facts));
         let without = check(&call, policy, None);

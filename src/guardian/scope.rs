@@ -27,15 +27,20 @@
 //! key by key; a key that is absent restricts nothing, an empty list allows nothing:
 //! - `tools`: globs over the action name, case-insensitive (`*` matches any characters);
 //! - `effects`: the effects the call may have;
-//! - `max_calls`: the calls the session may make in all (this one included);
-//! - `paths`: every absolute path in the input summary must match one of the globs
-//!   (case-sensitive; `*` and `?` stop at `/`, `**` crosses directories: `/tmp/*` matches
-//!   `/tmp/a` but not `/tmp/a/b`, `/tmp/**` matches both). A path is a token of the summary —
-//!   tokens are separated by whitespace, quotes, `=`, `,`, `;`, `:`, `|`, `&`, `<`, `>` and
-//!   brackets — that starts with `/`; trailing dots (`/tmp/x.` at the end of a sentence), `!`
-//!   and `?` are dropped, and `.`/`..` components are resolved before matching, so
-//!   `/tmp/../etc/passwd` is `/etc/passwd`. A summary without an absolute path passes
-//!   (relative paths are not seen).
+//! - `max_calls`: the calls allowed under the delegation in all, across every session made
+//!   from it or from its descendants (this one included), counted in the delegation's row;
+//! - `paths`: fails closed. Every path-like fragment of the input summary must match one of
+//!   the globs (case-sensitive; `*` and `?` stop at `/`, `**` crosses directories: `/tmp/*`
+//!   matches `/tmp/a` but not `/tmp/a/b`, `/tmp/**` matches both). The summary is split into
+//!   tokens at whitespace, quotes, `=`, `,`, `;`, `:`, `|`, `&`, `<`, `>` and brackets; a token
+//!   holding a `/` is a path: from its first `/` when what comes before is an option or a sigil
+//!   (`-cf/etc/x`, `--file/etc/x`, `@/etc/passwd`), else it is a relative path. Trailing dots
+//!   (`/tmp/x.` at the end of a sentence), `!` and `?` are dropped, and `.`/`..` components are
+//!   resolved before matching, so `/tmp/../etc/passwd` is `/etc/passwd`. A summary that cannot
+//!   be read safely is refused whole: a relative path (`a/b`, `./x`, `../etc`, a lone `..`), a
+//!   home or variable reference (`~/…`, `$HOME/…`, `${X}`), a backslash, a percent-encoded
+//!   byte or a control character. A summary with no path-like fragment passes (a bare file
+//!   name is not seen: the tool's own working directory decides what it means).
 //!
 //! A restriction that cannot be compiled (a glob stored before validation) matches nothing:
 //! the check fails closed.
@@ -118,13 +123,14 @@ pub struct RestrictionDenial {
 
 /// Checks a call against every restriction object of a delegation chain, key by key (`tools`,
 /// `effects`, `max_calls`, `paths`); the first key that refuses names the denial.
-/// `total_calls` counts the session's calls before this one.
+/// `calls_made[i]` counts the calls already allowed under the delegation whose restrictions are
+/// `restrictions[i]` (a missing entry counts as none).
 pub fn check_restrictions(
     restrictions: &[Restrictions],
+    calls_made: &[i64],
     action_name: &str,
     effect: Effect,
     input_summary: &str,
-    total_calls: i64,
 ) -> Result<(), RestrictionDenial> {
     for tools in restrictions.iter().filter_map(|r| r.tools.as_deref()) {
         if !glob_set(tools, true, false).is_match(action_name) {
@@ -153,20 +159,18 @@ pub fn check_restrictions(
             });
         }
     }
-    let this_call = u64::try_from(total_calls.max(0))
-        .unwrap_or(0)
-        .saturating_add(1);
-    if let Some(max_calls) = restrictions.iter().filter_map(|r| r.max_calls).min()
-        && this_call > max_calls
+    for (index, max_calls) in restrictions
+        .iter()
+        .enumerate()
+        .filter_map(|(index, r)| Some((index, r.max_calls?)))
     {
-        return Err(RestrictionDenial {
-            rule: "delegation:restriction:max_calls",
-            reason: format!(
-                "the delegation allows {max_calls} calls per session, and this session has made \
-                 {}",
-                total_calls.max(0)
-            ),
-        });
+        let made = calls_made.get(index).copied().unwrap_or(0).max(0);
+        if u64::try_from(made).unwrap_or(u64::MAX) >= max_calls {
+            return Err(RestrictionDenial {
+                rule: MAX_CALLS_RULE,
+                reason: max_calls_reason(max_calls, made),
+            });
+        }
     }
     let path_globs: Vec<(&[String], GlobSet)> = restrictions
         .iter()
@@ -174,7 +178,15 @@ pub fn check_restrictions(
         .map(|globs| (globs, glob_set(globs, false, true)))
         .collect();
     if !path_globs.is_empty() {
-        for path in absolute_paths(input_summary) {
+        let paths = paths_in(input_summary).map_err(|why| RestrictionDenial {
+            rule: "delegation:restriction:paths",
+            reason: format!(
+                "the delegation allows only the paths {}, and the input cannot be read safely: \
+                 {why}",
+                list(path_globs[0].0)
+            ),
+        })?;
+        for path in paths {
             if let Some((globs, _)) = path_globs.iter().find(|(_, set)| !set.is_match(&path)) {
                 return Err(RestrictionDenial {
                     rule: "delegation:restriction:paths",
@@ -210,26 +222,90 @@ fn glob_set(patterns: &[String], case_insensitive: bool, literal_separator: bool
     builder.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
-/// The absolute paths of an input summary, normalized (see the module docs).
-pub fn absolute_paths(input_summary: &str) -> Vec<String> {
+/// The rule of a call refused because a delegation's `max_calls` is used up.
+pub const MAX_CALLS_RULE: &str = "delegation:restriction:max_calls";
+
+/// Why a call is refused when a delegation allowing `max_calls` calls has had `made`.
+pub fn max_calls_reason(max_calls: u64, made: i64) -> String {
+    format!(
+        "the delegation allows {max_calls} calls in all, across its sessions, and {made} have \
+         been made"
+    )
+}
+
+/// The paths of an input summary, normalized, or why the summary cannot be read safely (see
+/// the module docs).
+pub fn paths_in(input_summary: &str) -> Result<Vec<String>, String> {
     const SEPARATORS: &[char] = &[
         '"', '\'', '`', '=', ',', ';', ':', '|', '&', '<', '>', '(', ')', '[', ']', '{', '}',
     ];
-    input_summary
+    if let Some(character) = input_summary.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "it contains the control character U+{:04X}",
+            u32::from(character)
+        ));
+    }
+    if input_summary.contains('\\') {
+        return Err("it contains a backslash".to_string());
+    }
+    if let Some(encoded) = percent_encoded(input_summary) {
+        return Err(format!("it contains the percent-encoded byte {encoded}"));
+    }
+    let mut paths = Vec::new();
+    for token in input_summary
         .split(|c: char| c.is_whitespace() || SEPARATORS.contains(&c))
-        .filter(|token| token.starts_with('/'))
-        .map(|token| {
-            let token = token.trim_end_matches(['!', '?']);
-            // `/tmp/x.` ends a sentence; `/tmp/..` is a directory.
-            let trimmed = token.trim_end_matches('.');
-            let token = if trimmed.ends_with('/') || trimmed.is_empty() {
-                token
-            } else {
-                trimmed
-            };
-            normalize(token)
-        })
-        .collect()
+        .filter(|token| !token.is_empty())
+    {
+        if token.starts_with('~') {
+            return Err(format!("{token} is relative to a home directory"));
+        }
+        if token.contains('$') {
+            return Err(format!("{token} refers to a variable"));
+        }
+        if token == ".." {
+            return Err("it refers to a parent directory (..)".to_string());
+        }
+        let Some(slash) = token.find('/') else {
+            continue;
+        };
+        let prefix = &token[..slash];
+        if !(prefix.is_empty() || is_option_or_sigil(prefix)) {
+            return Err(format!("{token} is a relative path"));
+        }
+        let token = token[slash..].trim_end_matches(['!', '?']);
+        // `/tmp/x.` ends a sentence; `/tmp/..` is a directory.
+        let trimmed = token.trim_end_matches('.');
+        let token = if trimmed.ends_with('/') || trimmed.is_empty() {
+            token
+        } else {
+            trimmed
+        };
+        paths.push(normalize(token));
+    }
+    Ok(paths)
+}
+
+/// `-cf`, `--file`, `@` or `+`: what may stand before an absolute path in one token.
+fn is_option_or_sigil(prefix: &str) -> bool {
+    match prefix {
+        "@" | "+" => true,
+        _ => prefix.strip_prefix('-').is_some_and(|rest| {
+            rest.trim_start_matches('-')
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        }),
+    }
+}
+
+/// The first `%XX` (two hex digits) of the text, if any.
+fn percent_encoded(text: &str) -> Option<&str> {
+    text.match_indices('%').find_map(|(index, _)| {
+        let encoded = text.get(index..index + 3)?;
+        encoded[1..]
+            .chars()
+            .all(|c| c.is_ascii_hexdigit())
+            .then_some(encoded)
+    })
 }
 
 /// Resolves `.`, `..` and repeated slashes, lexically (`..` at the root stays there).
@@ -293,12 +369,14 @@ mod tests {
     }
 
     #[test]
-    fn paths_are_tokens_starting_with_a_slash_resolved() {
+    fn paths_are_found_anywhere_in_a_token_and_resolved() {
         assert_eq!(
-            absolute_paths(
+            paths_in(
                 "cat /tmp/a, then 'x=/etc/passwd'; (/var/log/x) >/dev/null file:///srv/a \
-                 see /tmp/b. and /tmp/../etc/shadow or /tmp/x/./y//z and /tmp/.. ok"
-            ),
+                 see /tmp/b. and /tmp/../etc/shadow or /tmp/x/./y//z and /tmp/.. ok \
+                 -d @/etc/hosts -cf/etc/cron.d/x --file/srv/b"
+            )
+            .unwrap(),
             [
                 "/tmp/a",
                 "/etc/passwd",
@@ -309,9 +387,35 @@ mod tests {
                 "/etc/shadow",
                 "/tmp/x/y/z",
                 "/",
+                "/etc/hosts",
+                "/etc/cron.d/x",
+                "/srv/b",
             ]
         );
-        assert!(absolute_paths("relative/path ~/x ../etc").is_empty());
+        assert_eq!(
+            paths_in("list the files please").unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_read_safely_is_refused() {
+        for summary in [
+            "cat relative/path",
+            "cat ./x",
+            "cat ../etc/passwd",
+            "cd .. && cat passwd",
+            "cat ~/.ssh/id_rsa",
+            "cat ~root/.ssh/id_rsa",
+            "cat $HOME/.ssh/id_rsa",
+            "cat ${HOME}/x",
+            "cat $(pwd)/x",
+            "type C:\\Windows\\win.ini",
+            "cat /tmp/%2e%2e/etc/passwd",
+            "cat /tmp/a\u{7}",
+        ] {
+            assert!(paths_in(summary).is_err(), "{summary:?} must be refused");
+        }
     }
 
     #[test]
@@ -329,8 +433,10 @@ mod tests {
             ..Restrictions::default()
         };
         let chain = [parent, child];
-        let check = |action, effect, summary, calls| {
-            check_restrictions(&chain, action, effect, summary, calls).map_err(|denial| denial.rule)
+        // The child's calls count in the parent too: the parent's budget covers its subtree.
+        let check = |action, effect, summary, calls: i64| {
+            check_restrictions(&chain, &[calls, calls], action, effect, summary)
+                .map_err(|denial| denial.rule)
         };
         assert_eq!(check("files_read", Effect::Read, "/tmp/x", 0), Ok(()));
         assert_eq!(check("files_read", Effect::Read, "no path", 2), Ok(()));
@@ -354,13 +460,19 @@ mod tests {
             check("files_read", Effect::Read, "/tmp/x", 3),
             Err("delegation:restriction:max_calls")
         );
+        // The parent's budget binds even when the child's own is not used up.
+        assert_eq!(
+            check_restrictions(&chain, &[10, 0], "files_read", Effect::Read, "/tmp/x")
+                .map_err(|denial| denial.rule),
+            Err("delegation:restriction:max_calls")
+        );
         let empty = [Restrictions {
             tools: Some(Vec::new()),
             ..Restrictions::default()
         }];
-        assert!(check_restrictions(&empty, "files_read", Effect::Read, "", 0).is_err());
+        assert!(check_restrictions(&empty, &[], "files_read", Effect::Read, "").is_err());
         assert_eq!(
-            check_restrictions(&[], "x", Effect::Admin, "/etc", 99),
+            check_restrictions(&[], &[], "x", Effect::Admin, "/etc"),
             Ok(())
         );
     }

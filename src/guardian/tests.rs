@@ -268,7 +268,8 @@ fn cases() -> Vec<Case> {
         (Case { name: "destructive in a new session asks approval", action: "delete_all", session_id: SID, counters: Some(false), reason: "need approval by default", ..BASE }, create("default:destructive")),
         (Case { name: "admin denied by default", action: "grant_role", ..BASE }, denied("default:admin")),
         (Case { name: "stated destructive beats the name", effect: Some(Effect::Destructive), session_id: SID, session: session(Standard), reason: "stated by the caller", ..BASE }, create("default:destructive")),
-        (Case { name: "stated read beats the name", action: "delete_file", effect: Some(Effect::Read), ..BASE }, allowed("default:read")),
+        (Case { name: "a stated read cannot lower the name", action: "delete_file", effect: Some(Effect::Read), reason: "cannot lower", ..BASE }, denied("default:destructive")),
+        (Case { name: "a stated read cannot lower an admin call", action: "sudo_grant_admin", effect: Some(Effect::Read), ..BASE }, denied("default:admin")),
         (Case { name: "unknown verb is mutating", action: "frobnicate", ..BASE }, allowed("default:mutating")),
         (Case { name: "dangerous input raises the effect", action: "shell", summary: "rm -rf /", session_id: SID, ..BASE }, create("default:destructive")),
         // Identity.
@@ -292,7 +293,7 @@ fn cases() -> Vec<Case> {
         (Case { name: "session mode matcher in standard", policy: Policy::Rules, action: "download_file", session_id: SID, session: session(Standard), ..BASE }, allowed("default:read")),
         (Case { name: "no session counts as standard", policy: Policy::Rules, action: "download_file", ..BASE }, allowed("default:read")),
         // Capabilities.
-        (Case { name: "delegated capability", policy: Policy::Rules, action: "deploy_prod", ..BASE }, allowed("rule:deploy-needs-cap")),
+        (Case { name: "capability held", policy: Policy::Rules, action: "deploy_prod", ..BASE }, allowed("rule:deploy-needs-cap")),
         (Case { name: "glob is case-insensitive", policy: Policy::Rules, action: "DEPLOY_PROD", ..BASE }, allowed("rule:deploy-needs-cap")),
         (Case { name: "missing capability", policy: Policy::Rules, agent: Agent::Bob, action: "deploy_prod", reason: "\"deploy:prod\", which agent agent-2 does not hold", ..BASE }, denied("rule:deploy-needs-cap")),
         (Case { name: "capability above the ceiling", policy: Policy::Rules, action: "deploy_prod", session_id: SID, session: Some(Session { ceiling: &["files:read"], ..session(Standard).unwrap() }), reason: "scope ceiling", ..BASE }, denied("rule:deploy-needs-cap")),
@@ -402,16 +403,15 @@ fn strings(list: &[&str]) -> Vec<String> {
 }
 
 fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
-    let alice_capabilities = strings(&["files:read", "files:write"]);
-    let alice_delegated = strings(&["deploy:prod"]);
+    let alice_capabilities = strings(&["files:read", "files:write", "deploy:prod"]);
     let none: Vec<String> = Vec::new();
-    let agent = |id, name, framework, capabilities, delegated, active| AgentFacts {
+    let agent = |id, name, framework, capabilities, _unused: &Vec<String>, active| AgentFacts {
         id,
         name,
         framework,
         capabilities,
-        delegated_capabilities: delegated,
         active,
+        mode: SessionMode::Standard,
     };
     let agent = match case.agent {
         Agent::Unknown => None,
@@ -420,7 +420,7 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
             "alice-bot",
             "langchain",
             &alice_capabilities,
-            &alice_delegated,
+            &none,
             true,
         )),
         Agent::Bob => Some(agent("agent-2", "bob-bot", "crewai", &none, &none, true)),
@@ -446,8 +446,13 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
     let restrictions: Vec<Restrictions> = delegation
         .map(|delegation| delegation.chain.iter().map(restrictions).collect())
         .unwrap_or_default();
+    let calls_made: Vec<i64> = case
+        .session
+        .map(|session| vec![session.total_calls; restrictions.len()])
+        .unwrap_or_default();
     decide(&CheckInput {
         agent,
+        token_scopes: None,
         action_name: case.action,
         input_summary: case.summary,
         stated_effect: case.effect,
@@ -456,13 +461,14 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
             agent_id: session.agent_id,
             mode: session.mode,
             scope_ceiling: (!ceiling.is_empty()).then_some(&ceiling[..]),
-            total_calls: session.total_calls,
+            registered: true,
             delegation: session.delegation.map(|delegation| DelegationFacts {
                 id: "del-1",
                 active: delegation.inactive_because.is_none(),
                 inactive_because: delegation.inactive_because.unwrap_or(""),
                 scope: &scope,
                 restrictions: &restrictions,
+                calls_made: &calls_made,
             }),
         }),
         approval: case.approval,
@@ -599,14 +605,14 @@ fn matched_rule_survives_session_and_approval_overrides() {
 
 #[test]
 fn confidence_follows_what_the_decision_rests_on() {
-    // Identity facts and stated effects are certain.
+    // Identity facts and stated effects that raise the classification are certain.
     let unknown = single(Case {
         agent: Agent::Unknown,
         ..BASE
     });
     assert_eq!(unknown.confidence, 1.0);
     let stated = single(Case {
-        effect: Some(Effect::Read),
+        effect: Some(Effect::Mutating),
         ..BASE
     });
     assert_eq!(stated.confidence, 1.0);

@@ -1,14 +1,18 @@
-//! Agents: registration, listing, revocation (which takes every token of the agent with it).
+//! Agents: registration, listing, revocation (which takes every token of the agent with it), and
+//! the agent's own mode: set by an admin, or locked by the agent-level lockout, which counts the
+//! agent's hard denials in a fixed window atomically in SQL where the denial is recorded.
 
 use crate::api::agents::Agent;
 use crate::api::time;
 
 use super::audit::{self, Actor, NewEvent};
-use super::{Error, Result, Store, json_object, on_db, on_tx, string_list, to_json_text};
+use super::{Error, Result, Store, Tx, json_object, on_db, on_tx, string_list, to_json_text};
 
 /// `active`: may act; `revoked`: never again.
 pub const STATUS_ACTIVE: &str = "active";
 pub const STATUS_REVOKED: &str = "revoked";
+pub const MODE_STANDARD: &str = "standard";
+pub const MODE_LOCKED: &str = "locked";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AgentRow {
@@ -23,6 +27,8 @@ pub struct AgentRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    /// `standard`, `read_only` or `locked`: binds the agent in every session.
+    pub mode: String,
 }
 
 impl AgentRow {
@@ -47,13 +53,14 @@ impl AgentRow {
             created_at: time::format(self.created_at),
             revoked_at: self.revoked_at.map(time::format),
             revoke_reason: self.revoke_reason,
+            mode: Some(self.mode),
             extra: Default::default(),
         })
     }
 }
 
 const COLUMNS: &str = "id, org_id, name, framework, capabilities, metadata, public_key, status, \
-                       created_at, revoked_at, revoke_reason";
+                       created_at, revoked_at, revoke_reason, mode";
 
 /// A validated agent to register.
 pub struct NewAgent<'a> {
@@ -80,6 +87,7 @@ pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result
         created_at: time::now(),
         revoked_at: None,
         revoke_reason: None,
+        mode: MODE_STANDARD.to_string(),
     };
     let mut tx = store.begin().await?;
     on_tx!(&mut tx, conn => { sqlx::query(SQL)
@@ -130,6 +138,85 @@ pub async fn list(store: &Store, org_id: &str) -> Result<Vec<AgentRow>> {
     Ok(
         on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql).bind(org_id).fetch_all(pool).await?),
     )
+}
+
+/// Sets an agent's mode (`standard`, `read_only`, `locked`); leaving `locked` also forgets the
+/// denials counted towards the lockout. `None` when the org has no such agent.
+pub async fn set_mode(
+    store: &Store,
+    org_id: &str,
+    id: &str,
+    mode: &str,
+    actor: &Actor,
+) -> Result<Option<AgentRow>> {
+    const SQL: &str = "UPDATE agents SET mode = $3, \
+                       denials_in_window = CASE WHEN $3 = 'locked' THEN denials_in_window ELSE 0 END \
+                       WHERE org_id = $1 AND id = $2";
+    let now = time::now();
+    let mut tx = store.begin().await?;
+    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+        .bind(org_id)
+        .bind(id)
+        .bind(mode)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+    if changed == 1 {
+        audit::append(
+            &mut tx,
+            NewEvent {
+                org_id,
+                kind: "agent.mode_changed",
+                actor,
+                subject_type: "agent",
+                subject_id: id,
+                detail: serde_json::json!({ "mode": mode }),
+                created_at: now,
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    get(store, org_id, id).await
+}
+
+/// The agent-level lockout setting of the org's policy.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    pub after_denials: i64,
+    pub window_seconds: i64,
+}
+
+/// Inside a check's transaction: counts one hard denial of the agent in its current window (a
+/// window older than `window_seconds` starts afresh) and locks the agent when the count reaches
+/// the threshold. Returns whether this denial locked it.
+pub async fn count_denial(
+    tx: &mut Tx,
+    org_id: &str,
+    id: &str,
+    lockout: Lockout,
+    now: i64,
+) -> Result<bool> {
+    // Every right-hand side reads the row as it was, in both dialects.
+    const SQL: &str = "UPDATE agents SET \
+        denials_in_window = CASE WHEN denial_window_start <= $3 - $5 THEN 1 \
+            ELSE denials_in_window + 1 END, \
+        denial_window_start = CASE WHEN denial_window_start <= $3 - $5 THEN $3 \
+            ELSE denial_window_start END, \
+        mode = CASE WHEN (CASE WHEN denial_window_start <= $3 - $5 THEN 1 \
+            ELSE denials_in_window + 1 END) >= $4 THEN 'locked' ELSE mode END \
+        WHERE org_id = $1 AND id = $2 AND status = 'active' \
+        RETURNING mode, denials_in_window";
+    let row: Option<(String, i64)> = on_tx!(tx, conn => sqlx::query_as(SQL)
+        .bind(org_id)
+        .bind(id)
+        .bind(now)
+        .bind(lockout.after_denials)
+        .bind(lockout.window_seconds)
+        .fetch_optional(&mut *conn)
+        .await?);
+    // The threshold is crossed exactly once per window: by the denial whose count equals it.
+    Ok(row.is_some_and(|(mode, count)| mode == MODE_LOCKED && count == lockout.after_denials))
 }
 
 /// What a revocation did.

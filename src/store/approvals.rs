@@ -253,6 +253,36 @@ pub async fn decide(
     })
 }
 
+/// Inside a check's transaction: the approvals still pending (not past their expiry) of the
+/// session and of the agent, for their caps.
+pub async fn pending_counts(
+    tx: &mut Tx,
+    org_id: &str,
+    session_id: &str,
+    agent_id: &str,
+    now: i64,
+) -> Result<(i64, i64)> {
+    const SESSION: &str = "SELECT COUNT(*) FROM approvals WHERE org_id = $1 AND session_id = $2 \
+                           AND status = 'pending' AND expires_at > $3";
+    const AGENT: &str = "SELECT COUNT(*) FROM approvals WHERE org_id = $1 AND agent_id = $2 \
+                         AND status = 'pending' AND expires_at > $3";
+    Ok(on_tx!(tx, conn => {
+        let session: i64 = sqlx::query_scalar(SESSION)
+            .bind(org_id)
+            .bind(session_id)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+        let agent: i64 = sqlx::query_scalar(AGENT)
+            .bind(org_id)
+            .bind(agent_id)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await?;
+        (session, agent)
+    }))
+}
+
 /// Whether the session holds an unexpired grant (its mode then reads `elevated`).
 pub async fn session_has_active_grant(
     store: &Store,

@@ -1,28 +1,23 @@
-//! Guardian decisions: every check is recorded — with its session counters, the approval it
-//! opened and its audit event, in one transaction — before the answer is sent.
+//! Guardian decisions, recorded: the statements the check service runs inside one
+//! transaction per check — re-reading the facts that can flip an allow, then inserting the
+//! decision with its audit event — so that the answer is sent only once the decision is
+//! durable, and no "allowed" ever follows, in the audit order, the revocation or the lock it
+//! should have seen.
+//!
+//! On PostgreSQL the re-read takes the agent's row (`FOR NO KEY UPDATE`) and the session's row
+//! (`FOR UPDATE`) first: checks of one agent serialize across replicas, and a revocation or a
+//! mode change, which updates the same row before appending its own audit event, either
+//! commits first (and is seen) or waits for the check (and follows it in the audit log). Rows
+//! are always taken before the org's audit-chain head, as every audited write does, so no two
+//! transactions wait on each other in a cycle. SQLite's single writer (`BEGIN IMMEDIATE`)
+//! serializes everything already.
 
-use crate::api::time;
-
-use super::approvals::{self, NewApproval};
 use super::audit::{self, Actor, NewEvent};
-use super::sessions::{self, CallCount};
-use super::{Result, Store, on_tx};
+use super::{Result, Tx, on_tx};
 
-/// What a check does about approvals.
+/// One decision to insert.
 #[derive(Debug, Clone)]
-pub enum ApprovalRequest<'a> {
-    None,
-    /// Point at the approval already pending for this request.
-    Reuse(&'a str),
-    /// Open a pending approval that expires after `ttl_seconds`.
-    Open {
-        ttl_seconds: i64,
-    },
-}
-
-/// One decision to record.
-#[derive(Debug, Clone)]
-pub struct CheckRecord<'a> {
+pub struct CheckRow<'a> {
     pub id: &'a str,
     pub org_id: &'a str,
     pub agent_id: &'a str,
@@ -32,115 +27,20 @@ pub struct CheckRecord<'a> {
     pub effect: &'a str,
     pub allowed: bool,
     pub elevation_required: bool,
-    /// A hard denial: counted in the session and towards its lockout.
-    pub counts_as_denial: bool,
-    pub lockout_after_denials: i64,
     pub reason: &'a str,
     pub rule: &'a str,
     pub confidence: f64,
-    /// Whether the session (when one is named) is counted: only for known, active agents,
-    /// since a session belongs to an agent.
-    pub count_in_session: bool,
-    pub approval: ApprovalRequest<'a>,
-    /// The session's call budget (a delegation's `max_calls`), enforced here as well as in the
-    /// decision so that concurrent checks cannot both take the last call.
-    pub call_budget: Option<i64>,
+    pub approval_id: Option<&'a str>,
+    pub created_at: i64,
 }
 
-/// The rule of a call refused because its session's call budget is used up.
-pub const BUDGET_RULE: &str = "delegation:restriction:max_calls";
-
-/// What was recorded.
-#[derive(Debug, Clone, Default)]
-pub struct Recorded {
-    /// The approval the answer must point at, if any.
-    pub approval_id: Option<String>,
-    /// An allowed call found the session's budget used up by a concurrent check: it was
-    /// recorded as denied (rule [`BUDGET_RULE`]) with this reason, and the answer must say so.
-    pub budget_exhausted: Option<String>,
-}
-
-/// Records the check.
-pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Result<Recorded> {
+/// Inserts the decision and appends its `check.decided` audit event.
+pub async fn insert(tx: &mut Tx, check: &CheckRow<'_>, actor: &Actor) -> Result<()> {
     const SQL: &str = "INSERT INTO checks (id, org_id, agent_id, session_id, action_name, \
                        input_summary, effect, allowed, elevation_required, reason, rule, confidence, \
                        created_at, approval_id) \
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-    let now = time::now();
-    let mut tx = store.begin().await?;
-    let counted_session = check.session_id.filter(|_| check.count_in_session);
-    let mut budget_exhausted = None;
-    if let Some(session_id) = counted_session {
-        let read = check.effect == "read";
-        let mut denied = check.counts_as_denial;
-        let mut counted = false;
-        if let (Some(budget), true) = (check.call_budget, check.allowed) {
-            if sessions::take_budgeted_call(&mut tx, check.org_id, session_id, read, budget, now)
-                .await?
-            {
-                counted = true;
-            } else {
-                budget_exhausted = Some(format!(
-                    "the session's call budget ({budget} calls, the delegation's max_calls) is \
-                     used up"
-                ));
-                denied = true;
-            }
-        }
-        if !counted {
-            let call = CallCount {
-                read,
-                denied,
-                lockout_after_denials: check.lockout_after_denials,
-            };
-            sessions::count_call(&mut tx, check.org_id, session_id, check.agent_id, call, now)
-                .await?;
-        }
-    }
-    let (allowed, reason, rule) = match &budget_exhausted {
-        Some(reason) => (false, reason.as_str(), BUDGET_RULE),
-        None => (check.allowed, check.reason, check.rule),
-    };
-    let approval_id = match (&check.approval, counted_session) {
-        (ApprovalRequest::Reuse(id), _) => Some((*id).to_string()),
-        (ApprovalRequest::Open { ttl_seconds }, Some(session_id)) => {
-            let (id, created) = approvals::open(
-                &mut tx,
-                NewApproval {
-                    org_id: check.org_id,
-                    session_id,
-                    agent_id: check.agent_id,
-                    action_name: check.action_name,
-                    action_effect: check.effect,
-                    input_summary: check.input_summary,
-                    reason: check.reason,
-                    ttl_seconds: *ttl_seconds,
-                },
-                now,
-            )
-            .await?;
-            if created {
-                approvals::audit_requested(
-                    &mut tx,
-                    check.org_id,
-                    &id,
-                    serde_json::json!({
-                        "agent_id": check.agent_id,
-                        "session_id": session_id,
-                        "action_name": check.action_name,
-                        "effect": check.effect,
-                        "check_id": check.id,
-                    }),
-                    actor,
-                    now,
-                )
-                .await?;
-            }
-            Some(id)
-        }
-        _ => None,
-    };
-    on_tx!(&mut tx, conn => { sqlx::query(SQL)
+    on_tx!(tx, conn => { sqlx::query(SQL)
         .bind(check.id)
         .bind(check.org_id)
         .bind(check.agent_id)
@@ -148,17 +48,17 @@ pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Res
         .bind(check.action_name)
         .bind(check.input_summary)
         .bind(check.effect)
-        .bind(allowed)
+        .bind(check.allowed)
         .bind(check.elevation_required)
-        .bind(reason)
-        .bind(rule)
+        .bind(check.reason)
+        .bind(check.rule)
         .bind(check.confidence)
-        .bind(now)
-        .bind(&approval_id)
+        .bind(check.created_at)
+        .bind(check.approval_id)
         .execute(&mut *conn)
         .await?; });
     audit::append(
-        &mut tx,
+        tx,
         NewEvent {
             org_id: check.org_id,
             kind: "check.decided",
@@ -170,18 +70,83 @@ pub async fn record(store: &Store, check: CheckRecord<'_>, actor: &Actor) -> Res
                 "session_id": check.session_id,
                 "action_name": check.action_name,
                 "effect": check.effect,
-                "allowed": allowed,
+                "allowed": check.allowed,
                 "elevation_required": check.elevation_required,
-                "approval_id": approval_id,
-                "rule": rule,
+                "approval_id": check.approval_id,
+                "rule": check.rule,
             }),
-            created_at: now,
+            created_at: check.created_at,
         },
     )
-    .await?;
-    tx.commit().await?;
-    Ok(Recorded {
-        approval_id,
-        budget_exhausted,
+    .await
+}
+
+/// The agent's status and mode as of now, its row taken for the rest of the transaction.
+pub async fn live_agent(
+    tx: &mut Tx,
+    org_id: &str,
+    agent_id: &str,
+) -> Result<Option<(String, String)>> {
+    const SQLITE: &str = "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2";
+    const POSTGRES: &str =
+        "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
+    Ok(match tx {
+        Tx::Sqlite(conn) => {
+            sqlx::query_as(SQLITE)
+                .bind(org_id)
+                .bind(agent_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }
+        Tx::Postgres(conn) => {
+            sqlx::query_as(POSTGRES)
+                .bind(org_id)
+                .bind(agent_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }
+    })
+}
+
+/// The session's mode as of now (`None`: no such session yet), its row taken for the rest of
+/// the transaction.
+pub async fn live_session_mode(
+    tx: &mut Tx,
+    org_id: &str,
+    session_id: &str,
+) -> Result<Option<String>> {
+    const SQLITE: &str = "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2";
+    const POSTGRES: &str = "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
+    Ok(match tx {
+        Tx::Sqlite(conn) => {
+            sqlx::query_scalar(SQLITE)
+                .bind(org_id)
+                .bind(session_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }
+        Tx::Postgres(conn) => {
+            sqlx::query_scalar(POSTGRES)
+                .bind(org_id)
+                .bind(session_id)
+                .fetch_optional(&mut **conn)
+                .await?
+        }
+    })
+}
+
+/// Why the agent token stopped working as of `now`, if it did.
+pub async fn token_ended(tx: &mut Tx, token_id: &str, now: i64) -> Result<Option<String>> {
+    const SQL: &str = "SELECT revoked_at, expires_at FROM agent_tokens WHERE id = $1";
+    let row: Option<(Option<i64>, i64)> = on_tx!(tx, conn => sqlx::query_as(SQL)
+        .bind(token_id)
+        .fetch_optional(&mut *conn)
+        .await?);
+    Ok(match row {
+        None | Some((Some(_), _)) => Some("the agent token was revoked".to_string()),
+        Some((None, expires_at)) if expires_at <= now => {
+            Some("the agent token expired".to_string())
+        }
+        Some(_) => None,
     })
 }

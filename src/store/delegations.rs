@@ -3,6 +3,12 @@
 //! delegation from or to it — with their descendants — in the agent's own transaction. Expiry
 //! needs no sweeper: a delegation past `expires_at` simply stops counting (and never outlives
 //! its parent).
+//!
+//! Races with revocation are closed in the transaction: a child is inserted only if its whole
+//! ancestor chain and both agents are live as read there (on PostgreSQL under `FOR SHARE`, so a
+//! concurrent revocation waits for the insert and then revokes the child with the rest, or the
+//! insert waits for the revocation and refuses). A delegation's `calls_made` counts the calls
+//! allowed under it and its descendants, taken with a conditional increment per budget.
 
 use crate::api::delegations::{Delegation, Restrictions};
 use crate::api::time;
@@ -26,6 +32,8 @@ pub struct DelegationRow {
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    /// Calls allowed under this delegation and its descendants, for `max_calls`.
+    pub calls_made: i64,
 }
 
 impl DelegationRow {
@@ -79,7 +87,7 @@ impl DelegationRow {
 
 const COLUMNS: &str = "id, org_id, from_agent_id, to_agent_id, parent_delegation_id, scope, \
                        restrictions, chain, path, depth, created_at, expires_at, revoked_at, \
-                       revoke_reason";
+                       revoke_reason, calls_made";
 
 /// A delegation that passed the attenuation rules.
 pub struct NewDelegation<'a> {
@@ -95,7 +103,16 @@ pub struct NewDelegation<'a> {
     pub expires_at: i64,
 }
 
-pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Result<DelegationRow> {
+/// What [`create`] did.
+#[derive(Debug, Clone)]
+pub enum Created {
+    Stored(Box<DelegationRow>),
+    /// An agent or a delegation of the chain stopped being live before the insert: nothing was
+    /// stored; the text says which.
+    ChainEnded(String),
+}
+
+pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Result<Created> {
     const SQL: &str = "INSERT INTO delegations (id, org_id, from_agent_id, to_agent_id, \
                        parent_delegation_id, scope, restrictions, chain, path, depth, created_at, \
                        expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
@@ -119,8 +136,22 @@ pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Res
         expires_at: new.expires_at,
         revoked_at: None,
         revoke_reason: None,
+        calls_made: 0,
     };
     let mut tx = store.begin().await?;
+    let ancestors = &chain[..chain.len() - 1];
+    if let Some(ended) = chain_ended(
+        &mut tx,
+        &row.org_id,
+        &[new.from_agent_id, new.to_agent_id],
+        ancestors,
+        row.created_at,
+        true,
+    )
+    .await?
+    {
+        return Ok(Created::ChainEnded(ended));
+    }
     on_tx!(&mut tx, conn => { sqlx::query(SQL)
         .bind(&row.id)
         .bind(&row.org_id)
@@ -156,7 +187,122 @@ pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Res
     )
     .await?;
     tx.commit().await?;
-    Ok(row)
+    Ok(Created::Stored(Box::new(row)))
+}
+
+/// Inside a transaction: the first of `agents` that is not active, or of `delegations` that is
+/// revoked or expired at `now`, in words; `None` when all are live. With `lock`, PostgreSQL
+/// reads the rows `FOR SHARE`, so a revocation in flight either commits first (and is seen
+/// here) or waits for this transaction (and then sees what it wrote). A check reads without
+/// locks: it holds its agent's row already, and its order against a revocation is set there.
+pub async fn chain_ended(
+    tx: &mut Tx,
+    org_id: &str,
+    agents: &[&str],
+    delegations: &[String],
+    now: i64,
+    lock: bool,
+) -> Result<Option<String>> {
+    const AGENT_SQLITE: &str = "SELECT status FROM agents WHERE org_id = $1 AND id = $2";
+    const AGENT_POSTGRES: &str =
+        "SELECT status FROM agents WHERE org_id = $1 AND id = $2 FOR SHARE";
+    const DELEGATION_SQLITE: &str =
+        "SELECT revoked_at, expires_at FROM delegations WHERE org_id = $1 AND id = $2";
+    const DELEGATION_POSTGRES: &str = "SELECT revoked_at, expires_at FROM delegations \
+                                       WHERE org_id = $1 AND id = $2 FOR SHARE";
+    for agent_id in agents {
+        let status: Option<String> = match tx {
+            Tx::Sqlite(conn) => {
+                sqlx::query_scalar(AGENT_SQLITE)
+                    .bind(org_id)
+                    .bind(agent_id)
+                    .fetch_optional(&mut **conn)
+                    .await?
+            }
+            Tx::Postgres(conn) => {
+                sqlx::query_scalar(if lock { AGENT_POSTGRES } else { AGENT_SQLITE })
+                    .bind(org_id)
+                    .bind(agent_id)
+                    .fetch_optional(&mut **conn)
+                    .await?
+            }
+        };
+        if status.as_deref() != Some(super::agents::STATUS_ACTIVE) {
+            return Ok(Some(format!("agent {agent_id} is no longer active")));
+        }
+    }
+    for id in delegations {
+        let found: Option<(Option<i64>, i64)> = match tx {
+            Tx::Sqlite(conn) => {
+                sqlx::query_as(DELEGATION_SQLITE)
+                    .bind(org_id)
+                    .bind(id)
+                    .fetch_optional(&mut **conn)
+                    .await?
+            }
+            Tx::Postgres(conn) => {
+                sqlx::query_as(if lock {
+                    DELEGATION_POSTGRES
+                } else {
+                    DELEGATION_SQLITE
+                })
+                .bind(org_id)
+                .bind(id)
+                .fetch_optional(&mut **conn)
+                .await?
+            }
+        };
+        match found {
+            None => return Err(Error::Corrupt(format!("delegation {id} vanished"))),
+            Some((Some(_), _)) => return Ok(Some(format!("delegation {id} is revoked"))),
+            Some((None, expires_at)) if expires_at <= now => {
+                return Ok(Some(format!("delegation {id} is expired")));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Inside a check's transaction: takes one call from every budget of a delegation chain, each
+/// `(delegation id, max_calls)`, with a conditional increment, so that concurrent checks (on
+/// any replica) never allow more than `max_calls`. When one budget is used up nothing is taken
+/// and that budget is returned with the calls it has made.
+pub async fn take_call(
+    tx: &mut Tx,
+    org_id: &str,
+    budgets: &[(&str, i64)],
+) -> Result<Option<(i64, i64)>> {
+    const TAKE: &str = "UPDATE delegations SET calls_made = calls_made + 1 \
+                        WHERE org_id = $1 AND id = $2 AND calls_made < $3";
+    const GIVE_BACK: &str =
+        "UPDATE delegations SET calls_made = calls_made - 1 WHERE org_id = $1 AND id = $2";
+    const MADE: &str = "SELECT calls_made FROM delegations WHERE org_id = $1 AND id = $2";
+    for (index, (id, max_calls)) in budgets.iter().enumerate() {
+        let taken = on_tx!(tx, conn => sqlx::query(TAKE)
+            .bind(org_id)
+            .bind(id)
+            .bind(max_calls)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected());
+        if taken == 0 {
+            for (taken_id, _) in &budgets[..index] {
+                on_tx!(tx, conn => { sqlx::query(GIVE_BACK)
+                    .bind(org_id)
+                    .bind(taken_id)
+                    .execute(&mut *conn)
+                    .await?; });
+            }
+            let made: i64 = on_tx!(tx, conn => sqlx::query_scalar(MADE)
+                .bind(org_id)
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await?);
+            return Ok(Some((*max_calls, made)));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<DelegationRow>> {
@@ -219,32 +365,6 @@ pub async fn list(store: &Store, filter: DelegationFilter<'_>) -> Result<Vec<Del
                 .is_none_or(|active| row.is_active_at(filter.now) == active)
         })
         .collect())
-}
-
-/// The union of the scopes of the active delegations to an agent (what it holds by delegation).
-pub async fn active_scopes_to(
-    store: &Store,
-    org_id: &str,
-    agent_id: &str,
-    now: i64,
-) -> Result<Vec<String>> {
-    const SQL: &str = "SELECT scope FROM delegations WHERE org_id = $1 AND to_agent_id = $2 \
-                       AND revoked_at IS NULL AND expires_at > $3";
-    let scopes: Vec<String> = on_db!(store, pool => sqlx::query_scalar(SQL)
-        .bind(org_id)
-        .bind(agent_id)
-        .bind(now)
-        .fetch_all(pool)
-        .await?);
-    let mut held: Vec<String> = Vec::new();
-    for scope in scopes {
-        for capability in string_list(&scope)? {
-            if !held.contains(&capability) {
-                held.push(capability);
-            }
-        }
-    }
-    Ok(held)
 }
 
 /// Revokes a delegation and every live descendant, in one transaction. `None` when the org

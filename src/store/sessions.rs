@@ -45,6 +45,12 @@ impl SessionRow {
     }
 
     /// Denials since the last unlock: what the lockout threshold is compared with.
+    /// Opened by the gateway (sessions init, an API-token or delegation session, `guard session
+    /// start`), not created by a check on first sight of an id the caller picked.
+    pub fn is_registered(&self) -> bool {
+        self.source != SOURCE_SDK
+    }
+
     pub fn denials_since_unlock(&self) -> i64 {
         self.denied_calls - self.denials_at_unlock
     }
@@ -115,34 +121,6 @@ pub async fn count_call(
         .execute(&mut *conn)
         .await?; });
     Ok(())
-}
-
-/// Counts one allowed call of a session with a call budget, only while calls remain: the
-/// budget holds even when concurrent checks race for the last call. `false` when it is used up
-/// (nothing was counted).
-pub async fn take_budgeted_call(
-    tx: &mut Tx,
-    org_id: &str,
-    session_id: &str,
-    read: bool,
-    budget: i64,
-    now: i64,
-) -> Result<bool> {
-    const SQL: &str = "UPDATE sessions SET total_calls = total_calls + 1, \
-                       read_calls = read_calls + $4, write_calls = write_calls + $5, \
-                       last_activity_at = $6 \
-                       WHERE org_id = $1 AND id = $2 AND total_calls < $3";
-    let taken = on_tx!(tx, conn => sqlx::query(SQL)
-        .bind(org_id)
-        .bind(session_id)
-        .bind(budget)
-        .bind(i64::from(read))
-        .bind(i64::from(!read))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected());
-    Ok(taken == 1)
 }
 
 /// A session opened explicitly (MCP, API token, delegation, federation).

@@ -1,0 +1,281 @@
+//! Recording a decision: one transaction per check (see [`crate::store::checks`] for the
+//! locking). In order:
+//! 1. re-read what can flip an allow — the agent's status and mode, the session's mode, the
+//!    delegation chain, the presented token — and refuse if it changed;
+//! 2. take one call from every `max_calls` budget of the delegation chain (exact across
+//!    sessions and replicas);
+//! 3. open the approval the decision asks for, unless the session or the agent already has as
+//!    many pending as the policy allows (then the call is a counted denial);
+//! 4. count the call in its session (with the session lockout) and a hard denial against the
+//!    agent (with the agent-level lockout, audited when it locks);
+//! 5. insert the decision and its audit event, and commit — before the answer is sent.
+
+use crate::api::actions::Effect;
+use crate::api::policies::SessionMode;
+use crate::guardian::refusal::{self, DecidedWith, LiveFacts, Refusal};
+use crate::guardian::{ApprovalAction, CompiledPolicy, Decision};
+use crate::store::{
+    self, Tx,
+    agents::Lockout,
+    approvals::NewApproval,
+    audit::{Actor, NewEvent},
+    checks::CheckRow,
+    sessions::CallCount,
+};
+
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::error::{ApiError, ApiResult};
+use super::{CheckParams, Facts};
+
+/// A recorded decision: the final decision and what the answer points at.
+pub struct Recorded {
+    pub decision: Decision,
+    pub check_id: String,
+    pub approval_id: Option<String>,
+}
+
+pub async fn record(
+    state: &AppState,
+    caller: &Caller,
+    params: &CheckParams,
+    facts: &Facts,
+    policy: &CompiledPolicy,
+    mut decision: Decision,
+) -> ApiResult<Recorded> {
+    let now = facts.now();
+    let actor = caller.actor();
+    let org_id = caller.org_id.as_str();
+    let check_id = store::new_id();
+    let counted_session = params
+        .session_id
+        .as_deref()
+        .filter(|_| facts.counts_in_session(params));
+    let mut tx = state.store.begin().await?;
+
+    // 1. The facts that can flip an allow, as they are now (rows taken on PostgreSQL).
+    let live = live_facts(&mut tx, org_id, params, facts, counted_session, now).await?;
+    let decided_with = DecidedWith {
+        agent_mode: facts.agent_mode(),
+        session_mode: facts.session_mode(),
+    };
+    if let Some(refused) = refusal::recheck(
+        &decision,
+        &params.agent_id,
+        params.session_id.as_deref(),
+        decided_with,
+        &live,
+    ) {
+        refusal::refuse(&mut decision, &refused, &params.action_name);
+    }
+
+    // 2. Delegation budgets.
+    if decision.allowed
+        && let Some(chain) = facts.delegation()
+        && let Some((max_calls, made)) =
+            store::delegations::take_call(&mut tx, org_id, &chain.budgets()).await?
+    {
+        refusal::refuse(
+            &mut decision,
+            &Refusal::CallBudget { max_calls, made },
+            &params.action_name,
+        );
+    }
+
+    // 3. Approvals.
+    let approval_id = match (&decision.approval, counted_session) {
+        (ApprovalAction::Reuse(id), _) => Some(id.clone()),
+        (ApprovalAction::Create, Some(session_id)) => {
+            open_approval(
+                &mut tx,
+                org_id,
+                session_id,
+                params,
+                policy,
+                &check_id,
+                &actor,
+                &mut decision,
+                now,
+            )
+            .await?
+        }
+        _ => None,
+    };
+
+    // 4. Counters and lockouts.
+    if let Some(session_id) = counted_session {
+        let call = CallCount {
+            read: decision.effect == Effect::Read,
+            denied: decision.counts_as_denial,
+            lockout_after_denials: policy.lockout_after_denials(),
+        };
+        store::sessions::count_call(&mut tx, org_id, session_id, &params.agent_id, call, now)
+            .await?;
+    }
+    if decision.counts_as_denial && facts.agent_is_active() {
+        let lockout = Lockout {
+            after_denials: policy.agent_lockout_after_denials(),
+            window_seconds: policy.agent_lockout_window_seconds(),
+        };
+        if store::agents::count_denial(&mut tx, org_id, &params.agent_id, lockout, now).await? {
+            store::audit::append(
+                &mut tx,
+                NewEvent {
+                    org_id,
+                    kind: "agent.locked",
+                    actor: &actor,
+                    subject_type: "agent",
+                    subject_id: &params.agent_id,
+                    detail: serde_json::json!({
+                        "reason": "lockout",
+                        "denials": lockout.after_denials,
+                        "window_seconds": lockout.window_seconds,
+                        "check_id": check_id,
+                    }),
+                    created_at: now,
+                },
+            )
+            .await?;
+        }
+    }
+
+    // 5. The decision itself.
+    store::checks::insert(
+        &mut tx,
+        &CheckRow {
+            id: &check_id,
+            org_id,
+            agent_id: &params.agent_id,
+            session_id: params.session_id.as_deref(),
+            action_name: &params.action_name,
+            input_summary: &params.input_summary,
+            effect: decision.effect.as_str(),
+            allowed: decision.allowed,
+            elevation_required: decision.elevation_required,
+            reason: &decision.reason,
+            rule: &decision.rule,
+            confidence: decision.confidence,
+            approval_id: approval_id.as_deref(),
+            created_at: now,
+        },
+        &actor,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Recorded {
+        decision,
+        check_id,
+        approval_id,
+    })
+}
+
+/// Step 1's reads. The agent's row is taken first on PostgreSQL, then the session's, so checks
+/// of one agent serialize and a concurrent revocation or lock is ordered with this check.
+async fn live_facts(
+    tx: &mut Tx,
+    org_id: &str,
+    params: &CheckParams,
+    facts: &Facts,
+    counted_session: Option<&str>,
+    now: i64,
+) -> ApiResult<LiveFacts> {
+    let agent = store::checks::live_agent(tx, org_id, &params.agent_id).await?;
+    let session_mode = match counted_session {
+        Some(session_id) => store::checks::live_session_mode(tx, org_id, session_id).await?,
+        None => None,
+    };
+    let chain_ended = match facts.delegation() {
+        Some(chain) => {
+            store::delegations::chain_ended(tx, org_id, &[], &chain.link_ids, now, false).await?
+        }
+        None => None,
+    };
+    let token_ended = match facts.token() {
+        Some(token) => store::checks::token_ended(tx, &token.id, now).await?,
+        None => None,
+    };
+    let parse = |text: &str| {
+        text.parse::<SessionMode>().map_err(|error| {
+            tracing::error!(%error, "stored mode is unknown");
+            ApiError::internal()
+        })
+    };
+    Ok(LiveFacts {
+        agent_active: agent
+            .as_ref()
+            .is_some_and(|(status, _)| status == store::agents::STATUS_ACTIVE),
+        agent_mode: agent.as_ref().map(|(_, mode)| parse(mode)).transpose()?,
+        session_mode: session_mode.as_deref().map(parse).transpose()?,
+        chain_ended,
+        token_ended,
+    })
+}
+
+/// Step 3: opens (or finds) the approval the decision asks for, within the policy's caps; past
+/// a cap the decision becomes a counted denial and no approval is opened.
+#[allow(clippy::too_many_arguments)]
+async fn open_approval(
+    tx: &mut Tx,
+    org_id: &str,
+    session_id: &str,
+    params: &CheckParams,
+    policy: &CompiledPolicy,
+    check_id: &str,
+    actor: &Actor,
+    decision: &mut Decision,
+    now: i64,
+) -> ApiResult<Option<String>> {
+    let (per_session, per_agent) = policy.max_pending_approvals();
+    let (session_pending, agent_pending) =
+        store::approvals::pending_counts(tx, org_id, session_id, &params.agent_id, now).await?;
+    let over_cap = if session_pending >= per_session {
+        Some(Refusal::ApprovalCap {
+            per_session: true,
+            cap: per_session,
+        })
+    } else if agent_pending >= per_agent {
+        Some(Refusal::ApprovalCap {
+            per_session: false,
+            cap: per_agent,
+        })
+    } else {
+        None
+    };
+    if let Some(refused) = over_cap {
+        refusal::refuse(decision, &refused, &params.action_name);
+        return Ok(None);
+    }
+    let (id, created) = store::approvals::open(
+        tx,
+        NewApproval {
+            org_id,
+            session_id,
+            agent_id: &params.agent_id,
+            action_name: &params.action_name,
+            action_effect: decision.effect.as_str(),
+            input_summary: &params.input_summary,
+            reason: &decision.reason,
+            ttl_seconds: policy.approval_ttl_seconds(),
+        },
+        now,
+    )
+    .await?;
+    if created {
+        store::approvals::audit_requested(
+            tx,
+            org_id,
+            &id,
+            serde_json::json!({
+                "agent_id": params.agent_id,
+                "session_id": session_id,
+                "action_name": params.action_name,
+                "effect": decision.effect.as_str(),
+                "check_id": check_id,
+            }),
+            actor,
+            now,
+        )
+        .await?;
+    }
+    Ok(Some(id))
+}
