@@ -91,8 +91,14 @@ _agenttrust() {
             agenttrust__subcmd__agents,list)
                 cmd="agenttrust__subcmd__agents__subcmd__list"
                 ;;
+            agenttrust__subcmd__agents,mode)
+                cmd="agenttrust__subcmd__agents__subcmd__mode"
+                ;;
             agenttrust__subcmd__agents,revoke)
                 cmd="agenttrust__subcmd__agents__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__agents,unlock)
+                cmd="agenttrust__subcmd__agents__subcmd__unlock"
                 ;;
             agenttrust__subcmd__agents__subcmd__help,create)
                 cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__create"
@@ -106,8 +112,14 @@ _agenttrust() {
             agenttrust__subcmd__agents__subcmd__help,list)
                 cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__list"
                 ;;
+            agenttrust__subcmd__agents__subcmd__help,mode)
+                cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__mode"
+                ;;
             agenttrust__subcmd__agents__subcmd__help,revoke)
                 cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__agents__subcmd__help,unlock)
+                cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__unlock"
                 ;;
             agenttrust__subcmd__approvals,approve)
                 cmd="agenttrust__subcmd__approvals__subcmd__approve"
@@ -310,8 +322,14 @@ _agenttrust() {
             agenttrust__subcmd__help__subcmd__agents,list)
                 cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__list"
                 ;;
+            agenttrust__subcmd__help__subcmd__agents,mode)
+                cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__mode"
+                ;;
             agenttrust__subcmd__help__subcmd__agents,revoke)
                 cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__help__subcmd__agents,unlock)
+                cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__unlock"
                 ;;
             agenttrust__subcmd__help__subcmd__approvals,approve)
                 cmd="agenttrust__subcmd__help__subcmd__approvals__subcmd__approve"
@@ -865,7 +883,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list get revoke help"
+            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list get revoke mode unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1007,7 +1025,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__help)
-            opts="create list get revoke help"
+            opts="create list get revoke mode unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1076,7 +1094,35 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__agents__subcmd__help__subcmd__mode)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__agents__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__agents__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1132,6 +1178,48 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__agents__subcmd__mode)
+            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version standard read_only locked"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__agents__subcmd__revoke)
             opts="-o -q -v -h -V --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1143,6 +1231,48 @@ _agenttrust() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__agents__subcmd__unlock)
+            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2719,7 +2849,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__agents)
-            opts="create list get revoke"
+            opts="create list get revoke mode unlock"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2774,7 +2904,35 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__help__subcmd__agents__subcmd__mode)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__help__subcmd__agents__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__agents__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

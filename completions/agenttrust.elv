@@ -277,6 +277,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List the org''s agents'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
+            cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;agents;create'= {
@@ -361,11 +363,51 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;agents;mode'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;unlock'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;agents;help'= {
             cand create 'Register an agent'
             cand list 'List the org''s agents'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
+            cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;agents;help;create'= {
@@ -375,6 +417,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;agents;help;get'= {
         }
         &'agenttrust;agents;help;revoke'= {
+        }
+        &'agenttrust;agents;help;mode'= {
+        }
+        &'agenttrust;agents;help;unlock'= {
         }
         &'agenttrust;agents;help;help'= {
         }
@@ -1774,6 +1820,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List the org''s agents'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
+            cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
         }
         &'agenttrust;help;agents;create'= {
         }
@@ -1782,6 +1830,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;agents;get'= {
         }
         &'agenttrust;help;agents;revoke'= {
+        }
+        &'agenttrust;help;agents;mode'= {
+        }
+        &'agenttrust;help;agents;unlock'= {
         }
         &'agenttrust;help;tokens'= {
             cand issue 'Issue a token for an agent (`-q` prints only the token)'

@@ -188,24 +188,26 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s q -l qu
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "list" -d 'List the org\'s agents'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "get" -d 'Show one agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "create" -d 'Register an agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "get" -d 'Show one agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "mode" -d 'Set the agent\'s own mode, binding it in every session: standard, read_only or locked'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "unlock" -d 'Unlock an agent locked by an admin or by the agent-level lockout'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l name -d 'Agent name (unique in the org)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l framework -d 'Framework the agent runs on [default: custom]' -r -f -a "openai\t''
 anthropic\t''
@@ -269,10 +271,38 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "create" -d 'Register an agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s agents'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "mode" -d 'Set the agent\'s own mode, binding it in every session: standard, read_only or locked'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Unlock an agent locked by an admin or by the agent-level lockout'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
@@ -1148,6 +1178,8 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the org\'s agents'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "mode" -d 'Set the agent\'s own mode, binding it in every session: standard, read_only or locked'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "unlock" -d 'Unlock an agent locked by an admin or by the agent-level lockout'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "introspect" -d 'Ask the gateway whether a token is active'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'

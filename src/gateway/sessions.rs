@@ -22,22 +22,25 @@ use super::extract::{JsonBody, PathId, QueryParams};
 use super::secrets::{self, AGENT_TOKEN_PREFIX};
 use super::validate;
 
-/// `POST /mcp/sessions/init`: a session of an agent with an MCP server.
+/// `POST /mcp/sessions/init`: a session of an agent with an MCP server, or (without
+/// `server_id`) a registered session of a shell agent (`guard session start`). An org key opens
+/// one for any agent; an agent token only for its own agent.
 pub async fn init(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(request): JsonBody<InitSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    caller.require_key()?;
-    if request.agent_id.is_empty() {
-        return Err(ApiError::validation("agent_id is required"));
-    }
+    let agent_id = caller.acting_agent(
+        Some(&request.agent_id)
+            .filter(|id| !id.is_empty())
+            .map(String::as_str),
+    )?;
     if let Some(server_id) = &request.server_id {
         validate::identifier("server_id", server_id)?;
     }
-    let agent = store::agents::get(&state.store, &caller.org_id, &request.agent_id)
+    let agent = store::agents::get(&state.store, &caller.org_id, &agent_id)
         .await?
-        .ok_or_else(|| agent_not_found(&request.agent_id))?;
+        .ok_or_else(|| agent_not_found(&agent_id))?;
     if !agent.is_active() {
         return Err(ApiError::conflict(format!(
             "agent {} is {}; it cannot open sessions",

@@ -55,14 +55,23 @@ pub async fn issue(
             agent.id, agent.status
         )));
     }
+    // The same ceiling as a delegation's: a token carries only what its agent holds, and an
+    // agent registered without capabilities holds nothing to hand out.
     let capabilities = agent.capabilities()?;
-    if !capabilities.is_empty()
-        && let Some(extra) = scopes.iter().find(|scope| !capabilities.contains(scope))
-    {
-        return Err(ApiError::validation(format!(
-            "scope {extra:?} is not among the agent's capabilities ({})",
-            capabilities.join(", ")
-        )));
+    if let Some(extra) = scopes.iter().find(|scope| !capabilities.contains(scope)) {
+        return Err(ApiError::validation(if capabilities.is_empty() {
+            format!(
+                "scope {extra:?}: agent {} was registered without capabilities, so its tokens \
+                 may carry none; register the agent with `agenttrust agents create \
+                 --capabilities …`",
+                agent.id
+            )
+        } else {
+            format!(
+                "scope {extra:?} is not among the agent's capabilities ({})",
+                capabilities.join(", ")
+            )
+        }));
     }
 
     let token = secrets::generate(AGENT_TOKEN_PREFIX);

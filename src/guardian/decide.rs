@@ -264,14 +264,18 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
             confidence: classification.confidence,
             ..identity_denial(
                 "token:scope",
-                format!(
-                    "outside the scopes of the agent token ({}): {what}",
-                    if scopes.is_empty() {
-                        "none".to_string()
-                    } else {
+                if scopes.is_empty() {
+                    format!(
+                        "the agent token has no scopes, so it allows nothing: {what}; issue one \
+                         with --scopes (a token carries only its agent's capabilities, set with \
+                         `agenttrust agents create --capabilities`)"
+                    )
+                } else {
+                    format!(
+                        "outside the scopes of the agent token ({}): {what}",
                         scopes.join(", ")
-                    }
-                ),
+                    )
+                },
             )
         };
     }
@@ -346,6 +350,8 @@ fn effective_effect(input: &CheckInput<'_>) -> Classification {
         None => classify(input.action_name, input.input_summary),
     };
     match input.stated_effect {
+        // The caller commits to at least this effect; agreeing with the classification, or
+        // above it, the effect is no longer a guess.
         Some(stated) if stated > classified.effect => Classification {
             effect: stated,
             confidence: EXPLICIT_CONFIDENCE,
@@ -353,6 +359,11 @@ fn effective_effect(input: &CheckInput<'_>) -> Classification {
                 "stated by the caller; classified as {}: {}",
                 classified.effect, classified.evidence
             ),
+        },
+        Some(stated) if stated == classified.effect => Classification {
+            confidence: EXPLICIT_CONFIDENCE,
+            evidence: format!("stated by the caller, and {}", classified.evidence),
+            ..classified
         },
         Some(stated) if stated < classified.effect => Classification {
             evidence: format!(

@@ -205,9 +205,9 @@ fn another_orgs_ids_are_404(h: &Harness) {
 }
 
 fn bearer_token_identity(h: &Harness) {
-    let agent = h.create_agent("bearer", &[]);
+    let agent = h.create_agent("bearer", &["web:search"]);
     let agent_id = agent["id"].as_str().unwrap();
-    let token = h.issue_token(agent_id, &[], 60)["token"]
+    let token = h.issue_token(agent_id, &["web:search"], 60)["token"]
         .as_str()
         .unwrap()
         .to_string();

@@ -27,7 +27,7 @@ on_both_backends!(
     delegation_sessions_are_bounded_by_the_delegation,
     done_means_through_the_cli,
     random_delegation_trees_never_widen_and_revocation_leaves_no_active_descendant,
-    a_rule_requiring_a_capability_is_met_through_an_active_delegation,
+    a_rule_requiring_a_capability_is_met_only_in_its_delegation_session,
 );
 
 // ----- helpers -----
@@ -1394,15 +1394,21 @@ fn run_plan(h: &Harness, plan: &Plan, case: usize) {
     }
 }
 
-fn a_rule_requiring_a_capability_is_met_through_an_active_delegation(h: &Harness) {
+fn a_rule_requiring_a_capability_is_met_only_in_its_delegation_session(h: &Harness) {
     h.put_policy(json!({"rules": [{
-        "id": "deploys", "tools": ["deploy_*"], "require_capabilities": ["deploy:prod"],
+        "id": "deploys", "tools": ["deploy_*"], "require_capabilities": ["deploy:write"],
         "decision": "allow"
     }]}));
-    let owner = agent(h, "owner", &["deploy:prod"]);
+    let owner = agent(h, "owner", &["deploy:write"]);
     let helper = agent(h, "helper", &[]);
-    let deploy = || h.check(json!({"agent_id": helper, "action_name": "deploy_web"}));
-    let without = deploy();
+    let deploy = |session: Option<&str>| {
+        let mut body = json!({"agent_id": helper, "action_name": "deploy_web"});
+        if let Some(session) = session {
+            body["session_id"] = json!(session);
+        }
+        h.check(body)
+    };
+    let without = deploy(None);
     assert_denied_by(&without, "rule:deploys");
     assert!(
         str_of(&without["reason"]).contains("does not hold"),
@@ -1410,12 +1416,18 @@ fn a_rule_requiring_a_capability_is_met_through_an_active_delegation(h: &Harness
     );
     let delegation = delegate(
         h,
-        json!({"from_agent_id": owner, "to_agent_id": helper, "scope": ["deploy:prod"]}),
+        json!({"from_agent_id": owner, "to_agent_id": helper, "scope": ["deploy:write"]}),
     );
-    let with = deploy();
+    // Held by delegation, the capability counts only in a session of that delegation, where
+    // the delegation's restrictions apply too: not outside it, not in a session of the
+    // helper's own choosing.
+    assert_denied_by(&deploy(None), "rule:deploys");
+    assert_denied_by(&deploy(Some("helpers-own-session")), "rule:deploys");
+    let session = session_of(h, &delegation);
+    let with = deploy(Some(&session));
     assert_allowed(&with);
     assert_eq!(with["rule"], "rule:deploys", "{with}");
-    // Revoked, it no longer counts.
+    // Revoked, the session may do nothing.
     revoke(h, &str_of(&delegation["id"]));
-    assert_denied_by(&deploy(), "rule:deploys");
+    assert_denied_by(&deploy(Some(&session)), "delegation:revoked");
 }

@@ -13,7 +13,7 @@ on_both_backends!(
     mutating_is_allowed,
     destructive_is_denied,
     admin_is_denied,
-    explicit_effect_wins_with_full_confidence,
+    a_stated_effect_raises_with_full_confidence_and_never_lowers,
     write_means_mutating,
     unknown_agent_is_denied,
     revoked_agent_is_denied,
@@ -134,26 +134,29 @@ fn admin_is_denied(h: &Harness) {
     }
 }
 
-fn explicit_effect_wins_with_full_confidence(h: &Harness) {
+fn a_stated_effect_raises_with_full_confidence_and_never_lowers(h: &Harness) {
     let agent = h.create_agent("explicit", &[]);
     let agent_id = agent["id"].as_str().unwrap();
-    for (tool, effect, allowed) in [
-        ("delete_all", "read", true),
-        ("web_search", "destructive", false),
-        ("web_search", "admin", false),
-        ("web_search", "mutating", true),
+    // A stated effect raises the classification with full confidence; it never lowers it.
+    for (tool, stated, effect, allowed) in [
+        ("delete_all", "read", "destructive", false),
+        ("web_search", "destructive", "destructive", false),
+        ("web_search", "admin", "admin", false),
+        ("web_search", "mutating", "mutating", true),
     ] {
         let decision = check(
             h,
-            json!({"agent_id": agent_id, "action_name": tool, "action_effect": effect}),
+            json!({"agent_id": agent_id, "action_name": tool, "action_effect": stated}),
         );
         assert_decision_shape(&decision);
         assert_eq!(
             decision["allowed"], allowed,
-            "{tool} as {effect}: {decision}"
+            "{tool} as {stated}: {decision}"
         );
         assert_eq!(decision["effect"], effect, "{decision}");
-        assert_eq!(decision["confidence"].as_f64(), Some(1.0), "{decision}");
+        if stated == effect {
+            assert_eq!(decision["confidence"].as_f64(), Some(1.0), "{decision}");
+        }
     }
 }
 

@@ -22,3 +22,4 @@ mod sdk_python;
 mod sdk_rust;
 mod server_dev;
 mod sessions;
+mod trust;

@@ -451,6 +451,8 @@ fn hammer(h: &Harness, lockout_after_denials: usize) -> Value {
     h.put_policy(json!({
         "rules": [{"id": "forbidden", "tools": ["forbidden_*"], "decision": "deny"}],
         "lockout_after_denials": lockout_after_denials,
+        // The session's lockout is under test here, not the agent's.
+        "agent_lockout_after_denials": 1000,
     }));
     let agent = h.create_agent("hammer", &[]);
     let agent_id = agent["id"].as_str().unwrap().to_string();
