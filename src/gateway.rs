@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod agents;
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod delegations;
@@ -36,7 +37,7 @@ use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::store::Store;
+use crate::store::{SqliteSynchronous, Store, StoreOptions};
 
 use error::ApiError;
 
@@ -53,6 +54,8 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub max_token_ttl_seconds: i64,
     pub body_limit_bytes: usize,
+    /// When SQLite syncs commits (ignored on PostgreSQL); durable by default.
+    pub sqlite_synchronous: SqliteSynchronous,
 }
 
 impl GatewayConfig {
@@ -62,6 +65,7 @@ impl GatewayConfig {
             listen,
             max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            sqlite_synchronous: SqliteSynchronous::default(),
         }
     }
 }
@@ -94,7 +98,10 @@ impl Gateway {
         if config.max_token_ttl_seconds <= 0 {
             anyhow::bail!("the maximum token TTL must be positive");
         }
-        let store = Store::connect(&config.database_url)
+        let options = StoreOptions {
+            sqlite_synchronous: config.sqlite_synchronous,
+        };
+        let store = Store::connect_with(&config.database_url, options)
             .await
             .with_context(|| {
                 format!("opening the database {}", redact_url(&config.database_url))
@@ -163,6 +170,8 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             get(policies::get).put(policies::replace),
         )
         .route("/api/v1/policies/test", post(policies::test))
+        .route("/api/v1/audit/events", get(audit::events))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/mcp/sessions/init", post(sessions::init))
         .route("/mcp/sessions/{session_id}", get(sessions::get))
         .route(

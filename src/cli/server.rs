@@ -15,7 +15,7 @@ use clap::{Args, Subcommand};
 use crate::api::keys::Role;
 use crate::config::{self, ConfigStore, env};
 use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets};
-use crate::store::{self, Store};
+use crate::store::{self, SqliteSynchronous, Store};
 
 /// The profile `--dev` writes.
 pub const DEV_PROFILE: &str = "local";
@@ -40,8 +40,19 @@ pub struct ServerArgs {
     #[arg(long, env = env::MAX_TOKEN_TTL, default_value = "1h", value_parser = config::parse_duration)]
     pub max_token_ttl: Duration,
 
+    /// When SQLite syncs a commit to disk: `full` (every commit survives an OS crash or power
+    /// loss) or `normal` (faster; the last commits may be lost when the machine goes down)
+    #[arg(long, value_name = "MODE", default_value = "full", value_parser = sqlite_synchronous_parser())]
+    pub sqlite_synchronous: SqliteSynchronous,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+fn sqlite_synchronous_parser() -> impl clap::builder::TypedValueParser<Value = SqliteSynchronous> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["full", "normal"])
+        .try_map(|text: String| text.parse::<SqliteSynchronous>())
 }
 
 /// Which database: shared by serving and the operator subcommands.
@@ -129,6 +140,13 @@ async fn serve(
         .context("--max-token-ttl must be at least one second")?;
     let mut config = GatewayConfig::new(database_url, args.listen);
     config.max_token_ttl_seconds = max_token_ttl_seconds;
+    config.sqlite_synchronous = args.sqlite_synchronous;
+    if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
+        tracing::warn!(
+            "--sqlite-synchronous normal: commits are not synced one by one; the last answered \
+             decisions may be lost if the machine goes down"
+        );
+    }
     let gateway = Gateway::bind(config).await?;
     let url = client_url(gateway.local_addr());
 

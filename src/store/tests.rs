@@ -11,6 +11,8 @@ use super::telemetry::{EventFilter, EventRow};
 use super::*;
 use crate::api::keys::Role;
 
+mod durability;
+
 /// The env var that turns the PostgreSQL run on.
 pub const TEST_DATABASE_URL: &str = "AGENTTRUST_TEST_DATABASE_URL";
 
