@@ -18,6 +18,7 @@ mod cli_workflow;
 mod delegations;
 mod guard;
 mod guardian;
+mod limits;
 mod policies;
 mod sdk_python;
 mod sdk_rust;
