@@ -49,6 +49,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
+            cand audit 'Read the org''s audit log and verify its hash chain'
             cand completions 'Print a shell completion script'
             cand server 'Run the embedded AgentTrust-compatible gateway'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1602,6 +1603,80 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;keys;help;help'= {
         }
+        &'agenttrust;audit'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
+            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;audit;list'= {
+            cand --limit 'Events per page (1-1000) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --all 'Follow `next_cursor` until the last page'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;verify'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;help'= {
+            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
+            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;audit;help;list'= {
+        }
+        &'agenttrust;audit;help;verify'= {
+        }
+        &'agenttrust;audit;help;help'= {
+        }
         &'agenttrust;completions'= {
             cand --write-dir 'Write every shell''s file into this dir (used to refresh completions/)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1625,6 +1700,12 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;server'= {
             cand --listen 'Where to listen'
             cand --max-token-ttl 'The longest lifetime a token may be issued for (`3600`, `1h`)'
+            cand --sqlite-synchronous 'When SQLite syncs a commit to disk: `full` (every commit survives an OS crash or power loss) or `normal` (faster; the last commits may be lost when the machine goes down)'
+            cand --max-policy-rules 'Most rules an org''s policy may have'
+            cand --max-policy-compiled-bytes 'Most memory, in bytes, an org''s compiled policy may take (its regexes above all)'
+            cand --max-connections 'Most connections served at once; past it a connection gets a 503'
+            cand --header-read-timeout 'How long a client may take to send a request''s headers (also ends idle connections)'
+            cand --request-timeout 'How long one request, its body included, may take before it is answered with a 503'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1788,6 +1869,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
+            cand audit 'Read the org''s audit log and verify its hash chain'
             cand completions 'Print a shell completion script'
             cand server 'Run the embedded AgentTrust-compatible gateway'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1963,6 +2045,14 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys;list'= {
         }
         &'agenttrust;help;keys;revoke'= {
+        }
+        &'agenttrust;help;audit'= {
+            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
+            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+        }
+        &'agenttrust;help;audit;list'= {
+        }
+        &'agenttrust;help;audit;verify'= {
         }
         &'agenttrust;help;completions'= {
         }

@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod agents;
 pub mod approvals;
+pub mod audit;
 pub mod delegations;
 pub mod error;
 pub mod health;

@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod agents;
 pub mod approvals;
+pub mod audit;
 pub mod completions;
 pub mod delegations;
 pub mod guard;
@@ -124,6 +125,8 @@ pub enum Command {
     Delegations(delegations::DelegationsArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
+    /// Read the org's audit log and verify its hash chain
+    Audit(audit::AuditArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
     /// Run the embedded AgentTrust-compatible gateway
@@ -226,6 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Policies(args) => policies::run(&context, args).await,
                 Command::Delegations(args) => delegations::run(&context, args).await,
                 Command::Keys(args) => keys::run(&context, args).await,
+                Command::Audit(args) => audit::run(&context, args).await,
                 Command::Completions(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),

@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod agents;
 pub mod approvals;
+pub mod audit;
 pub mod delegations;
 pub mod health;
 pub mod keys;

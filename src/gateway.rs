@@ -9,9 +9,11 @@
 pub mod actions;
 pub mod agents;
 pub mod approvals;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod check;
+pub mod connections;
 pub mod delegations;
 pub mod error;
 pub mod extract;
@@ -19,6 +21,7 @@ pub mod health;
 pub mod keys;
 pub mod policies;
 pub mod policy_cache;
+pub mod policy_limits;
 pub mod secrets;
 pub mod sessions;
 pub mod telemetry;
@@ -37,9 +40,11 @@ use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::store::Store;
+use crate::store::{SqliteSynchronous, Store, StoreOptions};
 
+use connections::ConnectionLimits;
 use error::ApiError;
+use policy_limits::PolicyLimits;
 
 /// The most a token may live, in seconds, unless configured otherwise.
 pub const DEFAULT_MAX_TOKEN_TTL_SECONDS: i64 = 3600;
@@ -54,6 +59,10 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     pub max_token_ttl_seconds: i64,
     pub body_limit_bytes: usize,
+    /// When SQLite syncs commits (ignored on PostgreSQL); durable by default.
+    pub sqlite_synchronous: SqliteSynchronous,
+    pub policy_limits: PolicyLimits,
+    pub connection_limits: ConnectionLimits,
 }
 
 impl GatewayConfig {
@@ -63,6 +72,9 @@ impl GatewayConfig {
             listen,
             max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            sqlite_synchronous: SqliteSynchronous::default(),
+            policy_limits: PolicyLimits::default(),
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -71,6 +83,7 @@ impl GatewayConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_token_ttl_seconds: i64,
+    pub policy_limits: PolicyLimits,
 }
 
 /// What every handler gets.
@@ -87,6 +100,7 @@ pub struct Gateway {
     local_addr: SocketAddr,
     state: AppState,
     body_limit_bytes: usize,
+    connection_limits: ConnectionLimits,
 }
 
 impl Gateway {
@@ -95,7 +109,14 @@ impl Gateway {
         if config.max_token_ttl_seconds <= 0 {
             anyhow::bail!("the maximum token TTL must be positive");
         }
-        let store = Store::connect(&config.database_url)
+        config
+            .connection_limits
+            .validate()
+            .map_err(anyhow::Error::msg)?;
+        let options = StoreOptions {
+            sqlite_synchronous: config.sqlite_synchronous,
+        };
+        let store = Store::connect_with(&config.database_url, options)
             .await
             .with_context(|| {
                 format!("opening the database {}", redact_url(&config.database_url))
@@ -111,10 +132,12 @@ impl Gateway {
                 store,
                 settings: Arc::new(Settings {
                     max_token_ttl_seconds: config.max_token_ttl_seconds,
+                    policy_limits: config.policy_limits,
                 }),
                 policies: Arc::default(),
             },
             body_limit_bytes: config.body_limit_bytes,
+            connection_limits: config.connection_limits,
         })
     }
 
@@ -133,11 +156,13 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
-        let app = router(self.state, self.body_limit_bytes);
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        let limits = self.connection_limits;
+        let app =
+            router(self.state, self.body_limit_bytes).layer(axum::middleware::from_fn_with_state(
+                limits.request_timeout,
+                connections::request_timeout,
+            ));
+        connections::serve(self.listener, app, limits, shutdown).await;
         store.close().await;
         Ok(())
     }
@@ -166,6 +191,8 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             get(policies::get).put(policies::replace),
         )
         .route("/api/v1/policies/test", post(policies::test))
+        .route("/api/v1/audit/events", get(audit::events))
+        .route("/api/v1/audit/verify", get(audit::verify))
         .route("/mcp/sessions/init", post(sessions::init))
         .route("/mcp/sessions/{session_id}", get(sessions::get))
         .route(

@@ -14,8 +14,10 @@ use clap::{Args, Subcommand};
 
 use crate::api::keys::Role;
 use crate::config::{self, ConfigStore, env};
+use crate::gateway::connections::{self, ConnectionLimits};
+use crate::gateway::policy_limits::{self, PolicyLimits};
 use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets};
-use crate::store::{self, Store};
+use crate::store::{self, SqliteSynchronous, Store};
 
 /// The profile `--dev` writes.
 pub const DEV_PROFILE: &str = "local";
@@ -40,8 +42,39 @@ pub struct ServerArgs {
     #[arg(long, env = env::MAX_TOKEN_TTL, default_value = "1h", value_parser = config::parse_duration)]
     pub max_token_ttl: Duration,
 
+    /// When SQLite syncs a commit to disk: `full` (every commit survives an OS crash or power
+    /// loss) or `normal` (faster; the last commits may be lost when the machine goes down)
+    #[arg(long, value_name = "MODE", default_value = "full", value_parser = sqlite_synchronous_parser())]
+    pub sqlite_synchronous: SqliteSynchronous,
+
+    /// Most rules an org's policy may have
+    #[arg(long, value_name = "N", default_value_t = policy_limits::DEFAULT_MAX_POLICY_RULES)]
+    pub max_policy_rules: usize,
+
+    /// Most memory, in bytes, an org's compiled policy may take (its regexes above all)
+    #[arg(long, value_name = "BYTES", default_value_t = policy_limits::DEFAULT_MAX_POLICY_COMPILED_BYTES)]
+    pub max_policy_compiled_bytes: usize,
+
+    /// Most connections served at once; past it a connection gets a 503
+    #[arg(long, value_name = "N", default_value_t = connections::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers (also ends idle connections)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = config::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long one request, its body included, may take before it is answered with a 503
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = config::parse_duration)]
+    pub request_timeout: Duration,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
+}
+
+fn sqlite_synchronous_parser() -> impl clap::builder::TypedValueParser<Value = SqliteSynchronous> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["full", "normal"])
+        .try_map(|text: String| text.parse::<SqliteSynchronous>())
 }
 
 /// Which database: shared by serving and the operator subcommands.
@@ -129,6 +162,22 @@ async fn serve(
         .context("--max-token-ttl must be at least one second")?;
     let mut config = GatewayConfig::new(database_url, args.listen);
     config.max_token_ttl_seconds = max_token_ttl_seconds;
+    config.sqlite_synchronous = args.sqlite_synchronous;
+    config.policy_limits = PolicyLimits {
+        max_rules: args.max_policy_rules,
+        max_compiled_bytes: args.max_policy_compiled_bytes,
+    };
+    config.connection_limits = ConnectionLimits {
+        max_connections: args.max_connections,
+        header_read_timeout: args.header_read_timeout,
+        request_timeout: args.request_timeout,
+    };
+    if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
+        tracing::warn!(
+            "--sqlite-synchronous normal: commits are not synced one by one; the last answered \
+             decisions may be lost if the machine goes down"
+        );
+    }
     let gateway = Gateway::bind(config).await?;
     let url = client_url(gateway.local_addr());
 

@@ -1,6 +1,8 @@
 //! Org policies (admin keys only): read, replace atomically after validation (a stale version
-//! is a 409), and test a hypothetical check without recording anything.
+//! is a 409), and test a hypothetical check without recording anything. A document is checked
+//! against the server's size limits and compiled on the blocking pool (`policy_limits`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -8,7 +10,7 @@ use axum::extract::State;
 
 use crate::api::policies::{PolicyDocument, PolicyTestRequest, PolicyTestResponse};
 use crate::api::time;
-use crate::guardian;
+use crate::guardian::{self, CompiledPolicy};
 use crate::store::{self, policies::Replaced};
 
 use super::AppState;
@@ -16,6 +18,7 @@ use super::auth::Caller;
 use super::check::{self, CheckParams, params::RawCheck};
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
+use super::policy_limits::{self, PolicyLimits};
 
 pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<PolicyDocument>> {
     caller.require_admin()?;
@@ -32,10 +35,10 @@ pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Jso
 pub async fn replace(
     State(state): State<AppState>,
     caller: Caller,
-    JsonBody(mut document): JsonBody<PolicyDocument>,
+    JsonBody(document): JsonBody<PolicyDocument>,
 ) -> ApiResult<Json<PolicyDocument>> {
     caller.require_admin()?;
-    guardian::compile(&document).map_err(|error| ApiError::validation(error.to_string()))?;
+    let (mut document, _) = compile_within_limits(document, state.settings.policy_limits).await?;
     let expected_version = document.version.take();
     document.updated_at = None;
     document.updated_by = None;
@@ -80,9 +83,11 @@ pub async fn test(
             session_id: request.session_id.as_deref(),
         },
     )?;
-    let policy = match &request.policy {
-        Some(document) => std::sync::Arc::new(
-            guardian::compile(document).map_err(|error| ApiError::validation(error.to_string()))?,
+    let policy = match request.policy {
+        Some(document) => Arc::new(
+            compile_within_limits(document, state.settings.policy_limits)
+                .await?
+                .1,
         ),
         None => state.policies.current(&state.store, &caller.org_id).await?,
     };
@@ -93,6 +98,28 @@ pub async fn test(
         matched_rule,
         extra: Default::default(),
     }))
+}
+
+/// Checks a document against the server's limits and compiles it, on the blocking pool: a
+/// large policy takes CPU for a while, and the async workers must keep answering every other
+/// request (`/health`, other orgs' checks) meanwhile. Returns the document with its compiled
+/// form; a document past a limit or invalid is a 400 naming the problem.
+async fn compile_within_limits(
+    document: PolicyDocument,
+    limits: PolicyLimits,
+) -> ApiResult<(PolicyDocument, CompiledPolicy)> {
+    tokio::task::spawn_blocking(move || {
+        policy_limits::check(&document, &limits)
+            .map_err(|error| ApiError::validation(error.to_string()))?;
+        let compiled = guardian::compile(&document)
+            .map_err(|error| ApiError::validation(error.to_string()))?;
+        Ok((document, compiled))
+    })
+    .await
+    .map_err(|error| {
+        tracing::error!(%error, "compiling a policy failed");
+        ApiError::internal()
+    })?
 }
 
 fn stored_document(row: &store::policies::PolicyRow) -> ApiResult<PolicyDocument> {

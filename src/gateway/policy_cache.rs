@@ -40,7 +40,15 @@ impl PolicyCache {
             tracing::error!(%error, org_id, "stored policy does not parse");
             ApiError::internal()
         })?;
-        let policy = Arc::new(guardian::compile(&document).map_err(|error| {
+        // Compiling takes CPU for a while on a large policy: on the blocking pool, so the async
+        // workers keep serving every other request meanwhile.
+        let compiled = tokio::task::spawn_blocking(move || guardian::compile(&document))
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, org_id, "compiling the stored policy failed");
+                ApiError::internal()
+            })?;
+        let policy = Arc::new(compiled.map_err(|error| {
             tracing::error!(%error, org_id, "stored policy does not compile");
             ApiError::internal()
         })?);

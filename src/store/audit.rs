@@ -134,28 +134,171 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
     Ok(())
 }
 
-/// An org's events in chain order, oldest first.
+const EVENT_COLUMNS: &str = "org_id, seq, id, kind, actor, subject_type, subject_id, detail, \
+                             created_at, prev_hash, hash";
+
+/// An org's events in chain order, oldest first (the whole chain: for tests and small orgs;
+/// [`page`] is the bounded read).
 pub async fn list(store: &Store, org_id: &str) -> Result<Vec<EventRow>> {
-    const SQL: &str = "SELECT org_id, seq, id, kind, actor, subject_type, subject_id, detail, \
-                       created_at, prev_hash, hash FROM audit_events WHERE org_id = $1 ORDER BY seq";
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE org_id = $1 ORDER BY seq");
     Ok(
-        on_db!(store, pool => sqlx::query_as::<_, EventRow>(SQL).bind(org_id).fetch_all(pool).await?),
+        on_db!(store, pool => sqlx::query_as::<_, EventRow>(&sql).bind(org_id).fetch_all(pool).await?),
     )
+}
+
+/// Up to `limit` events of the org with `after_seq < seq <= until_seq`, in chain order: one
+/// range scan of the primary key `(org_id, seq)`.
+pub async fn page(
+    store: &Store,
+    org_id: &str,
+    after_seq: i64,
+    until_seq: i64,
+    limit: u32,
+) -> Result<Vec<EventRow>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events \
+         WHERE org_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+    );
+    Ok(on_db!(store, pool => sqlx::query_as::<_, EventRow>(&sql)
+        .bind(org_id)
+        .bind(after_seq)
+        .bind(until_seq)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?))
+}
+
+/// The head of an org's chain: the last sequence number and hash appended. `None` when the org
+/// has no chain (no such org).
+pub async fn head(store: &Store, org_id: &str) -> Result<Option<(i64, String)>> {
+    const SQL: &str = "SELECT last_seq, last_hash FROM audit_heads WHERE org_id = $1";
+    Ok(on_db!(store, pool => sqlx::query_as(SQL).bind(org_id).fetch_optional(pool).await?))
+}
+
+/// Where and why a chain stops linking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// The sequence number where the chain breaks (the first missing one, for a gap).
+    pub seq: i64,
+    /// The event found there, when there is one (a missing event has none).
+    pub event_id: Option<String>,
+    pub kind: Option<String>,
+    pub reason: String,
+}
+
+/// The outcome of walking a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// Events read and found linked before the walk stopped.
+    pub events_checked: u64,
+    /// `None` when the whole chain, up to the head read at the start, is intact.
+    pub broken: Option<Break>,
+}
+
+/// Events read per query while verifying: memory stays bounded whatever the chain's length.
+pub const VERIFY_PAGE_SIZE: u32 = 500;
+
+/// Walks an org's chain from the genesis to the head read at the start, `page_size` events at a
+/// time, and stops at the first event that does not link: a missing sequence number, a
+/// `prev_hash` that is not its predecessor's hash, content that does not hash to its `hash`, or
+/// a head that names a sequence number or hash the events do not end with (a dropped tail).
+/// Events appended during the walk are beyond the head read first, so they are not judged.
+pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result<Verification> {
+    let Some((head_seq, head_hash)) = head(store, org_id).await? else {
+        return Err(Error::Corrupt(format!("org {org_id} has no audit chain")));
+    };
+    let page_size = page_size.max(1);
+    let mut prev_hash = GENESIS_HASH.to_string();
+    let mut last_seq = 0;
+    let mut checked: u64 = 0;
+    let broken = |seq: i64, event: Option<&EventRow>, reason: String| Break {
+        seq,
+        event_id: event.map(|event| event.id.clone()),
+        kind: event.map(|event| event.kind.clone()),
+        reason,
+    };
+    loop {
+        let events = page(store, org_id, last_seq, head_seq, page_size).await?;
+        let Some(last) = events.last() else {
+            break;
+        };
+        let next_after = last.seq;
+        for event in &events {
+            let expected_seq = last_seq + 1;
+            let problem = if event.seq != expected_seq {
+                Some(broken(
+                    expected_seq,
+                    None,
+                    format!(
+                        "event {expected_seq} is missing: the chain goes from event {last_seq} \
+                         to event {} ({})",
+                        event.seq, event.id
+                    ),
+                ))
+            } else if event.prev_hash != prev_hash {
+                Some(broken(
+                    event.seq,
+                    Some(event),
+                    format!(
+                        "event {} ({}) does not link to its predecessor: its prev_hash is not \
+                         the hash of event {last_seq}",
+                        event.seq, event.id
+                    ),
+                ))
+            } else if chain_hash(&prev_hash, event) != event.hash {
+                Some(broken(
+                    event.seq,
+                    Some(event),
+                    format!(
+                        "event {} ({}) was modified: its content does not match its hash",
+                        event.seq, event.id
+                    ),
+                ))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Ok(Verification {
+                    events_checked: checked,
+                    broken: Some(problem),
+                });
+            }
+            checked += 1;
+            last_seq = event.seq;
+            prev_hash = event.hash.clone();
+        }
+        if next_after >= head_seq {
+            break;
+        }
+    }
+    let tail_problem = if last_seq != head_seq {
+        Some(broken(
+            last_seq + 1,
+            None,
+            format!(
+                "the chain ends at event {last_seq} but its head says {head_seq} events were \
+                 appended: event {} onwards is missing",
+                last_seq + 1
+            ),
+        ))
+    } else if prev_hash != head_hash {
+        Some(broken(
+            last_seq,
+            None,
+            format!("event {last_seq}'s hash is not the hash the chain's head recorded"),
+        ))
+    } else {
+        None
+    };
+    Ok(Verification {
+        events_checked: checked,
+        broken: tail_problem,
+    })
 }
 
 /// Walks an org's chain and returns the sequence number of the first event that does not link,
 /// or `None` when the whole chain is intact.
 pub async fn verify(store: &Store, org_id: &str) -> Result<Option<i64>> {
-    let mut prev_hash = GENESIS_HASH.to_string();
-    for (position, event) in list(store, org_id).await?.iter().enumerate() {
-        let expected_seq = position as i64 + 1;
-        if event.seq != expected_seq
-            || event.prev_hash != prev_hash
-            || chain_hash(&prev_hash, event) != event.hash
-        {
-            return Ok(Some(event.seq));
-        }
-        prev_hash = event.hash.clone();
-    }
-    Ok(None)
+    let verification = verify_chain(store, org_id, VERIFY_PAGE_SIZE).await?;
+    Ok(verification.broken.map(|broken| broken.seq))
 }

@@ -10,6 +10,8 @@ use super::telemetry::{EventFilter, EventRow};
 use super::*;
 use crate::api::keys::Role;
 
+mod durability;
+
 /// The env var that turns the PostgreSQL run on.
 pub const TEST_DATABASE_URL: &str = "AGENTTRUST_TEST_DATABASE_URL";
 
@@ -22,8 +24,30 @@ async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
         && !admin_url.is_empty()
     {
         stores.push((fresh_postgres(&admin_url).await, None));
+    } else {
+        postgres_unavailable();
     }
     stores
+}
+
+/// Without a PostgreSQL server the store tests run on SQLite only: a failure under `CI=true`
+/// (CI must test both backends), a note on stderr once per run locally. The note is written to
+/// the process's stderr directly, past libtest's capture, so a passing run shows it.
+fn postgres_unavailable() {
+    let in_ci = std::env::var("CI")
+        .is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false" | "FALSE"));
+    assert!(
+        !in_ci,
+        "CI is set but {TEST_DATABASE_URL} is not: the store tests must run on PostgreSQL in CI"
+    );
+    static NOTE: std::sync::Once = std::sync::Once::new();
+    NOTE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {TEST_DATABASE_URL} is not set: the store tests ran on SQLite only"
+        );
+    });
 }
 
 async fn fresh_postgres(admin_url: &str) -> Store {
@@ -88,6 +112,7 @@ impl Checker {
                 store: store.clone(),
                 settings: std::sync::Arc::new(crate::gateway::Settings {
                     max_token_ttl_seconds: 3600,
+                    policy_limits: Default::default(),
                 }),
                 policies: std::sync::Arc::default(),
             },

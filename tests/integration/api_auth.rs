@@ -227,9 +227,20 @@ fn bearer_token_identity(h: &Harness) {
     );
     let body = reply.ok();
     assert_eq!(body["allowed"], true, "{body}");
-    if let Some(checked) = body.get("agent_id") {
-        assert_eq!(checked, agent_id);
-    }
+    assert_eq!(
+        body["agent_id"], agent_id,
+        "the token names the agent: {body}"
+    );
+    // The recorded check is the token's agent's.
+    let check_id = body["check_id"].as_str().expect("a recorded check");
+    assert_eq!(
+        h.sql_integers(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checks WHERE id = '{check_id}' \
+             AND agent_id = '{agent_id}' AND org_id = '{}'",
+            h.org_id
+        )),
+        Some(vec![1])
+    );
     // Naming itself is fine too.
     let reply = h.raw(
         Method::POST,

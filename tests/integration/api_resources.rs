@@ -211,16 +211,38 @@ fn keys_create_list_revoke(h: &Harness) {
     let entry = keys.iter().find(|k| k["id"] == key["id"]).unwrap();
     assert!(secret.starts_with(entry["prefix"].as_str().unwrap()));
 
-    h.request(reqwest::Method::DELETE, &format!("/api/v1/keys/{id}"), None)
-        .ok();
+    let revoked = h
+        .request(reqwest::Method::DELETE, &format!("/api/v1/keys/{id}"), None)
+        .ok()
+        .clone();
+    assert_eq!(revoked["success"], true, "{revoked}");
+    assert_eq!(revoked["id"], key["id"], "{revoked}");
+    // A revoked key stays listed, marked with when it was revoked; the other key is untouched.
     let listed = h.get("/api/v1/keys").ok().clone();
-    let entry = listed["keys"]
-        .as_array()
-        .unwrap()
+    assert_no_nulls(&listed);
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "{listed}");
+    let entry = keys
         .iter()
         .find(|k| k["id"] == key["id"])
-        .cloned();
-    if let Some(entry) = entry {
-        assert!(entry["revoked_at"].is_string(), "{entry}");
-    }
+        .unwrap_or_else(|| panic!("the revoked key is still listed: {listed}"));
+    let revoked_at = entry["revoked_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("revoked_at is a timestamp: {entry}"));
+    let revoked_at = agenttrust::api::time::parse(revoked_at).expect("RFC 3339");
+    assert!(
+        (agenttrust::api::time::now() - revoked_at).abs() <= 60,
+        "revoked just now: {entry}"
+    );
+    let admin = keys.iter().find(|k| k["id"] != key["id"]).unwrap();
+    assert!(admin.get("revoked_at").is_none(), "{admin}");
+    // The stored row says the same, and the key no longer authenticates.
+    assert_eq!(
+        h.sql_integers(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM api_keys WHERE id = '{id}' AND revoked_at IS NOT NULL"
+        )),
+        Some(vec![1])
+    );
+    h.request_as(secret, reqwest::Method::GET, "/api/v1/agents", None)
+        .expect_error(401);
 }

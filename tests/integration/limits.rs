@@ -1,0 +1,250 @@
+//! Resource limits of the gateway: connections (a half-sent header is cut off, connections past
+//! the cap get a 503, a slow request times out) and policy size (refused past the caps with a
+//! 400 naming the limit; compiled off the async workers, so `/health` answers meanwhile).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use agenttrust::gateway::GatewayConfig;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::Harness;
+use crate::on_both_backends;
+
+on_both_backends!(
+    policies_past_the_caps_are_refused,
+    a_policy_at_the_cap_compiles_while_health_answers,
+);
+
+/// The gateway's address as `host:port`.
+fn address(h: &Harness) -> String {
+    h.url.trim_start_matches("http://").to_string()
+}
+
+/// Reads from `stream` until the server closes it, at most `limit`; returns what was read and
+/// how long it took, or `None` when the connection was still open at `limit`.
+fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<(Vec<u8>, Duration)> {
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("read timeout");
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while started.elapsed() < limit {
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some((received, started.elapsed())),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            // A reset is a close too.
+            Err(_) => return Some((received, started.elapsed())),
+        }
+    }
+    None
+}
+
+#[test]
+fn a_half_sent_header_is_cut_off_within_the_timeout() {
+    let h = Harness::sqlite_with(|config: &mut GatewayConfig| {
+        config.connection_limits.header_read_timeout = Duration::from_millis(300);
+    });
+    let mut stream = TcpStream::connect(address(&h)).expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\nX-Slow: ")
+        .expect("write");
+    let (_, took) = read_until_closed(&mut stream, Duration::from_secs(10))
+        .expect("the server closes a connection whose header never ends");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A whole request on a new connection is served as usual.
+    assert_eq!(
+        h.raw(Method::GET, "/health", &[], None).ok()["status"],
+        "healthy"
+    );
+}
+
+#[test]
+fn connections_past_the_cap_get_a_503_until_one_closes() {
+    let h = Harness::sqlite_with(|config: &mut GatewayConfig| {
+        config.connection_limits.max_connections = 2;
+        config.connection_limits.header_read_timeout = Duration::from_secs(30);
+    });
+    let held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(address(&h)).expect("connect"))
+        .collect();
+    let refused = h.raw(Method::GET, "/health", &[], None);
+    assert_eq!(refused.expect_error(503), "TOO_MANY_CONNECTIONS");
+    assert!(
+        refused.message().contains("maximum of 2 connections"),
+        "{}",
+        refused.text
+    );
+
+    drop(held);
+    // The server notices the closed connections and frees their places.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = h.raw(Method::GET, "/health", &[], None);
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.text);
+        assert!(Instant::now() < deadline, "the places were never freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_request_whose_body_never_arrives_times_out() {
+    let h = Harness::sqlite_with(|config: &mut GatewayConfig| {
+        config.connection_limits.request_timeout = Duration::from_millis(500);
+    });
+    let before = h.row_counts();
+    let mut stream = TcpStream::connect(address(&h)).expect("connect");
+    let head = format!(
+        "POST /api/v1/agents HTTP/1.1\r\nHost: gateway\r\nX-API-Key: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":",
+        h.admin_key
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    let started = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let mut buffer = [0u8; 4096];
+    let read = stream.read(&mut buffer).expect("an answer");
+    let answer = String::from_utf8_lossy(&buffer[..read]).to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("REQUEST_TIMEOUT"), "{answer}");
+    assert_eq!(h.row_counts(), before);
+}
+
+/// A policy of `rules` rules, each matching the input against `pattern`.
+fn regex_policy(rules: usize, pattern: &str) -> Value {
+    let rules: Vec<Value> = (0..rules)
+        .map(|index| {
+            json!({"id": format!("rule-{index:04}"), "tools": ["*"],
+                   "input": {"regex": [pattern]}, "decision": "deny",
+                   "reason": "no secrets in tool input"})
+        })
+        .collect();
+    json!({ "rules": rules })
+}
+
+fn policies_past_the_caps_are_refused(h: &Harness) {
+    let agent = h.create_agent("limited", &[]);
+    let before = h.row_counts();
+    // The review's policy: 2000 regex rules, about 137 KiB.
+    let huge = regex_policy(2000, r"(password|secret|token)\s*[:=]\s*\w{8,}");
+    assert!(
+        huge.to_string().len() > 137 * 1024,
+        "{}",
+        huge.to_string().len()
+    );
+    let reply = h.request(Method::PUT, "/api/v1/policies", Some(huge.clone()));
+    reply.expect_error(400);
+    assert!(
+        reply.message().contains("2000 rules") && reply.message().contains("at most 500"),
+        "{}",
+        reply.text
+    );
+    // Under the rule cap but past the compiled-size cap: the rule where it ran out is named.
+    let heavy = regex_policy(300, r"(password|secret)\w+\d{3}");
+    let reply = h.request(Method::PUT, "/api/v1/policies", Some(heavy.clone()));
+    reply.expect_error(400);
+    assert!(
+        reply.message().contains("--max-policy-compiled-bytes")
+            && reply.message().contains("rule-0"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(h.row_counts(), before, "nothing stored");
+    assert_eq!(h.get("/api/v1/policies").ok()["version"], 0);
+    // The same caps hold for a policy given to `policies test`.
+    for policy in [huge, heavy] {
+        let reply = h.post(
+            "/api/v1/policies/test",
+            json!({"agent_id": agent["id"], "action_name": "web_search", "policy": policy}),
+        );
+        reply.expect_error(400);
+    }
+}
+
+/// Uploads `policy` from a thread of its own; the thread returns the status and how long the
+/// upload took.
+fn upload_policy(h: &Harness, policy: Value) -> std::thread::JoinHandle<(u16, Duration)> {
+    let url = format!("{}/api/v1/policies", h.url);
+    let key = h.admin_key.clone();
+    std::thread::spawn(move || {
+        let started = Instant::now();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let status = runtime.block_on(async {
+            reqwest::Client::new()
+                .put(url)
+                .header("X-API-Key", key)
+                .json(&policy)
+                .timeout(Duration::from_secs(180))
+                .send()
+                .await
+                .expect("the policy upload is answered")
+                .status()
+                .as_u16()
+        });
+        (status, started.elapsed())
+    })
+}
+
+fn a_policy_at_the_cap_compiles_while_health_answers(h: &Harness) {
+    let agent = h.create_agent("busy", &[]);
+    // About 7.5 MiB compiled, under the default 8 MiB; the pattern differs per upload so each
+    // is compiled in full. Two at once: as many as the test gateway has async workers, so a
+    // compile on a worker would stall everything else until it ends.
+    let uploads: Vec<_> = ["password", "secret"]
+        .into_iter()
+        .map(|word| upload_policy(h, regex_policy(100, &format!(r"({word}|token)\w+\d{{3}}"))))
+        .collect();
+    let mut answered_meanwhile = 0;
+    let mut slowest = Duration::ZERO;
+    while uploads.iter().any(|upload| !upload.is_finished()) {
+        let asked = Instant::now();
+        assert_eq!(
+            h.raw(Method::GET, "/health", &[], None).ok()["status"],
+            "healthy"
+        );
+        slowest = slowest.max(asked.elapsed());
+        answered_meanwhile += 1;
+    }
+    let mut fastest_upload = Duration::MAX;
+    for upload in uploads {
+        let (status, took) = upload.join().expect("upload thread");
+        // One of the two may lose the race for the version: 409, nothing half-written.
+        assert!(status == 200 || status == 409, "{status}");
+        assert!(took < Duration::from_secs(120), "compiling took {took:?}");
+        fastest_upload = fastest_upload.min(took);
+    }
+    assert!(
+        answered_meanwhile >= 2,
+        "the uploads ended before /health was asked"
+    );
+    assert!(
+        slowest < fastest_upload / 3,
+        "/health took {slowest:?} while policies compiled for {fastest_upload:?}"
+    );
+    // The stored policy decides checks (compiled again, by the policy cache, off the workers).
+    let decision = h.check(json!({"agent_id": agent["id"], "action_name": "web_search",
+                                  "action_input_summary": "token1234"}));
+    assert_eq!(decision["allowed"], false, "{decision}");
+    assert_eq!(decision["rule"], "rule:rule-0000", "{decision}");
+}
