@@ -14,7 +14,7 @@ on_both_backends!(
     ttl_over_the_cap_is_capped,
     ttl_must_be_positive,
     scopes_must_be_capabilities,
-    agent_without_capabilities_may_ask_any_scope,
+    agent_without_capabilities_gets_no_scope,
     introspect_reports_the_token,
     required_scopes_are_honoured,
     revoked_token_is_inactive,
@@ -148,10 +148,25 @@ fn scopes_must_be_capabilities(h: &Harness) {
     assert_eq!(issued["scopes"], json!(["web:search"]));
 }
 
-fn agent_without_capabilities_may_ask_any_scope(h: &Harness) {
+/// The same ceiling as a delegation's: an agent registered without capabilities holds nothing
+/// to put in a token (fail closed), and the message says how to fix it.
+fn agent_without_capabilities_gets_no_scope(h: &Harness) {
     let agent = h.create_agent("unbounded", &[]);
-    let issued = h.issue_token(agent["id"].as_str().unwrap(), &["anything:at-all"], 60);
-    assert_eq!(issued["scopes"], json!(["anything:at-all"]));
+    let before = h.row_counts();
+    let reply = h.post(
+        "/api/v1/agent-tokens/issue",
+        json!({"agent_id": agent["id"], "scopes": ["anything:at-all"], "ttl": 60}),
+    );
+    reply.expect_error(400);
+    assert!(
+        reply.message().contains("agents create --capabilities"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(h.row_counts(), before);
+    // A token without scopes may still be issued; it allows nothing when presented.
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &[], 60);
+    assert_eq!(issued["scopes"], json!([]));
 }
 
 fn introspect_reports_the_token(h: &Harness) {
