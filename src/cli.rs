@@ -34,7 +34,7 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::client::{self, Client};
 use crate::config::{self, ConfigStore, Resolved, Source, env};
-use crate::exit::Failure;
+use crate::exit::{Failure, Outcome};
 use crate::output::{self, Format, Printer};
 
 const AFTER_HELP: &str = "\
@@ -199,33 +199,34 @@ pub fn config_dir_override(globals: &GlobalArgs) -> Option<PathBuf> {
         .or_else(|| env::var(env::CONFIG_DIR).map(PathBuf::from))
 }
 
-/// Runs the parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command to its [`Outcome`] (`exit::finish` turns it into the exit status).
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let globals = cli.globals;
+    let done = |result: anyhow::Result<()>| result.map(|()| Outcome::Success);
     match cli.command {
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => done(completions::run(args)),
         #[cfg(feature = "server")]
         Command::Server(args) => {
             let dir = config_dir_override(&globals);
-            server::run(args, dir.as_deref()).await
+            done(server::run(args, dir.as_deref()).await)
         }
         command => {
             let context = Context::load(&globals)?;
             match command {
-                Command::Login(args) => login::run(&context, args).await,
-                Command::Profile(args) => profile::run(&context, args),
-                Command::Status(args) => status::run(&context, args).await,
-                Command::Health(args) => health::run(&context, args).await,
-                Command::Agents(args) => agents::run(&context, args).await,
+                Command::Login(args) => done(login::run(&context, args).await),
+                Command::Profile(args) => done(profile::run(&context, args)),
+                Command::Status(args) => done(status::run(&context, args).await),
+                Command::Health(args) => done(health::run(&context, args).await),
+                Command::Agents(args) => done(agents::run(&context, args).await),
                 Command::Tokens(args) => tokens::run(&context, args).await,
                 Command::Actions(args) => actions::run(&context, args).await,
-                Command::Telemetry(args) => telemetry::run(&context, args).await,
-                Command::Sessions(args) => sessions::run(&context, args).await,
+                Command::Telemetry(args) => done(telemetry::run(&context, args).await),
+                Command::Sessions(args) => done(sessions::run(&context, args).await),
                 Command::Approvals(args) => approvals::run(&context, args).await,
                 Command::Guard(args) => guard::run(&context, args).await,
                 Command::Policies(args) => policies::run(&context, args).await,
-                Command::Delegations(args) => delegations::run(&context, args).await,
-                Command::Keys(args) => keys::run(&context, args).await,
+                Command::Delegations(args) => done(delegations::run(&context, args).await),
+                Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Completions(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),

@@ -97,6 +97,12 @@ impl Printer {
         self.quiet
     }
 
+    /// The answer goes to stdout as one JSON document (`-o json` without `-q`): a verb then
+    /// prints that document and nothing else on stdout.
+    pub fn prints_json(&self) -> bool {
+        self.is_json() && !self.quiet
+    }
+
     /// Prints a gateway answer: the primary values with `-q` (one a line), else the raw JSON
     /// with `-o json`, else the view. `-q` wins over `-o json` so `T=$(… -q)` always works.
     pub fn show(&self, raw: &serde_json::Value, primary: &[String], view: View) -> io::Result<()> {
@@ -171,6 +177,9 @@ pub fn print_error(report: &Report, json: bool) {
         }
         if let Some(hint) = &report.hint {
             error.insert("hint".to_string(), hint.clone().into());
+        }
+        if let Some(approval_id) = &report.approval_id {
+            error.insert("approval_id".to_string(), approval_id.clone().into());
         }
         let body = serde_json::json!({ "error": error });
         let _ = writeln!(stderr, "{body}");

@@ -17,6 +17,7 @@ use crate::api::actions::Effect;
 use crate::api::policies::{EffectDefaults, PolicyDocument, PolicyRule, PolicyTestRequest};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
+use crate::exit::{Outcome, Retry};
 use crate::guardian;
 use crate::output::{View, or_dash};
 
@@ -84,11 +85,11 @@ pub struct TestArgs {
     pub file: Option<PathBuf>,
 }
 
-pub async fn run(context: &Context, args: PoliciesArgs) -> anyhow::Result<()> {
+pub async fn run(context: &Context, args: PoliciesArgs) -> anyhow::Result<Outcome> {
     match args.command {
-        PoliciesCommand::Get => get(context).await,
-        PoliciesCommand::Set(args) => set(context, args).await,
-        PoliciesCommand::Validate(args) => validate(context, args),
+        PoliciesCommand::Get => get(context).await.map(|()| Outcome::Success),
+        PoliciesCommand::Set(args) => set(context, args).await.map(|()| Outcome::Success),
+        PoliciesCommand::Validate(args) => validate(context, args).map(|()| Outcome::Success),
         PoliciesCommand::Test(args) => test(context, args).await,
     }
 }
@@ -173,7 +174,7 @@ pub fn validate(context: &Context, args: ValidateArgs) -> anyhow::Result<()> {
     let document = read_document(&args.file)?;
     check_document(&document, &args.file)?;
     let rules = document.rules.len();
-    if context.printer.is_json() && !context.printer.is_quiet() {
+    if context.printer.prints_json() {
         context
             .printer
             .json(&serde_json::json!({ "valid": true, "rules": rules }))?;
@@ -185,7 +186,7 @@ pub fn validate(context: &Context, args: ValidateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<()> {
+pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<Outcome> {
     let agent_id = super::agent_or_env(args.agent)?;
     let policy = match &args.file {
         Some(path) => {
@@ -198,7 +199,7 @@ pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let request = PolicyTestRequest {
         agent_id,
-        action_name: args.tool,
+        action_name: args.tool.clone(),
         action_input_summary: args
             .input
             .as_deref()
@@ -235,7 +236,11 @@ pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<()> {
             ),
         ]),
     )?;
-    super::actions::decision_outcome(context, decision)
+    Ok(super::actions::decision_outcome(
+        &args.tool,
+        decision,
+        Retry::Hypothetical,
+    ))
 }
 
 /// Reads a policy document from a JSON file (`-` = stdin). Unknown keys are kept here and

@@ -12,6 +12,7 @@ mod approvals;
 mod cli_basics;
 mod cli_elevation;
 mod cli_profiles;
+mod cli_scripting;
 mod cli_usage;
 mod cli_workflow;
 mod delegations;
