@@ -446,12 +446,12 @@ fn warn_if_exposed(path: &Path) {
     if let Ok(metadata) = fs::metadata(path) {
         let mode = metadata.permissions().mode();
         if mode & 0o077 != 0 && !WARNED.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "warning: {} is readable by group or others (mode {:o}); run `chmod 600 {}`",
+            crate::output::warn(format!(
+                "{} is readable by group or others (mode {:o}); run `chmod 600 {}`",
                 path.display(),
                 mode & 0o777,
                 path.display()
-            );
+            ));
         }
     }
 }

@@ -226,6 +226,16 @@ fn reason_or_default(reason: &str) -> &str {
     }
 }
 
+/// Filters the result of printing a decision's answer: a reader that went away does not change
+/// the outcome — a denial must never become exit 0 because `| head -c1` closed the pipe — while
+/// any other write error still fails the run.
+pub fn answer_printed(printed: std::io::Result<()>) -> std::io::Result<()> {
+    match printed {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Failures the CLI itself decides on (the gateway's errors are `client::Error`).
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {

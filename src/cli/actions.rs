@@ -8,7 +8,7 @@ use super::Context;
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
-use crate::exit::{Outcome, Retry};
+use crate::exit::{self, Outcome, Retry};
 use crate::output::{View, or_dash};
 
 #[derive(Debug, Args)]
@@ -86,7 +86,7 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
         (true, Some(approval_id)) => approval_id.clone(),
         _ => decision.check_id.clone(),
     };
-    context.printer.show(
+    exit::answer_printed(context.printer.show(
         &response.raw,
         std::slice::from_ref(&primary),
         View::Record(vec![
@@ -103,7 +103,7 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
             ("guard_tier", or_dash(Some(&decision.guard_tier))),
             ("latency_ms", decision.latency_ms.to_string()),
         ]),
-    )?;
+    ))?;
     Ok(decision_outcome(&args.tool, decision, Retry::SameSession))
 }
 

@@ -10,7 +10,7 @@ use super::Context;
 use crate::api::approvals::{Approval, ApprovalQuery, DecideRequest};
 use crate::client;
 use crate::config;
-use crate::exit::Outcome;
+use crate::exit::{self, Outcome};
 use crate::output::{View, or_dash};
 
 /// The statuses an approval can have, plus `all` (no filter).
@@ -160,7 +160,8 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
     let client = context.client()?;
     let response = client::approvals::get(&client, id).await?;
-    show_approval(context, &response.raw, &response.value)
+    show_approval(context, &response.raw, &response.value)?;
+    Ok(())
 }
 
 /// Approve or deny.
@@ -187,9 +188,7 @@ pub async fn decide(context: &Context, args: DecideArgs, decision: Decision) -> 
         .unwrap_or_else(|| default_decider(std::env::var("USER").ok()));
     // Show what is being decided before asking (and before deciding without asking).
     let approval = client::approvals::get(&client, &args.id).await?.value;
-    if !context.printer.is_quiet() {
-        eprint!("{}", describe(&approval));
-    }
+    context.printer.note(describe(&approval));
     if matches!(
         wait_outcome(&approval.status),
         WaitOutcome::Approved | WaitOutcome::Denied | WaitOutcome::Expired
@@ -321,7 +320,7 @@ pub async fn wait(context: &Context, args: WaitArgs) -> anyhow::Result<Outcome> 
     let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
     let response = poll_until_decided(context, &client, &args.id, timeout, args.interval).await?;
     let approval = response.value;
-    show_approval(context, &response.raw, &approval)?;
+    exit::answer_printed(show_approval(context, &response.raw, &approval))?;
     Ok(approval_outcome(approval, timeout))
 }
 
@@ -363,7 +362,7 @@ fn show_approval(
     context: &Context,
     raw: &serde_json::Value,
     approval: &Approval,
-) -> anyhow::Result<()> {
+) -> std::io::Result<()> {
     let mut fields = vec![
         ("id", approval.id.clone()),
         ("status", or_dash(Some(&approval.status))),
@@ -385,8 +384,7 @@ fn show_approval(
         raw,
         std::slice::from_ref(&approval.status),
         View::Record(fields),
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

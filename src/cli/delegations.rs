@@ -289,9 +289,7 @@ pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
         .await
         .ok()
         .map(|response| active_descendants(&response.value.delegations, &delegation.id));
-    if !context.printer.is_quiet() {
-        eprint!("{}", describe(&delegation, below));
-    }
+    context.printer.note(describe(&delegation, below));
     if delegation.status == "revoked" {
         // Nothing left to cut off: revoking again is harmless and revokes nothing more.
         context

@@ -21,7 +21,7 @@ use crate::api::time;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::client::{self, Client, Response};
 use crate::config::env;
-use crate::exit::{Outcome, Retry};
+use crate::exit::{self, Outcome, Retry};
 use crate::guard::child;
 use crate::guard::spool::{self, Delivery, Spool, SpooledEvent};
 use crate::output;
@@ -423,7 +423,7 @@ async fn decide(
     };
     let show = |response: &Response<CheckDecision>| -> anyhow::Result<()> {
         if question.show {
-            context.printer.json(&response.raw)?;
+            exit::answer_printed(context.printer.json(&response.raw))?;
         }
         Ok(())
     };

@@ -17,7 +17,7 @@ use crate::api::actions::Effect;
 use crate::api::policies::{EffectDefaults, PolicyDocument, PolicyRule, PolicyTestRequest};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
-use crate::exit::{Outcome, Retry};
+use crate::exit::{self, Outcome, Retry};
 use crate::guardian;
 use crate::output::{View, or_dash};
 
@@ -124,10 +124,10 @@ pub async fn set(context: &Context, args: SetArgs) -> anyhow::Result<()> {
         ));
         return show_stored(context, &serde_json::to_value(&stored)?, &stored);
     }
-    if !context.printer.is_quiet() {
-        eprintln!("Changes to the policy (version {stored_version}):");
-        eprint!("{}", changes.render());
-    }
+    context.printer.note(format!(
+        "Changes to the policy (version {stored_version}):\n{}",
+        changes.render()
+    ));
     context.confirm(
         args.yes,
         &format!("replace the policy (version {stored_version})"),
@@ -220,7 +220,7 @@ pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<Outcome> 
         "deny"
     };
     let matched_rule = or_dash(result.matched_rule.as_deref());
-    context.printer.show(
+    exit::answer_printed(context.printer.show(
         &response.raw,
         &[verdict.to_string()],
         View::Record(vec![
@@ -235,7 +235,7 @@ pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<Outcome> 
                 decision.elevation_required.to_string(),
             ),
         ]),
-    )?;
+    ))?;
     Ok(super::actions::decision_outcome(
         &args.tool,
         decision,

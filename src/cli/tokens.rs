@@ -6,7 +6,7 @@ use super::Context;
 use crate::api::join_or_dash;
 use crate::api::tokens::{IntrospectRequest, IssueTokenRequest, RevokeTokenRequest};
 use crate::client;
-use crate::exit::Outcome;
+use crate::exit::{self, Outcome};
 use crate::output::{View, mask_secret, or_dash};
 
 #[derive(Debug, Args)]
@@ -116,7 +116,7 @@ pub async fn introspect(context: &Context, args: IntrospectArgs) -> anyhow::Resu
     if !introspection.active {
         // The answer is the exit status (1) and its reason; `-o json` also prints the document.
         if context.printer.prints_json() {
-            context.printer.json(&response.raw)?;
+            exit::answer_printed(context.printer.json(&response.raw))?;
         }
         return Ok(Outcome::TokenInactive {
             reasoning: introspection.reasoning.clone(),

@@ -3,6 +3,8 @@
 //! or one JSON object on stderr under `-o json` — what `-q` prints for each outcome, and that
 //! `AGENTTRUST_OUTPUT=json` never corrupts what `guard` writes for the shell.
 
+use std::process::{Command, Stdio};
+
 use serde_json::Value;
 
 use crate::harness::{self, Harness, Run};
@@ -11,6 +13,7 @@ use crate::on_both_backends;
 on_both_backends!(
     outcomes_are_reported_once_in_the_chosen_format,
     quiet_check_prints_what_the_next_command_needs,
+    closed_pipes_never_panic_nor_hide_a_denial,
 );
 
 const POLICY: &str = r#"{
@@ -178,4 +181,103 @@ fn quiet_check_prints_what_the_next_command_needs(h: &Harness) {
     let waited = harness::run(h.cli().args(["approvals", "wait", elevated.value(), "-q"]));
     waited.success();
     assert_eq!(waited.value(), "approved");
+}
+
+/// A pipe whose reader is gone: every write to it fails with EPIPE, deterministically (a real
+/// `| head -c1` races the writer).
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    writer
+}
+
+/// Runs the binary as `h.cli()` would, with stdout (and, when asked, stderr) a closed pipe;
+/// returns the exit code and what reached stderr.
+fn with_closed_output(h: &Harness, args: &[&str], close_stderr: bool) -> (Option<i32>, String) {
+    let mut command = Command::new(harness::binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AGENTTRUST_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(args)
+        .env("AGENTTRUST_CONFIG_DIR", h.config_dir.path())
+        .env("AGENTTRUST_URL", &h.url)
+        .env("AGENTTRUST_API_KEY", &h.admin_key)
+        .env("AGENTTRUST_STATE_DIR", h.scratch.path().join("state"))
+        .env("HOME", h.scratch.path())
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(closed_pipe());
+    if close_stderr {
+        command.stderr(closed_pipe());
+    } else {
+        command.stderr(Stdio::piped());
+    }
+    let output = command.output().expect("run");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn closed_pipes_never_panic_nor_hide_a_denial(h: &Harness) {
+    let agent_id = setup(h, "piped");
+
+    // Data for a reader that went away: exit 0, no panic, nothing said.
+    for args in [
+        &["agents", "list"][..],
+        &["agents", "list", "-o", "json"],
+        &["agents", "get", &agent_id, "-q"],
+        &["completions", "bash"],
+        &["guard", "session", "start"],
+        &["--help"],
+    ] {
+        let (code, stderr) = with_closed_output(h, args, false);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+
+    // A decision keeps its exit status when nobody reads the answer: a denial is never 0.
+    let denied = [
+        "actions",
+        "check",
+        "--agent",
+        &agent_id,
+        "--tool",
+        "drop_users",
+        "--effect",
+        "admin",
+    ];
+    for format in ["table", "json"] {
+        let args = [&denied[..], &["-o", format]].concat();
+        let (code, stderr) = with_closed_output(h, &args, false);
+        assert_eq!(code, Some(77), "{format}: {stderr}");
+        assert!(
+            stderr.contains("ACTION_DENIED") || stderr.contains("action denied"),
+            "{stderr}"
+        );
+    }
+    let guarded = [
+        "guard",
+        "check",
+        "drop_users",
+        "--agent",
+        &agent_id,
+        "--effect",
+        "admin",
+        "-o",
+        "json",
+    ];
+    assert_eq!(with_closed_output(h, &guarded, false).0, Some(77));
+
+    // With stderr closed too, errors and denials still exit with their codes, without a panic
+    // (a panic exits 101).
+    assert_eq!(with_closed_output(h, &denied, true).0, Some(77));
+    let missing = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        with_closed_output(h, &["agents", "get", &missing], true).0,
+        Some(3)
+    );
 }
