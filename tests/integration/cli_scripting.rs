@@ -14,6 +14,9 @@ on_both_backends!(
     outcomes_are_reported_once_in_the_chosen_format,
     quiet_check_prints_what_the_next_command_needs,
     closed_pipes_never_panic_nor_hide_a_denial,
+    json_output_never_corrupts_guard,
+    guard_session_end_unsets_even_when_delivery_fails,
+    one_json_shape_per_object,
 );
 
 const POLICY: &str = r#"{
@@ -191,25 +194,43 @@ fn closed_pipe() -> std::io::PipeWriter {
     writer
 }
 
-/// Runs the binary as `h.cli()` would, with stdout (and, when asked, stderr) a closed pipe;
-/// returns the exit code and what reached stderr.
-fn with_closed_output(h: &Harness, args: &[&str], close_stderr: bool) -> (Option<i32>, String) {
-    let mut command = Command::new(harness::binary());
+/// `program` with the environment `h.cli()` gives the binary (the harness gateway, its admin
+/// key, a scratch state dir) and `agenttrust` on `PATH`, for real pipes and real shells.
+fn command(h: &Harness, program: &str) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AGENTTRUST_") {
             command.env_remove(name);
         }
     }
+    let bin_dir = harness::binary().parent().expect("the binary's dir");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![bin_dir.to_path_buf()];
+    paths.extend(std::env::split_paths(&path));
     command
-        .args(args)
+        .env("PATH", std::env::join_paths(paths).expect("PATH"))
         .env("AGENTTRUST_CONFIG_DIR", h.config_dir.path())
         .env("AGENTTRUST_URL", &h.url)
         .env("AGENTTRUST_API_KEY", &h.admin_key)
         .env("AGENTTRUST_STATE_DIR", h.scratch.path().join("state"))
         .env("HOME", h.scratch.path())
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(closed_pipe());
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `sh -c SCRIPT` with `command`'s environment plus `env`.
+fn shell(h: &Harness, script: &str, env: &[(&str, &str)]) -> Run {
+    let mut shell = command(h, "sh");
+    shell.arg("-c").arg(script).envs(env.iter().copied());
+    Run::from(shell.output().expect("run sh"))
+}
+
+/// Runs the binary with stdout (and, when asked, stderr) a closed pipe; returns the exit code
+/// and what reached stderr.
+fn with_closed_output(h: &Harness, args: &[&str], close_stderr: bool) -> (Option<i32>, String) {
+    let mut command = command(h, harness::binary().to_str().expect("a UTF-8 path"));
+    command.args(args).stdout(closed_pipe());
     if close_stderr {
         command.stderr(closed_pipe());
     } else {
@@ -280,4 +301,163 @@ fn closed_pipes_never_panic_nor_hide_a_denial(h: &Harness) {
         with_closed_output(h, &["agents", "get", &missing], true).0,
         Some(3)
     );
+}
+
+fn json_output_never_corrupts_guard(h: &Harness) {
+    let agent_id = setup(h, "json-guard");
+    let json = [
+        ("AGENTTRUST_OUTPUT", "json"),
+        ("AGENTTRUST_AGENT_ID", agent_id.as_str()),
+    ];
+
+    // `guard run`: stdout is the wrapped command's, byte for byte, whatever the format.
+    let ran = shell(
+        h,
+        r"agenttrust guard run --tool list_files -- printf 'a\nb\n'",
+        &json,
+    );
+    ran.success();
+    assert_eq!(ran.stdout, "a\nb\n");
+    let piped = shell(
+        h,
+        r"agenttrust guard run --tool list_files -- printf 'a\nb\n' | wc -l",
+        &json,
+    );
+    assert_eq!(piped.stdout.trim(), "2");
+    let denied = shell(
+        h,
+        "agenttrust guard run --tool drop_users --effect admin -- echo ran",
+        &json,
+    );
+    denied.code(77);
+    assert_eq!(denied.stdout, "");
+    assert_eq!(denied.stderr_json()["error"]["code"], "ACTION_DENIED");
+
+    // `guard session start|end`: shell code for `eval`, whatever the format.
+    let session = shell(
+        h,
+        r#"eval "$(agenttrust guard session start)" && echo "during=$AGENTTRUST_SESSION_ID" &&
+           agenttrust guard report list_files --success &&
+           eval "$(agenttrust guard session end)" && echo "after=${AGENTTRUST_SESSION_ID-unset}""#,
+        &json,
+    );
+    session.success();
+    let (during, rest) = session.stdout.split_once('\n').unwrap();
+    let during = during.strip_prefix("during=").unwrap();
+    assert!(uuid::Uuid::parse_str(during).is_ok(), "{}", session.stdout);
+    let (report, after) = rest.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(after, "after=unset");
+    // `guard report -o json`: one document, the event as delivered.
+    let report: Value = serde_json::from_str(report).unwrap();
+    assert_eq!(report["event_type"], "tool_end", "{report}");
+    assert_eq!(report["tool_name"], "list_files", "{report}");
+    assert_eq!(report["session_id"], during, "{report}");
+    assert!(report["event_id"].is_string(), "{report}");
+
+    // Elsewhere in `guard`, -o json is exactly one document on stdout.
+    let mut guard = h.cli();
+    guard.env("AGENTTRUST_STATE_DIR", h.scratch.path().join("state"));
+    let checked = harness::run(guard.args([
+        "guard",
+        "check",
+        "web_search",
+        "--agent",
+        &agent_id,
+        "-o",
+        "json",
+    ]));
+    checked.success();
+    assert_eq!(checked.json()["allowed"], true);
+    let mut guard = h.cli();
+    guard.env("AGENTTRUST_STATE_DIR", h.scratch.path().join("state"));
+    let flushed = harness::run(guard.args(["guard", "flush", "-o", "json"]));
+    flushed.success();
+    assert_eq!(flushed.json()["remaining"], 0);
+}
+
+fn guard_session_end_unsets_even_when_delivery_fails(h: &Harness) {
+    let agent_id = setup(h, "offline");
+    let dead = format!(
+        "http://{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    );
+    let env = [
+        ("AGENTTRUST_AGENT_ID", agent_id.as_str()),
+        ("AGENTTRUST_URL", dead.as_str()),
+    ];
+    // A report while the gateway is down stays in the spool.
+    shell(h, "agenttrust guard report list_files --success", &env).success();
+    let ended = shell(
+        h,
+        r#"export AGENTTRUST_SESSION_ID=s-1
+           eval "$(agenttrust guard session end)"; status=$?
+           echo "after=${AGENTTRUST_SESSION_ID-unset}""#,
+        &env,
+    );
+    assert_eq!(ended.stdout, "after=unset\n", "{}", ended.stderr);
+    // The command itself still says that delivery failed, and prints the unset code.
+    let direct = shell(h, "agenttrust guard session end", &env);
+    direct.code(69);
+    assert_eq!(direct.stdout, "unset AGENTTRUST_SESSION_ID\n");
+    assert!(
+        direct.stderr.contains("1 telemetry event(s) remain"),
+        "{}",
+        direct.stderr
+    );
+    // The spool keeps the event for a later `guard flush`.
+    let spool = h.scratch.path().join("state").join("spool");
+    let spooled: usize = std::fs::read_dir(&spool)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".jsonl"))
+        .map(|entry| {
+            std::fs::read_to_string(entry.path())
+                .unwrap()
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(spooled, 1);
+}
+
+fn one_json_shape_per_object(h: &Harness) {
+    let from = h.create_agent("delegator", &["files:read"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let to = h.create_agent("delegate", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let created = h.run(&[
+        "delegations",
+        "create",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "--scope",
+        "files:read",
+        "--ttl",
+        "1h",
+        "-o",
+        "json",
+    ]);
+    created.success();
+    let created = created.json();
+    assert!(created.get("delegation").is_none(), "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let got = h.run(&["delegations", "get", &id, "-o", "json"]);
+    got.success();
+    assert_eq!(created, got.json());
+
+    let agent = h.run(&["agents", "create", "--name", "shaped", "-o", "json"]);
+    agent.success();
+    let agent = agent.json();
+    let got = h.run(&["agents", "get", agent["id"].as_str().unwrap(), "-o", "json"]);
+    got.success();
+    assert_eq!(agent, got.json());
 }
