@@ -9,7 +9,7 @@
 
 use crate::client;
 use crate::config::env;
-use crate::guard::child::SpawnError;
+use crate::cli::guard::child::SpawnError;
 use crate::output;
 
 pub const SUCCESS: u8 = 0;

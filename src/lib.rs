@@ -14,7 +14,6 @@ pub mod config;
 pub mod exit;
 #[cfg(feature = "server")]
 pub mod gateway;
-pub mod guard;
 pub mod guardian;
 pub mod output;
 #[cfg(feature = "server")]

@@ -7,6 +7,12 @@
 //! Privacy (reference/wire-api.md §5): the tool name is sent; its input only with `--input` or
 //! `guard run --log-inputs` (the command line, cut to 200 characters); its output never.
 //! Telemetry goes through the spool (`guard::spool`) and never changes an exit status.
+//!
+//! The machinery lives beside the verbs: `child` runs the wrapped command, `spool` keeps the
+//! telemetry until it is delivered.
+
+pub mod child;
+pub mod spool;
 
 use std::time::Duration;
 
@@ -22,9 +28,8 @@ use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::client::{self, Client, Response};
 use crate::config::env;
 use crate::exit::{self, Outcome, Retry};
-use crate::guard::child;
-use crate::guard::spool::{self, Delivery, Spool, SpooledEvent};
 use crate::output;
+use spool::{Delivery, Spool, SpooledEvent};
 
 /// How long telemetry may hold up a `guard` exit: one short round trip on a healthy gateway.
 pub const TELEMETRY_BUDGET: Duration = Duration::from_millis(500);
