@@ -7,9 +7,9 @@
 //! Denied is never 0 and an error is never 77, so `agenttrust actions check … && tool` fails
 //! closed. `-o json` changes what is printed, never the exit code.
 
+use crate::cli::guard::child::SpawnError;
 use crate::client;
 use crate::config::env;
-use crate::cli::guard::child::SpawnError;
 use crate::output;
 
 pub const SUCCESS: u8 = 0;
