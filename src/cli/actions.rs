@@ -4,7 +4,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::Context;
+use super::{Context, effect_parser};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
@@ -47,12 +47,6 @@ pub struct CheckArgs {
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-}
-
-pub(crate) fn effect_parser() -> impl clap::builder::TypedValueParser<Value = Effect> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["read", "mutating", "write", "destructive", "admin"])
-        .try_map(|text: String| text.parse::<Effect>())
 }
 
 pub async fn run(context: &Context, args: ActionsArgs) -> anyhow::Result<Outcome> {

@@ -168,11 +168,11 @@ fn build_restrictions(
         return None;
     }
     let mut restrictions = base.unwrap_or_default();
-    let paths = super::agents::clean_list(paths);
+    let paths = super::clean_list(paths);
     if !paths.is_empty() {
         restrictions.paths = Some(paths);
     }
-    let tools = super::agents::clean_list(tools);
+    let tools = super::clean_list(tools);
     if !tools.is_empty() {
         restrictions.tools = Some(tools);
     }
@@ -223,7 +223,7 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     let request = CreateDelegationRequest {
         from_agent_id,
         to_agent_id: args.to,
-        scope: super::agents::clean_list(args.scope),
+        scope: super::clean_list(args.scope),
         ttl_seconds: args.ttl,
         restrictions,
         parent_delegation_id: parent,

@@ -19,8 +19,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::Context;
-use super::actions::{decision_outcome, effect_parser};
+use super::actions::decision_outcome;
 use super::approvals::{self, DEFAULT_WAIT};
+use super::effect_parser;
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::api::telemetry::ReportedEvent;
 use crate::api::time;

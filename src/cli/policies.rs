@@ -77,7 +77,7 @@ pub struct TestArgs {
     #[arg(long, value_name = "SUMMARY")]
     pub input: Option<String>,
     /// What the call does [default: classified by the gateway]
-    #[arg(long, value_name = "EFFECT", value_parser = super::actions::effect_parser())]
+    #[arg(long, value_name = "EFFECT", value_parser = super::effect_parser())]
     pub effect: Option<Effect>,
     /// Session id (its mode counts) [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]

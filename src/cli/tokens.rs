@@ -82,7 +82,7 @@ pub async fn issue(context: &Context, args: IssueArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let request = IssueTokenRequest {
         agent_id,
-        scopes: super::agents::clean_list(args.scopes),
+        scopes: super::clean_list(args.scopes),
         ttl: args.ttl,
         session_id: super::session_or_env(args.session),
     };
@@ -109,7 +109,7 @@ pub async fn introspect(context: &Context, args: IntrospectArgs) -> anyhow::Resu
     let request = IntrospectRequest {
         token,
         target: args.target.filter(|target| !target.is_empty()),
-        required_scopes: super::agents::clean_list(args.required_scopes),
+        required_scopes: super::clean_list(args.required_scopes),
     };
     let response = client::tokens::introspect(&client, &request).await?;
     let introspection = &response.value;
