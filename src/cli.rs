@@ -10,6 +10,7 @@ pub mod actions;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod common;
 pub mod completions;
 pub mod delegations;
 pub mod guard;
@@ -26,7 +27,7 @@ pub mod status;
 pub mod telemetry;
 pub mod tokens;
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,8 +36,14 @@ use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::client::{self, Client};
 use crate::config::{self, ConfigStore, Resolved, Source, env};
-use crate::exit::Failure;
+use crate::exit::{Failure, Outcome};
 use crate::output::{self, Format, Printer};
+
+// The shared helpers, where every verb group has always found them (`super::agent_or_env`).
+pub use common::{
+    agent_or_env, clean_list, effect_parser, parse_json_object, parse_seconds,
+    read_secret_argument, session_or_env,
+};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error, 2 usage error, 3 not found, 4 authentication or permission \
@@ -202,34 +209,35 @@ pub fn config_dir_override(globals: &GlobalArgs) -> Option<PathBuf> {
         .or_else(|| env::var(env::CONFIG_DIR).map(PathBuf::from))
 }
 
-/// Runs the parsed command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the parsed command to its [`Outcome`] (`exit::finish` turns it into the exit status).
+pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let globals = cli.globals;
+    let done = |result: anyhow::Result<()>| result.map(|()| Outcome::Success);
     match cli.command {
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => done(completions::run(args)),
         #[cfg(feature = "server")]
         Command::Server(args) => {
             let dir = config_dir_override(&globals);
-            server::run(args, dir.as_deref()).await
+            done(server::run(args, dir.as_deref()).await)
         }
         command => {
             let context = Context::load(&globals)?;
             match command {
-                Command::Login(args) => login::run(&context, args).await,
-                Command::Profile(args) => profile::run(&context, args),
-                Command::Status(args) => status::run(&context, args).await,
-                Command::Health(args) => health::run(&context, args).await,
-                Command::Agents(args) => agents::run(&context, args).await,
+                Command::Login(args) => done(login::run(&context, args).await),
+                Command::Profile(args) => done(profile::run(&context, args)),
+                Command::Status(args) => done(status::run(&context, args).await),
+                Command::Health(args) => done(health::run(&context, args).await),
+                Command::Agents(args) => done(agents::run(&context, args).await),
                 Command::Tokens(args) => tokens::run(&context, args).await,
                 Command::Actions(args) => actions::run(&context, args).await,
-                Command::Telemetry(args) => telemetry::run(&context, args).await,
-                Command::Sessions(args) => sessions::run(&context, args).await,
+                Command::Telemetry(args) => done(telemetry::run(&context, args).await),
+                Command::Sessions(args) => done(sessions::run(&context, args).await),
                 Command::Approvals(args) => approvals::run(&context, args).await,
                 Command::Guard(args) => guard::run(&context, args).await,
                 Command::Policies(args) => policies::run(&context, args).await,
-                Command::Delegations(args) => delegations::run(&context, args).await,
-                Command::Keys(args) => keys::run(&context, args).await,
-                Command::Audit(args) => audit::run(&context, args).await,
+                Command::Delegations(args) => done(delegations::run(&context, args).await),
+                Command::Keys(args) => done(keys::run(&context, args).await),
+                Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Completions(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),
@@ -333,32 +341,9 @@ impl Context {
         Ok(())
     }
 
-    /// Confirms a destructive action: `--yes` skips the question; without a terminal the
-    /// question cannot be asked, so `--yes` is required (exit 2).
+    /// Confirms a destructive action (see [`common::confirm`]).
     pub fn confirm(&self, yes: bool, action: &str) -> anyhow::Result<()> {
-        if yes {
-            return Ok(());
-        }
-        if !self.interactive() {
-            return Err(Failure::Usage {
-                message: format!("refusing to {action} without confirmation: pass --yes"),
-                hint: Some(
-                    "confirmation needs a terminal on stdin and stderr, and no --no-input"
-                        .to_string(),
-                ),
-            }
-            .into());
-        }
-        let confirmed = dialoguer::Confirm::new()
-            .with_prompt(format!("{}?", capitalize(action)))
-            .default(false)
-            .interact()
-            .context("cannot read the confirmation")?;
-        if confirmed {
-            Ok(())
-        } else {
-            Err(Failure::Aborted.into())
-        }
+        common::confirm(self.interactive(), yes, action)
     }
 }
 
@@ -372,70 +357,6 @@ fn output_source(globals: &GlobalArgs) -> String {
     }
 }
 
-fn capitalize(text: &str) -> String {
-    let mut characters = text.chars();
-    match characters.next() {
-        Some(first) => first.to_uppercase().chain(characters).collect(),
-        None => String::new(),
-    }
-}
-
-/// A positional secret given as `-` is read from stdin (keeps it out of `ps` and shell history).
-pub fn read_secret_argument(value: &str, what: &str) -> anyhow::Result<String> {
-    if value != "-" {
-        return Ok(value.to_string());
-    }
-    let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read the {what} from stdin"))?;
-    let text = text.trim().to_string();
-    if text.is_empty() {
-        anyhow::bail!("no {what} on stdin");
-    }
-    Ok(text)
-}
-
-/// `--agent`, else `AGENTTRUST_AGENT_ID` (shell-scripted agents export it once).
-pub fn agent_or_env(agent: Option<String>) -> anyhow::Result<String> {
-    agent.or_else(|| env::var(env::AGENT_ID)).ok_or_else(|| {
-        Failure::Usage {
-            message: format!("--agent is required (or set {})", env::AGENT_ID),
-            hint: None,
-        }
-        .into()
-    })
-}
-
-/// `--session`, else `AGENTTRUST_SESSION_ID`.
-pub fn session_or_env(session: Option<String>) -> Option<String> {
-    session
-        .filter(|session| !session.is_empty())
-        .or_else(|| env::var(env::SESSION_ID))
-}
-
-/// Parses `--metadata` as a JSON object.
-pub fn parse_json_object(text: &str) -> Result<serde_json::Value, String> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
-    if value.is_object() {
-        Ok(value)
-    } else {
-        Err("expected a JSON object, e.g. '{\"team\":\"search\"}'".to_string())
-    }
-}
-
-/// Parses a duration into whole seconds (`--ttl 5m` → 300), at least one second.
-pub fn parse_seconds(text: &str) -> Result<i64, String> {
-    let duration = config::parse_duration(text)?;
-    if duration.as_millis() % 1000 != 0 || duration.is_zero() {
-        return Err(format!(
-            "invalid duration {text:?}: expected whole seconds, at least 1s"
-        ));
-    }
-    i64::try_from(duration.as_secs()).map_err(|_| format!("invalid duration {text:?}: too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,21 +365,6 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn seconds() {
-        assert_eq!(parse_seconds("5m"), Ok(300));
-        assert_eq!(parse_seconds("300"), Ok(300));
-        assert!(parse_seconds("0").is_err());
-        assert!(parse_seconds("1500ms").is_err());
-    }
-
-    #[test]
-    fn metadata_must_be_an_object() {
-        assert!(parse_json_object(r#"{"a":1}"#).is_ok());
-        assert!(parse_json_object("[1]").is_err());
-        assert!(parse_json_object("nope").is_err());
     }
 
     #[test]

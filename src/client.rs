@@ -335,6 +335,36 @@ pub(crate) fn with_query(mut url: Url, pairs: &[(&str, Option<String>)]) -> Url 
     url
 }
 
+/// One JSON shape per object: a gateway may wrap an object (`{"delegation": {...}}` on create,
+/// as the Go SDK requires) where a get answers it bare. The CLI prints the object itself either
+/// way, so `create -o json` and `get -o json` agree. Members beside the wrapper key are kept
+/// (merged into the object where it has no member of that name), so nothing is dropped.
+pub(crate) fn unwrapped<T: DeserializeOwned>(
+    response: Response<serde_json::Value>,
+    key: &str,
+    url: &Url,
+) -> Result<Response<T>, Error> {
+    let raw = match response.raw {
+        serde_json::Value::Object(mut wrapper)
+            if wrapper.get(key).is_some_and(serde_json::Value::is_object) =>
+        {
+            match wrapper.remove(key) {
+                Some(serde_json::Value::Object(mut object)) => {
+                    for (name, member) in wrapper {
+                        object.entry(name).or_insert(member);
+                    }
+                    serde_json::Value::Object(object)
+                }
+                // Checked just above: the member is an object.
+                _ => serde_json::Value::Object(wrapper),
+            }
+        }
+        bare => bare,
+    };
+    let value = decode(&raw, url)?;
+    Ok(Response { value, raw })
+}
+
 /// Decodes a typed value out of raw JSON, naming the URL when it does not fit.
 pub(crate) fn decode<T: DeserializeOwned>(
     raw: &serde_json::Value,
@@ -453,6 +483,26 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn wrapped_objects_are_printed_bare() {
+        let url = Url::parse("http://localhost/x").unwrap();
+        let wrapped = Response {
+            value: serde_json::Value::Null,
+            raw: serde_json::json!({"delegation": {"id": "d1"}, "note": "n", "id": "ignored"}),
+        };
+        let bared: Response<serde_json::Value> = unwrapped(wrapped, "delegation", &url).unwrap();
+        assert_eq!(bared.raw, serde_json::json!({"id": "d1", "note": "n"}));
+        let bare = Response {
+            value: serde_json::Value::Null,
+            raw: serde_json::json!({"id": "d1", "delegation": "not an object"}),
+        };
+        let kept: Response<serde_json::Value> = unwrapped(bare, "delegation", &url).unwrap();
+        assert_eq!(
+            kept.raw,
+            serde_json::json!({"id": "d1", "delegation": "not an object"})
+        );
     }
 
     #[test]

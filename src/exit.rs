@@ -1,10 +1,13 @@
-//! Exit codes, decided in one place (design.md §4; they are public API): which failure maps to
-//! which code, which machine code and hint go with it. The CLI returns errors; `main` hands them
-//! to [`finish`], which prints the one-line report and picks the code.
+//! How a run ends, decided in one place (design.md §4; the codes are public API). A verb returns
+//! either an [`Outcome`] — what it came to: success, a denial, an elevation waiting for a human,
+//! an inactive token, a wrapped command's own status — or an error. `main` hands either to
+//! [`finish`], which picks the exit code and prints the one report that goes with it: a human
+//! `error: …` line and `hint: …`, or with `-o json` one JSON object on stderr, or nothing.
 //!
 //! Denied is never 0 and an error is never 77, so `agenttrust actions check … && tool` fails
 //! closed. `-o json` changes what is printed, never the exit code.
 
+use crate::cli::guard::child::SpawnError;
 use crate::client;
 use crate::config::env;
 use crate::output;
@@ -24,6 +27,215 @@ pub const ELEVATION_REQUIRED: u8 = 75;
 /// Denied by policy (EX_NOPERM).
 pub const DENIED: u8 = 77;
 
+/// The machine codes of reports the CLI makes itself (the gateway's errors carry their own).
+/// Scripts read them from `{"error":{"code":…}}` on stderr under `-o json`.
+pub mod code {
+    pub const ACTION_DENIED: &str = "ACTION_DENIED";
+    pub const ELEVATION_REQUIRED: &str = "ELEVATION_REQUIRED";
+    pub const APPROVAL_EXPIRED: &str = "APPROVAL_EXPIRED";
+    pub const TOKEN_INACTIVE: &str = "TOKEN_INACTIVE";
+    pub const USAGE_ERROR: &str = "USAGE_ERROR";
+    pub const API_KEY_MISSING: &str = "API_KEY_MISSING";
+    pub const ABORTED: &str = "ABORTED";
+    pub const SPAWN_FAILED: &str = "SPAWN_FAILED";
+    pub const BROKEN_PIPE: &str = "BROKEN_PIPE";
+    pub const ERROR: &str = "ERROR";
+}
+
+/// What a verb came to when it ran to its end. Only [`Outcome::Success`] exits 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A check answered `allowed: false`: 77.
+    Denied {
+        tool: String,
+        reason: String,
+    },
+    /// A check answered `elevation_required: true`: a human must approve first; 75.
+    ElevationRequired {
+        tool: String,
+        reason: String,
+        approval_id: Option<String>,
+        retry: Retry,
+    },
+    /// A human denied the approval waited for: 77.
+    ApprovalDenied {
+        approval_id: String,
+        decided_by: String,
+    },
+    /// Nobody decided the approval in the time waited (`status` is what the gateway says:
+    /// `pending`, or a status a newer gateway invented): 75.
+    ApprovalPending {
+        approval_id: String,
+        status: String,
+        /// How long was waited, as the user wrote it (`5m`).
+        waited: String,
+    },
+    /// The approval expired before anybody decided it: 1.
+    ApprovalExpired {
+        approval_id: String,
+    },
+    /// An introspection answered `active: false`: 1.
+    TokenInactive {
+        reasoning: String,
+    },
+    /// `guard run`: the wrapped command's own exit status, passed through silently.
+    CommandStatus(u8),
+}
+
+/// How to retry a call once its approval is granted (the hint of an elevation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Approvals are granted per session: retry with the same `--session`.
+    SameSession,
+    /// `guard`: retry in the same session or block with `--wait`; `Some` names the session id
+    /// made up for this call, which the retry must then pass.
+    Guard { fresh_session: Option<String> },
+    /// `policies test`: nothing was recorded and no approval exists, so there is no retry.
+    Hypothetical,
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Success => SUCCESS,
+            Outcome::Denied { .. } | Outcome::ApprovalDenied { .. } => DENIED,
+            Outcome::ElevationRequired { .. } | Outcome::ApprovalPending { .. } => {
+                ELEVATION_REQUIRED
+            }
+            Outcome::ApprovalExpired { .. } | Outcome::TokenInactive { .. } => FAILURE,
+            Outcome::CommandStatus(code) => *code,
+        }
+    }
+
+    /// What to print on stderr about this outcome; `None` when nothing is (success, a wrapped
+    /// command's status: the command spoke for itself).
+    pub fn report(&self) -> Option<Report> {
+        let report = |code: &str, message: String, hint: Option<String>| {
+            Some(Report {
+                exit_code: self.exit_code(),
+                code: code.to_string(),
+                message,
+                status: None,
+                hint,
+                approval_id: None,
+                silent: false,
+            })
+        };
+        match self {
+            Outcome::Success | Outcome::CommandStatus(_) => None,
+            Outcome::Denied { tool, reason } => report(
+                code::ACTION_DENIED,
+                format!("action denied: `{tool}`: {}", reason_or_default(reason)),
+                None,
+            ),
+            Outcome::ElevationRequired {
+                tool,
+                reason,
+                approval_id,
+                retry,
+            } => {
+                let hint = match (approval_id, retry) {
+                    (_, Retry::Hypothetical) => None,
+                    (Some(id), retry) => Some(format!(
+                        "approval {id} is pending; approve it with \
+                         `agenttrust approvals approve {id}`, then {}",
+                        retry.instruction()
+                    )),
+                    (None, _) => Some("an operator must allow this call".to_string()),
+                };
+                report(
+                    code::ELEVATION_REQUIRED,
+                    format!(
+                        "elevation required: `{tool}`: {}",
+                        reason_or_default(reason)
+                    ),
+                    hint,
+                )
+                .map(|report| Report {
+                    approval_id: approval_id.clone(),
+                    ..report
+                })
+            }
+            Outcome::ApprovalDenied {
+                approval_id,
+                decided_by,
+            } => report(
+                code::ACTION_DENIED,
+                format!("approval {approval_id} was denied by {decided_by}"),
+                None,
+            )
+            .map(|report| Report {
+                approval_id: Some(approval_id.clone()),
+                ..report
+            }),
+            Outcome::ApprovalPending {
+                approval_id,
+                status,
+                waited,
+            } => report(
+                code::ELEVATION_REQUIRED,
+                format!("approval {approval_id} is {status} after waiting {waited}"),
+                Some(format!(
+                    "approve it with `agenttrust approvals approve {approval_id}`, or wait longer \
+                     with --timeout"
+                )),
+            )
+            .map(|report| Report {
+                approval_id: Some(approval_id.clone()),
+                ..report
+            }),
+            Outcome::ApprovalExpired { approval_id } => report(
+                code::APPROVAL_EXPIRED,
+                format!("approval {approval_id} expired before anyone decided it"),
+                Some("retry the call to request a new approval".to_string()),
+            )
+            .map(|report| Report {
+                approval_id: Some(approval_id.clone()),
+                ..report
+            }),
+            Outcome::TokenInactive { reasoning } => report(
+                code::TOKEN_INACTIVE,
+                format!("token inactive: {}", reason_or_default(reasoning)),
+                None,
+            ),
+        }
+    }
+}
+
+impl Retry {
+    fn instruction(&self) -> String {
+        match self {
+            Retry::SameSession => "retry with the same --session".to_string(),
+            Retry::Guard {
+                fresh_session: Some(session),
+            } => format!("retry with --session {session} (or pass --wait)"),
+            Retry::Guard {
+                fresh_session: None,
+            } => "retry in the same session (or pass --wait)".to_string(),
+            Retry::Hypothetical => String::new(),
+        }
+    }
+}
+
+fn reason_or_default(reason: &str) -> &str {
+    if reason.trim().is_empty() {
+        "no reason given"
+    } else {
+        reason
+    }
+}
+
+/// Filters the result of printing a decision's answer: a reader that went away does not change
+/// the outcome — a denial must never become exit 0 because `| head -c1` closed the pipe — while
+/// any other write error still fails the run.
+pub fn answer_printed(printed: std::io::Result<()>) -> std::io::Result<()> {
+    match printed {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 /// Failures the CLI itself decides on (the gateway's errors are `client::Error`).
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -35,37 +247,24 @@ pub enum Failure {
     },
     #[error("no API key configured for profile `{profile}`")]
     MissingApiKey { profile: String },
-    /// A check answered `allowed: false`.
-    #[error("action denied: {reason}")]
-    Denied { reason: String },
-    /// A check answered `elevation_required: true`.
-    #[error("elevation required: {reason}")]
-    ElevationRequired {
-        reason: String,
-        approval_id: Option<String>,
-    },
-    /// An introspection answered `active: false`.
-    #[error("token inactive: {reasoning}")]
-    TokenInactive { reasoning: String },
     /// The user said no at a confirmation prompt.
     #[error("aborted")]
     Aborted,
-    /// Exit with this code and print nothing (the answer is already on stdout, e.g. `-o json`).
-    #[error("exit status {0}")]
-    Silent(u8),
 }
 
-/// What to print about an error and how to exit.
+/// What to print about how a run ended, and the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub exit_code: u8,
-    /// A machine code (`NOT_FOUND`, `ACTION_DENIED`, the gateway's own code…).
+    /// A machine code (one of [`code`], or the gateway's own).
     pub code: String,
     pub message: String,
     /// The HTTP status when the gateway answered.
     pub status: Option<u16>,
     pub hint: Option<String>,
-    /// Print nothing (broken pipe, or the answer already said it).
+    /// The approval an elevation or a wait is about (scripts pass it to `approvals wait`).
+    pub approval_id: Option<String>,
+    /// Print nothing (a broken pipe is not worth a word).
     pub silent: bool,
 }
 
@@ -81,6 +280,7 @@ pub fn classify(error: &anyhow::Error) -> Report {
         message: message.clone(),
         status: None,
         hint,
+        approval_id: None,
         silent: false,
     };
 
@@ -93,41 +293,27 @@ pub fn classify(error: &anyhow::Error) -> Report {
     if broken_pipe {
         return Report {
             silent: true,
-            ..report(SUCCESS, "BROKEN_PIPE", None)
+            ..report(SUCCESS, code::BROKEN_PIPE, None)
         };
     }
 
     for cause in error.chain() {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return match failure {
-                Failure::Usage { hint, .. } => report(USAGE, "USAGE_ERROR", hint.clone()),
+                Failure::Usage { hint, .. } => report(USAGE, code::USAGE_ERROR, hint.clone()),
                 Failure::MissingApiKey { profile } => report(
                     AUTH,
-                    "API_KEY_MISSING",
+                    code::API_KEY_MISSING,
                     Some(format!(
                         "run `agenttrust login --profile {profile}` or set {}",
                         env::API_KEY
                     )),
                 ),
-                Failure::Denied { .. } => report(DENIED, "ACTION_DENIED", None),
-                Failure::ElevationRequired { approval_id, .. } => report(
-                    ELEVATION_REQUIRED,
-                    "ELEVATION_REQUIRED",
-                    Some(match approval_id {
-                        Some(id) => format!(
-                            "approval {id} is pending; approve it with \
-                             `agenttrust approvals approve {id}`, then retry with the same --session"
-                        ),
-                        None => "retry with the same --session once approved".to_string(),
-                    }),
-                ),
-                Failure::TokenInactive { .. } => report(FAILURE, "TOKEN_INACTIVE", None),
-                Failure::Aborted => report(FAILURE, "ABORTED", None),
-                Failure::Silent(code) => Report {
-                    silent: true,
-                    ..report(*code, "SILENT", None)
-                },
+                Failure::Aborted => report(FAILURE, code::ABORTED, None),
             };
+        }
+        if let Some(spawn) = cause.downcast_ref::<SpawnError>() {
+            return report(spawn.exit_code(), code::SPAWN_FAILED, None);
         }
         if let Some(client_error) = cause.downcast_ref::<client::Error>() {
             let (exit_code, hint) = match client_error {
@@ -162,22 +348,23 @@ pub fn classify(error: &anyhow::Error) -> Report {
             };
         }
     }
-    report(FAILURE, "ERROR", None)
+    report(FAILURE, code::ERROR, None)
 }
 
-/// Prints the report of a failed run (human line or, with `json`, also a JSON object on stderr)
-/// and returns the exit code.
-pub fn finish(result: anyhow::Result<()>, json: bool) -> u8 {
-    match result {
-        Ok(()) => SUCCESS,
+/// Decides how a run ends: prints the report of an outcome or an error (a human line and hint,
+/// or with `json` one JSON object, on stderr) and returns the exit code.
+pub fn finish(result: anyhow::Result<Outcome>, json: bool) -> u8 {
+    let (exit_code, report) = match result {
+        Ok(outcome) => (outcome.exit_code(), outcome.report()),
         Err(error) => {
             let report = classify(&error);
-            if !report.silent {
-                output::print_error(&report, json);
-            }
-            report.exit_code
+            (report.exit_code, Some(report))
         }
+    };
+    if let Some(report) = report.filter(|report| !report.silent) {
+        output::print_error(&report, json);
     }
+    exit_code
 }
 
 #[cfg(test)]
@@ -219,18 +406,85 @@ mod tests {
 
     #[test]
     fn decisions_never_exit_zero() {
-        let denied = anyhow::Error::from(Failure::Denied {
+        let denied = Outcome::Denied {
+            tool: "rm".to_string(),
             reason: "no".to_string(),
-        });
-        assert_eq!(classify(&denied).exit_code, DENIED);
-        let elevation = anyhow::Error::from(Failure::ElevationRequired {
-            reason: "read only".to_string(),
+        };
+        assert_eq!(denied.exit_code(), DENIED);
+        let report = denied.report().unwrap();
+        assert_eq!(report.code, code::ACTION_DENIED);
+        assert_eq!(report.message, "action denied: `rm`: no");
+        let elevation = Outcome::ElevationRequired {
+            tool: "deploy".to_string(),
+            reason: String::new(),
             approval_id: Some("apr-1".to_string()),
-        });
-        assert_eq!(classify(&elevation).exit_code, ELEVATION_REQUIRED);
+            retry: Retry::SameSession,
+        };
+        assert_eq!(elevation.exit_code(), ELEVATION_REQUIRED);
+        let report = elevation.report().unwrap();
+        assert_eq!(
+            report.message,
+            "elevation required: `deploy`: no reason given"
+        );
+        assert_eq!(report.approval_id.as_deref(), Some("apr-1"));
+        assert!(
+            report.hint.unwrap().contains(
+                "`agenttrust approvals approve apr-1`, then retry with the same --session"
+            )
+        );
+        let approval_denied = Outcome::ApprovalDenied {
+            approval_id: "apr-1".to_string(),
+            decided_by: "alice".to_string(),
+        };
+        assert_eq!(approval_denied.exit_code(), DENIED);
+        let pending = Outcome::ApprovalPending {
+            approval_id: "apr-1".to_string(),
+            status: "pending".to_string(),
+            waited: "5m".to_string(),
+        };
+        assert_eq!(pending.exit_code(), ELEVATION_REQUIRED);
+        assert_eq!(
+            Outcome::ApprovalExpired {
+                approval_id: "apr-1".to_string()
+            }
+            .exit_code(),
+            FAILURE
+        );
+        assert_eq!(
+            Outcome::TokenInactive {
+                reasoning: "expired".to_string()
+            }
+            .exit_code(),
+            FAILURE
+        );
         assert_eq!(
             classify(&anyhow::anyhow!("anything else")).exit_code,
             FAILURE
+        );
+    }
+
+    #[test]
+    fn success_and_a_command_status_print_nothing() {
+        assert_eq!(Outcome::Success.exit_code(), SUCCESS);
+        assert_eq!(Outcome::Success.report(), None);
+        assert_eq!(Outcome::CommandStatus(3).exit_code(), 3);
+        assert_eq!(Outcome::CommandStatus(3).report(), None);
+    }
+
+    #[test]
+    fn a_fresh_guard_session_is_named_in_the_hint() {
+        let elevation = Outcome::ElevationRequired {
+            tool: "deploy".to_string(),
+            reason: "r".to_string(),
+            approval_id: Some("apr-2".to_string()),
+            retry: Retry::Guard {
+                fresh_session: Some("s-9".to_string()),
+            },
+        };
+        let hint = elevation.report().unwrap().hint.unwrap();
+        assert!(
+            hint.ends_with("retry with --session s-9 (or pass --wait)"),
+            "{hint}"
         );
     }
 

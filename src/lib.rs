@@ -4,6 +4,9 @@
 //! Layers (one name through all of them): `cli` → `client` → wire types in `api` → `gateway` →
 //! `store`. `client` never imports `gateway` or `store`; `gateway` never imports `cli` or `client`.
 
+// Unit tests assert with `unwrap()`: a panic there is the failure report (Cargo.toml `[lints]`).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod api;
 pub mod cli;
 pub mod client;
@@ -11,7 +14,6 @@ pub mod config;
 pub mod exit;
 #[cfg(feature = "server")]
 pub mod gateway;
-pub mod guard;
 pub mod guardian;
 pub mod output;
 #[cfg(feature = "server")]

@@ -1,4 +1,5 @@
-//! The `agenttrust` binary: parse → run → map the error to an exit code (see `exit`).
+//! The `agenttrust` binary: parse → run → hand the outcome or the error to `exit::finish`,
+//! which prints its report and picks the exit code.
 
 use std::process::ExitCode;
 
@@ -14,6 +15,8 @@ fn main() -> ExitCode {
     let result = cli
         .runtime()
         .and_then(|runtime| runtime.block_on(cli::run(cli)));
-    let json = result.is_err() && cli::json_errors(&globals);
+    // Only a run that did not simply succeed has a report to print (and the profile's format is
+    // read again only then).
+    let json = !matches!(result, Ok(exit::Outcome::Success)) && cli::json_errors(&globals);
     ExitCode::from(exit::finish(result, json))
 }

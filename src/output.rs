@@ -3,8 +3,10 @@
 //! gateway's JSON as received; `-q` prints only the primary value (an id, a token, a key).
 //! Also the error report, secret masking, and the colour decision (`NO_COLOR`).
 //!
-//! Writes to stdout return `io::Result` so a closed pipe (EPIPE) travels up as an error that
-//! `exit` turns into a quiet exit 0 instead of a panic.
+//! This is the one module that writes to stdout and stderr (Cargo.toml `[lints]` denies
+//! `print!`/`eprint!` everywhere else: they panic on a closed pipe). Writes to stdout return
+//! `io::Result` so a closed pipe (EPIPE) travels up as an error that `exit` turns into a quiet
+//! exit 0; writes to stderr are best effort (there is nobody left to tell).
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -97,6 +99,12 @@ impl Printer {
         self.quiet
     }
 
+    /// The answer goes to stdout as one JSON document (`-o json` without `-q`): a verb then
+    /// prints that document and nothing else on stdout.
+    pub fn prints_json(&self) -> bool {
+        self.is_json() && !self.quiet
+    }
+
     /// Prints a gateway answer: the primary values with `-q` (one a line), else the raw JSON
     /// with `-o json`, else the view. `-q` wins over `-o json` so `T=$(… -q)` always works.
     pub fn show(&self, raw: &serde_json::Value, primary: &[String], view: View) -> io::Result<()> {
@@ -118,11 +126,7 @@ impl Printer {
     }
 
     pub fn lines(&self, lines: &[String]) -> io::Result<()> {
-        let mut stdout = io::stdout().lock();
-        for line in lines {
-            writeln!(stdout, "{line}")?;
-        }
-        stdout.flush()
+        data_lines(lines)
     }
 
     pub fn view(&self, view: View) -> io::Result<()> {
@@ -136,18 +140,35 @@ impl Printer {
         stdout.flush()
     }
 
-    /// Talk for humans on stderr (silenced by `-q`).
+    /// Talk for humans on stderr (silenced by `-q`); a trailing newline is not doubled.
     pub fn note(&self, message: impl fmt::Display) {
         if !self.quiet {
-            eprintln!("{message}");
+            say(message);
         }
     }
+}
+
+/// Lines of data on stdout, for commands that run without a [`Printer`] (`server org create`).
+pub fn data_lines(lines: &[String]) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    for line in lines {
+        writeln!(stdout, "{line}")?;
+    }
+    stdout.flush()
+}
+
+/// Talk for humans on stderr, whatever `-q` says (the gateway's startup, `completions --write-dir`).
+/// A trailing newline is not doubled. Best effort: a closed stderr is not worth a panic.
+pub fn say(message: impl fmt::Display) {
+    let text = message.to_string();
+    let mut stderr = io::stderr().lock();
+    let _ = writeln!(stderr, "{}", text.strip_suffix('\n').unwrap_or(&text));
 }
 
 /// A warning on stderr (never silenced: it is about safety).
 pub fn warn(message: impl fmt::Display) {
     let prefix = paint_stderr("warning:", "33");
-    eprintln!("{prefix} {message}");
+    say(format!("{prefix} {message}"));
 }
 
 fn paint_stderr(text: &str, ansi: &str) -> String {
@@ -171,6 +192,9 @@ pub fn print_error(report: &Report, json: bool) {
         }
         if let Some(hint) = &report.hint {
             error.insert("hint".to_string(), hint.clone().into());
+        }
+        if let Some(approval_id) = &report.approval_id {
+            error.insert("approval_id".to_string(), approval_id.clone().into());
         }
         let body = serde_json::json!({ "error": error });
         let _ = writeln!(stderr, "{body}");

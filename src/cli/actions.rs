@@ -4,11 +4,11 @@
 
 use clap::{Args, Subcommand};
 
-use super::Context;
+use super::{Context, effect_parser};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
-use crate::exit::{self, Failure};
+use crate::exit::{self, Outcome, Retry};
 use crate::output::{View, or_dash};
 
 #[derive(Debug, Args)]
@@ -23,7 +23,10 @@ pub enum ActionsCommand {
     #[command(after_help = "\
 Exit status: 0 allowed, 77 denied, 75 elevation required (an approval is pending; retry with the \
 same --session once approved), 69 gateway unreachable. A denial never exits 0. With -o json the \
-decision is printed on stdout and the exit status is the same.")]
+decision is printed on stdout and the exit status is the same.
+
+With -q only one value is printed: the approval id on an elevation (for `agenttrust approvals \
+wait`), else the check id.")]
     Check(CheckArgs),
 }
 
@@ -46,19 +49,13 @@ pub struct CheckArgs {
     pub session: Option<String>,
 }
 
-pub(crate) fn effect_parser() -> impl clap::builder::TypedValueParser<Value = Effect> {
-    use clap::builder::TypedValueParser as _;
-    clap::builder::PossibleValuesParser::new(["read", "mutating", "write", "destructive", "admin"])
-        .try_map(|text: String| text.parse::<Effect>())
-}
-
-pub async fn run(context: &Context, args: ActionsArgs) -> anyhow::Result<()> {
+pub async fn run(context: &Context, args: ActionsArgs) -> anyhow::Result<Outcome> {
     match args.command {
         ActionsCommand::Check(args) => check(context, args).await,
     }
 }
 
-pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
+pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome> {
     let agent_id = super::agent_or_env(args.agent)?;
     let client = context.client()?;
     let summary = args
@@ -68,7 +65,7 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
         .filter(|summary| !summary.is_empty());
     let request = CheckRequest {
         agent_id: Some(agent_id),
-        action_name: Some(args.tool),
+        action_name: Some(args.tool.clone()),
         action_source: Some("api".to_string()),
         action_input_summary: summary,
         session_id: super::session_or_env(args.session),
@@ -77,9 +74,15 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
     };
     let response = client::actions::check(&client, &request).await?;
     let decision = &response.value;
-    context.printer.show(
+    // `-q`: the value a script acts on next — the approval to wait for on an elevation, else
+    // the check id.
+    let primary = match (&decision.elevation_required, &decision.approval_id) {
+        (true, Some(approval_id)) => approval_id.clone(),
+        _ => decision.check_id.clone(),
+    };
+    exit::answer_printed(context.printer.show(
         &response.raw,
-        std::slice::from_ref(&decision.check_id),
+        std::slice::from_ref(&primary),
         View::Record(vec![
             ("allowed", decision.allowed.to_string()),
             ("reason", or_dash(Some(&decision.reason))),
@@ -94,38 +97,26 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
             ("guard_tier", or_dash(Some(&decision.guard_tier))),
             ("latency_ms", decision.latency_ms.to_string()),
         ]),
-    )?;
-    decision_outcome(context, decision)
+    ))?;
+    Ok(decision_outcome(&args.tool, decision, Retry::SameSession))
 }
 
-/// Turns a decision into the exit status (0 allowed, 77 denied, 75 elevation required, checked
-/// first as the Rust SDK does). With -o json the answer is on stdout already: only the exit
-/// status speaks. Otherwise the error report names the approval and how to approve it.
-pub fn decision_outcome(context: &Context, decision: &CheckDecision) -> anyhow::Result<()> {
-    let silent = context.printer.is_json() && !context.printer.is_quiet();
-    let reason = if decision.reason.is_empty() {
-        "no reason given".to_string()
-    } else {
-        decision.reason.clone()
-    };
+/// What a decision comes to: allowed, denied (77) or elevation required (75, checked first as
+/// the Rust SDK does: it is always paired with `allowed: false` anyway).
+pub fn decision_outcome(tool: &str, decision: &CheckDecision, retry: Retry) -> Outcome {
     if decision.elevation_required {
-        return Err(if silent {
-            Failure::Silent(exit::ELEVATION_REQUIRED)
-        } else {
-            Failure::ElevationRequired {
-                reason,
-                approval_id: decision.approval_id.clone(),
-            }
+        Outcome::ElevationRequired {
+            tool: tool.to_string(),
+            reason: decision.reason.clone(),
+            approval_id: decision.approval_id.clone(),
+            retry,
         }
-        .into());
-    }
-    if !decision.allowed {
-        return Err(if silent {
-            Failure::Silent(exit::DENIED)
-        } else {
-            Failure::Denied { reason }
+    } else if !decision.allowed {
+        Outcome::Denied {
+            tool: tool.to_string(),
+            reason: decision.reason.clone(),
         }
-        .into());
+    } else {
+        Outcome::Success
     }
-    Ok(())
 }

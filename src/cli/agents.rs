@@ -88,7 +88,7 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     let request = CreateAgentRequest {
         name: args.name,
         framework: args.framework,
-        capabilities: clean_list(args.capabilities),
+        capabilities: super::clean_list(args.capabilities),
         metadata: args.metadata,
         ..CreateAgentRequest::default()
     };
@@ -208,13 +208,4 @@ fn show_agent(context: &Context, raw: &serde_json::Value, agent: &Agent) -> anyh
         .printer
         .show(raw, std::slice::from_ref(&agent.id), View::Record(fields))?;
     Ok(())
-}
-
-/// Drops empty items (`--capabilities a,,b` or a trailing comma) and surrounding blanks.
-pub fn clean_list(items: Vec<String>) -> Vec<String> {
-    items
-        .into_iter()
-        .map(|item| item.trim().to_string())
-        .filter(|item| !item.is_empty())
-        .collect()
 }

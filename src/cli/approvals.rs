@@ -10,7 +10,7 @@ use super::Context;
 use crate::api::approvals::{Approval, ApprovalQuery, DecideRequest};
 use crate::client;
 use crate::config;
-use crate::exit::{self, Failure};
+use crate::exit::{self, Outcome};
 use crate::output::{View, or_dash};
 
 /// The statuses an approval can have, plus `all` (no filter).
@@ -94,12 +94,16 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
     Ok(interval)
 }
 
-pub async fn run(context: &Context, args: ApprovalsArgs) -> anyhow::Result<()> {
+pub async fn run(context: &Context, args: ApprovalsArgs) -> anyhow::Result<Outcome> {
     match args.command {
-        ApprovalsCommand::List(args) => list(context, args).await,
-        ApprovalsCommand::Get { id } => get(context, &id).await,
-        ApprovalsCommand::Approve(args) => decide(context, args, Decision::Approve).await,
-        ApprovalsCommand::Deny(args) => decide(context, args, Decision::Deny).await,
+        ApprovalsCommand::List(args) => list(context, args).await.map(|()| Outcome::Success),
+        ApprovalsCommand::Get { id } => get(context, &id).await.map(|()| Outcome::Success),
+        ApprovalsCommand::Approve(args) => decide(context, args, Decision::Approve)
+            .await
+            .map(|()| Outcome::Success),
+        ApprovalsCommand::Deny(args) => decide(context, args, Decision::Deny)
+            .await
+            .map(|()| Outcome::Success),
         ApprovalsCommand::Wait(args) => wait(context, args).await,
     }
 }
@@ -156,7 +160,8 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
     let client = context.client()?;
     let response = client::approvals::get(&client, id).await?;
-    show_approval(context, &response.raw, &response.value)
+    show_approval(context, &response.raw, &response.value)?;
+    Ok(())
 }
 
 /// Approve or deny.
@@ -183,9 +188,7 @@ pub async fn decide(context: &Context, args: DecideArgs, decision: Decision) -> 
         .unwrap_or_else(|| default_decider(std::env::var("USER").ok()));
     // Show what is being decided before asking (and before deciding without asking).
     let approval = client::approvals::get(&client, &args.id).await?.value;
-    if !context.printer.is_quiet() {
-        eprint!("{}", describe(&approval));
-    }
+    context.printer.note(describe(&approval));
     if matches!(
         wait_outcome(&approval.status),
         WaitOutcome::Approved | WaitOutcome::Denied | WaitOutcome::Expired
@@ -310,40 +313,39 @@ pub async fn poll_until_decided(
     }
 }
 
-pub async fn wait(context: &Context, args: WaitArgs) -> anyhow::Result<()> {
+pub async fn wait(context: &Context, args: WaitArgs) -> anyhow::Result<Outcome> {
     let client = context.client()?;
     // The global --timeout, given as a flag, is the overall wait here; the env/profile timeout
     // stays a per-request timeout.
     let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
     let response = poll_until_decided(context, &client, &args.id, timeout, args.interval).await?;
-    let approval = &response.value;
-    show_approval(context, &response.raw, approval)?;
-    let silent = context.printer.is_json() && !context.printer.is_quiet();
-    let failure = match wait_outcome(&approval.status) {
-        WaitOutcome::Approved => return Ok(()),
-        WaitOutcome::Denied if silent => Failure::Silent(exit::DENIED),
-        WaitOutcome::Denied => Failure::Denied {
-            reason: format!(
-                "approval {} was denied by {}",
-                approval.id,
-                or_dash(approval.decided_by.as_deref())
-            ),
+    let approval = response.value;
+    exit::answer_printed(show_approval(context, &response.raw, &approval))?;
+    Ok(approval_outcome(approval, timeout))
+}
+
+/// What the last answer of a wait comes to: approved 0, denied 77, expired 1, else still
+/// pending 75. Shared by `approvals wait` and `guard … --wait`.
+pub fn approval_outcome(approval: Approval, waited: Duration) -> Outcome {
+    match wait_outcome(&approval.status) {
+        WaitOutcome::Approved => Outcome::Success,
+        WaitOutcome::Denied => Outcome::ApprovalDenied {
+            decided_by: or_dash(approval.decided_by.as_deref()),
+            approval_id: approval.id,
         },
-        WaitOutcome::Expired if silent => Failure::Silent(exit::FAILURE),
-        WaitOutcome::Expired => {
-            anyhow::bail!("approval {} expired before anyone decided it", approval.id)
-        }
-        WaitOutcome::Pending if silent => Failure::Silent(exit::ELEVATION_REQUIRED),
-        WaitOutcome::Pending => Failure::ElevationRequired {
-            reason: format!("still pending after {}", humanize(timeout)),
-            approval_id: Some(approval.id.clone()),
+        WaitOutcome::Expired => Outcome::ApprovalExpired {
+            approval_id: approval.id,
         },
-    };
-    Err(failure.into())
+        WaitOutcome::Pending => Outcome::ApprovalPending {
+            approval_id: approval.id,
+            status: or_dash(Some(&approval.status)),
+            waited: humanize(waited),
+        },
+    }
 }
 
 /// `300s` → `5m`, `90s` → `90s`, `1500ms` → `1.5s`.
-fn humanize(duration: Duration) -> String {
+pub fn humanize(duration: Duration) -> String {
     let seconds = duration.as_secs();
     if duration.subsec_millis() != 0 {
         format!("{}s", duration.as_secs_f64())
@@ -360,7 +362,7 @@ fn show_approval(
     context: &Context,
     raw: &serde_json::Value,
     approval: &Approval,
-) -> anyhow::Result<()> {
+) -> std::io::Result<()> {
     let mut fields = vec![
         ("id", approval.id.clone()),
         ("status", or_dash(Some(&approval.status))),
@@ -382,8 +384,7 @@ fn show_approval(
         raw,
         std::slice::from_ref(&approval.status),
         View::Record(fields),
-    )?;
-    Ok(())
+    )
 }
 
 #[cfg(test)]

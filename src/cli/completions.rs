@@ -10,6 +10,7 @@ use clap::{Args, CommandFactory};
 use clap_complete::{Generator, Shell};
 
 use super::Cli;
+use crate::output;
 
 /// The shells we ship completion files for, in a fixed order.
 pub const SHELLS: [Shell; 5] = [
@@ -38,7 +39,7 @@ pub fn run(args: CompletionsArgs) -> anyhow::Result<()> {
             let path = dir.join(shell.file_name("agenttrust"));
             std::fs::write(&path, script(shell))
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote {}", path.display());
+            output::say(format!("wrote {}", path.display()));
         }
         return Ok(());
     }

@@ -168,11 +168,11 @@ fn build_restrictions(
         return None;
     }
     let mut restrictions = base.unwrap_or_default();
-    let paths = super::agents::clean_list(paths);
+    let paths = super::clean_list(paths);
     if !paths.is_empty() {
         restrictions.paths = Some(paths);
     }
-    let tools = super::agents::clean_list(tools);
+    let tools = super::clean_list(tools);
     if !tools.is_empty() {
         restrictions.tools = Some(tools);
     }
@@ -223,7 +223,7 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     let request = CreateDelegationRequest {
         from_agent_id,
         to_agent_id: args.to,
-        scope: super::agents::clean_list(args.scope),
+        scope: super::clean_list(args.scope),
         ttl_seconds: args.ttl,
         restrictions,
         parent_delegation_id: parent,
@@ -289,9 +289,7 @@ pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
         .await
         .ok()
         .map(|response| active_descendants(&response.value.delegations, &delegation.id));
-    if !context.printer.is_quiet() {
-        eprint!("{}", describe(&delegation, below));
-    }
+    context.printer.note(describe(&delegation, below));
     if delegation.status == "revoked" {
         // Nothing left to cut off: revoking again is harmless and revokes nothing more.
         context
@@ -534,192 +532,6 @@ fn show_session(
 mod tests {
     use super::*;
     use clap::Parser;
-
-    fn delegation(id: &str, parent: Option<&str>, value: serde_json::Value) -> Delegation {
-        let mut base = serde_json::json!({
-            "id": id, "from_agent_id": "a", "to_agent_id": "b", "org_id": "o",
-            "scope": ["files:read"], "status": "active",
-            "expires_at": "2026-11-25T21:00:00Z", "created_at": format!("2026-11-25T20:00:0{}Z", id.len() % 10),
-        });
-        if let Some(parent) = parent {
-            base["parent_delegation_id"] = parent.into();
-        }
-        if let (Some(base), Some(extra)) = (base.as_object_mut(), value.as_object()) {
-            for (key, value) in extra {
-                base.insert(key.clone(), value.clone());
-            }
-        }
-        serde_json::from_value(base).unwrap()
-    }
-
-    fn names() -> HashMap<String, String> {
-        [("a", "A"), ("b", "B"), ("c", "C"), ("d", "D")]
-            .into_iter()
-            .map(|(id, name)| (id.to_string(), name.to_string()))
-            .collect()
-    }
-
-    fn render(delegations: &[Delegation]) -> String {
-        let items: Vec<&Delegation> = delegations.iter().collect();
-        render_forest(&forest(items.iter().copied()), &items, &names())
-    }
-
-    #[test]
-    fn a_chain_renders_as_an_indented_tree() {
-        let delegations = [
-            // Children listed before their parents: the order of the list does not matter.
-            delegation(
-                "d2",
-                Some("d1"),
-                serde_json::json!({"from_agent_id": "b", "to_agent_id": "c", "status": "revoked",
-                                   "revoked_at": "2026-11-25T20:30:00Z"}),
-            ),
-            delegation(
-                "d1",
-                None,
-                serde_json::json!({"restrictions": {"paths": ["/tmp/*"]}}),
-            ),
-            delegation(
-                "d3",
-                Some("d2"),
-                serde_json::json!({"from_agent_id": "c", "to_agent_id": "d", "status": "revoked"}),
-            ),
-        ];
-        assert_eq!(
-            render(&delegations),
-            "d1  A → B  files:read  active  expires 2026-11-25T21:00:00Z  paths=/tmp/*\n\
-             └── d2  B → C  files:read  revoked  (revoked 2026-11-25T20:30:00Z)\n\
-             \x20   └── d3  C → D  files:read  revoked  (revoked)\n"
-        );
-    }
-
-    #[test]
-    fn siblings_branch_and_the_last_closes() {
-        let delegations = [
-            delegation(
-                "r",
-                None,
-                serde_json::json!({"created_at": "2026-01-01T00:00:00Z"}),
-            ),
-            delegation(
-                "x",
-                Some("r"),
-                serde_json::json!({"created_at": "2026-01-01T00:00:01Z"}),
-            ),
-            delegation(
-                "xx",
-                Some("x"),
-                serde_json::json!({"created_at": "2026-01-01T00:00:03Z"}),
-            ),
-            delegation(
-                "y",
-                Some("r"),
-                serde_json::json!({"created_at": "2026-01-01T00:00:02Z",
-                                                           "status": "expired"}),
-            ),
-            delegation(
-                "s",
-                None,
-                serde_json::json!({"created_at": "2026-01-02T00:00:00Z",
-                                                      "to_agent_id": "unknown-agent",
-                                                      "restrictions": {"max_calls": 3,
-                                                      "effects": ["read"], "tools": ["fs_*"],
-                                                      "ip": "10.0.0.0/8"}}),
-            ),
-        ];
-        let text = render(&delegations);
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 5, "{text}");
-        assert!(lines[0].starts_with("r  A → B"), "{text}");
-        assert!(lines[1].starts_with("├── x  "), "{text}");
-        assert!(lines[2].starts_with("│   └── xx  "), "{text}");
-        assert!(lines[3].starts_with("└── y  "), "{text}");
-        assert!(
-            lines[3].ends_with("expired  (expired 2026-11-25T21:00:00Z)"),
-            "{text}"
-        );
-        // Unknown agents show their id; every known and unknown restriction is shown.
-        assert_eq!(
-            lines[4],
-            "s  A → unknown-agent  files:read  active  expires 2026-11-25T21:00:00Z  \
-             tools=fs_* effects=read max_calls=3 ip=10.0.0.0/8"
-        );
-    }
-
-    #[test]
-    fn orphans_become_roots_and_cycles_do_not_loop() {
-        let delegations = [
-            delegation("o", Some("gone"), serde_json::json!({})),
-            delegation("p", Some("q"), serde_json::json!({})),
-            delegation("q", Some("p"), serde_json::json!({})),
-            delegation("self", Some("self"), serde_json::json!({})),
-        ];
-        let items: Vec<&Delegation> = delegations.iter().collect();
-        let trees = forest(items.iter().copied());
-        let mut seen = Vec::new();
-        walk(&trees, &mut |node| seen.push(items[node.index].id.clone()));
-        seen.sort();
-        assert_eq!(seen, ["o", "p", "q", "self"]);
-        assert_eq!(trees.len(), 3, "{trees:?}");
-    }
-
-    #[test]
-    fn the_tree_of_a_delegation_is_its_roots() {
-        let delegations = [
-            delegation("r1", None, serde_json::json!({})),
-            delegation(
-                "c1",
-                Some("r1"),
-                serde_json::json!({"delegation_chain": ["r1", "c1"]}),
-            ),
-            delegation("r2", None, serde_json::json!({})),
-            delegation("c2", Some("r2"), serde_json::json!({})),
-        ];
-        let items: Vec<&Delegation> = delegations.iter().collect();
-        let trees = forest(items.iter().copied());
-        let tree = tree_containing(trees.clone(), &items, "r1", "c1").unwrap();
-        assert_eq!(items[tree.index].id, "r1");
-        // A chain root that is not there: the tree found through the parent links.
-        let tree = tree_containing(trees.clone(), &items, "missing", "c2").unwrap();
-        assert_eq!(items[tree.index].id, "r2");
-        assert!(tree_containing(trees, &items, "r1", "nope").is_none());
-    }
-
-    #[test]
-    fn json_nests_children_and_keeps_every_field() {
-        let raws = [
-            serde_json::json!({"id": "r", "custom": 1}),
-            serde_json::json!({"id": "c", "parent_delegation_id": "r"}),
-        ];
-        let delegations = [
-            delegation("r", None, serde_json::json!({})),
-            delegation("c", Some("r"), serde_json::json!({})),
-        ];
-        let items: Vec<&Delegation> = delegations.iter().collect();
-        let trees = forest(items.iter().copied());
-        let raw_refs: Vec<&serde_json::Value> = raws.iter().collect();
-        let nested = nested_json(&trees, &raw_refs);
-        assert_eq!(
-            serde_json::Value::Array(nested),
-            serde_json::json!([{"id": "r", "custom": 1, "children": [
-                {"id": "c", "parent_delegation_id": "r", "children": []}
-            ]}])
-        );
-    }
-
-    #[test]
-    fn active_descendants_are_counted_at_any_depth() {
-        let delegations = [
-            delegation("gc", Some("c"), serde_json::json!({})),
-            delegation("r", None, serde_json::json!({})),
-            delegation("c", Some("r"), serde_json::json!({})),
-            delegation("dead", Some("r"), serde_json::json!({"status": "revoked"})),
-            delegation("other", None, serde_json::json!({})),
-        ];
-        assert_eq!(active_descendants(&delegations, "r"), 2);
-        assert_eq!(active_descendants(&delegations, "c"), 1);
-        assert_eq!(active_descendants(&delegations, "other"), 0);
-    }
 
     #[test]
     fn shorthand_flags_override_the_json_restrictions() {

@@ -7,24 +7,30 @@
 //! Privacy (reference/wire-api.md §5): the tool name is sent; its input only with `--input` or
 //! `guard run --log-inputs` (the command line, cut to 200 characters); its output never.
 //! Telemetry goes through the spool (`guard::spool`) and never changes an exit status.
+//!
+//! The machinery lives beside the verbs: `child` runs the wrapped command, `spool` keeps the
+//! telemetry until it is delivered.
+
+pub mod child;
+pub mod spool;
 
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
 use super::Context;
-use super::actions::effect_parser;
+use super::actions::decision_outcome;
 use super::approvals::{self, DEFAULT_WAIT};
+use super::effect_parser;
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::api::telemetry::ReportedEvent;
 use crate::api::time;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::client::{self, Client, Response};
 use crate::config::env;
-use crate::exit::{self, Failure, Report};
-use crate::guard::child;
-use crate::guard::spool::{self, Delivery, Spool, SpooledEvent};
+use crate::exit::{self, Outcome, Retry};
 use crate::output;
+use spool::{Delivery, Spool, SpooledEvent};
 
 /// How long telemetry may hold up a `guard` exit: one short round trip on a healthy gateway.
 pub const TELEMETRY_BUDGET: Duration = Duration::from_millis(500);
@@ -158,20 +164,15 @@ pub enum SessionCommand {
     End,
 }
 
-pub async fn run(context: &Context, args: GuardArgs) -> anyhow::Result<()> {
+pub async fn run(context: &Context, args: GuardArgs) -> anyhow::Result<Outcome> {
     match args.command {
         GuardCommand::Check(args) => check(context, args).await,
         GuardCommand::Run(args) => run_command(context, args).await,
         GuardCommand::Report(args) => report(context, args).await,
         GuardCommand::Flush => flush(context).await,
         GuardCommand::Session(args) => match args.command {
-            SessionCommand::Start { agent } => session_start(agent),
-            SessionCommand::End => {
-                flush(context).await?;
-                output::Printer::new(output::Format::Table, false)
-                    .lines(&["unset AGENTTRUST_SESSION_ID".to_string()])?;
-                Ok(())
-            }
+            SessionCommand::Start { agent } => session_start(context, agent),
+            SessionCommand::End => session_end(context).await,
         },
     }
 }
@@ -197,36 +198,39 @@ fn caller(agent: Option<String>, session: Option<String>) -> anyhow::Result<Call
     })
 }
 
-/// How a decision came out when the call may go ahead.
-enum Allowed {
+/// How a decision came out.
+enum Verdict {
     /// The gateway said yes.
-    ByGateway,
+    Allowed,
     /// The gateway could not be reached and `--fail-open` allowed the call anyway.
     FailOpen,
+    /// The call may not go ahead: denied, or waiting for a human.
+    Stop(Outcome),
 }
 
-pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<()> {
+pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome> {
     let caller = caller(args.decision.agent.clone(), args.decision.session.clone())?;
     let client = context.client()?;
     let summary = args.input.as_deref().map(summarize);
-    let allowed = decide(
-        context,
-        &client,
-        &caller,
-        &args.tool,
+    let question = Question {
+        tool: &args.tool,
         summary,
-        &args.decision,
-    )
-    .await?;
-    // Deliver what earlier invocations left in the spool, when a batch is due (a stat when the
-    // spool is empty).
-    if matches!(allowed, Allowed::ByGateway) {
-        deliver_pending(&client).await;
+        // `-o json`: the decision is the one document on stdout.
+        show: context.printer.prints_json(),
+    };
+    match decide(context, &client, &caller, question, &args.decision).await? {
+        Verdict::Allowed => {
+            // Deliver what earlier invocations left in the spool, when a batch is due (a stat
+            // when the spool is empty).
+            deliver_pending(&client).await;
+            Ok(Outcome::Success)
+        }
+        Verdict::FailOpen => Ok(Outcome::Success),
+        Verdict::Stop(outcome) => Ok(outcome),
     }
-    Ok(())
 }
 
-pub async fn run_command(context: &Context, args: RunArgs) -> anyhow::Result<()> {
+pub async fn run_command(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
     let caller = caller(args.decision.agent.clone(), args.decision.session.clone())?;
     let client = context.client()?;
     let summary = if args.log_inputs {
@@ -234,50 +238,36 @@ pub async fn run_command(context: &Context, args: RunArgs) -> anyhow::Result<()>
     } else {
         args.input.as_deref().map(summarize)
     };
-    let allowed = decide(
-        context,
-        &client,
-        &caller,
-        &args.tool,
+    let question = Question {
+        tool: &args.tool,
         summary,
-        &args.decision,
-    )
-    .await?;
-    let (exit_code, event) = match child::run(&args.command).await {
+        // stdout belongs to the wrapped command, whatever the output format.
+        show: false,
+    };
+    let reachable = match decide(context, &client, &caller, question, &args.decision).await? {
+        Verdict::Allowed => true,
+        Verdict::FailOpen => false,
+        Verdict::Stop(outcome) => return Ok(outcome),
+    };
+    match child::run(&args.command).await {
         Ok(finished) => {
             let event = tool_event(
                 &args.tool,
                 finished.error_type.clone(),
                 finished.duration.as_millis(),
             );
-            (finished.exit_code, event)
+            record(&client, &caller, event, reachable).await;
+            Ok(Outcome::CommandStatus(finished.exit_code))
         }
         Err(error) => {
-            output::print_error(
-                &Report {
-                    exit_code: error.exit_code(),
-                    code: "SPAWN_FAILED".to_string(),
-                    message: error.to_string(),
-                    status: None,
-                    hint: None,
-                    silent: false,
-                },
-                false,
-            );
             let event = tool_event(&args.tool, Some(error.error_type()), 0);
-            (error.exit_code(), event)
+            record(&client, &caller, event, reachable).await;
+            Err(error.into())
         }
-    };
-    let reachable = matches!(allowed, Allowed::ByGateway);
-    record(&client, &caller, event, reachable).await;
-    if exit_code == exit::SUCCESS {
-        Ok(())
-    } else {
-        Err(Failure::Silent(exit_code).into())
     }
 }
 
-pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
+pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<Outcome> {
     let agent_id = super::agent_or_env(args.agent)?;
     let session_id = super::session_or_env(args.session);
     let client = context.client()?;
@@ -295,39 +285,86 @@ pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
         session_id: session_id.unwrap_or_default(),
         fresh_session: false,
     };
-    record(&client, &caller, event, true).await;
-    Ok(())
+    let spooled = record(&client, &caller, event, true).await;
+    if context.printer.prints_json() {
+        // The one document: the event as it is (or will be) delivered, named by its id.
+        if let Some(spooled) = spooled {
+            context.printer.json(&spooled_document(&spooled)?)?;
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// `guard report -o json`: the event as the gateway gets it, with who it belongs to.
+fn spooled_document(spooled: &SpooledEvent) -> anyhow::Result<serde_json::Value> {
+    let event = ReportedEvent {
+        event_id: Some(spooled.id.clone()),
+        ..spooled.event.clone()
+    };
+    let mut document = serde_json::to_value(&event)?;
+    if let Some(object) = document.as_object_mut() {
+        object.insert("agent_id".to_string(), spooled.agent_id.clone().into());
+        if let Some(session_id) = &spooled.session_id {
+            object.insert("session_id".to_string(), session_id.clone().into());
+        }
+    }
+    Ok(output::without_nulls(document))
 }
 
 /// Delivers everything spooled; exit 69 (or 4) when the gateway refuses or cannot be reached
 /// and events remain.
-pub async fn flush(context: &Context) -> anyhow::Result<()> {
-    let client = context.client()?;
-    let spool = spool_for(&client)?;
-    let delivery = spool.deliver(&client, None).await?;
-    if context.printer.is_json() && !context.printer.is_quiet() {
+pub async fn flush(context: &Context) -> anyhow::Result<Outcome> {
+    let (spool, delivery) = deliver_all(context).await?;
+    if context.printer.prints_json() {
         context.printer.json(&serde_json::json!({
             "delivered": delivery.sent,
             "rejected": delivery.rejected,
             "remaining": delivery.remaining,
         }))?;
-    } else if delivery.sent > 0 || delivery.remaining > 0 {
+    }
+    delivery_result(&spool, delivery)
+}
+
+/// `guard session end`: unsets the session variable whatever happens to the telemetry (the
+/// spool keeps what could not be delivered), so `eval "$(agenttrust guard session end)"`
+/// always ends the session; the exit status still says whether delivery failed (69, 4).
+async fn session_end(context: &Context) -> anyhow::Result<Outcome> {
+    let delivered = deliver_all(context).await;
+    // Shell code on stdout, whatever the output format: it is meant for `eval`.
+    context
+        .printer
+        .lines(&[format!("unset {}", env::SESSION_ID)])?;
+    let (spool, delivery) = delivered?;
+    delivery_result(&spool, delivery)
+}
+
+/// Delivers everything spooled (no time budget) and says so on stderr.
+async fn deliver_all(context: &Context) -> anyhow::Result<(Spool, Delivery)> {
+    let client = context.client()?;
+    let spool = spool_for(&client)?;
+    let delivery = spool.deliver(&client, None).await?;
+    if !context.printer.prints_json() && (delivery.sent > 0 || delivery.remaining > 0) {
         context.printer.note(format!(
             "Delivered {} telemetry event(s); {} remain spooled.",
             delivery.sent, delivery.remaining
         ));
     }
-    if let Some(error) = delivery.error {
-        return Err(anyhow::Error::from(error).context(format!(
+    Ok((spool, delivery))
+}
+
+/// A delivery that stopped early is the error that stopped it, naming where the events wait.
+fn delivery_result(spool: &Spool, delivery: Delivery) -> anyhow::Result<Outcome> {
+    match delivery.error {
+        Some(error) => Err(anyhow::Error::from(error).context(format!(
             "{} telemetry event(s) remain in {}",
             delivery.remaining,
             spool.path().display()
-        )));
+        ))),
+        None => Ok(Outcome::Success),
     }
-    Ok(())
 }
 
-fn session_start(agent: Option<String>) -> anyhow::Result<()> {
+fn session_start(context: &Context, agent: Option<String>) -> anyhow::Result<Outcome> {
     let mut lines = vec![format!(
         "export {}={}",
         env::SESSION_ID,
@@ -336,8 +373,9 @@ fn session_start(agent: Option<String>) -> anyhow::Result<()> {
     if let Some(agent) = agent.filter(|agent| !agent.is_empty()) {
         lines.push(format!("export {}={}", env::AGENT_ID, shell_quote(&agent)));
     }
-    output::Printer::new(output::Format::Table, false).lines(&lines)?;
-    Ok(())
+    // Shell code on stdout, whatever the output format: it is meant for `eval`.
+    context.printer.lines(&lines)?;
+    Ok(Outcome::Success)
 }
 
 /// Single-quotes a value for a POSIX shell unless it is plainly safe.
@@ -361,37 +399,52 @@ fn fail_open(args: &DecisionArgs) -> bool {
     args.fail_open || env::flag(env::FAIL_OPEN)
 }
 
-/// Asks the gateway (and, with `--wait`, the human behind an elevation). `Ok` means the call
-/// may go ahead; every other answer is an error carrying its exit status.
+/// What `decide` asks: the tool, its input summary, and whether the decision may be printed
+/// on stdout (`guard check -o json`; never under `guard run`).
+struct Question<'a> {
+    tool: &'a str,
+    summary: Option<String>,
+    show: bool,
+}
+
+/// Asks the gateway (and, with `--wait`, the human behind an elevation) whether the call may go
+/// ahead. Errors are failures to get an answer (with `--fail-open`, only transport failures
+/// become an allow).
 async fn decide(
     context: &Context,
     client: &Client,
     caller: &Caller,
-    tool: &str,
-    summary: Option<String>,
+    question: Question<'_>,
     args: &DecisionArgs,
-) -> anyhow::Result<Allowed> {
+) -> anyhow::Result<Verdict> {
+    let tool = question.tool;
     let request = CheckRequest {
         agent_id: Some(caller.agent_id.clone()),
         action_name: Some(tool.to_string()),
         action_source: Some("api".to_string()),
-        action_input_summary: summary.filter(|summary| !summary.is_empty()),
+        action_input_summary: question.summary.filter(|summary| !summary.is_empty()),
         session_id: Some(caller.session_id.clone()),
         action_effect: args.effect.map(|effect| effect.as_str().to_string()),
         ..CheckRequest::default()
+    };
+    let show = |response: &Response<CheckDecision>| -> anyhow::Result<()> {
+        if question.show {
+            exit::answer_printed(context.printer.json(&response.raw))?;
+        }
+        Ok(())
     };
     let mut response = match client::actions::check(client, &request).await {
         Ok(response) => response,
         Err(error) if error.is_unreachable() && fail_open(args) => {
             output::warn(format!("{error}; allowing `{tool}` anyway (--fail-open)"));
-            if context.printer.is_json() && !context.printer.is_quiet() {
+            if question.show {
                 context.printer.json(&serde_json::json!({
                     "allowed": true,
                     "fail_open": true,
                     "reason": error.to_string(),
                 }))?;
             }
-            return Ok(Allowed::FailOpen);
+            return Ok(Verdict::FailOpen);
         }
         Err(error) => return Err(error.into()),
     };
@@ -399,130 +452,36 @@ async fn decide(
         && response.value.elevation_required
         && let Some(approval_id) = response.value.approval_id.clone()
     {
-        match wait_for_approval(context, client, &approval_id).await? {
-            ApprovalOutcome::Approved => {
-                // The documented flow: retry the same call in the same session.
-                response = client::actions::check(client, &request).await?;
+        let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
+        let approval =
+            approvals::poll_until_decided(context, client, &approval_id, timeout, WAIT_INTERVAL)
+                .await?
+                .value;
+        match approvals::approval_outcome(approval, timeout) {
+            // The documented flow: retry the same call in the same session.
+            Outcome::Success => response = client::actions::check(client, &request).await?,
+            // An expired approval still needs a human: for `guard`, that is an elevation (75).
+            Outcome::ApprovalExpired { approval_id } => {
+                show(&response)?;
+                return Ok(Verdict::Stop(Outcome::ApprovalPending {
+                    approval_id,
+                    status: "expired".to_string(),
+                    waited: approvals::humanize(timeout),
+                }));
             }
-            ApprovalOutcome::Denied(decided_by) => {
-                show_decision(context, &response)?;
-                return Err(silent_or(
-                    context,
-                    exit::DENIED,
-                    format!("approval {approval_id} was denied by {decided_by}"),
-                    None,
-                ));
-            }
-            ApprovalOutcome::Pending(status) => {
-                show_decision(context, &response)?;
-                return Err(silent_or(
-                    context,
-                    exit::ELEVATION_REQUIRED,
-                    format!("approval {approval_id} is still {status}"),
-                    Some(approve_hint(&approval_id, caller)),
-                ));
+            stopped => {
+                show(&response)?;
+                return Ok(Verdict::Stop(stopped));
             }
         }
     }
-    show_decision(context, &response)?;
-    let decision = &response.value;
-    let reason = if decision.reason.is_empty() {
-        "no reason given".to_string()
-    } else {
-        decision.reason.clone()
+    show(&response)?;
+    let retry = Retry::Guard {
+        fresh_session: caller.fresh_session.then(|| caller.session_id.clone()),
     };
-    // Elevation first (as the Rust SDK does): it is always paired with allowed: false anyway.
-    if decision.elevation_required {
-        let hint = match &decision.approval_id {
-            Some(id) => approve_hint(id, caller),
-            None => "an operator must allow this call".to_string(),
-        };
-        return Err(silent_or(
-            context,
-            exit::ELEVATION_REQUIRED,
-            format!("elevation required for `{tool}`: {reason}"),
-            Some(hint),
-        ));
-    }
-    if !decision.allowed {
-        return Err(silent_or(
-            context,
-            exit::DENIED,
-            format!("denied: `{tool}`: {reason}"),
-            None,
-        ));
-    }
-    Ok(Allowed::ByGateway)
-}
-
-fn approve_hint(approval_id: &str, caller: &Caller) -> String {
-    let retry = if caller.fresh_session {
-        format!(
-            "then retry with --session {} (or pass --wait)",
-            caller.session_id
-        )
-    } else {
-        "then retry in the same session (or pass --wait)".to_string()
-    };
-    format!(
-        "approval {approval_id} is pending; approve it with `agenttrust approvals approve {approval_id}`, {retry}"
-    )
-}
-
-/// With `-o json` the decision on stdout says it all; else one `error:` line (+ hint).
-fn silent_or(context: &Context, code: u8, message: String, hint: Option<String>) -> anyhow::Error {
-    if !context.printer.is_json() || context.printer.is_quiet() {
-        let machine = match code {
-            exit::DENIED => "ACTION_DENIED",
-            _ => "ELEVATION_REQUIRED",
-        };
-        output::print_error(
-            &Report {
-                exit_code: code,
-                code: machine.to_string(),
-                message,
-                status: None,
-                hint,
-                silent: false,
-            },
-            false,
-        );
-    }
-    Failure::Silent(code).into()
-}
-
-/// `-o json` prints the decision as received; the table view stays silent (the exit status is
-/// the answer).
-fn show_decision(context: &Context, response: &Response<CheckDecision>) -> anyhow::Result<()> {
-    if context.printer.is_json() && !context.printer.is_quiet() {
-        context.printer.json(&response.raw)?;
-    }
-    Ok(())
-}
-
-enum ApprovalOutcome {
-    Approved,
-    /// Who denied it.
-    Denied(String),
-    /// Still pending at the timeout, or expired: the status.
-    Pending(String),
-}
-
-async fn wait_for_approval(
-    context: &Context,
-    client: &Client,
-    approval_id: &str,
-) -> anyhow::Result<ApprovalOutcome> {
-    let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
-    let approval =
-        approvals::poll_until_decided(context, client, approval_id, timeout, WAIT_INTERVAL)
-            .await?
-            .value;
-    Ok(match approval.status.as_str() {
-        "approved" => ApprovalOutcome::Approved,
-        "denied" => ApprovalOutcome::Denied(approval.decided_by.unwrap_or_else(|| "-".to_string())),
-        // Still pending at the timeout, or expired: the call still needs a human.
-        _ => ApprovalOutcome::Pending(approval.status),
+    Ok(match decision_outcome(tool, &response.value, retry) {
+        Outcome::Success => Verdict::Allowed,
+        stopped => Verdict::Stop(stopped),
     })
 }
 
@@ -548,8 +507,14 @@ fn spool_for(client: &Client) -> anyhow::Result<Spool> {
 }
 
 /// Spools one event; when the gateway answered a moment ago and a batch is due, delivers the
-/// spool within [`TELEMETRY_BUDGET`]. Never fails: telemetry problems are warnings.
-async fn record(client: &Client, caller: &Caller, event: ReportedEvent, deliver: bool) {
+/// spool within [`TELEMETRY_BUDGET`]. Never fails: telemetry problems are warnings. Returns
+/// the spooled event (`None` when it could not be spooled).
+async fn record(
+    client: &Client,
+    caller: &Caller,
+    event: ReportedEvent,
+    deliver: bool,
+) -> Option<SpooledEvent> {
     let spooled = SpooledEvent::new(
         caller.agent_id.clone(),
         Some(caller.session_id.clone()).filter(|session| !session.is_empty()),
@@ -559,12 +524,12 @@ async fn record(client: &Client, caller: &Caller, event: ReportedEvent, deliver:
         Ok(spool) => spool,
         Err(error) => {
             output::warn(format!("telemetry not recorded: {error:#}"));
-            return;
+            return None;
         }
     };
     if let Err(error) = spool.append(&spooled) {
         output::warn(format!("telemetry not recorded: {error:#}"));
-        return;
+        return None;
     }
     if deliver {
         deliver_pending(client).await;
@@ -574,6 +539,7 @@ async fn record(client: &Client, caller: &Caller, event: ReportedEvent, deliver:
             spool.path().display()
         ));
     }
+    Some(spooled)
 }
 
 /// Delivers what is spooled, within the budget, when a batch is due (a full batch, or an event

@@ -17,6 +17,7 @@ use crate::config::{self, ConfigStore, env};
 use crate::gateway::connections::{self, ConnectionLimits};
 use crate::gateway::policy_limits::{self, PolicyLimits};
 use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets};
+use crate::output;
 use crate::store::{self, SqliteSynchronous, Store};
 
 /// The profile `--dev` writes.
@@ -130,8 +131,8 @@ pub async fn run(args: ServerArgs, config_dir_override: Option<&Path>) -> anyhow
         Some(ServerCommand::Org(OrgCommand::Create { name })) => {
             let store = Store::connect(&database_url).await?;
             let org = bootstrap::create_org(&store, name.trim()).await?;
-            eprintln!("created org {:?}", org.name);
-            println!("{}", org.id);
+            output::say(format!("created org {:?}", org.name));
+            output::data_lines(&[org.id])?;
             Ok(())
         }
         Some(ServerCommand::Key(KeyCommand::Create { org, role, name })) => {
@@ -140,11 +141,11 @@ pub async fn run(args: ServerArgs, config_dir_override: Option<&Path>) -> anyhow
                 .await?
                 .with_context(|| format!("no org {org:?} in this database"))?;
             let created = bootstrap::create_key(&store, &org.id, role, name.trim()).await?;
-            eprintln!(
+            output::say(format!(
                 "created {role} key {} for org {:?}; it is shown only now:",
                 created.api_key.id, org.name
-            );
-            println!("{}", created.key);
+            ));
+            output::data_lines(&[created.key])?;
             Ok(())
         }
         None => serve(args, &database_url, config_dir_override).await,
@@ -189,9 +190,11 @@ async fn serve(
         database = %gateway::redact_url(database_url),
         "gateway listening"
     );
-    eprintln!("agenttrust gateway listening on {url} (press Ctrl-C to stop)");
+    output::say(format!(
+        "agenttrust gateway listening on {url} (press Ctrl-C to stop)"
+    ));
     gateway.serve(shutdown_signal()).await?;
-    eprintln!("agenttrust gateway stopped");
+    output::say("agenttrust gateway stopped");
     Ok(())
 }
 
@@ -216,29 +219,29 @@ async fn dev_bootstrap(
         let row = store::keys::find_active_by_digest(store, &secrets::digest(&key)).await?;
         if row.is_some_and(|row| row.org_id == org.id) {
             profiles.save_profile(DEV_PROFILE, url, Some(&key), false)?;
-            eprintln!(
+            output::say(format!(
                 "dev mode: reusing org {DEV_ORG:?} and the admin key of profile {DEV_PROFILE:?} ({})",
                 profiles.dir().display()
-            );
+            ));
             return Ok(());
         }
     }
     let created = bootstrap::create_key(store, &org.id, Role::Admin, "dev").await?;
     profiles.save_profile(DEV_PROFILE, url, Some(&created.key), false)?;
-    eprintln!("dev mode: created org {DEV_ORG:?} and an admin API key; it is shown only now:");
-    eprintln!();
-    eprintln!("    {}", created.key);
-    eprintln!();
+    output::say(format!(
+        "dev mode: created org {DEV_ORG:?} and an admin API key; it is shown only now:\n\n    {}\n\n",
+        created.key
+    ));
     let is_default = profiles.load_config()?.default_profile.as_deref() == Some(DEV_PROFILE);
     let try_command = if is_default {
         "agenttrust status".to_string()
     } else {
         format!("agenttrust --profile {DEV_PROFILE} status")
     };
-    eprintln!(
+    output::say(format!(
         "saved as profile {DEV_PROFILE:?} in {}; try `{try_command}`",
         profiles.dir().display()
-    );
+    ));
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use super::Context;
 use crate::api::join_or_dash;
 use crate::api::tokens::{IntrospectRequest, IssueTokenRequest, RevokeTokenRequest};
 use crate::client;
-use crate::exit::Failure;
+use crate::exit::{self, Outcome};
 use crate::output::{View, mask_secret, or_dash};
 
 #[derive(Debug, Args)]
@@ -69,11 +69,11 @@ pub struct RevokeArgs {
     pub yes: bool,
 }
 
-pub async fn run(context: &Context, args: TokensArgs) -> anyhow::Result<()> {
+pub async fn run(context: &Context, args: TokensArgs) -> anyhow::Result<Outcome> {
     match args.command {
-        TokensCommand::Issue(args) => issue(context, args).await,
+        TokensCommand::Issue(args) => issue(context, args).await.map(|()| Outcome::Success),
         TokensCommand::Introspect(args) => introspect(context, args).await,
-        TokensCommand::Revoke(args) => revoke(context, args).await,
+        TokensCommand::Revoke(args) => revoke(context, args).await.map(|()| Outcome::Success),
     }
 }
 
@@ -82,7 +82,7 @@ pub async fn issue(context: &Context, args: IssueArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let request = IssueTokenRequest {
         agent_id,
-        scopes: super::agents::clean_list(args.scopes),
+        scopes: super::clean_list(args.scopes),
         ttl: args.ttl,
         session_id: super::session_or_env(args.session),
     };
@@ -103,27 +103,24 @@ pub async fn issue(context: &Context, args: IssueArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn introspect(context: &Context, args: IntrospectArgs) -> anyhow::Result<()> {
+pub async fn introspect(context: &Context, args: IntrospectArgs) -> anyhow::Result<Outcome> {
     let token = super::read_secret_argument(&args.token, "token")?;
     let client = context.client()?;
     let request = IntrospectRequest {
         token,
         target: args.target.filter(|target| !target.is_empty()),
-        required_scopes: super::agents::clean_list(args.required_scopes),
+        required_scopes: super::clean_list(args.required_scopes),
     };
     let response = client::tokens::introspect(&client, &request).await?;
     let introspection = &response.value;
     if !introspection.active {
-        if context.printer.is_json() && !context.printer.is_quiet() {
-            context.printer.json(&response.raw)?;
-            return Err(Failure::Silent(crate::exit::FAILURE).into());
+        // The answer is the exit status (1) and its reason; `-o json` also prints the document.
+        if context.printer.prints_json() {
+            exit::answer_printed(context.printer.json(&response.raw))?;
         }
-        let reasoning = if introspection.reasoning.is_empty() {
-            "no reason given".to_string()
-        } else {
-            introspection.reasoning.clone()
-        };
-        return Err(Failure::TokenInactive { reasoning }.into());
+        return Ok(Outcome::TokenInactive {
+            reasoning: introspection.reasoning.clone(),
+        });
     }
     let agent_id = introspection.agent_id.clone().unwrap_or_default();
     context.printer.show(
@@ -139,7 +136,7 @@ pub async fn introspect(context: &Context, args: IntrospectArgs) -> anyhow::Resu
             ("reasoning", or_dash(Some(&introspection.reasoning))),
         ]),
     )?;
-    Ok(())
+    Ok(Outcome::Success)
 }
 
 pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {

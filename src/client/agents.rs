@@ -1,6 +1,6 @@
 //! Agents: create, list, get, revoke, set mode, unlock (`/api/v1/agents…`).
 
-use super::{Client, Error, Response, Service, decode};
+use super::{Client, Error, Response, Service, unwrapped};
 use crate::api::agents::{
     Agent, AgentList, CreateAgentRequest, RevokeAgentRequest, RevokeAgentResponse,
     SetAgentModeRequest,
@@ -12,7 +12,7 @@ pub async fn create(
 ) -> Result<Response<Agent>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "agents"])?;
     let response: Response<serde_json::Value> = client.post(url.clone(), request).await?;
-    unwrap_agent(response, &url)
+    unwrapped(response, "agent", &url)
 }
 
 pub async fn list(client: &Client) -> Result<Response<AgentList>, Error> {
@@ -23,7 +23,7 @@ pub async fn list(client: &Client) -> Result<Response<AgentList>, Error> {
 pub async fn get(client: &Client, agent_id: &str) -> Result<Response<Agent>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "agents", agent_id])?;
     let response: Response<serde_json::Value> = client.get(url.clone()).await?;
-    unwrap_agent(response, &url)
+    unwrapped(response, "agent", &url)
 }
 
 pub async fn revoke(
@@ -42,29 +42,12 @@ pub async fn set_mode(
 ) -> Result<Response<Agent>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "agents", agent_id, "mode"])?;
     let response: Response<serde_json::Value> = client.put(url.clone(), request).await?;
-    unwrap_agent(response, &url)
+    unwrapped(response, "agent", &url)
 }
 
 pub async fn unlock(client: &Client, agent_id: &str) -> Result<Response<Agent>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "agents", agent_id, "unlock"])?;
     let response: Response<serde_json::Value> =
         client.post(url.clone(), &serde_json::json!({})).await?;
-    unwrap_agent(response, &url)
-}
-
-/// The wire contract allows a bare agent or `{"agent": {...}}`; the raw JSON stays as sent.
-fn unwrap_agent(
-    response: Response<serde_json::Value>,
-    url: &reqwest::Url,
-) -> Result<Response<Agent>, Error> {
-    let object = response
-        .raw
-        .get("agent")
-        .filter(|agent| agent.is_object())
-        .unwrap_or(&response.raw);
-    let value = decode(object, url)?;
-    Ok(Response {
-        value,
-        raw: response.raw,
-    })
+    unwrapped(response, "agent", &url)
 }

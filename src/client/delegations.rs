@@ -2,11 +2,9 @@
 //! `POST /api/v1/delegations/{id}/session`.
 //!
 //! The gateway wraps a created delegation (`{"delegation": {...}}`) and answers a get bare; both
-//! readers accept either shape, and the raw JSON stays exactly as sent.
+//! readers accept either shape and hand the CLI the object itself (`client::unwrapped`).
 
-use serde::de::DeserializeOwned;
-
-use super::{Client, Error, Response, Service, decode, with_query};
+use super::{Client, Error, Response, Service, unwrapped, with_query};
 use crate::api::delegations::{
     CreateDelegationRequest, Delegation, DelegationList, DelegationQuery, DelegationRevoked,
 };
@@ -19,7 +17,7 @@ pub async fn create(
 ) -> Result<Response<Delegation>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "delegations"])?;
     let response: Response<serde_json::Value> = client.post(url.clone(), request).await?;
-    unwrap_object(response, "delegation", &url)
+    unwrapped(response, "delegation", &url)
 }
 
 /// The org's delegations, optionally only from/to an agent, only active or only inactive ones.
@@ -42,7 +40,7 @@ pub async fn list(
 pub async fn get(client: &Client, delegation_id: &str) -> Result<Response<Delegation>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "delegations", delegation_id])?;
     let response: Response<serde_json::Value> = client.get(url.clone()).await?;
-    unwrap_object(response, "delegation", &url)
+    unwrapped(response, "delegation", &url)
 }
 
 /// Revokes a delegation and every delegation built on it (revoking twice revokes nothing more).
@@ -63,23 +61,5 @@ pub async fn session(client: &Client, delegation_id: &str) -> Result<Response<Se
     )?;
     let response: Response<serde_json::Value> =
         client.post(url.clone(), &serde_json::json!({})).await?;
-    unwrap_object(response, "session", &url)
-}
-
-/// Decodes `raw[key]` when it is an object, else `raw` itself.
-fn unwrap_object<T: DeserializeOwned>(
-    response: Response<serde_json::Value>,
-    key: &str,
-    url: &reqwest::Url,
-) -> Result<Response<T>, Error> {
-    let object = response
-        .raw
-        .get(key)
-        .filter(|inner| inner.is_object())
-        .unwrap_or(&response.raw);
-    let value = decode(object, url)?;
-    Ok(Response {
-        value,
-        raw: response.raw,
-    })
+    unwrapped(response, "session", &url)
 }

@@ -2,6 +2,10 @@
 //! gateway started in-process (see `harness`), on SQLite and, when
 //! `AGENTTRUST_TEST_DATABASE_URL` is set, on PostgreSQL; and the official SDKs against it.
 
+// Tests assert with `unwrap()` and talk on stderr directly: the crate's `[lints]` guard the
+// binary's conventions, not the test harness's.
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
+
 mod harness;
 
 mod api_auth;
@@ -13,6 +17,7 @@ mod audit;
 mod cli_basics;
 mod cli_elevation;
 mod cli_profiles;
+mod cli_scripting;
 mod cli_usage;
 mod cli_workflow;
 mod delegations;

@@ -1,0 +1,146 @@
+//! Helpers every verb group shares: where the agent and session of a call come from (flag,
+//! else environment), secrets given as `-` (stdin), confirmations of destructive verbs, and the
+//! value parsers of the common flag vocabulary (`--ttl`, `--metadata`, `--effect`, lists).
+
+use std::io::Read;
+
+use anyhow::Context as _;
+
+use crate::api::actions::Effect;
+use crate::config::{self, env};
+use crate::exit::Failure;
+
+/// A positional secret given as `-` is read from stdin (keeps it out of `ps` and shell history).
+pub fn read_secret_argument(value: &str, what: &str) -> anyhow::Result<String> {
+    if value != "-" {
+        return Ok(value.to_string());
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read the {what} from stdin"))?;
+    let text = text.trim().to_string();
+    if text.is_empty() {
+        anyhow::bail!("no {what} on stdin");
+    }
+    Ok(text)
+}
+
+/// `--agent`, else `AGENTTRUST_AGENT_ID` (shell-scripted agents export it once).
+pub fn agent_or_env(agent: Option<String>) -> anyhow::Result<String> {
+    agent.or_else(|| env::var(env::AGENT_ID)).ok_or_else(|| {
+        Failure::Usage {
+            message: format!("--agent is required (or set {})", env::AGENT_ID),
+            hint: None,
+        }
+        .into()
+    })
+}
+
+/// `--session`, else `AGENTTRUST_SESSION_ID`.
+pub fn session_or_env(session: Option<String>) -> Option<String> {
+    session
+        .filter(|session| !session.is_empty())
+        .or_else(|| env::var(env::SESSION_ID))
+}
+
+/// Parses `--metadata` as a JSON object.
+pub fn parse_json_object(text: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+    if value.is_object() {
+        Ok(value)
+    } else {
+        Err("expected a JSON object, e.g. '{\"team\":\"search\"}'".to_string())
+    }
+}
+
+/// Parses a duration into whole seconds (`--ttl 5m` → 300), at least one second.
+pub fn parse_seconds(text: &str) -> Result<i64, String> {
+    let duration = config::parse_duration(text)?;
+    if duration.as_millis() % 1000 != 0 || duration.is_zero() {
+        return Err(format!(
+            "invalid duration {text:?}: expected whole seconds, at least 1s"
+        ));
+    }
+    i64::try_from(duration.as_secs()).map_err(|_| format!("invalid duration {text:?}: too large"))
+}
+
+/// `--effect`: the four effects, and `write` as the SDKs' name for `mutating`.
+pub fn effect_parser() -> impl clap::builder::TypedValueParser<Value = Effect> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["read", "mutating", "write", "destructive", "admin"])
+        .try_map(|text: String| text.parse::<Effect>())
+}
+
+/// Drops empty items (`--capabilities a,,b` or a trailing comma) and surrounding blanks.
+pub fn clean_list(items: Vec<String>) -> Vec<String> {
+    items
+        .into_iter()
+        .map(|item| item.trim().to_string())
+        .filter(|item| !item.is_empty())
+        .collect()
+}
+
+/// Confirms a destructive action: `yes` (`--yes`) skips the question; without a terminal
+/// (`interactive` false) the question cannot be asked, so `--yes` is required (exit 2).
+pub fn confirm(interactive: bool, yes: bool, action: &str) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !interactive {
+        return Err(Failure::Usage {
+            message: format!("refusing to {action} without confirmation: pass --yes"),
+            hint: Some(
+                "confirmation needs a terminal on stdin and stderr, and no --no-input".to_string(),
+            ),
+        }
+        .into());
+    }
+    let confirmed = dialoguer::Confirm::new()
+        .with_prompt(format!("{}?", capitalize(action)))
+        .default(false)
+        .interact()
+        .context("cannot read the confirmation")?;
+    if confirmed {
+        Ok(())
+    } else {
+        Err(Failure::Aborted.into())
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut characters = text.chars();
+    match characters.next() {
+        Some(first) => first.to_uppercase().chain(characters).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("5m"), Ok(300));
+        assert_eq!(parse_seconds("300"), Ok(300));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("1500ms").is_err());
+    }
+
+    #[test]
+    fn metadata_must_be_an_object() {
+        assert!(parse_json_object(r#"{"a":1}"#).is_ok());
+        assert!(parse_json_object("[1]").is_err());
+        assert!(parse_json_object("nope").is_err());
+    }
+
+    #[test]
+    fn lists_drop_blanks() {
+        assert_eq!(
+            clean_list(vec![" a ".to_string(), String::new(), "b".to_string()]),
+            ["a", "b"]
+        );
+    }
+}

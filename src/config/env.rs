@@ -1,0 +1,37 @@
+//! Every environment variable the binary reads, in one place. Names match the official SDKs;
+//! an empty value means unset, as in every SDK.
+
+pub const PROFILE: &str = "AGENTTRUST_PROFILE";
+/// The gateway base URL (first choice, as in every SDK).
+pub const URL: &str = "AGENTTRUST_URL";
+/// The gateway base URL (fallback, as in every SDK).
+pub const BASE_URL: &str = "AGENTTRUST_BASE_URL";
+pub const API_KEY: &str = "AGENTTRUST_API_KEY";
+pub const AUTH_URL: &str = "AGENTTRUST_AUTH_URL";
+pub const AUDIT_URL: &str = "AGENTTRUST_AUDIT_URL";
+pub const CONFIG_DIR: &str = "AGENTTRUST_CONFIG_DIR";
+pub const NO_INPUT: &str = "AGENTTRUST_NO_INPUT";
+pub const OUTPUT: &str = "AGENTTRUST_OUTPUT";
+pub const TIMEOUT: &str = "AGENTTRUST_TIMEOUT";
+pub const AGENT_ID: &str = "AGENTTRUST_AGENT_ID";
+pub const SESSION_ID: &str = "AGENTTRUST_SESSION_ID";
+pub const FAIL_OPEN: &str = "AGENTTRUST_FAIL_OPEN";
+/// Where `guard` keeps state (the telemetry spool) [default: the platform's state dir].
+pub const STATE_DIR: &str = "AGENTTRUST_STATE_DIR";
+// The embedded gateway (`agenttrust server`).
+pub const DATABASE_URL: &str = "AGENTTRUST_DATABASE_URL";
+pub const LISTEN: &str = "AGENTTRUST_LISTEN";
+pub const DATA_DIR: &str = "AGENTTRUST_DATA_DIR";
+pub const MAX_TOKEN_TTL: &str = "AGENTTRUST_MAX_TOKEN_TTL";
+/// Not ours, but respected: <https://no-color.org>.
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Reads a variable; an empty value means unset (as in every SDK).
+pub fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+/// Reads a boolean variable: `1`, `true`, `yes`, `on` (any case) are true.
+pub fn flag(name: &str) -> bool {
+    var(name).is_some_and(|value| super::parse_bool(&value))
+}
