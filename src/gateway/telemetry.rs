@@ -8,6 +8,7 @@ use crate::api::telemetry::{
     ReportResponse,
 };
 use crate::api::time;
+use crate::guardian::canonical;
 use crate::store;
 use crate::store::telemetry::{EventFilter, EventRow};
 
@@ -50,9 +51,17 @@ pub async fn report(
                 field("event_type")
             )));
         }
-        if let Some(tool_name) = &event.tool_name {
-            validate::name(&field("tool_name"), tool_name)?;
-        }
+        // The canonical action name, as the check recorded it, so telemetry and decisions join.
+        let tool_name = event
+            .tool_name
+            .as_deref()
+            .map(|tool_name| {
+                let canonical = canonical::action_name(tool_name).map_err(|problem| {
+                    ApiError::validation(format!("{} {problem}", field("tool_name")))
+                })?;
+                validate::name(&field("tool_name"), &canonical)
+            })
+            .transpose()?;
         if let Some(error_type) = &event.error_type {
             validate::name(&field("error_type"), error_type)?;
         }
@@ -84,7 +93,7 @@ pub async fn report(
             agent_id: agent_id.clone(),
             session_id: request.session_id.clone(),
             event_type: event_type.to_string(),
-            tool_name: event.tool_name,
+            tool_name,
             duration_ms: event.duration_ms,
             success,
             error_type: event.error_type,

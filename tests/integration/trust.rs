@@ -165,6 +165,28 @@ fn action_names_are_canonical_everywhere(h: &Harness) {
         ))
         .unwrap()[0];
     assert_eq!(stored, 4);
+    // Telemetry names the tool as the check did.
+    let reported = h.post(
+        "/api/v1/telemetry/report",
+        json!({"agent_id": agent, "events": [
+            {"event_type": "tool_end", "tool_name": " send_email ", "success": true}
+        ]}),
+    );
+    assert_eq!(reported.ok()["events_processed"], 1);
+    let events = h.get(&format!("/api/v1/telemetry/events?agent_id={agent}"));
+    assert_eq!(
+        events.ok()["events"][0]["tool_name"],
+        "send_email",
+        "{}",
+        events.text
+    );
+    let hidden = h.post(
+        "/api/v1/telemetry/report",
+        json!({"agent_id": agent, "events": [
+            {"event_type": "tool_end", "tool_name": "send\u{200B}_email"}
+        ]}),
+    );
+    hidden.expect_error(400);
 }
 
 fn a_delegated_capability_counts_only_in_its_delegation_session(h: &Harness) {
