@@ -19,6 +19,7 @@ pub mod health;
 pub mod keys;
 pub mod policies;
 pub mod sessions;
+pub mod status;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;

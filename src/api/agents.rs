@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::status::AgentStatus;
 use super::{Extra, empty_as_none, null_as_empty};
 
 /// The frameworks the SDKs name; anything else is rejected so typos surface at once.
@@ -50,9 +51,9 @@ pub struct Agent {
     pub org_id: String,
     #[serde(default = "default_framework")]
     pub framework: String,
-    /// `active`, `suspended` or `revoked`.
-    #[serde(default = "default_status")]
-    pub status: String,
+    /// `active` or `revoked` (hosted gateways may say `suspended`).
+    #[serde(default)]
+    pub status: AgentStatus,
     #[serde(default)]
     pub capabilities: Vec<String>,
     #[serde(default)]
@@ -81,10 +82,6 @@ pub struct SetAgentModeRequest {
 
 fn default_framework() -> String {
     "custom".to_string()
-}
-
-fn default_status() -> String {
-    "active".to_string()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

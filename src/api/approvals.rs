@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::status::ApprovalStatus;
 use super::{Extra, empty_as_none};
 
 /// The ApprovalRequest object (`id` is required by the Rust SDK).
@@ -26,7 +27,7 @@ pub struct Approval {
     pub reason: String,
     /// `pending`, `approved`, `denied` or `expired`.
     #[serde(default)]
-    pub status: String,
+    pub status: ApprovalStatus,
     #[serde(default)]
     pub created_at: String,
     #[serde(default)]
@@ -56,7 +57,7 @@ pub struct DecideRequest {
 /// The answer of approve/deny: `{"status": "approved"|"denied"}` plus the approval.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DecideResponse {
-    pub status: String,
+    pub status: ApprovalStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]

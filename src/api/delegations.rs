@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::actions::Effect;
+use super::status::DelegationStatus;
 use super::{Extra, empty_as_none, null_as_empty};
 
 /// The lifetime of a delegation when the caller names none (every SDK's default).
@@ -74,7 +75,7 @@ pub struct Delegation {
     pub parent_delegation_id: Option<String>,
     /// `active`, `revoked` or `expired` (as of the answer).
     #[serde(default)]
-    pub status: String,
+    pub status: DelegationStatus,
     #[serde(default)]
     pub expires_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +128,7 @@ pub struct DelegationQuery {
 /// The answer of a revoke: how many descendants went with it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelegationRevoked {
-    pub status: String,
+    pub status: DelegationStatus,
     pub id: String,
     /// Active delegations built on this one that were revoked with it.
     #[serde(default)]

@@ -107,7 +107,7 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
                 agent.id.clone(),
                 agent.name.clone(),
                 agent.framework.clone(),
-                agent.status.clone(),
+                agent.status.to_string(),
                 join_or_dash(&agent.capabilities),
                 or_dash(Some(&agent.created_at)),
             ]
@@ -189,7 +189,7 @@ fn show_agent(context: &Context, raw: &serde_json::Value, agent: &Agent) -> anyh
         ("name", agent.name.clone()),
         ("org_id", agent.org_id.clone()),
         ("framework", agent.framework.clone()),
-        ("status", agent.status.clone()),
+        ("status", agent.status.to_string()),
         ("mode", or_dash(agent.mode.as_deref())),
         ("capabilities", join_or_dash(&agent.capabilities)),
         ("metadata", metadata),

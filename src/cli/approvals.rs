@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::Context;
 use crate::api::approvals::{Approval, ApprovalQuery, DecideRequest};
+use crate::api::status::ApprovalStatus;
 use crate::client;
 use crate::config;
 use crate::exit::{self, Outcome};
@@ -123,7 +124,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .map(|approval| {
             vec![
                 approval.id.clone(),
-                approval.status.clone(),
+                approval.status.to_string(),
                 approval.action_name.clone(),
                 or_dash(Some(&approval.action_effect)),
                 approval.agent_id.clone(),
@@ -212,7 +213,7 @@ pub async fn decide(context: &Context, args: DecideArgs, decision: Decision) -> 
         Decision::Deny => client::approvals::deny(&client, &args.id, &request).await?,
     };
     let result = &response.value;
-    let mut fields = vec![("status", result.status.clone())];
+    let mut fields = vec![("status", result.status.to_string())];
     if let Some(approval) = &result.approval {
         fields.push(("id", approval.id.clone()));
         fields.push(("decided_by", or_dash(approval.decided_by.as_deref())));
@@ -223,7 +224,7 @@ pub async fn decide(context: &Context, args: DecideArgs, decision: Decision) -> 
     }
     context.printer.show(
         &response.raw,
-        std::slice::from_ref(&result.status),
+        &[result.status.to_string()],
         View::Record(fields),
     )?;
     if decision == Decision::Approve {
@@ -245,11 +246,7 @@ fn default_decider(user: Option<String>) -> String {
 
 /// What an operator needs to see before deciding, one `field: value` a line.
 fn describe(approval: &Approval) -> String {
-    let mut text = format!(
-        "Approval {} ({}):\n",
-        approval.id,
-        or_dash(Some(&approval.status))
-    );
+    let mut text = format!("Approval {} ({}):\n", approval.id, approval.status);
     let mut line = |name: &str, value: String| text.push_str(&format!("  {name:<8} {value}\n"));
     line("action", or_dash(Some(&approval.action_name)));
     line("agent", or_dash(Some(&approval.agent_id)));
@@ -272,13 +269,13 @@ enum WaitOutcome {
     Pending,
 }
 
-fn wait_outcome(status: &str) -> WaitOutcome {
+fn wait_outcome(status: &ApprovalStatus) -> WaitOutcome {
     match status {
-        "approved" => WaitOutcome::Approved,
-        "denied" => WaitOutcome::Denied,
-        "expired" => WaitOutcome::Expired,
+        ApprovalStatus::Approved => WaitOutcome::Approved,
+        ApprovalStatus::Denied => WaitOutcome::Denied,
+        ApprovalStatus::Expired => WaitOutcome::Expired,
         // `pending`, or a status a newer gateway invented: keep waiting.
-        _ => WaitOutcome::Pending,
+        ApprovalStatus::Pending | ApprovalStatus::Other(_) => WaitOutcome::Pending,
     }
 }
 
@@ -338,7 +335,7 @@ pub fn approval_outcome(approval: Approval, waited: Duration) -> Outcome {
         },
         WaitOutcome::Pending => Outcome::ApprovalPending {
             approval_id: approval.id,
-            status: or_dash(Some(&approval.status)),
+            status: approval.status.to_string(),
             waited: humanize(waited),
         },
     }
@@ -365,7 +362,7 @@ fn show_approval(
 ) -> std::io::Result<()> {
     let mut fields = vec![
         ("id", approval.id.clone()),
-        ("status", or_dash(Some(&approval.status))),
+        ("status", approval.status.to_string()),
         ("action_name", or_dash(Some(&approval.action_name))),
         ("action_effect", or_dash(Some(&approval.action_effect))),
         ("agent_id", or_dash(Some(&approval.agent_id))),
@@ -380,11 +377,9 @@ fn show_approval(
     if let Some(until) = &approval.grant_expires_at {
         fields.push(("grant_expires_at", until.clone()));
     }
-    context.printer.show(
-        raw,
-        std::slice::from_ref(&approval.status),
-        View::Record(fields),
-    )
+    context
+        .printer
+        .show(raw, &[approval.status.to_string()], View::Record(fields))
 }
 
 #[cfg(test)]
@@ -400,11 +395,26 @@ mod tests {
 
     #[test]
     fn wait_outcomes() {
-        assert_eq!(wait_outcome("approved"), WaitOutcome::Approved);
-        assert_eq!(wait_outcome("denied"), WaitOutcome::Denied);
-        assert_eq!(wait_outcome("expired"), WaitOutcome::Expired);
-        assert_eq!(wait_outcome("pending"), WaitOutcome::Pending);
-        assert_eq!(wait_outcome("escalated"), WaitOutcome::Pending);
+        assert_eq!(
+            wait_outcome(&ApprovalStatus::from("approved")),
+            WaitOutcome::Approved
+        );
+        assert_eq!(
+            wait_outcome(&ApprovalStatus::from("denied")),
+            WaitOutcome::Denied
+        );
+        assert_eq!(
+            wait_outcome(&ApprovalStatus::from("expired")),
+            WaitOutcome::Expired
+        );
+        assert_eq!(
+            wait_outcome(&ApprovalStatus::from("pending")),
+            WaitOutcome::Pending
+        );
+        assert_eq!(
+            wait_outcome(&ApprovalStatus::from("escalated")),
+            WaitOutcome::Pending
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::api::actions::Effect;
 use crate::api::delegations::{CreateDelegationRequest, Delegation, DelegationQuery, Restrictions};
 use crate::api::join_or_dash;
 use crate::api::sessions::Session;
+use crate::api::status::DelegationStatus;
 use crate::client;
 use crate::output::{View, or_dash};
 
@@ -253,7 +254,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
                 delegation.from_agent_id.clone(),
                 delegation.to_agent_id.clone(),
                 join_or_dash(&delegation.scope),
-                or_dash(Some(&delegation.status)),
+                delegation.status.to_string(),
                 or_dash(Some(&delegation.expires_at)),
                 or_dash(delegation.parent_delegation_id.as_deref()),
             ]
@@ -290,7 +291,7 @@ pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
         .ok()
         .map(|response| active_descendants(&response.value.delegations, &delegation.id));
     context.printer.note(describe(&delegation, below));
-    if delegation.status == "revoked" {
+    if delegation.status == DelegationStatus::Revoked {
         // Nothing left to cut off: revoking again is harmless and revokes nothing more.
         context
             .printer
@@ -321,14 +322,14 @@ pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
         std::slice::from_ref(&id),
         View::Record(vec![
             ("id", id.clone()),
-            ("status", or_dash(Some(&result.status))),
+            ("status", result.status.to_string()),
             (
                 "descendants_revoked",
                 result.descendants_revoked.to_string(),
             ),
         ]),
     )?;
-    let already = delegation.status == "revoked";
+    let already = delegation.status == DelegationStatus::Revoked;
     context.printer.note(match result.descendants_revoked {
         0 if already => format!("Nothing more to revoke: delegation {id} was already revoked."),
         0 => format!("Revoked delegation {id}; no delegation depended on it."),
@@ -435,11 +436,7 @@ pub async fn tree(context: &Context, id: Option<&str>) -> anyhow::Result<()> {
 
 /// What an operator needs to see before revoking, one `field: value` a line.
 fn describe(delegation: &Delegation, below: Option<usize>) -> String {
-    let mut text = format!(
-        "Delegation {} ({}):\n",
-        delegation.id,
-        or_dash(Some(&delegation.status))
-    );
+    let mut text = format!("Delegation {} ({}):\n", delegation.id, delegation.status);
     let mut line = |name: &str, value: String| text.push_str(&format!("  {name:<12} {value}\n"));
     line("from", or_dash(Some(&delegation.from_agent_id)));
     line("to", or_dash(Some(&delegation.to_agent_id)));
@@ -463,7 +460,7 @@ fn show_delegation(
     let restrictions = restrictions_summary(&delegation.restrictions);
     let mut fields = vec![
         ("id", delegation.id.clone()),
-        ("status", or_dash(Some(&delegation.status))),
+        ("status", delegation.status.to_string()),
         ("from_agent_id", or_dash(Some(&delegation.from_agent_id))),
         ("to_agent_id", or_dash(Some(&delegation.to_agent_id))),
         ("org_id", or_dash(Some(&delegation.org_id))),

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::api::approvals::{Approval, ApprovalList, ApprovalQuery, DecideRequest, DecideResponse};
+use crate::api::status::ApprovalStatus;
 use crate::api::time;
 use crate::store::{
     self,
@@ -117,7 +118,7 @@ async fn decide(
             }))
         }
         Decided::Decided(row) => Ok(Json(DecideResponse {
-            status: row.status.clone(),
+            status: ApprovalStatus::from(row.status.as_str()),
             approval: Some(to_wire(row)),
             extra: Default::default(),
         })),
@@ -130,7 +131,7 @@ fn not_found(id: &str) -> ApiError {
 
 fn to_wire(row: ApprovalRow) -> Approval {
     Approval {
-        status: row.status_at(time::now()).to_string(),
+        status: row.status_at(time::now()),
         id: row.id,
         session_id: row.session_id,
         agent_id: row.agent_id,

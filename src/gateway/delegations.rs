@@ -11,6 +11,7 @@ use crate::api::delegations::{
     DelegationQuery, DelegationRevoked,
 };
 use crate::api::sessions::Session;
+use crate::api::status::DelegationStatus;
 use crate::api::time;
 use crate::guardian::delegation::{self, Delegator, Parent, Request};
 use crate::store::{self, delegations::DelegationRow};
@@ -193,7 +194,7 @@ pub async fn revoke(
     .await?
     .ok_or_else(|| not_found(&id))?;
     Ok(Json(DelegationRevoked {
-        status: "revoked".to_string(),
+        status: DelegationStatus::Revoked,
         id,
         descendants_revoked: descendants,
         extra: Default::default(),
@@ -210,7 +211,7 @@ pub async fn session(
     caller.require_key()?;
     let row = find(&state, &caller, &id).await?;
     let status = row.status_at(time::now());
-    if status != "active" {
+    if status != DelegationStatus::Active {
         return Err(ApiError::conflict(format!(
             "delegation {id} is {status}; it cannot open sessions"
         )));

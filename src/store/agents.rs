@@ -3,6 +3,7 @@
 //! agent's hard denials in a fixed window atomically in SQL where the denial is recorded.
 
 use crate::api::agents::Agent;
+use crate::api::status::AgentStatus;
 use crate::api::time;
 
 use super::audit::{self, Actor, NewEvent};
@@ -48,7 +49,7 @@ impl AgentRow {
             name: self.name,
             org_id: self.org_id,
             framework: self.framework,
-            status: self.status,
+            status: AgentStatus::from(self.status.as_str()),
             public_key: self.public_key,
             created_at: time::format(self.created_at),
             revoked_at: self.revoked_at.map(time::format),

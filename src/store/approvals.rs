@@ -3,6 +3,7 @@
 //! `expired`). An approved request grants the same check in the same session until
 //! `grant_expires_at`.
 
+use crate::api::status::ApprovalStatus;
 use sha2::{Digest, Sha256};
 
 use crate::api::time;
@@ -36,11 +37,11 @@ pub struct ApprovalRow {
 
 impl ApprovalRow {
     /// The status as of `now`: a pending approval past its expiry is `expired`.
-    pub fn status_at(&self, now: i64) -> &str {
+    pub fn status_at(&self, now: i64) -> ApprovalStatus {
         if self.status == STATUS_PENDING && self.expires_at <= now {
-            STATUS_EXPIRED
+            ApprovalStatus::Expired
         } else {
-            &self.status
+            ApprovalStatus::from(self.status.as_str())
         }
     }
 }

@@ -11,6 +11,7 @@
 //! allowed under it and its descendants, taken with a conditional increment per budget.
 
 use crate::api::delegations::{Delegation, Restrictions};
+use crate::api::status::DelegationStatus;
 use crate::api::time;
 
 use super::audit::{self, Actor, NewEvent};
@@ -51,23 +52,23 @@ impl DelegationRow {
     }
 
     /// `active`, `revoked` or `expired` as of `now`.
-    pub fn status_at(&self, now: i64) -> &'static str {
+    pub fn status_at(&self, now: i64) -> DelegationStatus {
         if self.revoked_at.is_some() {
-            "revoked"
+            DelegationStatus::Revoked
         } else if self.expires_at <= now {
-            "expired"
+            DelegationStatus::Expired
         } else {
-            "active"
+            DelegationStatus::Active
         }
     }
 
     pub fn is_active_at(&self, now: i64) -> bool {
-        self.status_at(now) == "active"
+        self.status_at(now) == DelegationStatus::Active
     }
 
     pub fn into_api(self, now: i64) -> Result<Delegation> {
         Ok(Delegation {
-            status: self.status_at(now).to_string(),
+            status: self.status_at(now),
             scope: self.scope()?,
             restrictions: self.restrictions()?,
             delegation_chain: self.chain()?,

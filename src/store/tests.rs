@@ -601,7 +601,7 @@ async fn an_expired_approval_cannot_be_decided_and_a_new_request_opens_another()
             .unwrap();
         assert_eq!(
             row.status_at(crate::api::time::now()),
-            approvals::STATUS_EXPIRED
+            crate::api::status::ApprovalStatus::Expired
         );
         let decided = approvals::decide(
             &store,
@@ -817,7 +817,7 @@ async fn revoking_an_agent_revokes_every_delegation_from_or_to_it_and_below() {
                 .unwrap()
                 .unwrap()
                 .status_at(now),
-            "expired"
+            crate::api::status::DelegationStatus::Expired
         );
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::api::delegations::{Delegation, Restrictions};
+use crate::api::status::DelegationStatus;
 use crate::output::or_dash;
 
 /// A delegation (by its index in the list) and the delegations built on it.
@@ -208,14 +209,14 @@ pub(super) fn describe_line(delegation: &Delegation, names: &HashMap<String, Str
             name(&delegation.to_agent_id)
         ),
         scope,
-        or_dash(Some(&delegation.status)),
+        delegation.status.to_string(),
     ];
-    match delegation.status.as_str() {
-        "revoked" => parts.push(match delegation.revoked_at.as_deref() {
+    match delegation.status {
+        DelegationStatus::Revoked => parts.push(match delegation.revoked_at.as_deref() {
             Some(at) if !at.is_empty() => format!("(revoked {at})"),
             _ => "(revoked)".to_string(),
         }),
-        "expired" if !delegation.expires_at.is_empty() => {
+        DelegationStatus::Expired if !delegation.expires_at.is_empty() => {
             parts.push(format!("(expired {})", delegation.expires_at));
         }
         _ if !delegation.expires_at.is_empty() => {
@@ -271,7 +272,7 @@ pub(super) fn active_descendants(delegations: &[Delegation], id: &str) -> usize 
             {
                 below.insert(delegation.id.as_str());
                 grew = true;
-                if delegation.status == "active" {
+                if delegation.status == DelegationStatus::Active {
                     count += 1;
                 }
             }

@@ -6,6 +6,7 @@
 
 use crate::api::delegations::Restrictions;
 use crate::api::policies::SessionMode;
+use crate::api::status::{ApprovalStatus, DelegationStatus};
 use crate::api::time;
 use crate::guardian::{
     self, AgentFacts, ApprovalState, CheckInput, CompiledPolicy, Decision, DelegationFacts,
@@ -35,7 +36,7 @@ pub struct Facts {
 pub struct Chain {
     pub id: String,
     /// `active`, or why not (`revoked`/`expired`): the first link that is not active decides.
-    status: &'static str,
+    status: DelegationStatus,
     scope: Vec<String>,
     /// Ids of the links, root first (the delegation itself last).
     pub link_ids: Vec<String>,
@@ -57,8 +58,8 @@ impl Chain {
         let status = links
             .iter()
             .map(|link| link.status_at(now))
-            .find(|status| *status != "active")
-            .unwrap_or("active");
+            .find(|status| *status != DelegationStatus::Active)
+            .unwrap_or(DelegationStatus::Active);
         Ok(Chain {
             status,
             scope: row.scope()?,
@@ -87,8 +88,8 @@ impl Chain {
     fn facts(&self) -> DelegationFacts<'_> {
         DelegationFacts {
             id: &self.id,
-            active: self.status == "active",
-            inactive_because: self.status,
+            active: self.status == DelegationStatus::Active,
+            inactive_because: self.status.as_str(),
             scope: &self.scope,
             restrictions: &self.restrictions,
             calls_made: &self.calls_made,
@@ -226,12 +227,12 @@ fn stored_mode(text: &str, holder: &str, id: &str) -> ApiResult<SessionMode> {
 /// The latest approval of a request as the Guardian sees it.
 pub fn approval_state(row: &ApprovalRow, now: i64) -> ApprovalState<'_> {
     match row.status_at(now) {
-        store::approvals::STATUS_PENDING => ApprovalState::Pending { id: &row.id },
-        store::approvals::STATUS_APPROVED => ApprovalState::Approved {
+        ApprovalStatus::Pending => ApprovalState::Pending { id: &row.id },
+        ApprovalStatus::Approved => ApprovalState::Approved {
             id: &row.id,
             grant_expires_at: row.grant_expires_at.unwrap_or(0),
         },
-        store::approvals::STATUS_DENIED => ApprovalState::Denied {
+        ApprovalStatus::Denied => ApprovalState::Denied {
             id: &row.id,
             decided_by: row.decided_by.as_deref().unwrap_or("an operator"),
         },
