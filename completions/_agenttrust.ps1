@@ -1804,6 +1804,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--max-connections', '--max-connections', [CompletionResultType]::ParameterName, 'Most connections served at once; past it a connection gets a 503')
             [CompletionResult]::new('--header-read-timeout', '--header-read-timeout', [CompletionResultType]::ParameterName, 'How long a client may take to send a request''s headers (also ends idle connections)')
             [CompletionResult]::new('--request-timeout', '--request-timeout', [CompletionResultType]::ParameterName, 'How long one request, its body included, may take before it is answered with a 503')
+            [CompletionResult]::new('--max-delegation-ttl', '--max-delegation-ttl', [CompletionResultType]::ParameterName, 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused')
             [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]')
             [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the default SQLite file [default: the platform''s data dir]')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')

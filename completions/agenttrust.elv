@@ -1660,6 +1660,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --max-connections 'Most connections served at once; past it a connection gets a 503'
             cand --header-read-timeout 'How long a client may take to send a request''s headers (also ends idle connections)'
             cand --request-timeout 'How long one request, its body included, may take before it is answered with a 503'
+            cand --max-delegation-ttl 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'

@@ -47,6 +47,8 @@ use policy_limits::PolicyLimits;
 
 /// The most a token may live, in seconds, unless configured otherwise.
 pub const DEFAULT_MAX_TOKEN_TTL_SECONDS: i64 = 3600;
+/// The most a delegation may live, in seconds (30 days), unless configured otherwise.
+pub const DEFAULT_MAX_DELEGATION_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 /// The largest request body accepted, unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
@@ -57,6 +59,7 @@ pub struct GatewayConfig {
     pub database_url: String,
     pub listen: SocketAddr,
     pub max_token_ttl_seconds: i64,
+    pub max_delegation_ttl_seconds: i64,
     pub body_limit_bytes: usize,
     /// When SQLite syncs commits (ignored on PostgreSQL); durable by default.
     pub sqlite_synchronous: SqliteSynchronous,
@@ -70,6 +73,7 @@ impl GatewayConfig {
             database_url: database_url.into(),
             listen,
             max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
+            max_delegation_ttl_seconds: DEFAULT_MAX_DELEGATION_TTL_SECONDS,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             sqlite_synchronous: SqliteSynchronous::default(),
             policy_limits: PolicyLimits::default(),
@@ -82,6 +86,7 @@ impl GatewayConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_token_ttl_seconds: i64,
+    pub max_delegation_ttl_seconds: i64,
     pub policy_limits: PolicyLimits,
 }
 
@@ -105,8 +110,8 @@ pub struct Gateway {
 impl Gateway {
     /// Connects to the database (applying migrations) and binds the listener.
     pub async fn bind(config: GatewayConfig) -> anyhow::Result<Gateway> {
-        if config.max_token_ttl_seconds <= 0 {
-            anyhow::bail!("the maximum token TTL must be positive");
+        if config.max_token_ttl_seconds <= 0 || config.max_delegation_ttl_seconds <= 0 {
+            anyhow::bail!("the maximum token and delegation TTLs must be positive");
         }
         config
             .connection_limits
@@ -131,6 +136,7 @@ impl Gateway {
                 store,
                 settings: Arc::new(Settings {
                     max_token_ttl_seconds: config.max_token_ttl_seconds,
+                    max_delegation_ttl_seconds: config.max_delegation_ttl_seconds,
                     policy_limits: config.policy_limits,
                 }),
                 policies: Arc::default(),

@@ -67,7 +67,7 @@ pub async fn issue(
 
     let token = secrets::generate(AGENT_TOKEN_PREFIX);
     let issued_at = time::now();
-    let expires_at = issued_at + ttl;
+    let expires_at = validate::expiry("ttl", issued_at, ttl)?;
     let token_id = store::tokens::issue(
         &state.store,
         store::tokens::NewToken {

@@ -10,6 +10,7 @@ mod api_resources;
 mod api_tokens;
 mod approvals;
 mod audit;
+mod bounds;
 mod cli_basics;
 mod cli_elevation;
 mod cli_profiles;
