@@ -1607,7 +1607,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a key; the secret is shown once (`-q` prints only the key)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys (never the secrets, only their prefixes)')
-            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first; --yes without a terminal)')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -1677,7 +1677,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;keys;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a key; the secret is shown once (`-q` prints only the key)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys (never the secrets, only their prefixes)')
-            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first; --yes without a terminal)')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -2205,7 +2205,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;help;keys' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a key; the secret is shown once (`-q` prints only the key)')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys (never the secrets, only their prefixes)')
-            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first; --yes without a terminal)')
+            [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first')
             break
         }
         'agenttrust;help;keys;create' {

@@ -1480,7 +1480,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;keys;create'= {
@@ -1546,7 +1546,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;keys;help'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;keys;help;create'= {
@@ -1987,7 +1987,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
         }
         &'agenttrust;help;keys;create'= {
         }

@@ -1002,7 +1002,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l role -d 'admin manages the org; runtime may only check, report telemetry and handle tokens' -r -f -a "admin\t''
 runtime\t''"
@@ -1049,7 +1049,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
@@ -1240,7 +1240,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from delegations" -f -a "tree" -d 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "org" -d 'Manage orgs in the database'

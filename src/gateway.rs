@@ -35,7 +35,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -188,7 +188,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/telemetry/report", post(telemetry::report))
         .route("/api/v1/telemetry/events", get(telemetry::list))
         .route("/api/v1/keys", post(keys::create).get(keys::list))
-        .route("/api/v1/keys/{key_id}", delete(keys::revoke))
+        .route("/api/v1/keys/{key_id}", get(keys::get).delete(keys::revoke))
         .route(
             "/api/v1/policies",
             get(policies::get).put(policies::replace),

@@ -12,6 +12,7 @@ use super::*;
 use crate::api::keys::Role;
 
 mod durability;
+mod operator_safety;
 
 /// The env var that turns the PostgreSQL run on.
 pub const TEST_DATABASE_URL: &str = "AGENTTRUST_TEST_DATABASE_URL";

@@ -20,6 +20,7 @@ mod delegations;
 mod guard;
 mod guardian;
 mod limits;
+mod operator_safety;
 mod policies;
 mod sdk_python;
 mod sdk_rust;
