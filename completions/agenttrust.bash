@@ -475,6 +475,9 @@ _agenttrust() {
             agenttrust__subcmd__help__subcmd__tokens,issue)
                 cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__issue"
                 ;;
+            agenttrust__subcmd__help__subcmd__tokens,list)
+                cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__list"
+                ;;
             agenttrust__subcmd__help__subcmd__tokens,revoke)
                 cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__revoke"
                 ;;
@@ -685,6 +688,9 @@ _agenttrust() {
             agenttrust__subcmd__tokens,issue)
                 cmd="agenttrust__subcmd__tokens__subcmd__issue"
                 ;;
+            agenttrust__subcmd__tokens,list)
+                cmd="agenttrust__subcmd__tokens__subcmd__list"
+                ;;
             agenttrust__subcmd__tokens,revoke)
                 cmd="agenttrust__subcmd__tokens__subcmd__revoke"
                 ;;
@@ -696,6 +702,9 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__tokens__subcmd__help,issue)
                 cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__issue"
+                ;;
+            agenttrust__subcmd__tokens__subcmd__help,list)
+                cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__list"
                 ;;
             agenttrust__subcmd__tokens__subcmd__help,revoke)
                 cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__revoke"
@@ -3835,7 +3844,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__tokens)
-            opts="issue introspect revoke"
+            opts="issue introspect list revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3863,6 +3872,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__tokens__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__tokens__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6011,7 +6034,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version issue introspect revoke help"
+            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version issue introspect list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6053,7 +6076,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__help)
-            opts="issue introspect revoke help"
+            opts="issue introspect list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6095,6 +6118,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__help__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__tokens__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6230,13 +6267,71 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        agenttrust__subcmd__tokens__subcmd__revoke)
-            opts="-o -q -v -h -V --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+        agenttrust__subcmd__tokens__subcmd__list)
+            opts="-o -q -v -h -V --agent --include-inactive --limit --cursor --all --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__tokens__subcmd__revoke)
+            opts="-o -q -v -h -V --id --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -183,6 +183,11 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/agent-tokens/issue", post(tokens::issue))
         .route("/api/v1/agent-tokens/introspect", post(tokens::introspect))
         .route("/api/v1/agent-tokens/revoke", post(tokens::revoke))
+        .route("/api/v1/agent-tokens", get(tokens::list))
+        .route(
+            "/api/v1/agent-tokens/{token_id}/revoke",
+            post(tokens::revoke_by_id),
+        )
         .route("/api/v1/agenttrust/check", post(actions::check))
         .route("/api/v1/actions/check", post(actions::check))
         .route("/api/v1/telemetry/report", post(telemetry::report))

@@ -4,3 +4,6 @@
 DROP INDEX telemetry_by_client_event;
 CREATE UNIQUE INDEX telemetry_by_agent_client_event
     ON telemetry_events (org_id, agent_id, client_event_id);
+
+-- An org's tokens listed page by page in id order (`GET /api/v1/agent-tokens`).
+CREATE INDEX agent_tokens_by_org ON agent_tokens (org_id, id);
