@@ -493,6 +493,9 @@ _agenttrust() {
             agenttrust__subcmd__help__subcmd__tokens,issue)
                 cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__issue"
                 ;;
+            agenttrust__subcmd__help__subcmd__tokens,list)
+                cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__list"
+                ;;
             agenttrust__subcmd__help__subcmd__tokens,revoke)
                 cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__revoke"
                 ;;
@@ -703,6 +706,9 @@ _agenttrust() {
             agenttrust__subcmd__tokens,issue)
                 cmd="agenttrust__subcmd__tokens__subcmd__issue"
                 ;;
+            agenttrust__subcmd__tokens,list)
+                cmd="agenttrust__subcmd__tokens__subcmd__list"
+                ;;
             agenttrust__subcmd__tokens,revoke)
                 cmd="agenttrust__subcmd__tokens__subcmd__revoke"
                 ;;
@@ -714,6 +720,9 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__tokens__subcmd__help,issue)
                 cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__issue"
+                ;;
+            agenttrust__subcmd__tokens__subcmd__help,list)
+                cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__list"
                 ;;
             agenttrust__subcmd__tokens__subcmd__help,revoke)
                 cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__revoke"
@@ -3993,7 +4002,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__tokens)
-            opts="issue introspect revoke"
+            opts="issue introspect list revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4021,6 +4030,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__tokens__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__tokens__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5005,7 +5028,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server)
-            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version org key help"
+            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --max-delegation-ttl --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version org key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5040,6 +5063,10 @@ _agenttrust() {
                     return 0
                     ;;
                 --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-delegation-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -6165,7 +6192,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version issue introspect revoke help"
+            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version issue introspect list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6207,7 +6234,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__help)
-            opts="issue introspect revoke help"
+            opts="issue introspect list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6249,6 +6276,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__help__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__tokens__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6384,13 +6425,71 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        agenttrust__subcmd__tokens__subcmd__revoke)
-            opts="-o -q -v -h -V --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+        agenttrust__subcmd__tokens__subcmd__list)
+            opts="-o -q -v -h -V --agent --include-inactive --limit --cursor --all --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__tokens__subcmd__revoke)
+            opts="-o -q -v -h -V --id --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -445,7 +445,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
             cand introspect 'Ask the gateway whether a token is active'
-            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand list 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
+            cand revoke 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;tokens;issue'= {
@@ -492,7 +493,32 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;tokens;list'= {
+            cand --agent 'Only this agent''s tokens'
+            cand --limit 'Tokens per page (1-1000) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --include-inactive 'Also revoked and expired tokens, and those of inactive agents'
+            cand --all 'Follow `next_cursor` until the last page'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;tokens;revoke'= {
+            cand --id 'Revoke the token with this id instead (admin key)'
             cand --reason 'Why (recorded in the audit log)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -516,12 +542,15 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;tokens;help'= {
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
             cand introspect 'Ask the gateway whether a token is active'
-            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand list 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
+            cand revoke 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;tokens;help;issue'= {
         }
         &'agenttrust;tokens;help;introspect'= {
+        }
+        &'agenttrust;tokens;help;list'= {
         }
         &'agenttrust;tokens;help;revoke'= {
         }
@@ -1526,7 +1555,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;keys;create'= {
@@ -1592,7 +1621,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;keys;help'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;keys;help;create'= {
@@ -1706,6 +1735,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --max-connections 'Most connections served at once; past it a connection gets a 503'
             cand --header-read-timeout 'How long a client may take to send a request''s headers (also ends idle connections)'
             cand --request-timeout 'How long one request, its body included, may take before it is answered with a 503'
+            cand --max-delegation-ttl 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1920,11 +1950,14 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;tokens'= {
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
             cand introspect 'Ask the gateway whether a token is active'
-            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand list 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
+            cand revoke 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
         }
         &'agenttrust;help;tokens;issue'= {
         }
         &'agenttrust;help;tokens;introspect'= {
+        }
+        &'agenttrust;help;tokens;list'= {
         }
         &'agenttrust;help;tokens;revoke'= {
         }
@@ -2038,7 +2071,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
         }
         &'agenttrust;help;keys;create'= {
         }

@@ -36,7 +36,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +48,8 @@ use policy_limits::PolicyLimits;
 
 /// The most a token may live, in seconds, unless configured otherwise.
 pub const DEFAULT_MAX_TOKEN_TTL_SECONDS: i64 = 3600;
+/// The most a delegation may live, in seconds (30 days), unless configured otherwise.
+pub const DEFAULT_MAX_DELEGATION_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 /// The largest request body accepted, unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
@@ -58,6 +60,7 @@ pub struct GatewayConfig {
     pub database_url: String,
     pub listen: SocketAddr,
     pub max_token_ttl_seconds: i64,
+    pub max_delegation_ttl_seconds: i64,
     pub body_limit_bytes: usize,
     /// When SQLite syncs commits (ignored on PostgreSQL); durable by default.
     pub sqlite_synchronous: SqliteSynchronous,
@@ -71,6 +74,7 @@ impl GatewayConfig {
             database_url: database_url.into(),
             listen,
             max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
+            max_delegation_ttl_seconds: DEFAULT_MAX_DELEGATION_TTL_SECONDS,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             sqlite_synchronous: SqliteSynchronous::default(),
             policy_limits: PolicyLimits::default(),
@@ -83,7 +87,19 @@ impl GatewayConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub max_token_ttl_seconds: i64,
+    pub max_delegation_ttl_seconds: i64,
     pub policy_limits: PolicyLimits,
+}
+
+impl Default for Settings {
+    /// The settings of a gateway started with no options.
+    fn default() -> Settings {
+        Settings {
+            max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
+            max_delegation_ttl_seconds: DEFAULT_MAX_DELEGATION_TTL_SECONDS,
+            policy_limits: PolicyLimits::default(),
+        }
+    }
 }
 
 /// What every handler gets.
@@ -106,8 +122,8 @@ pub struct Gateway {
 impl Gateway {
     /// Connects to the database (applying migrations) and binds the listener.
     pub async fn bind(config: GatewayConfig) -> anyhow::Result<Gateway> {
-        if config.max_token_ttl_seconds <= 0 {
-            anyhow::bail!("the maximum token TTL must be positive");
+        if config.max_token_ttl_seconds <= 0 || config.max_delegation_ttl_seconds <= 0 {
+            anyhow::bail!("the maximum token and delegation TTLs must be positive");
         }
         config
             .connection_limits
@@ -132,6 +148,7 @@ impl Gateway {
                 store,
                 settings: Arc::new(Settings {
                     max_token_ttl_seconds: config.max_token_ttl_seconds,
+                    max_delegation_ttl_seconds: config.max_delegation_ttl_seconds,
                     policy_limits: config.policy_limits,
                 }),
                 policies: Arc::default(),
@@ -180,12 +197,17 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/agent-tokens/issue", post(tokens::issue))
         .route("/api/v1/agent-tokens/introspect", post(tokens::introspect))
         .route("/api/v1/agent-tokens/revoke", post(tokens::revoke))
+        .route("/api/v1/agent-tokens", get(tokens::list))
+        .route(
+            "/api/v1/agent-tokens/{token_id}/revoke",
+            post(tokens::revoke_by_id),
+        )
         .route("/api/v1/agenttrust/check", post(actions::check))
         .route("/api/v1/actions/check", post(actions::check))
         .route("/api/v1/telemetry/report", post(telemetry::report))
         .route("/api/v1/telemetry/events", get(telemetry::list))
         .route("/api/v1/keys", post(keys::create).get(keys::list))
-        .route("/api/v1/keys/{key_id}", delete(keys::revoke))
+        .route("/api/v1/keys/{key_id}", get(keys::get).delete(keys::revoke))
         .route(
             "/api/v1/policies",
             get(policies::get).put(policies::replace),

@@ -288,7 +288,9 @@ async fn connect_sqlite(database_url: &str, synchronous: SqliteSynchronous) -> R
         })
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    if !database_url.contains("mode=memory") && options.get_filename() != Path::new(":memory:") {
+    // An in-memory database (`sqlite::memory:`, `?mode=memory`) has no file to protect.
+    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+    if !in_memory {
         create_private_file(options.get_filename())?;
     }
     let write = SqlitePoolOptions::new()

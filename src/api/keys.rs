@@ -1,4 +1,4 @@
-//! Org API keys (our extension): `POST/GET /api/v1/keys`, `DELETE /api/v1/keys/{id}`.
+//! Org API keys (our extension): `POST/GET /api/v1/keys`, `GET/DELETE /api/v1/keys/{id}`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -72,6 +72,10 @@ pub struct ApiKey {
     pub created_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// True on the key that made the request (present only then), so a client can tell that
+    /// it is about to revoke its own key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub current: bool,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }

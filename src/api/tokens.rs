@@ -1,5 +1,7 @@
 //! Agent tokens: `POST /api/v1/agent-tokens/{issue,introspect,revoke}`. Tokens are opaque
-//! (`at_` + random base62) and only the gateway can say whether one is active.
+//! (`at_` + random base62) and only the gateway can say whether one is active. Our extensions:
+//! `GET /api/v1/agent-tokens` lists them (never a secret) and
+//! `POST /api/v1/agent-tokens/{token_id}/revoke` revokes one by its id.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +53,10 @@ pub struct IssuedToken {
     pub ttl_seconds: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// What the gateway changed in the request, in words (e.g. a `ttl` capped to the server's
+    /// maximum): present only when something was.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }
@@ -114,6 +120,84 @@ pub struct RevokeTokenResponse {
     /// False when the token was already revoked (revoking twice changes nothing).
     #[serde(default)]
     pub revoked: bool,
+    /// The token revoked, when it was named by its id (`POST /api/v1/agent-tokens/{id}/revoke`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token_id: String,
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+/// Body of `POST /api/v1/agent-tokens/{token_id}/revoke` (our extension: revoke a token by its
+/// id, for an operator who holds only the id; admin keys only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RevokeTokenByIdRequest {
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reason: Option<String>,
+}
+
+/// Page size of the token listing when the caller names none, and the most it may ask for.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Query of `GET /api/v1/agent-tokens` (our extension; admin keys only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TokenQuery {
+    /// Only this agent's tokens.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agent_id: Option<String>,
+    /// Also revoked and expired tokens, and those of inactive agents (active ones only by
+    /// default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_inactive: Option<bool>,
+    /// The `next_cursor` of the previous page.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// A token as listed: everything but the secret, which the gateway never kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenSummary {
+    pub token_id: String,
+    pub agent_id: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default)]
+    pub issued_at: String,
+    #[serde(default)]
+    pub expires_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+    /// `active`, `revoked`, `expired`, or `agent_<status>` when its agent is not active.
+    #[serde(default)]
+    pub status: String,
+    #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenPage {
+    pub tokens: Vec<TokenSummary>,
+    /// Present when more tokens follow; pass it back as `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }

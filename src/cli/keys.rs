@@ -5,7 +5,8 @@ use clap::{Args, Subcommand};
 use super::Context;
 use crate::api::keys::{CreateKeyRequest, Role};
 use crate::client;
-use crate::output::{View, or_dash};
+use crate::config::Source;
+use crate::output::{self, View, or_dash};
 
 #[derive(Debug, Args)]
 pub struct KeysArgs {
@@ -19,7 +20,8 @@ pub enum KeysCommand {
     Create(CreateArgs),
     /// List keys (never the secrets, only their prefixes)
     List,
-    /// Revoke a key (asks first; --yes without a terminal)
+    /// Revoke a key (asks first, warning when it is the key in use; --yes without a terminal).
+    /// The org's last active admin key cannot be revoked: create another admin key first
     Revoke(RevokeArgs),
 }
 
@@ -113,7 +115,36 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
 
 pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    context.confirm(args.yes, &format!("revoke API key {}", args.id))?;
+    // Revoking the key this very command runs with locks this profile out: say so first, and
+    // name the key in the question. A gateway without `GET /api/v1/keys/{id}` (or a key it
+    // does not know: the revoke itself will say so) gets the plain question.
+    let own_key = client::keys::get(&client, &args.id)
+        .await
+        .ok()
+        .filter(|key| key.value.current)
+        .map(|key| key.value);
+    let action = match &own_key {
+        Some(key) => {
+            let source = match context.settings.api_key_source {
+                Source::Env(_) => "the API key in AGENTTRUST_API_KEY".to_string(),
+                _ => format!("the API key of profile `{}`", context.settings.profile),
+            };
+            output::warn(format!(
+                "API key {} ({}{}) is {source}, the key this command uses: once it is revoked, \
+                 every request made with it fails (401)",
+                key.id,
+                key.prefix,
+                if key.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {:?}", key.name)
+                },
+            ));
+            format!("revoke API key {}, the key you are using now", key.id)
+        }
+        None => format!("revoke API key {}", args.id),
+    };
+    context.confirm(args.yes, &action)?;
     let response = client::keys::revoke(&client, &args.id).await?;
     let success = response.value.as_ref().is_none_or(|result| result.success);
     if response.raw.is_null() {

@@ -68,6 +68,10 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = config::parse_duration)]
     pub request_timeout: Duration,
 
+    /// The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = config::parse_duration)]
+    pub max_delegation_ttl: Duration,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -163,6 +167,10 @@ async fn serve(
         .context("--max-token-ttl must be at least one second")?;
     let mut config = GatewayConfig::new(database_url, args.listen);
     config.max_token_ttl_seconds = max_token_ttl_seconds;
+    config.max_delegation_ttl_seconds = i64::try_from(args.max_delegation_ttl.as_secs())
+        .ok()
+        .filter(|seconds| *seconds > 0)
+        .context("--max-delegation-ttl must be at least one second")?;
     config.sqlite_synchronous = args.sqlite_synchronous;
     config.policy_limits = PolicyLimits {
         max_rules: args.max_policy_rules,

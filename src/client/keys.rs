@@ -1,7 +1,7 @@
-//! Org API keys: create, list, revoke (`/api/v1/keys…`).
+//! Org API keys: create, list, get, revoke (`/api/v1/keys…`).
 
 use super::{Client, Error, Response, Service};
-use crate::api::keys::{CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
+use crate::api::keys::{ApiKey, CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
 
 pub async fn create(
     client: &Client,
@@ -13,6 +13,12 @@ pub async fn create(
 
 pub async fn list(client: &Client) -> Result<Response<KeyList>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "keys"])?;
+    client.get(url).await
+}
+
+/// `GET /api/v1/keys/{id}`: one key (never its secret), `current` when it is the caller's own.
+pub async fn get(client: &Client, key_id: &str) -> Result<Response<ApiKey>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "keys", key_id])?;
     client.get(url).await
 }
 

@@ -75,6 +75,17 @@ pub async fn create(
         }
     };
     let now = time::now();
+    let ttl_seconds = request.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+    let max_ttl_seconds = state.settings.max_delegation_ttl_seconds;
+    if ttl_seconds > max_ttl_seconds {
+        return Err(ApiError::validation(format!(
+            "ttl_seconds {ttl_seconds} is longer than this gateway allows for a delegation \
+             ({max_ttl_seconds} s, server option --max-delegation-ttl)"
+        )));
+    }
+    if ttl_seconds > 0 {
+        validate::expiry("ttl_seconds", now, ttl_seconds)?;
+    }
     let capabilities = from.capabilities()?;
     let policy = state.policies.current(&state.store, &caller.org_id).await?;
     let granted = delegation::attenuate(
@@ -83,7 +94,7 @@ pub async fn create(
             to_agent_id: &to.id,
             to_agent_active: to.is_active(),
             scope: &scope,
-            ttl_seconds: request.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS),
+            ttl_seconds,
             restrictions: &restrictions,
         },
         &Delegator {

@@ -1,15 +1,17 @@
-//! Org API keys over HTTP (admin keys only): create (the secret is shown once), list, revoke.
-//! A revoked key stops working on its next request: authentication reads the key every time.
+//! Org API keys over HTTP (admin keys only): create (the secret is shown once), list, get,
+//! revoke. A revoked key stops working on its next request: authentication reads the key every
+//! time. The org's last active admin key cannot be revoked, and the caller's own key is marked
+//! `current` so a client can warn before revoking it.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::api::keys::{CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
+use crate::api::keys::{ApiKey, CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
 use crate::store;
 
 use super::AppState;
-use super::auth::Caller;
+use super::auth::{Caller, Principal};
 use super::bootstrap;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, PathId};
@@ -41,7 +43,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     let keys = store::keys::list(&state.store, &caller.org_id)
         .await?
         .into_iter()
-        .map(store::keys::KeyRow::into_api)
+        .map(|row| to_wire(row, &caller))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(KeyList {
         keys,
@@ -49,6 +51,27 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     }))
 }
 
+pub async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+) -> ApiResult<Json<ApiKey>> {
+    caller.require_admin()?;
+    let row = store::keys::get(&state.store, &caller.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))?;
+    Ok(Json(to_wire(row, &caller)?))
+}
+
+/// A stored key as listed, marked `current` when it is the caller's own.
+fn to_wire(row: store::keys::KeyRow, caller: &Caller) -> ApiResult<ApiKey> {
+    let current = matches!(&caller.principal, Principal::Key { id, .. } if *id == row.id);
+    let mut key = row.into_api()?;
+    key.current = current;
+    Ok(key)
+}
+
+/// Refuses to revoke the org's last active admin key (409 saying how to make another first).
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

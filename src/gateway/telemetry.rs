@@ -76,12 +76,7 @@ pub async fn report(
         }
         let occurred_at = match &event.timestamp {
             None => received_at,
-            Some(text) => time::parse(text).ok_or_else(|| {
-                ApiError::validation(format!(
-                    "{} {text:?} is not an RFC 3339 timestamp",
-                    field("timestamp")
-                ))
-            })?,
+            Some(text) => validate::timestamp(&field("timestamp"), text)?,
         };
         // Go omits `success: false`, and `*_start` events carry none: infer from the type.
         let success = event
@@ -102,10 +97,11 @@ pub async fn report(
             received_at,
         });
     }
-    store::telemetry::insert_batch(&state.store, &rows).await?;
+    // Only what was stored counts: an event its agent already reported (a retry) is not.
+    let stored = store::telemetry::insert_batch(&state.store, &rows).await?;
     Ok(Json(ReportResponse {
         accepted: true,
-        events_processed: rows.len() as u64,
+        events_processed: stored,
         extra: Default::default(),
     }))
 }

@@ -1,5 +1,6 @@
 //! Agent tokens: issue (the secret is shown once), introspect (the only way to know whether a
-//! token is good), revoke. Any org API key may call these.
+//! token is good), revoke by the secret — any org API key may call these — and, for admin keys,
+//! list (never a secret: only digests are kept) and revoke by id.
 
 use std::time::Instant;
 
@@ -9,8 +10,9 @@ use axum::http::StatusCode;
 
 use crate::api::time;
 use crate::api::tokens::{
-    DEFAULT_TTL_SECONDS, IntrospectRequest, Introspection, IssueTokenRequest, IssuedToken,
-    RevokeTokenRequest, RevokeTokenResponse,
+    DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS, IntrospectRequest, Introspection, IssueTokenRequest,
+    IssuedToken, MAX_PAGE_SIZE, RevokeTokenByIdRequest, RevokeTokenRequest, RevokeTokenResponse,
+    TokenPage, TokenQuery, TokenSummary,
 };
 use crate::guardian::GUARD_TIER_FAST;
 use crate::store;
@@ -20,7 +22,7 @@ use super::AppState;
 use super::agents::{DEFAULT_REVOKE_REASON, not_found as agent_not_found};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
-use super::extract::JsonBody;
+use super::extract::{JsonBody, PathId, QueryParams};
 use super::secrets::{self, AGENT_TOKEN_PREFIX};
 use super::validate;
 
@@ -43,8 +45,17 @@ pub async fn issue(
             "ttl must be a positive number of seconds, not {requested_ttl}"
         )));
     }
-    // Capped, not refused: like Vault's max_ttl, asking for more gets the most allowed.
-    let ttl = requested_ttl.min(state.settings.max_token_ttl_seconds);
+    // Capped, not refused: like Vault's max_ttl, asking for more gets the most allowed, and the
+    // answer says so in `warnings`.
+    let max_ttl = state.settings.max_token_ttl_seconds;
+    let ttl = requested_ttl.min(max_ttl);
+    let mut warnings = Vec::new();
+    if ttl < requested_ttl {
+        warnings.push(format!(
+            "ttl {requested_ttl} s was capped to {max_ttl} s, the longest this gateway issues \
+             tokens for (server option --max-token-ttl)"
+        ));
+    }
 
     let agent = store::agents::get(&state.store, &caller.org_id, &request.agent_id)
         .await?
@@ -76,7 +87,7 @@ pub async fn issue(
 
     let token = secrets::generate(AGENT_TOKEN_PREFIX);
     let issued_at = time::now();
-    let expires_at = issued_at + ttl;
+    let expires_at = validate::expiry("ttl", issued_at, ttl)?;
     let token_id = store::tokens::issue(
         &state.store,
         store::tokens::NewToken {
@@ -104,6 +115,7 @@ pub async fn issue(
             expires_at: time::format(expires_at),
             ttl_seconds: ttl,
             session_id: request.session_id,
+            warnings,
             extra: Default::default(),
         }),
     ))
@@ -201,7 +213,102 @@ pub async fn revoke(
         Revocation::Revoked | Revocation::AlreadyRevoked => Ok(Json(RevokeTokenResponse {
             success: true,
             revoked: outcome == Revocation::Revoked,
+            token_id: String::new(),
             extra: Default::default(),
         })),
     }
+}
+
+/// Revokes a token by its id (admin keys only: the caller does not hold the token).
+pub async fn revoke_by_id(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(token_id): PathId,
+    JsonBody(request): JsonBody<RevokeTokenByIdRequest>,
+) -> ApiResult<Json<RevokeTokenResponse>> {
+    caller.require_admin()?;
+    validate::identifier("token_id", &token_id)?;
+    let reason = request.reason.as_deref().unwrap_or(DEFAULT_REVOKE_REASON);
+    validate::name("reason", reason)?;
+    let outcome = store::tokens::revoke_by_id(
+        &state.store,
+        &caller.org_id,
+        &token_id,
+        reason,
+        &caller.actor(),
+    )
+    .await?;
+    match outcome {
+        Revocation::NotFound => Err(ApiError::not_found(format!("token {token_id} not found"))),
+        Revocation::Revoked | Revocation::AlreadyRevoked => Ok(Json(RevokeTokenResponse {
+            success: true,
+            revoked: outcome == Revocation::Revoked,
+            token_id,
+            extra: Default::default(),
+        })),
+    }
+}
+
+/// Lists the org's tokens, active ones only unless asked (admin keys only; never a secret).
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<TokenQuery>,
+) -> ApiResult<Json<TokenPage>> {
+    caller.require_admin()?;
+    let limit = validate::page_limit(query.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    if let Some(agent_id) = &query.agent_id {
+        validate::identifier("agent_id", agent_id)?;
+    }
+    let now = time::now();
+    let (rows, more) = store::tokens::list(
+        &state.store,
+        store::tokens::TokenFilter {
+            org_id: &caller.org_id,
+            agent_id: query.agent_id.as_deref(),
+            include_inactive: query.include_inactive.unwrap_or(false),
+            after_id: query.cursor.as_deref(),
+            limit,
+            now,
+        },
+    )
+    .await?;
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
+    let tokens = rows
+        .into_iter()
+        .map(|row| summary(row, now))
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(Json(TokenPage {
+        tokens,
+        next_cursor,
+        extra: Default::default(),
+    }))
+}
+
+fn summary(row: store::tokens::TokenRow, now: i64) -> ApiResult<TokenSummary> {
+    let status = if row.revoked_at.is_some() {
+        "revoked".to_string()
+    } else if row.expires_at <= now {
+        "expired".to_string()
+    } else if row.agent_status != store::agents::STATUS_ACTIVE {
+        format!("agent_{}", row.agent_status)
+    } else {
+        "active".to_string()
+    };
+    Ok(TokenSummary {
+        scopes: row.scopes()?,
+        token_id: row.id,
+        agent_id: row.agent_id,
+        session_id: row.session_id,
+        issued_at: time::format(row.issued_at),
+        expires_at: time::format(row.expires_at),
+        revoked_at: row.revoked_at.map(time::format),
+        revoke_reason: row.revoke_reason,
+        status,
+        extra: Default::default(),
+    })
 }

@@ -33,6 +33,7 @@ impl KeyRow {
             prefix: self.prefix,
             created_at: time::format(self.created_at),
             revoked_at: self.revoked_at.map(time::format),
+            current: false,
             extra: Default::default(),
         })
     }
@@ -112,16 +113,31 @@ pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<KeyRow>
 }
 
 /// Revokes a key of the org. `None` when the org has no such key; revoking twice is a no-op.
+/// The org's last active admin key is never revoked ([`Error::Conflict`]): nobody could manage
+/// the org afterwards, not even to mint a new key over HTTP.
 pub async fn revoke(
     store: &Store,
     org_id: &str,
     id: &str,
     actor: &Actor,
 ) -> Result<Option<KeyRow>> {
+    // PostgreSQL: revocations of one org's keys queue on the org's row, so two admins revoking
+    // each other's keys at once cannot both see the other's key as the one that remains. SQLite
+    // runs one write transaction at a time anyway.
+    const LOCK_ORG_POSTGRES: &str = "SELECT id FROM orgs WHERE id = $1 FOR UPDATE";
     const SQL: &str = "UPDATE api_keys SET revoked_at = $3 \
-                       WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
+                       WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL \
+                       AND (role <> 'admin' OR EXISTS (SELECT 1 FROM api_keys other \
+                            WHERE other.org_id = $1 AND other.id <> $2 \
+                            AND other.role = 'admin' AND other.revoked_at IS NULL))";
     let now = time::now();
     let mut tx = store.begin().await?;
+    if let super::Tx::Postgres(transaction) = &mut tx {
+        sqlx::query(LOCK_ORG_POSTGRES)
+            .bind(org_id)
+            .fetch_optional(&mut **transaction)
+            .await?;
+    }
     let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
         .bind(org_id)
         .bind(id)
@@ -143,6 +159,22 @@ pub async fn revoke(
             },
         )
         .await?;
+    } else {
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2");
+        let row = on_tx!(&mut tx, conn => sqlx::query_as::<_, KeyRow>(&sql)
+            .bind(org_id)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?);
+        if let Some(row) = row
+            && row.revoked_at.is_none()
+        {
+            return Err(Error::Conflict(format!(
+                "API key {id} is the org's last active admin key: revoking it would leave nobody \
+                 able to manage the org. Create another admin key first \
+                 (`agenttrust keys create --role admin`), then revoke this one with it"
+            )));
+        }
     }
     tx.commit().await?;
     get(store, org_id, id).await

@@ -17,7 +17,7 @@ pub struct EventRow {
     pub duration_ms: Option<i64>,
     pub success: bool,
     pub error_type: Option<String>,
-    /// The reporter's id of the event (unique per org when given).
+    /// The reporter's id of the event (unique per agent when given).
     pub client_event_id: Option<String>,
     pub occurred_at: i64,
     pub received_at: i64,
@@ -42,16 +42,18 @@ impl EventRow {
     }
 }
 
-/// Stores a validated batch in one transaction: all of it or none. An event whose
-/// `client_event_id` the org already has is skipped (a retried report).
-pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<()> {
+/// Stores a validated batch in one transaction: all of it or none, and returns how many events
+/// were stored. An event whose `client_event_id` its agent already used is skipped (a retried
+/// report) and not counted.
+pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<u64> {
     const SQL: &str = "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
                        tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
                        received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                       ON CONFLICT (org_id, client_event_id) DO NOTHING";
+                       ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING";
     let mut tx = store.begin().await?;
+    let mut stored = 0;
     for event in events {
-        on_tx!(&mut tx, conn => { sqlx::query(SQL)
+        stored += on_tx!(&mut tx, conn => sqlx::query(SQL)
             .bind(&event.id)
             .bind(&event.org_id)
             .bind(&event.agent_id)
@@ -65,10 +67,11 @@ pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<()> {
             .bind(event.occurred_at)
             .bind(event.received_at)
             .execute(&mut *conn)
-            .await?; });
+            .await?
+            .rows_affected());
     }
     tx.commit().await?;
-    Ok(())
+    Ok(stored)
 }
 
 /// A page query.

@@ -11,6 +11,7 @@ use super::*;
 use crate::api::keys::Role;
 
 mod durability;
+mod operator_safety;
 
 /// The env var that turns the PostgreSQL run on.
 pub const TEST_DATABASE_URL: &str = "AGENTTRUST_TEST_DATABASE_URL";
@@ -110,10 +111,7 @@ impl Checker {
         Checker {
             app: crate::gateway::AppState {
                 store: store.clone(),
-                settings: std::sync::Arc::new(crate::gateway::Settings {
-                    max_token_ttl_seconds: 3600,
-                    policy_limits: Default::default(),
-                }),
+                settings: std::sync::Arc::default(),
                 policies: std::sync::Arc::default(),
             },
             caller: crate::gateway::auth::Caller {

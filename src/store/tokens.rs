@@ -1,5 +1,6 @@
 //! Agent tokens: stored as SHA-256 digests of the opaque `at_…` string. Introspection is one
 //! indexed point lookup joined with the agent, so revoking the agent ends its tokens at once.
+//! Tokens are revoked by digest (the holder) or by id (an operator), and listed by page.
 
 use crate::api::time;
 
@@ -95,6 +96,7 @@ pub enum Revocation {
     AlreadyRevoked,
 }
 
+/// Revokes the org's token with this digest (the wire endpoint: the caller holds the secret).
 pub async fn revoke(
     store: &Store,
     org_id: &str,
@@ -103,14 +105,39 @@ pub async fn revoke(
     actor: &Actor,
 ) -> Result<Revocation> {
     const FIND: &str = "SELECT id FROM agent_tokens WHERE org_id = $1 AND token_digest = $2";
+    revoke_found(store, org_id, FIND, token_digest, reason, actor).await
+}
+
+/// Revokes the org's token with this id (an operator who holds only the id).
+pub async fn revoke_by_id(
+    store: &Store,
+    org_id: &str,
+    token_id: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Revocation> {
+    const FIND: &str = "SELECT id FROM agent_tokens WHERE org_id = $1 AND id = $2";
+    revoke_found(store, org_id, FIND, token_id, reason, actor).await
+}
+
+/// Finds the token with `find` (`$1` org, `$2` `key`) and revokes it with its audit event, in
+/// one transaction.
+async fn revoke_found(
+    store: &Store,
+    org_id: &str,
+    find: &str,
+    key: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Revocation> {
     const SQL: &str = "UPDATE agent_tokens SET revoked_at = $3, revoke_reason = $4 \
                        WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
     let now = time::now();
     let mut tx = store.begin().await?;
     let outcome = on_tx!(&mut tx, conn => {
-        let id: Option<String> = sqlx::query_scalar(FIND)
+        let id: Option<String> = sqlx::query_scalar(find)
             .bind(org_id)
-            .bind(token_digest)
+            .bind(key)
             .fetch_optional(&mut *conn)
             .await?;
         match id {
@@ -149,4 +176,45 @@ pub async fn revoke(
     .await?;
     tx.commit().await?;
     Ok(Revocation::Revoked)
+}
+
+/// A page query over an org's tokens.
+pub struct TokenFilter<'a> {
+    pub org_id: &'a str,
+    pub agent_id: Option<&'a str>,
+    /// Also revoked and expired tokens and those of inactive agents.
+    pub include_inactive: bool,
+    /// Tokens strictly after this id (ids are UUID v7: issue order).
+    pub after_id: Option<&'a str>,
+    pub limit: u32,
+    /// What "expired" is measured against.
+    pub now: i64,
+}
+
+/// One page of tokens in issue order; asks for one row more than the limit to know whether
+/// more follow.
+pub async fn list(store: &Store, filter: TokenFilter<'_>) -> Result<(Vec<TokenRow>, bool)> {
+    // `CAST($n AS TEXT)` tells PostgreSQL the parameter's type when it is NULL.
+    const SQL: &str = "SELECT t.id, t.org_id, t.agent_id, t.scopes, t.session_id, t.issued_at, \
+                       t.expires_at, t.revoked_at, t.revoke_reason, a.status AS agent_status \
+                       FROM agent_tokens t JOIN agents a ON a.id = t.agent_id \
+                       WHERE t.org_id = $1 \
+                       AND (CAST($2 AS TEXT) IS NULL OR t.agent_id = $2) \
+                       AND ($3 OR (t.revoked_at IS NULL AND t.expires_at > $4 \
+                                   AND a.status = 'active')) \
+                       AND (CAST($5 AS TEXT) IS NULL OR t.id > $5) \
+                       ORDER BY t.id LIMIT $6";
+    let fetch = i64::from(filter.limit) + 1;
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, TokenRow>(SQL)
+        .bind(filter.org_id)
+        .bind(filter.agent_id)
+        .bind(filter.include_inactive)
+        .bind(filter.now)
+        .bind(filter.after_id)
+        .bind(fetch)
+        .fetch_all(pool)
+        .await?);
+    let more = rows.len() as i64 > i64::from(filter.limit);
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
 }

@@ -22,6 +22,9 @@ on_both_backends!(
     expired_token_is_inactive,
     unknown_token_is_inactive,
     secrets_are_stored_only_as_digests,
+    tokens_are_listed_without_secrets,
+    tokens_are_revoked_by_id,
+    cli_lists_and_revokes_tokens_by_id,
 );
 
 fn timestamp(value: &Value) -> i64 {
@@ -98,6 +101,17 @@ fn ttl_over_the_cap_is_capped(h: &Harness) {
             "ttl {ttl}: {issued}"
         );
         assert_eq!(issued["ttl_seconds"], 3600, "{issued}");
+        // A capped value is never silent: the answer says what was changed, and why.
+        if ttl > 3600 {
+            let warning = issued["warnings"][0].as_str().unwrap_or_default();
+            assert!(
+                warning.contains(&format!("ttl {ttl} s was capped to 3600 s"))
+                    && warning.contains("--max-token-ttl"),
+                "{issued}"
+            );
+        } else {
+            assert!(issued.get("warnings").is_none(), "{issued}");
+        }
     }
     // `ttl_seconds` is the same field as `ttl`.
     let issued = h
@@ -389,4 +403,174 @@ fn secrets_in_no_sqlite_file(h: &Harness, secrets: &[&str]) {
             .any(|window| window == secret.as_bytes());
         assert!(!found, "a secret is stored in clear: {secret}");
     }
+}
+
+fn listed(h: &Harness, query: &str) -> Vec<Value> {
+    let page = h.get(&format!("/api/v1/agent-tokens{query}")).ok().clone();
+    page["tokens"].as_array().expect("tokens").clone()
+}
+
+fn ids(tokens: &[Value]) -> Vec<String> {
+    tokens
+        .iter()
+        .map(|token| token["token_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn tokens_are_listed_without_secrets(h: &Harness) {
+    let alice = h.create_agent("alice", &[]);
+    let bob = h.create_agent("bob", &[]);
+    let alice_id = alice["id"].as_str().unwrap();
+    let issued: Vec<Value> = (0..3).map(|_| h.issue_token(alice_id, &[], 600)).collect();
+    let bobs = h.issue_token(bob["id"].as_str().unwrap(), &[], 600);
+    let [revoked, expired, active] = [&issued[0], &issued[1], &issued[2]];
+    h.post(
+        "/api/v1/agent-tokens/revoke",
+        json!({"token": revoked["token"], "reason": "leaked"}),
+    )
+    .ok();
+    let past = agenttrust::api::time::now() - 10;
+    h.sql_execute(&format!(
+        "UPDATE agent_tokens SET expires_at = {past} WHERE id = '{}'",
+        expired["token_id"].as_str().unwrap()
+    ));
+
+    // Active only by default, by agent or across the org.
+    let alices = listed(h, &format!("?agent_id={alice_id}"));
+    assert_eq!(ids(&alices), [active["token_id"].as_str().unwrap()]);
+    assert_eq!(alices[0]["status"], "active");
+    assert_eq!(alices[0]["agent_id"], alice["id"]);
+    assert_eq!(alices[0]["expires_at"], active["expires_at"]);
+    let org = listed(h, "");
+    assert_eq!(
+        ids(&org),
+        [
+            active["token_id"].as_str().unwrap(),
+            bobs["token_id"].as_str().unwrap()
+        ]
+    );
+    // Everything, with why it is inactive.
+    let all = listed(h, &format!("?agent_id={alice_id}&include_inactive=true"));
+    let statuses: Vec<&str> = all.iter().map(|t| t["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["revoked", "expired", "active"]);
+    assert_eq!(all[0]["revoke_reason"], "leaked");
+    assert!(all[0]["revoked_at"].is_string());
+
+    // Pages of one walk every token once.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = h
+            .get(&format!(
+                "/api/v1/agent-tokens?include_inactive=true&limit=1{cursor}"
+            ))
+            .ok()
+            .clone();
+        seen.extend(ids(page["tokens"].as_array().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = format!("&cursor={next}"),
+            None => break,
+        }
+        assert!(seen.len() <= 4, "paging does not end");
+    }
+    assert_eq!(seen.len(), 4);
+
+    // Never a secret; admin keys only; another org sees none of them.
+    let everything = h.get("/api/v1/agent-tokens?include_inactive=true").text;
+    for token in issued.iter().chain([&bobs]) {
+        assert!(!everything.contains(token["token"].as_str().unwrap()));
+    }
+    let (runtime, _) = h.new_key(agenttrust::api::keys::Role::Runtime);
+    h.request_as(&runtime, reqwest::Method::GET, "/api/v1/agent-tokens", None)
+        .expect_error(403);
+    let (_, their_key) = h.other_org("elsewhere");
+    let theirs = h.request_as(
+        &their_key,
+        reqwest::Method::GET,
+        "/api/v1/agent-tokens",
+        None,
+    );
+    assert_eq!(theirs.ok()["tokens"], json!([]));
+    h.get("/api/v1/agent-tokens?limit=0").expect_error(400);
+}
+
+fn tokens_are_revoked_by_id(h: &Harness) {
+    let agent = h.create_agent("incident", &[]);
+    let issued = h.issue_token(agent["id"].as_str().unwrap(), &[], 600);
+    let token = issued["token"].as_str().unwrap();
+    let token_id = issued["token_id"].as_str().unwrap();
+    let path = format!("/api/v1/agent-tokens/{token_id}/revoke");
+
+    let (runtime, _) = h.new_key(agenttrust::api::keys::Role::Runtime);
+    h.request_as(&runtime, reqwest::Method::POST, &path, Some(json!({})))
+        .expect_error(403);
+    let (_, their_key) = h.other_org("elsewhere");
+    h.request_as(&their_key, reqwest::Method::POST, &path, Some(json!({})))
+        .expect_error(404);
+    assert_eq!(
+        introspect(h, token, &[])["active"],
+        true,
+        "untouched by refusals"
+    );
+
+    let revoked = h.post(&path, json!({"reason": "incident-42"})).ok().clone();
+    assert_eq!(
+        revoked,
+        json!({"success": true, "revoked": true, "token_id": token_id})
+    );
+    let result = introspect(h, token, &[]);
+    assert_eq!(result["active"], false);
+    assert!(
+        result["reasoning"]
+            .as_str()
+            .unwrap()
+            .contains("incident-42"),
+        "{result}"
+    );
+    assert_eq!(h.audit_count("token.revoked"), 1);
+    // Twice is a no-op; an unknown id is a 404.
+    let again = h.post(&path, json!({})).ok().clone();
+    assert_eq!(again["revoked"], false);
+    assert_eq!(h.audit_count("token.revoked"), 1);
+    h.post("/api/v1/agent-tokens/no-such-token/revoke", json!({}))
+        .expect_error(404);
+}
+
+fn cli_lists_and_revokes_tokens_by_id(h: &Harness) {
+    let agent = h.run(&["agents", "create", "--name", "cli-tokens", "-q"]);
+    let agent_id = agent.value().to_string();
+    // A capped lifetime is announced on stderr; stdout keeps only the token.
+    let issued = h.run(&["tokens", "issue", "--agent", &agent_id, "--ttl", "1d", "-q"]);
+    issued.success();
+    assert!(issued.value().starts_with("at_"), "{}", issued.stdout);
+    assert!(
+        issued.stderr.contains("warning:") && issued.stderr.contains("capped to 3600 s"),
+        "{}",
+        issued.stderr
+    );
+    let listed = h.run(&["tokens", "list", "--agent", &agent_id, "-q"]);
+    listed.success();
+    let token_id = listed.value().to_string();
+    assert_eq!(token_id.lines().count(), 1, "{}", listed.stdout);
+    assert!(!listed.stdout.contains("at_"), "never a secret");
+
+    h.run(&["tokens", "revoke", "--id", &token_id]).code(2);
+    h.run(&["tokens", "revoke", "--id", &token_id, "--yes"])
+        .success();
+    let active = h.run(&["tokens", "list", "--agent", &agent_id, "-q"]);
+    active.success();
+    assert_eq!(active.stdout, "");
+    let all = h.run(&[
+        "tokens",
+        "list",
+        "--agent",
+        &agent_id,
+        "--include-inactive",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(all.json()["tokens"][0]["status"], "revoked");
+    h.run(&["tokens", "revoke", "--id", "no-such-token", "--yes"])
+        .code(3);
+    h.run(&["tokens", "revoke", "--yes"]).code(2);
 }

@@ -25,21 +25,22 @@ pub const POSTGRES_URL_VARIABLE: &str = "AGENTTRUST_TEST_DATABASE_URL";
 /// always runs, `name::postgres` runs when `AGENTTRUST_TEST_DATABASE_URL` is set. Without it the
 /// PostgreSQL half fails under `CI=true` (CI must never pass on half the backends) and is
 /// skipped locally, saying so once on stderr (see [`postgres_unavailable`]).
-/// [`on_both_backends`] for gateways configured by `configure: fn(&mut GatewayConfig)`.
+/// [`on_both_backends`] for gateways configured by `fn configure(&mut GatewayConfig)`, a
+/// function of the calling module.
 #[macro_export]
 macro_rules! on_both_backends_with {
-    ($configure:path; $($name:ident),* $(,)?) => {
+    ($configure:ident; $($name:ident),* $(,)?) => {
         $(
             mod $name {
                 #[test]
                 fn sqlite() {
-                    let harness = $crate::harness::Harness::sqlite_with($configure);
+                    let harness = $crate::harness::Harness::sqlite_with(super::$configure);
                     super::$name(&harness);
                 }
 
                 #[test]
                 fn postgres() {
-                    match $crate::harness::Harness::postgres_with($configure) {
+                    match $crate::harness::Harness::postgres_with(super::$configure) {
                         Some(harness) => super::$name(&harness),
                         None => $crate::harness::postgres_unavailable(),
                     }
