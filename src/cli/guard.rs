@@ -4,9 +4,15 @@
 //! (never an allow, not even with `--fail-open`). `guard run` passes the wrapped command's own
 //! status through (a signal death is 128 + N).
 //!
-//! Privacy (reference/wire-api.md §5): the tool name is sent; its input only with `--input` or
-//! `guard run --log-inputs` (the command line, cut to 200 characters); its output never.
-//! Telemetry goes through the spool (`guard::spool`) and never changes an exit status.
+//! What is sent (reference/wire-api.md §5): the tool name; for `guard check` its input only
+//! with `--input`; for `guard run` always the command line (cut to 200 characters), because a
+//! check that does not see what runs binds nothing; the output never. Telemetry goes through
+//! the spool (`guard::spool`) and never changes an exit status.
+//!
+//! Trust: `--fail-open` turns only an unreachable gateway or a timeout into an allow, never a
+//! TLS or protocol failure (`client::Error::allows_fail_open`); the wrapped command does not
+//! inherit the API key or the agent token; a shell agent may hold only an agent token
+//! (`AGENTTRUST_AGENT_TOKEN`, `--agent-token-file`), which the gateway binds to its agent.
 //!
 //! The machinery lives beside the verbs: `child` runs the wrapped command, `spool` keeps the
 //! telemetry until it is delivered.
@@ -690,7 +696,11 @@ mod tests {
 
     #[test]
     fn the_tool_is_bound_to_the_command() {
-        let command = ["/usr/bin/curl".to_string(), "-d".to_string(), "@x".to_string()];
+        let command = [
+            "/usr/bin/curl".to_string(),
+            "-d".to_string(),
+            "@x".to_string(),
+        ];
         assert_eq!(run_tool(None, true, &command).unwrap(), "curl");
         assert_eq!(run_tool(Some("curl"), true, &command).unwrap(), "curl");
         assert!(run_tool(Some("web_search"), true, &command).is_err());

@@ -3,7 +3,9 @@
 //! `--fail-open`, 401/403 never allowed), the wrapped command's own status and signals, the
 //! command never starting when not allowed, and telemetry: the right fields, batches, the spool
 //! surviving a gateway outage, and concurrent guard processes delivering every event exactly
-//! once; and the README's sample shell agent, run as written.
+//! once; and the README's sample shell agent, run as written. Issue 9: TLS errors fail closed
+//! even with `--fail-open`, `guard run` scrubs credentials and binds the tool to the command, and
+//! a shell agent holding only an agent token can check and run, but never as another agent.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
