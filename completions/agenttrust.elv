@@ -578,11 +578,12 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;actions;check'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --tool 'The tool (action) name'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1014,6 +1015,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;approvals;help;help'= {
         }
         &'agenttrust;guard'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1040,9 +1042,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;check'= {
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1065,10 +1068,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;run'= {
             cand --tool 'The tool (action) name'
-            cand --input 'A summary of the tool''s input (cut to 200 characters)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --input 'More context for the input summary, after the command line (which is always sent)'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1076,7 +1080,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
-            cand --log-inputs 'Send the command line (cut to 200 characters) as the input summary'
+            cand --tool-from-argv0 'Name the tool after the command (argv[0]''s file name), so the checked tool is the one that runs; a --tool naming another is refused'
+            cand --log-inputs 'Accepted for compatibility: the command line is always the input summary now'
+            cand --pass-credentials 'Let the command inherit AGENTTRUST_API_KEY and AGENTTRUST_AGENT_TOKEN (scrubbed by default: the wrapped tool must not act with the agent''s credentials)'
             cand --wait 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
             cand --fail-open 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
@@ -1095,6 +1101,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --error-type 'What kind of failure (e.g. `exit:3`, `timeout`)'
             cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1116,6 +1123,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;flush'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1135,6 +1143,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;session'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1158,6 +1167,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;session;start'= {
             cand --agent 'Also export this agent id'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1177,6 +1187,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;session;end'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'

@@ -303,8 +303,22 @@ impl Context {
         self.client_without_key_check()
     }
 
+    /// A client for the runtime calls an agent makes (check, telemetry report). With an agent
+    /// token no API key is needed: the token is sent as `Authorization: Bearer` on those calls
+    /// and the gateway takes the agent from it (the key, when there is one, still goes along).
+    pub fn runtime_client(&self, agent_token: Option<String>) -> anyhow::Result<Client> {
+        match agent_token {
+            None => self.client(),
+            Some(token) => self.build_client(Some(token)),
+        }
+    }
+
     /// A client that sends the API key only if one is configured (`health`, `status`, `login`).
     pub fn client_without_key_check(&self) -> anyhow::Result<Client> {
+        self.build_client(None)
+    }
+
+    fn build_client(&self, agent_token: Option<String>) -> anyhow::Result<Client> {
         self.check_profile_exists()?;
         if self.settings.insecure {
             output::warn("TLS certificate verification is disabled (--insecure)");
@@ -314,6 +328,7 @@ impl Context {
             auth_url: self.settings.auth_url.clone(),
             audit_url: self.settings.audit_url.clone(),
             api_key: self.settings.api_key.clone(),
+            agent_token,
             timeout: self.settings.timeout,
             insecure: self.settings.insecure,
             ca_cert: self.settings.ca_cert.clone(),

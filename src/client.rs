@@ -33,12 +33,18 @@ pub enum Error {
         code: String,
         message: String,
     },
-    /// Nothing listens there, DNS failed, or the TLS handshake failed.
+    /// Nothing listens there (connection refused, no route) or DNS failed: no byte reached a
+    /// gateway. The only connection failure `guard --fail-open` may turn into an allow.
     #[error("cannot reach the gateway at {url}: {detail}")]
     Connect { url: String, detail: String },
+    /// A connection was made but TLS failed: a certificate the client does not trust,
+    /// `https://` against a plain-HTTP server, a handshake someone interfered with. Never
+    /// fail-open: it may be an attacker answering in the gateway's place.
+    #[error("TLS with the gateway at {url} failed: {detail}")]
+    Tls { url: String, detail: String },
     #[error("the gateway at {url} did not answer within {}s", timeout.as_secs_f64())]
     Timeout { url: String, timeout: Duration },
-    /// The connection broke mid-request or another transport failure.
+    /// The connection broke mid-request, the answer was not HTTP, or another transport failure.
     #[error("transport error talking to {url}: {detail}")]
     Transport { url: String, detail: String },
     /// A 2xx answer that is not the JSON we expect.
@@ -63,18 +69,18 @@ impl Error {
         match self {
             Error::Gateway { code, .. } => code,
             Error::Connect { .. } | Error::Transport { .. } => "NETWORK_ERROR",
+            Error::Tls { .. } => "TLS_ERROR",
             Error::Timeout { .. } => "TIMEOUT",
             Error::Decode { .. } => "PARSE_ERROR",
             Error::Config(_) => "CONFIG_ERROR",
         }
     }
 
-    /// The gateway could not be reached or did not answer in time.
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. }
-        )
+    /// Whether `--fail-open` may allow a call despite this error: only when no gateway could
+    /// be reached at all (refused, no route, DNS) or it did not answer in time. TLS, protocol
+    /// and mid-request failures fail closed: someone answered, and it was not a gateway we trust.
+    pub fn allows_fail_open(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::Timeout { .. })
     }
 }
 
@@ -94,6 +100,9 @@ pub struct Options {
     /// Telemetry reports go here when set; else `url`.
     pub audit_url: Option<String>,
     pub api_key: Option<String>,
+    /// An agent token (`at_…`), sent as `Authorization: Bearer` on the runtime calls an agent
+    /// makes (check, telemetry report): the gateway then takes the agent from the token.
+    pub agent_token: Option<String>,
     pub timeout: Duration,
     /// Skip TLS certificate verification (the CLI warns).
     pub insecure: bool,
@@ -116,6 +125,7 @@ pub struct Client {
     auth: Url,
     audit: Url,
     api_key: Option<String>,
+    agent_token: Option<String>,
     timeout: Duration,
 }
 
@@ -187,6 +197,10 @@ impl Client {
             auth,
             audit,
             api_key: options.api_key.clone().filter(|key| !key.is_empty()),
+            agent_token: options
+                .agent_token
+                .clone()
+                .filter(|token| !token.is_empty()),
             timeout: options.timeout,
         })
     }
@@ -227,7 +241,7 @@ impl Client {
     }
 
     pub(crate) async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, Error> {
-        self.send::<T, ()>(Method::GET, url, None).await
+        self.send::<T, ()>(Method::GET, url, None, false).await
     }
 
     pub(crate) async fn post<T: DeserializeOwned, B: Serialize>(
@@ -235,7 +249,17 @@ impl Client {
         url: Url,
         body: &B,
     ) -> Result<Response<T>, Error> {
-        self.send(Method::POST, url, Some(body)).await
+        self.send(Method::POST, url, Some(body), false).await
+    }
+
+    /// A runtime call an agent makes (check, telemetry report): carries the agent token as
+    /// `Authorization: Bearer` when there is one, so the gateway acts for the token's agent.
+    pub(crate) async fn post_as_agent<T: DeserializeOwned, B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+    ) -> Result<Response<T>, Error> {
+        self.send(Method::POST, url, Some(body), true).await
     }
 
     pub(crate) async fn put<T: DeserializeOwned, B: Serialize>(
@@ -243,11 +267,11 @@ impl Client {
         url: Url,
         body: &B,
     ) -> Result<Response<T>, Error> {
-        self.send(Method::PUT, url, Some(body)).await
+        self.send(Method::PUT, url, Some(body), false).await
     }
 
     pub(crate) async fn delete<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, Error> {
-        self.send::<T, ()>(Method::DELETE, url, None).await
+        self.send::<T, ()>(Method::DELETE, url, None, false).await
     }
 
     async fn send<T: DeserializeOwned, B: Serialize>(
@@ -255,12 +279,16 @@ impl Client {
         method: Method,
         url: Url,
         body: Option<&B>,
+        as_agent: bool,
     ) -> Result<Response<T>, Error> {
         let shown_url = url.to_string();
         tracing::debug!(%method, url = %shown_url, "request");
         let mut request = self.http.request(method, url);
         if let Some(key) = &self.api_key {
             request = request.header("X-API-Key", key);
+        }
+        if as_agent && let Some(token) = &self.agent_token {
+            request = request.bearer_auth(token);
         }
         if let Some(body) = body {
             let bytes = serde_json::to_vec(body)
@@ -306,9 +334,11 @@ impl Client {
             }
         } else if error.is_connect() {
             // "Connection refused", "certificate verify failed": the root cause says it all.
-            Error::Connect {
-                url,
-                detail: root_cause(&error),
+            let detail = root_cause(&error);
+            if never_connected(&error) {
+                Error::Connect { url, detail }
+            } else {
+                Error::Tls { url, detail }
             }
         } else {
             Error::Transport {
@@ -374,6 +404,34 @@ pub(crate) fn decode<T: DeserializeOwned>(
         url: url.to_string(),
         detail: error.to_string(),
     })
+}
+
+/// A connect failure where no peer answered: refused, unreachable, or the name did not resolve.
+/// Anything else during connect (TLS above all) is not this, whatever it turns out to be: the
+/// list is of what is known to be harmless, so an unknown failure fails closed.
+fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+                    | ErrorKind::TimedOut
+            )
+        {
+            return true;
+        }
+        // hyper-util's connector names a resolver failure "dns error".
+        if current.to_string().starts_with("dns error") {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 fn root_cause(error: &dyn std::error::Error) -> String {
@@ -444,6 +502,7 @@ mod tests {
             auth_url: None,
             audit_url: None,
             api_key: None,
+            agent_token: None,
             timeout: Duration::from_secs(1),
             insecure: false,
             ca_cert: None,
@@ -475,6 +534,7 @@ mod tests {
                     auth_url: None,
                     audit_url: None,
                     api_key: None,
+                    agent_token: None,
                     timeout: Duration::from_secs(1),
                     insecure: false,
                     ca_cert: None,

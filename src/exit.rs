@@ -332,6 +332,14 @@ pub fn classify(error: &anyhow::Error) -> Report {
                 client::Error::Connect { .. } | client::Error::Transport { .. } => {
                     (UNAVAILABLE, Some(HINT_START.to_string()))
                 }
+                client::Error::Tls { .. } => (
+                    UNAVAILABLE,
+                    Some(
+                        "check the URL's scheme (http:// or https://) and that the gateway's \
+                         certificate is trusted (--ca-cert)"
+                            .to_string(),
+                    ),
+                ),
                 client::Error::Timeout { .. } => (
                     UNAVAILABLE,
                     Some(format!("{HINT_START}; or allow more time with --timeout")),

@@ -8,6 +8,7 @@ use super::{Context, effect_parser};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
+use crate::config::env;
 use crate::exit::{self, Outcome, Retry};
 use crate::output::{View, or_dash};
 
@@ -32,7 +33,7 @@ wait`), else the check id.")]
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
+    /// Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's agent]
     #[arg(long, value_name = "ID")]
     pub agent: Option<String>,
     /// The tool (action) name
@@ -47,6 +48,10 @@ pub struct CheckArgs {
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
+    /// Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a
+    /// token no API key is needed and --agent may be omitted (the gateway takes the agent from it)
+    #[arg(long, value_name = "FILE")]
+    pub agent_token_file: Option<std::path::PathBuf>,
 }
 
 pub async fn run(context: &Context, args: ActionsArgs) -> anyhow::Result<Outcome> {
@@ -56,15 +61,19 @@ pub async fn run(context: &Context, args: ActionsArgs) -> anyhow::Result<Outcome
 }
 
 pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome> {
-    let agent_id = super::agent_or_env(args.agent)?;
-    let client = context.client()?;
+    let agent_token = super::common::agent_token(args.agent_token_file.as_deref())?;
+    let agent_id = match agent_token {
+        Some(_) => args.agent.or_else(|| env::var(env::AGENT_ID)),
+        None => Some(super::agent_or_env(args.agent)?),
+    };
+    let client = context.runtime_client(agent_token)?;
     let summary = args
         .input
         .as_deref()
         .map(|input| truncate_summary(input, MAX_INPUT_SUMMARY_CHARS).to_string())
         .filter(|summary| !summary.is_empty());
     let request = CheckRequest {
-        agent_id: Some(agent_id),
+        agent_id,
         action_name: Some(args.tool.clone()),
         action_source: Some("api".to_string()),
         action_input_summary: summary,

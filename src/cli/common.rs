@@ -3,6 +3,7 @@
 //! value parsers of the common flag vocabulary (`--ttl`, `--metadata`, `--effect`, lists).
 
 use std::io::Read;
+use std::path::Path;
 
 use anyhow::Context as _;
 
@@ -64,6 +65,32 @@ pub fn parse_seconds(text: &str) -> Result<i64, String> {
         ));
     }
     i64::try_from(duration.as_secs()).map_err(|_| format!("invalid duration {text:?}: too large"))
+}
+
+/// The agent token of a runtime call: `--agent-token-file FILE` (`-` = stdin), else
+/// `AGENTTRUST_AGENT_TOKEN`. Never a command-line argument: argv is visible to every user.
+pub fn agent_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let token = match file {
+        Some(path) if path == Path::new("-") => Some(read_secret_argument("-", "agent token")?),
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the agent token from {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => env::var(env::AGENT_TOKEN),
+    };
+    match token {
+        Some(token) if !token.starts_with("at_") => Err(Failure::Usage {
+            message: "that is not an agent token: agent tokens start with `at_`".to_string(),
+            hint: Some(format!(
+                "pass one with {} or --agent-token-file; issue one with `agenttrust tokens issue`",
+                env::AGENT_TOKEN
+            )),
+        }
+        .into()),
+        token => Ok(token),
+    }
 }
 
 /// `--effect`: the four effects, and `write` as the SDKs' name for `mutating`.

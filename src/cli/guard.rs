@@ -4,9 +4,15 @@
 //! (never an allow, not even with `--fail-open`). `guard run` passes the wrapped command's own
 //! status through (a signal death is 128 + N).
 //!
-//! Privacy (reference/wire-api.md §5): the tool name is sent; its input only with `--input` or
-//! `guard run --log-inputs` (the command line, cut to 200 characters); its output never.
-//! Telemetry goes through the spool (`guard::spool`) and never changes an exit status.
+//! What is sent (reference/wire-api.md §5): the tool name; for `guard check` its input only
+//! with `--input`; for `guard run` always the command line (cut to 200 characters), because a
+//! check that does not see what runs binds nothing; the output never. Telemetry goes through
+//! the spool (`guard::spool`) and never changes an exit status.
+//!
+//! Trust: `--fail-open` turns only an unreachable gateway or a timeout into an allow, never a
+//! TLS or protocol failure (`client::Error::allows_fail_open`); the wrapped command does not
+//! inherit the API key or the agent token; a shell agent may hold only an agent token
+//! (`AGENTTRUST_AGENT_TOKEN`, `--agent-token-file`), which the gateway binds to its agent.
 //!
 //! The machinery lives beside the verbs: `child` runs the wrapped command, `spool` keeps the
 //! telemetry until it is delivered.
@@ -14,14 +20,15 @@
 pub mod child;
 pub mod spool;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 
-use super::Context;
 use super::actions::decision_outcome;
 use super::approvals::{self, DEFAULT_WAIT};
 use super::effect_parser;
+use super::{Context, common};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::api::telemetry::ReportedEvent;
 use crate::api::time;
@@ -45,6 +52,10 @@ With -o json the decision is printed on stdout and the exit status is the same. 
 
 #[derive(Debug, Args)]
 pub struct GuardArgs {
+    /// Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a
+    /// token no API key is needed and --agent may be omitted (the gateway takes the agent from it)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub agent_token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: GuardCommand,
 }
@@ -73,7 +84,7 @@ round trip; it never changes the exit status.")]
 /// The flags of a decision, shared by `check` and `run`.
 #[derive(Debug, Args)]
 pub struct DecisionArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
+    /// Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's agent]
     #[arg(long, value_name = "ID")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]
@@ -106,14 +117,22 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The tool (action) name
-    #[arg(long, value_name = "NAME")]
-    pub tool: String,
-    /// A summary of the tool's input (cut to 200 characters)
+    #[arg(long, value_name = "NAME", required_unless_present = "tool_from_argv0")]
+    pub tool: Option<String>,
+    /// Name the tool after the command (argv[0]'s file name), so the checked tool is the one
+    /// that runs; a --tool naming another is refused
+    #[arg(long)]
+    pub tool_from_argv0: bool,
+    /// More context for the input summary, after the command line (which is always sent)
     #[arg(long, value_name = "SUMMARY")]
     pub input: Option<String>,
-    /// Send the command line (cut to 200 characters) as the input summary
-    #[arg(long, conflicts_with = "input")]
+    /// Accepted for compatibility: the command line is always the input summary now
+    #[arg(long, hide = true)]
     pub log_inputs: bool,
+    /// Let the command inherit AGENTTRUST_API_KEY and AGENTTRUST_AGENT_TOKEN (scrubbed by
+    /// default: the wrapped tool must not act with the agent's credentials)
+    #[arg(long)]
+    pub pass_credentials: bool,
     #[command(flatten)]
     pub decision: DecisionArgs,
     /// The command to run, after `--`
@@ -165,28 +184,38 @@ pub enum SessionCommand {
 }
 
 pub async fn run(context: &Context, args: GuardArgs) -> anyhow::Result<Outcome> {
+    let token = || common::agent_token(args.agent_token_file.as_deref());
     match args.command {
-        GuardCommand::Check(args) => check(context, args).await,
-        GuardCommand::Run(args) => run_command(context, args).await,
-        GuardCommand::Report(args) => report(context, args).await,
-        GuardCommand::Flush => flush(context).await,
-        GuardCommand::Session(args) => match args.command {
+        GuardCommand::Check(check_args) => check(context, check_args, token()?).await,
+        GuardCommand::Run(run_args) => run_command(context, run_args, token()?).await,
+        GuardCommand::Report(report_args) => report(context, report_args, token()?).await,
+        GuardCommand::Flush => flush(context, token()?).await,
+        GuardCommand::Session(session_args) => match session_args.command {
             SessionCommand::Start { agent } => session_start(context, agent),
-            SessionCommand::End => session_end(context).await,
+            SessionCommand::End => session_end(context, token()?).await,
         },
     }
 }
 
 /// The agent and session of a call: flag, else env; a fresh session id when there is none.
 struct Caller {
-    agent_id: String,
+    /// `None` with an agent token and no `--agent`: the gateway takes the agent from the token
+    /// (and the decision names it).
+    agent_id: Option<String>,
     session_id: String,
     /// The session id was made up here: say so when the user needs it to retry.
     fresh_session: bool,
 }
 
-fn caller(agent: Option<String>, session: Option<String>) -> anyhow::Result<Caller> {
-    let agent_id = super::agent_or_env(agent)?;
+fn caller(
+    agent: Option<String>,
+    session: Option<String>,
+    agent_token: Option<&str>,
+) -> anyhow::Result<Caller> {
+    let agent_id = match agent_token {
+        Some(_) => agent.or_else(|| env::var(env::AGENT_ID)),
+        None => Some(super::agent_or_env(agent)?),
+    };
     let (session_id, fresh_session) = match super::session_or_env(session) {
         Some(session) => (session, false),
         None => (uuid::Uuid::new_v4().to_string(), true),
@@ -208,9 +237,17 @@ enum Verdict {
     Stop(Outcome),
 }
 
-pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome> {
-    let caller = caller(args.decision.agent.clone(), args.decision.session.clone())?;
-    let client = context.client()?;
+pub async fn check(
+    context: &Context,
+    args: CheckArgs,
+    agent_token: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let mut caller = caller(
+        args.decision.agent.clone(),
+        args.decision.session.clone(),
+        agent_token.as_deref(),
+    )?;
+    let client = context.runtime_client(agent_token)?;
     let summary = args.input.as_deref().map(summarize);
     let question = Question {
         tool: &args.tool,
@@ -218,7 +255,7 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
         // `-o json`: the decision is the one document on stdout.
         show: context.printer.prints_json(),
     };
-    match decide(context, &client, &caller, question, &args.decision).await? {
+    match decide(context, &client, &mut caller, question, &args.decision).await? {
         Verdict::Allowed => {
             // Deliver what earlier invocations left in the spool, when a batch is due (a stat
             // when the spool is empty).
@@ -230,29 +267,38 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
     }
 }
 
-pub async fn run_command(context: &Context, args: RunArgs) -> anyhow::Result<Outcome> {
-    let caller = caller(args.decision.agent.clone(), args.decision.session.clone())?;
-    let client = context.client()?;
-    let summary = if args.log_inputs {
-        Some(summarize(&args.command.join(" ")))
-    } else {
-        args.input.as_deref().map(summarize)
-    };
+pub async fn run_command(
+    context: &Context,
+    args: RunArgs,
+    agent_token: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let tool = run_tool(args.tool.as_deref(), args.tool_from_argv0, &args.command)?;
+    let mut caller = caller(
+        args.decision.agent.clone(),
+        args.decision.session.clone(),
+        agent_token.as_deref(),
+    )?;
+    let client = context.runtime_client(agent_token)?;
     let question = Question {
-        tool: &args.tool,
-        summary,
+        tool: &tool,
+        summary: Some(run_summary(&args.command, args.input.as_deref())),
         // stdout belongs to the wrapped command, whatever the output format.
         show: false,
     };
-    let reachable = match decide(context, &client, &caller, question, &args.decision).await? {
+    let reachable = match decide(context, &client, &mut caller, question, &args.decision).await? {
         Verdict::Allowed => true,
         Verdict::FailOpen => false,
         Verdict::Stop(outcome) => return Ok(outcome),
     };
-    match child::run(&args.command).await {
+    let scrubbed: &[&str] = if args.pass_credentials {
+        &[]
+    } else {
+        &[env::API_KEY, env::AGENT_TOKEN]
+    };
+    match child::run(&args.command, scrubbed).await {
         Ok(finished) => {
             let event = tool_event(
-                &args.tool,
+                &tool,
                 finished.error_type.clone(),
                 finished.duration.as_millis(),
             );
@@ -260,17 +306,65 @@ pub async fn run_command(context: &Context, args: RunArgs) -> anyhow::Result<Out
             Ok(Outcome::CommandStatus(finished.exit_code))
         }
         Err(error) => {
-            let event = tool_event(&args.tool, Some(error.error_type()), 0);
+            let event = tool_event(&tool, Some(error.error_type()), 0);
             record(&client, &caller, event, reachable).await;
             Err(error.into())
         }
     }
 }
 
-pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<Outcome> {
-    let agent_id = super::agent_or_env(args.agent)?;
+/// The tool `guard run` checks: `--tool`, or with `--tool-from-argv0` the command's file name
+/// (and a `--tool` that names another tool is refused: the check must be about what runs).
+fn run_tool(tool: Option<&str>, from_argv0: bool, command: &[String]) -> anyhow::Result<String> {
+    if !from_argv0 {
+        return tool
+            .map(str::to_string)
+            .ok_or_else(|| usage("--tool or --tool-from-argv0 is required"));
+    }
+    let program = command.first().map(String::as_str).unwrap_or_default();
+    let derived = std::path::Path::new(program)
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter(|name| !name.is_empty())
+        .ok_or_else(|| usage(&format!("cannot name a tool after {program:?}")))?;
+    match tool {
+        Some(named) if named != derived => Err(usage(&format!(
+            "--tool {named} disagrees with the command it guards ({derived}, from argv[0])"
+        ))),
+        _ => Ok(derived),
+    }
+}
+
+fn usage(message: &str) -> anyhow::Error {
+    crate::exit::Failure::Usage {
+        message: message.to_string(),
+        hint: None,
+    }
+    .into()
+}
+
+/// `guard run`'s input summary: the command line, always (so a policy on the input sees what
+/// really runs), then `--input` when given; cut to 200 characters, command line first.
+fn run_summary(command: &[String], input: Option<&str>) -> String {
+    let command_line = command.join(" ");
+    match input.map(str::trim).filter(|input| !input.is_empty()) {
+        Some(input) => summarize(&format!("{command_line} # {input}")),
+        None => summarize(&command_line),
+    }
+}
+
+pub async fn report(
+    context: &Context,
+    args: ReportArgs,
+    agent_token: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let agent_id = match agent_token {
+        // Empty: the gateway takes the agent from the token when the event is delivered.
+        Some(_) => args.agent.or_else(|| env::var(env::AGENT_ID)),
+        None => Some(super::agent_or_env(args.agent)?),
+    };
     let session_id = super::session_or_env(args.session);
-    let client = context.client()?;
+    let client = context.runtime_client(agent_token)?;
     let error_type = if args.success {
         None
     } else {
@@ -303,7 +397,9 @@ fn spooled_document(spooled: &SpooledEvent) -> anyhow::Result<serde_json::Value>
     };
     let mut document = serde_json::to_value(&event)?;
     if let Some(object) = document.as_object_mut() {
-        object.insert("agent_id".to_string(), spooled.agent_id.clone().into());
+        if !spooled.agent_id.is_empty() {
+            object.insert("agent_id".to_string(), spooled.agent_id.clone().into());
+        }
         if let Some(session_id) = &spooled.session_id {
             object.insert("session_id".to_string(), session_id.clone().into());
         }
@@ -313,8 +409,8 @@ fn spooled_document(spooled: &SpooledEvent) -> anyhow::Result<serde_json::Value>
 
 /// Delivers everything spooled; exit 69 (or 4) when the gateway refuses or cannot be reached
 /// and events remain.
-pub async fn flush(context: &Context) -> anyhow::Result<Outcome> {
-    let (spool, delivery) = deliver_all(context).await?;
+pub async fn flush(context: &Context, agent_token: Option<String>) -> anyhow::Result<Outcome> {
+    let (spool, delivery) = deliver_all(context, agent_token).await?;
     if context.printer.prints_json() {
         context.printer.json(&serde_json::json!({
             "delivered": delivery.sent,
@@ -328,8 +424,8 @@ pub async fn flush(context: &Context) -> anyhow::Result<Outcome> {
 /// `guard session end`: unsets the session variable whatever happens to the telemetry (the
 /// spool keeps what could not be delivered), so `eval "$(agenttrust guard session end)"`
 /// always ends the session; the exit status still says whether delivery failed (69, 4).
-async fn session_end(context: &Context) -> anyhow::Result<Outcome> {
-    let delivered = deliver_all(context).await;
+async fn session_end(context: &Context, agent_token: Option<String>) -> anyhow::Result<Outcome> {
+    let delivered = deliver_all(context, agent_token).await;
     // Shell code on stdout, whatever the output format: it is meant for `eval`.
     context
         .printer
@@ -339,8 +435,11 @@ async fn session_end(context: &Context) -> anyhow::Result<Outcome> {
 }
 
 /// Delivers everything spooled (no time budget) and says so on stderr.
-async fn deliver_all(context: &Context) -> anyhow::Result<(Spool, Delivery)> {
-    let client = context.client()?;
+async fn deliver_all(
+    context: &Context,
+    agent_token: Option<String>,
+) -> anyhow::Result<(Spool, Delivery)> {
+    let client = context.runtime_client(agent_token)?;
     let spool = spool_for(&client)?;
     let delivery = spool.deliver(&client, None).await?;
     if !context.printer.prints_json() && (delivery.sent > 0 || delivery.remaining > 0) {
@@ -413,13 +512,13 @@ struct Question<'a> {
 async fn decide(
     context: &Context,
     client: &Client,
-    caller: &Caller,
+    caller: &mut Caller,
     question: Question<'_>,
     args: &DecisionArgs,
 ) -> anyhow::Result<Verdict> {
     let tool = question.tool;
     let request = CheckRequest {
-        agent_id: Some(caller.agent_id.clone()),
+        agent_id: caller.agent_id.clone(),
         action_name: Some(tool.to_string()),
         action_source: Some("api".to_string()),
         action_input_summary: question.summary.filter(|summary| !summary.is_empty()),
@@ -435,7 +534,7 @@ async fn decide(
     };
     let mut response = match client::actions::check(client, &request).await {
         Ok(response) => response,
-        Err(error) if error.is_unreachable() && fail_open(args) => {
+        Err(error) if error.allows_fail_open() && fail_open(args) => {
             output::warn(format!("{error}; allowing `{tool}` anyway (--fail-open)"));
             if question.show {
                 context.printer.json(&serde_json::json!({
@@ -476,6 +575,11 @@ async fn decide(
         }
     }
     show(&response)?;
+    // With an agent token and no --agent, the decision names the token's agent: telemetry
+    // is then spooled under it.
+    if caller.agent_id.is_none() {
+        caller.agent_id = response.value.agent_id.clone();
+    }
     let retry = Retry::Guard {
         fresh_session: caller.fresh_session.then(|| caller.session_id.clone()),
     };
@@ -516,7 +620,7 @@ async fn record(
     deliver: bool,
 ) -> Option<SpooledEvent> {
     let spooled = SpooledEvent::new(
-        caller.agent_id.clone(),
+        caller.agent_id.clone().unwrap_or_default(),
         Some(caller.session_id.clone()).filter(|session| !session.is_empty()),
         event,
     );
@@ -588,6 +692,25 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn the_tool_is_bound_to_the_command() {
+        let command = [
+            "/usr/bin/curl".to_string(),
+            "-d".to_string(),
+            "@x".to_string(),
+        ];
+        assert_eq!(run_tool(None, true, &command).unwrap(), "curl");
+        assert_eq!(run_tool(Some("curl"), true, &command).unwrap(), "curl");
+        assert!(run_tool(Some("web_search"), true, &command).is_err());
+        assert_eq!(run_tool(Some("fetch"), false, &command).unwrap(), "fetch");
+        assert!(run_tool(None, true, &[String::new()]).is_err());
+        assert_eq!(run_summary(&command, None), "/usr/bin/curl -d @x");
+        assert_eq!(
+            run_summary(&command, Some("upload")),
+            "/usr/bin/curl -d @x # upload"
+        );
     }
 
     #[test]

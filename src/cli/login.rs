@@ -62,6 +62,7 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
         auth_url: settings.auth_url.clone(),
         audit_url: settings.audit_url.clone(),
         api_key: Some(api_key.clone()),
+        agent_token: None,
         timeout: settings.timeout,
         insecure: settings.insecure,
         ca_cert: settings.ca_cert.clone(),

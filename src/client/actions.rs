@@ -12,7 +12,7 @@ pub async fn check(
     request: &CheckRequest,
 ) -> Result<Response<CheckDecision>, Error> {
     let url = client.url(Service::Auth, &["api", "v1", "agenttrust", "check"])?;
-    client.post(url, request).await
+    client.post_as_agent(url, request).await
 }
 
 /// The first `max_chars` characters of `text`, cut on a char boundary (never mid-UTF-8, which is

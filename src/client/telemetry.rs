@@ -9,7 +9,7 @@ pub async fn report(
     request: &ReportRequest,
 ) -> Result<Response<ReportResponse>, Error> {
     let url = client.url(Service::Audit, &["api", "v1", "telemetry", "report"])?;
-    client.post(url, request).await
+    client.post_as_agent(url, request).await
 }
 
 pub async fn list(client: &Client, query: &EventQuery) -> Result<Response<EventPage>, Error> {

@@ -14,6 +14,9 @@ pub const NO_INPUT: &str = "AGENTTRUST_NO_INPUT";
 pub const OUTPUT: &str = "AGENTTRUST_OUTPUT";
 pub const TIMEOUT: &str = "AGENTTRUST_TIMEOUT";
 pub const AGENT_ID: &str = "AGENTTRUST_AGENT_ID";
+/// An agent token (`at_…`) for the runtime calls of a shell agent (never a command-line
+/// argument; `--agent-token-file` reads one from a file or stdin).
+pub const AGENT_TOKEN: &str = "AGENTTRUST_AGENT_TOKEN";
 pub const SESSION_ID: &str = "AGENTTRUST_SESSION_ID";
 pub const FAIL_OPEN: &str = "AGENTTRUST_FAIL_OPEN";
 /// Where `guard` keeps state (the telemetry spool) [default: the platform's state dir].

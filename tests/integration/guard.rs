@@ -3,7 +3,9 @@
 //! `--fail-open`, 401/403 never allowed), the wrapped command's own status and signals, the
 //! command never starting when not allowed, and telemetry: the right fields, batches, the spool
 //! surviving a gateway outage, and concurrent guard processes delivering every event exactly
-//! once; and the README's sample shell agent, run as written.
+//! once; and the README's sample shell agent, run as written. Issue 9: TLS errors fail closed
+//! even with `--fail-open`, `guard run` scrubs credentials and binds the tool to the command, and
+//! a shell agent holding only an agent token can check and run, but never as another agent.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,6 +30,10 @@ on_both_backends!(
     a_full_batch_is_delivered_without_a_flush,
     reports_carrying_an_event_id_are_stored_once,
     the_readme_shell_agent_is_guarded,
+    tls_and_protocol_errors_fail_closed_even_with_fail_open,
+    run_scrubs_credentials_from_the_command,
+    run_binds_the_checked_tool_to_the_command,
+    a_shell_agent_holding_only_an_agent_token,
 );
 
 const POLICY: &str = r#"{
@@ -488,9 +494,10 @@ fn run_never_starts_a_command_that_is_not_allowed(h: &Harness) {
     assert!(!marker.exists());
     assert!(events(h, &agent_id).is_empty());
 
-    // --log-inputs sends the command line, cut to 200 characters; otherwise nothing.
+    // The command line is always the input summary (binding the check to what runs), cut to
+    // 200 characters; --log-inputs is still accepted and changes nothing.
     let long = "é".repeat(300);
-    for (session, log_inputs) in [("s-log", true), ("s-private", false)] {
+    for (session, log_inputs) in [("s-log", true), ("s-default", false)] {
         let mut args = vec!["guard", "run", "--tool", "deploy_x", "--session", session];
         if log_inputs {
             args.push("--log-inputs");
@@ -508,10 +515,11 @@ fn run_never_starts_a_command_that_is_not_allowed(h: &Harness) {
             .unwrap_or("")
             .to_string()
     };
-    let logged = summary("s-log");
-    assert_eq!(logged.chars().count(), 200, "{logged}");
-    assert!(logged.starts_with("echo éé"), "{logged}");
-    assert_eq!(summary("s-private"), "");
+    for session in ["s-log", "s-default"] {
+        let logged = summary(session);
+        assert_eq!(logged.chars().count(), 200, "{logged}");
+        assert!(logged.starts_with("echo éé"), "{logged}");
+    }
 }
 
 fn telemetry_spools_while_the_gateway_is_down(h: &Harness) {
@@ -805,4 +813,282 @@ fn the_readme_shell_agent_is_guarded(h: &Harness) {
         .collect();
     assert_eq!(tools, ["list_files", "read_notes"], "{events:?}");
     assert_eq!(events[0]["session_id"], events[1]["session_id"]);
+}
+
+fn tls_and_protocol_errors_fail_closed_even_with_fail_open(h: &Harness) {
+    let agent_id = setup(h, "tls");
+    // https:// against the plain-HTTP gateway: TLS fails after the connection is made. That is
+    // not "unreachable": someone answered, and not with a gateway we trust.
+    let url = h.url.replacen("http://", "https://", 1);
+    let checked = run(
+        guard_at(h, &agent_id, &url),
+        &["guard", "check", "web_search", "--fail-open"],
+    );
+    checked.code(69);
+    assert!(!checked.stderr.contains("anyway"), "{}", checked.stderr);
+    assert!(checked.stderr.contains("TLS"), "{}", checked.stderr);
+    let marker = h.scratch.path().join("ran-tls");
+    let mut from_env = guard_at(h, &agent_id, &url);
+    from_env.env("AGENTTRUST_FAIL_OPEN", "1");
+    run(
+        from_env,
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "web_search",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    )
+    .code(69);
+    assert!(!marker.exists());
+    // A refused connection is what --fail-open is for.
+    let dead = format!("http://127.0.0.1:{}", dead_port());
+    run(
+        guard_at(h, &agent_id, &dead),
+        &["guard", "check", "web_search", "--fail-open"],
+    )
+    .success();
+}
+
+fn run_scrubs_credentials_from_the_command(h: &Harness) {
+    let agent_id = setup(h, "scrubbed");
+    let print = r#"echo "key=${AGENTTRUST_API_KEY-unset} token=${AGENTTRUST_AGENT_TOKEN-unset}""#;
+    let token = h.issue_token(&agent_id, &[], 600)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut command = guard(h, &agent_id);
+    command.env("AGENTTRUST_AGENT_TOKEN", &token);
+    let scrubbed = run(
+        command,
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "print_env",
+            "--",
+            "sh",
+            "-c",
+            print,
+        ],
+    );
+    scrubbed.success();
+    assert_eq!(scrubbed.stdout, "key=unset token=unset\n");
+    let passed = run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "print_env",
+            "--pass-credentials",
+            "--",
+            "sh",
+            "-c",
+            print,
+        ],
+    );
+    passed.success();
+    assert_eq!(passed.stdout, format!("key={} token=unset\n", h.admin_key));
+}
+
+fn run_binds_the_checked_tool_to_the_command(h: &Harness) {
+    h.put_policy(serde_json::json!({
+        "rules": [
+            {"id": "no-secrets", "tools": ["*"], "input": {"contains": ["secret.txt"]},
+             "decision": "deny", "reason": "secrets stay put"},
+            {"id": "no-curl", "tools": ["curl"], "decision": "deny", "reason": "no network"}
+        ]
+    }));
+    let agent_id = h.create_agent("bound", &[])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The command line is the input summary: a harmless tool name does not hide what runs.
+    let denied = run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "read_notes",
+            "--",
+            "cat",
+            "secret.txt",
+        ],
+    );
+    denied.code(77);
+    assert!(
+        denied.stderr.contains("secrets stay put"),
+        "{}",
+        denied.stderr
+    );
+    // --input adds context; it cannot replace the command line.
+    run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "read_notes",
+            "--input",
+            "notes",
+            "--",
+            "cat",
+            "secret.txt",
+        ],
+    )
+    .code(77);
+    // --tool-from-argv0: the tool is the program that runs.
+    let curl = run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "run",
+            "--tool-from-argv0",
+            "--",
+            "/usr/bin/curl",
+            "--version",
+        ],
+    );
+    curl.code(77);
+    assert!(curl.stderr.contains("no network"), "{}", curl.stderr);
+    let echoed = run(
+        guard(h, &agent_id),
+        &["guard", "run", "--tool-from-argv0", "--", "echo", "hi"],
+    );
+    echoed.success();
+    assert_eq!(echoed.stdout, "hi\n");
+    // A --tool that disagrees with argv[0] is refused before anything is checked or run.
+    let marker = h.scratch.path().join("ran-disagree");
+    let disagree = run(
+        guard(h, &agent_id),
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "web_search",
+            "--tool-from-argv0",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    );
+    disagree.code(2);
+    assert!(disagree.stderr.contains("disagrees"), "{}", disagree.stderr);
+    assert!(!marker.exists());
+}
+
+fn a_shell_agent_holding_only_an_agent_token(h: &Harness) {
+    h.put_policy(serde_json::from_str(POLICY).unwrap());
+    let agent_id = h.create_agent("token-holder", &["web:read"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other_id = h.create_agent("someone-else", &["web:read"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = h.issue_token(&agent_id, &["web:read"], 600)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // No API key, no agent id: only the token, from the environment.
+    let token_only = || {
+        let mut command = h.cli_bare();
+        command
+            .env("AGENTTRUST_URL", &h.url)
+            .env("AGENTTRUST_STATE_DIR", state_dir(h))
+            .env("AGENTTRUST_AGENT_TOKEN", &token);
+        command
+    };
+    let checked = run(
+        token_only(),
+        &["guard", "check", "web_search", "-o", "json"],
+    );
+    checked.success();
+    assert_eq!(checked.json()["agent_id"], agent_id.as_str());
+    let ran = run(
+        token_only(),
+        &["guard", "run", "--tool", "web_search", "--", "echo", "ran"],
+    );
+    ran.success();
+    assert_eq!(ran.stdout, "ran\n");
+    run(token_only(), &["guard", "flush"]).success();
+    let stored = events(h, &agent_id);
+    assert!(
+        stored
+            .iter()
+            .any(|event| event["tool_name"] == "web_search" && event["event_type"] == "tool_end"),
+        "{stored:?}"
+    );
+    // The token cannot act as another agent (403: exit 4), nor run a command as it.
+    let marker = h.scratch.path().join("ran-as-other");
+    run(
+        token_only(),
+        &["guard", "check", "web_search", "--agent", &other_id],
+    )
+    .code(4);
+    let mut as_other = token_only();
+    as_other.env("AGENTTRUST_AGENT_ID", &other_id);
+    run(
+        as_other,
+        &[
+            "guard",
+            "run",
+            "--tool",
+            "web_search",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    )
+    .code(4);
+    assert!(!marker.exists());
+    // The token from a file or stdin works the same; `actions check` takes it too.
+    let file = h.scratch.path().join("agent-token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let mut from_file = h.cli_bare();
+    from_file
+        .env("AGENTTRUST_URL", &h.url)
+        .env("AGENTTRUST_STATE_DIR", state_dir(h));
+    run(
+        from_file,
+        &[
+            "guard",
+            "check",
+            "web_search",
+            "--agent-token-file",
+            file.to_str().unwrap(),
+        ],
+    )
+    .success();
+    let mut from_stdin = h.cli_bare();
+    from_stdin
+        .env("AGENTTRUST_URL", &h.url)
+        .write_stdin(token.clone());
+    let checked = run(
+        from_stdin,
+        &[
+            "actions",
+            "check",
+            "--tool",
+            "web_search",
+            "--agent-token-file",
+            "-",
+            "-o",
+            "json",
+        ],
+    );
+    checked.success();
+    assert_eq!(checked.json()["agent_id"], agent_id.as_str());
+    // Something that is not an agent token is refused before anything is sent.
+    let mut wrong = h.cli_bare();
+    wrong
+        .env("AGENTTRUST_URL", &h.url)
+        .env("AGENTTRUST_AGENT_TOKEN", &h.admin_key);
+    run(wrong, &["guard", "check", "web_search"]).code(2);
 }

@@ -45,19 +45,23 @@ impl SpawnError {
     }
 }
 
-/// Runs `argv` to completion with inherited stdio, forwarding SIGINT and SIGTERM.
-pub async fn run(argv: &[String]) -> Result<Finished, SpawnError> {
+/// Runs `argv` to completion with inherited stdio, forwarding SIGINT and SIGTERM. The
+/// variables named in `scrubbed` are removed from its environment (credentials it must not
+/// inherit).
+pub async fn run(argv: &[String], scrubbed: &[&str]) -> Result<Finished, SpawnError> {
     let program = argv.first().cloned().unwrap_or_default();
     #[cfg(unix)]
     let mut signals = Signals::install();
     let started = Instant::now();
-    let mut child = Command::new(&program)
-        .args(&argv[1..])
-        .spawn()
-        .map_err(|source| SpawnError {
-            program: program.clone(),
-            source,
-        })?;
+    let mut command = Command::new(&program);
+    command.args(&argv[1..]);
+    for name in scrubbed {
+        command.env_remove(name);
+    }
+    let mut child = command.spawn().map_err(|source| SpawnError {
+        program: program.clone(),
+        source,
+    })?;
     let pid = child.id();
     let mut waiting = tokio::task::spawn_blocking(move || child.wait());
     let status = loop {

@@ -322,7 +322,8 @@ impl Spool {
         let mut done: HashSet<String> = HashSet::new();
         for batch in batches(&events) {
             let request = ReportRequest {
-                agent_id: Some(batch[0].agent_id.clone()),
+                // Empty when the agent comes from the agent token the delivery carries.
+                agent_id: Some(batch[0].agent_id.clone()).filter(|agent| !agent.is_empty()),
                 session_id: batch[0].session_id.clone(),
                 events: batch
                     .iter()
