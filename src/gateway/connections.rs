@@ -66,6 +66,9 @@ impl ConnectionLimits {
 
 /// How long a refused connection gets to take its 503 before it is closed.
 const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+/// Most refused connections answered at once; past it a connection is closed without an
+/// answer, so a flood cannot turn the refusals themselves into unbounded work.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting and waits for
 /// the connections in flight to finish their requests.
@@ -76,6 +79,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
@@ -96,7 +100,12 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            tokio::spawn(refuse(stream, limits.max_connections));
+            if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream, limits.max_connections).await;
+                    drop(refusal);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
