@@ -1,6 +1,7 @@
 //! Sessions: `POST /mcp/sessions/init`, `GET /mcp/sessions/{id}`,
-//! `POST /api/v1/agenttrust/api-sessions/init`, and our `GET /api/v1/sessions`,
-//! `PUT /api/v1/sessions/{id}/mode`, `POST /api/v1/sessions/{id}/unlock`.
+//! `POST /api/v1/agenttrust/api-sessions/init`, and our `POST /api/v1/sessions` (a registered
+//! session of a shell agent), `GET /api/v1/sessions`, `PUT /api/v1/sessions/{id}/mode`,
+//! `POST /api/v1/sessions/{id}/unlock`.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +10,8 @@ use super::{Extra, empty_as_none};
 /// Where a session came from.
 pub const SOURCE_MCP: &str = "mcp";
 pub const SOURCE_API: &str = "api";
+/// Opened by a shell agent (`agenttrust guard session start`).
+pub const SOURCE_SHELL: &str = "shell";
 
 /// The Session object; `session_id`, `agent_id` and `org_id` are always present (the Rust SDK
 /// requires them).
@@ -58,6 +61,18 @@ pub struct InitSessionRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub server_id: Option<String>,
+}
+
+/// `POST /api/v1/sessions`: a registered session of an agent; with an agent token the agent is
+/// the token's and `agent_id` may be omitted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OpenSessionRequest {
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub agent_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

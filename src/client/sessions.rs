@@ -4,7 +4,7 @@
 
 use super::{Client, Error, Response, Service, with_query};
 use crate::api::sessions::{
-    InitApiSessionRequest, InitSessionRequest, Session, SessionList, SessionQuery, SetModeRequest,
+    InitApiSessionRequest, InitSessionRequest, OpenSessionRequest, Session, SessionList, SessionQuery, SetModeRequest,
 };
 
 /// An MCP session of an agent on a server.
@@ -13,6 +13,15 @@ pub async fn init(
     request: &InitSessionRequest,
 ) -> Result<Response<Session>, Error> {
     let url = client.url(Service::Base, &["mcp", "sessions", "init"])?;
+    client.post(url, request).await
+}
+
+/// A registered session of a shell agent (`POST /api/v1/sessions`).
+pub async fn open(
+    client: &Client,
+    request: &OpenSessionRequest,
+) -> Result<Response<Session>, Error> {
+    let url = client.url(Service::Base, &["api", "v1", "sessions"])?;
     client.post(url, request).await
 }
 

@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 
 use crate::api::policies::SessionMode;
 use crate::api::sessions::{
-    InitApiSessionRequest, InitSessionRequest, SOURCE_API, SOURCE_MCP, Session, SessionList,
-    SessionQuery, SetModeRequest,
+    InitApiSessionRequest, InitSessionRequest, OpenSessionRequest, SOURCE_API, SOURCE_MCP,
+    SOURCE_SHELL, Session, SessionList, SessionQuery, SetModeRequest,
 };
 use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::api::time;
@@ -22,22 +22,40 @@ use super::extract::{JsonBody, PathId, QueryParams};
 use super::secrets::{self, AGENT_TOKEN_PREFIX};
 use super::validate;
 
-/// `POST /mcp/sessions/init`: a session of an agent with an MCP server, or (without
-/// `server_id`) a registered session of a shell agent (`guard session start`). An org key opens
-/// one for any agent; an agent token only for its own agent.
+/// `POST /mcp/sessions/init`: a session of an agent with an MCP server.
 pub async fn init(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(request): JsonBody<InitSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    let agent_id = caller.acting_agent(
-        Some(&request.agent_id)
-            .filter(|id| !id.is_empty())
-            .map(String::as_str),
-    )?;
     if let Some(server_id) = &request.server_id {
         validate::identifier("server_id", server_id)?;
     }
+    let agent_id = Some(request.agent_id.as_str()).filter(|id| !id.is_empty());
+    open_registered(&state, &caller, agent_id, SOURCE_MCP, request.server_id.as_deref()).await
+}
+
+/// `POST /api/v1/sessions`: a registered session of a shell agent (`guard session start`).
+pub async fn open(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<OpenSessionRequest>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    open_registered(&state, &caller, request.agent_id.as_deref(), SOURCE_SHELL, None).await
+}
+
+/// Opens a session the gateway registers (so a policy requiring registered sessions admits
+/// it). An org key opens one for any agent of the org; an agent token only for its own agent,
+/// and the session is then bounded by the token (its scopes are the session's ceiling).
+async fn open_registered(
+    state: &AppState,
+    caller: &Caller,
+    agent_id: Option<&str>,
+    source: &str,
+    server_id: Option<&str>,
+) -> ApiResult<(StatusCode, Json<Session>)> {
+    let agent_id = caller.acting_agent(agent_id)?;
+    let token = caller.presented_token();
     let agent = store::agents::get(&state.store, &caller.org_id, &agent_id)
         .await?
         .ok_or_else(|| agent_not_found(&agent_id))?;
@@ -52,16 +70,16 @@ pub async fn init(
         store::sessions::NewSession {
             org_id: &caller.org_id,
             agent_id: &agent.id,
-            source: SOURCE_MCP,
-            server_id: request.server_id.as_deref(),
-            scope_ceiling: &[],
-            token_id: None,
+            source,
+            server_id,
+            scope_ceiling: token.as_ref().map_or(&[][..], |token| &token.scopes[..]),
+            token_id: token.as_ref().map(|token| token.id.as_str()),
             delegation_id: None,
         },
         &caller.actor(),
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(to_wire(&state, row).await?)))
+    Ok((StatusCode::CREATED, Json(to_wire(state, row).await?)))
 }
 
 /// `POST /api/v1/agenttrust/api-sessions/init`: a session whose agent and scope ceiling come

@@ -376,6 +376,36 @@ fn registered_sessions_can_be_required(h: &Harness) {
     let session = opened.body["session_id"].as_str().unwrap().to_string();
     let inside = check(h, &agent, "read_file", json!({"session_id": session}));
     assert_eq!(inside["allowed"], true, "{inside}");
+    // A shell agent holding only its token opens its own registered session, bounded by the
+    // token; it cannot open one for another agent.
+    let holder = id(&h.create_agent("registered-shell", &["files:read"]));
+    let token = h.issue_token(&holder, &["files:read"], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = [
+        ("Authorization", format!("Bearer {token}")),
+        ("Content-Type", "application/json".to_string()),
+    ];
+    let opened = h.raw(Method::POST, "/api/v1/sessions", &bearer, Some(b"{}".to_vec()));
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    assert_eq!(opened.body["agent_id"], holder.as_str(), "{}", opened.text);
+    assert_eq!(opened.body["source"], "shell", "{}", opened.text);
+    assert_eq!(opened.body["scope_ceiling"], json!(["files:read"]), "{}", opened.text);
+    let shell_session = opened.body["session_id"].as_str().unwrap().to_string();
+    let read = check_with_token(
+        h,
+        &token,
+        json!({"action_name": "read_files", "session_id": shell_session}),
+    );
+    assert_eq!(read.body["allowed"], true, "{}", read.text);
+    let for_another = h.raw(
+        Method::POST,
+        "/api/v1/sessions",
+        &bearer,
+        Some(json!({"agent_id": agent}).to_string().into_bytes()),
+    );
+    for_another.expect_error(403);
 }
 
 fn an_agent_token_is_a_ceiling(h: &Harness) {
