@@ -677,7 +677,7 @@ _agenttrust() {
 
     case "${cmd}" in
         agenttrust)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys completions server help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys completions server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -697,6 +697,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -719,7 +723,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__actions)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version check help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version check help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -739,6 +743,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -761,7 +769,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__actions__subcmd__check)
-            opts="-o -q -v -h -V --agent --tool --input --effect --session --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --tool --input --effect --session --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -801,6 +809,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -865,7 +877,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list get revoke help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list get revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -885,6 +897,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -907,7 +923,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__create)
-            opts="-o -q -v -h -V --name --framework --capabilities --metadata --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --name --framework --capabilities --metadata --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -945,6 +961,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -965,7 +985,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__get)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -985,6 +1005,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1091,7 +1115,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__list)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1111,6 +1135,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1133,7 +1161,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__revoke)
-            opts="-o -q -v -h -V --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --reason --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1159,6 +1187,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1179,7 +1211,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version list get approve deny wait help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version list get approve deny wait help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1199,6 +1231,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1221,7 +1257,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__approve)
-            opts="-o -q -v -h -V --decided-by --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --decided-by --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1245,6 +1281,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1267,7 +1307,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__deny)
-            opts="-o -q -v -h -V --decided-by --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --decided-by --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1293,6 +1333,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1313,7 +1357,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__get)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1333,6 +1377,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1453,7 +1501,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__list)
-            opts="-o -q -v -h -V --status --agent --session --limit --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --status --agent --session --limit --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1491,6 +1539,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1511,7 +1563,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__wait)
-            opts="-o -q -v -h -V --interval --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --interval --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1537,6 +1589,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1557,7 +1613,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__completions)
-            opts="-o -q -v -h -V --write-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version bash elvish fish powershell zsh"
+            opts="-o -q -v -h -V --write-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1583,6 +1639,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1603,7 +1663,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list get revoke session tree help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list get revoke session tree help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1623,6 +1683,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1645,7 +1709,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__create)
-            opts="-o -q -v -h -V --from --to --scope --ttl --restrictions --restrictions-file --paths --tools --effects --max-calls --parent --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --from --to --scope --ttl --restrictions --restrictions-file --paths --tools --effects --max-calls --parent --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1711,6 +1775,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1731,7 +1799,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__get)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1751,6 +1819,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1885,7 +1957,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__list)
-            opts="-o -q -v -h -V --from --to --active --inactive --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --from --to --active --inactive --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1915,6 +1987,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1935,7 +2011,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__revoke)
-            opts="-o -q -v -h -V --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1955,6 +2031,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -1977,7 +2057,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__session)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1997,6 +2077,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -2019,7 +2103,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__tree)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2039,6 +2123,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -2061,7 +2149,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version check run report flush session help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version check run report flush session help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2081,6 +2169,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -2103,7 +2195,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__check)
-            opts="-o -q -v -h -V --input --agent --session --effect --wait --fail-open --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --input --agent --session --effect --wait --fail-open --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2141,6 +2233,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2161,7 +2257,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__flush)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2181,6 +2277,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -2329,7 +2429,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__report)
-            opts="-o -q -v -h -V --success --failure --duration-ms --error-type --agent --session --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --success --failure --duration-ms --error-type --agent --session --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2367,6 +2467,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2387,7 +2491,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__run)
-            opts="-o -q -v -h -V --tool --input --log-inputs --agent --session --effect --wait --fail-open --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --tool --input --log-inputs --agent --session --effect --wait --fail-open --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2429,6 +2533,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2449,7 +2557,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__session)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version start end help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version start end help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2469,6 +2577,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -2491,7 +2603,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__session__subcmd__end)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2511,6 +2623,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -2589,7 +2705,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__session__subcmd__start)
-            opts="-o -q -v -h -V --agent --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2615,6 +2731,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2635,7 +2755,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__health)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2655,6 +2775,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3629,7 +3753,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__keys)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list revoke help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3649,6 +3773,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3671,7 +3799,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__keys__subcmd__create)
-            opts="-o -q -v -h -V --role --name --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --role --name --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3699,6 +3827,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3791,7 +3923,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__keys__subcmd__list)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3811,6 +3943,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3833,7 +3969,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__keys__subcmd__revoke)
-            opts="-o -q -v -h -V --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3853,6 +3989,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3875,7 +4015,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__login)
-            opts="-o -q -v -h -V --api-key-stdin --set-default --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --api-key-stdin --set-default --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3895,6 +4035,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3917,7 +4061,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__policies)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version get set validate test help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version get set validate test help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3937,6 +4081,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -3959,7 +4107,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__policies__subcmd__get)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3979,6 +4127,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4085,7 +4237,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__policies__subcmd__set)
-            opts="-o -q -v -h -V --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4105,6 +4257,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4127,7 +4283,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__policies__subcmd__test)
-            opts="-o -q -v -h -V --agent --tool --input --effect --session --file --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --tool --input --effect --session --file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4173,6 +4329,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -4193,7 +4353,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__policies__subcmd__validate)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4213,6 +4373,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4235,7 +4399,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version list show use delete import help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version list show use delete import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4255,6 +4419,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4277,7 +4445,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__delete)
-            opts="-o -q -v -h -V --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4297,6 +4465,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4417,7 +4589,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__import)
-            opts="-o -q -v -h -V --set-default --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --set-default --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4437,6 +4609,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4459,7 +4635,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__list)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4479,6 +4655,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4501,7 +4681,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__show)
-            opts="-o -q -v -h -V --show-secrets --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --show-secrets --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4521,6 +4701,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4543,7 +4727,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__use)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4563,6 +4747,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4585,7 +4773,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server)
-            opts="-o -q -v -h -V --listen --dev --max-token-ttl --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version org key help"
+            opts="-o -q -v -h -V --listen --dev --max-token-ttl --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version org key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4621,6 +4809,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4727,7 +4919,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__key)
-            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create help"
+            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4757,6 +4949,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -4777,7 +4973,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__key__subcmd__create)
-            opts="-o -q -v -h -V --org --role --name --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --org --role --name --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4817,6 +5013,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -4881,7 +5081,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__org)
-            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create help"
+            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version create help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4911,6 +5111,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -4931,7 +5135,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__org__subcmd__create)
-            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4959,6 +5163,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5023,7 +5231,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version init init-api get list set-mode unlock help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version init init-api get list set-mode unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5043,6 +5251,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5065,7 +5277,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__get)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5085,6 +5297,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5219,7 +5435,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__init)
-            opts="-o -q -v -h -V --agent --server --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --server --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5249,6 +5465,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5269,7 +5489,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__init__subcmd__api)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5289,6 +5509,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5311,7 +5535,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__list)
-            opts="-o -q -v -h -V --agent --mode --source --limit --cursor --all --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --mode --source --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5353,6 +5577,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5373,7 +5601,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__set__subcmd__mode)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version standard read_only elevated locked"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version standard read_only elevated locked"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5393,6 +5621,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5415,7 +5647,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__unlock)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5435,6 +5667,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5457,7 +5693,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__status)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5477,6 +5713,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5499,7 +5739,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__telemetry)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version report list help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version report list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5519,6 +5759,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5597,7 +5841,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__telemetry__subcmd__list)
-            opts="-o -q -v -h -V --agent --session --limit --cursor --all --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --session --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5635,6 +5879,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5655,7 +5903,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__telemetry__subcmd__report)
-            opts="-o -q -v -h -V --agent --session --event-type --tool --success --failure --duration-ms --error-type --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --session --event-type --tool --success --failure --duration-ms --error-type --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5701,6 +5949,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5721,7 +5973,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens)
-            opts="-o -q -v -h -V --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version issue introspect revoke help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version issue introspect revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5741,6 +5993,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -5833,7 +6089,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__introspect)
-            opts="-o -q -v -h -V --target --required-scopes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --target --required-scopes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5863,6 +6119,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5883,7 +6143,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__issue)
-            opts="-o -q -v -h -V --agent --scopes --ttl --session --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --agent --scopes --ttl --session --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5921,6 +6181,10 @@ _agenttrust() {
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
                     return 0
                     ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5941,7 +6205,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__revoke)
-            opts="-o -q -v -h -V --reason --yes --profile --url --output --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --reason --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5965,6 +6229,10 @@ _agenttrust() {
                     ;;
                 -o)
                     COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)

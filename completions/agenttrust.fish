@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_agenttrust_global_optspecs
-    string join \n profile= url= o/output= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose h/help V/version
+    string join \n profile= url= o/output= jq= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose h/help V/version
 end
 
 function __fish_agenttrust_needs_command
@@ -28,6 +28,7 @@ complete -c agenttrust -n "__fish_agenttrust_needs_command" -l profile -d 'Profi
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -58,6 +59,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l profile 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -73,6 +75,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -92,6 +95,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -105,6 +109,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -119,6 +124,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -132,6 +138,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -146,6 +153,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -166,6 +174,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l profile
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -179,6 +188,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l profile
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -192,6 +202,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -219,6 +230,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -232,6 +244,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -245,6 +258,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -259,6 +273,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -278,6 +293,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -299,6 +315,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -314,6 +331,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -328,6 +346,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -346,6 +365,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -370,6 +390,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -385,6 +406,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -407,6 +429,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -426,6 +449,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -443,6 +467,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -465,6 +490,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -478,6 +504,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -491,6 +518,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -512,6 +540,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -526,6 +555,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -539,6 +569,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -559,6 +590,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -586,6 +618,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -599,6 +632,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -613,6 +647,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -628,6 +663,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -643,6 +679,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -662,6 +699,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -689,6 +727,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -713,6 +752,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -733,6 +773,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -748,6 +789,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -761,6 +803,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -783,6 +826,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -801,6 +845,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -814,6 +859,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -828,6 +874,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -851,6 +898,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -869,6 +917,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and n
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -900,6 +949,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -915,6 +965,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -930,6 +981,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -943,6 +995,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -957,6 +1010,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -970,6 +1024,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -990,6 +1045,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1010,6 +1066,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1023,6 +1080,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1036,6 +1094,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1055,6 +1114,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l pr
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1072,6 +1132,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1091,6 +1152,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
@@ -1108,6 +1170,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F

@@ -71,6 +71,9 @@ pub struct GlobalArgs {
     /// Output format [env: AGENTTRUST_OUTPUT] [default: table]
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
+    /// Filter the JSON output through a jq expression; implies `-o json` (strings print raw)
+    #[arg(long, global = true, value_name = "EXPR", conflicts_with = "quiet")]
+    pub jq: Option<String>,
     /// Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]
     #[arg(long, global = true, value_name = "DURATION", value_parser = config::parse_duration)]
     pub timeout: Option<Duration>,
@@ -179,6 +182,9 @@ pub fn init_logging(cli: &Cli) {
 
 /// Whether errors should also be printed as JSON (`-o json` from the flag, env or profile).
 pub fn json_errors(globals: &GlobalArgs) -> bool {
+    if globals.jq.is_some() {
+        return true;
+    }
     if let Some(format) = globals.output {
         return format == Format::Json;
     }
@@ -263,10 +269,19 @@ impl Context {
                 .map_err(|error| anyhow::anyhow!("{error} (from {})", output_source(globals)))?,
             None => Format::Table,
         };
+        let mut printer = Printer::new(format, globals.quiet);
+        if let Some(expression) = &globals.jq {
+            // Checked before any request: a typo must not leave an operation half done.
+            crate::jq::check(expression).map_err(|error| Failure::Usage {
+                message: error.to_string(),
+                hint: Some("see https://jqlang.org/manual/ for the jq language".to_string()),
+            })?;
+            printer = printer.with_jq(expression.clone());
+        }
         Ok(Context {
             globals: globals.clone(),
             store,
-            printer: Printer::new(format, globals.quiet),
+            printer,
             settings,
         })
     }

@@ -13,6 +13,7 @@ pub mod exit;
 pub mod gateway;
 pub mod guard;
 pub mod guardian;
+pub mod jq;
 pub mod output;
 #[cfg(feature = "server")]
 pub mod store;

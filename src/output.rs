@@ -65,6 +65,8 @@ pub enum View {
 pub struct Printer {
     format: Format,
     quiet: bool,
+    /// `--jq EXPR` (already checked): JSON output goes through it.
+    jq: Option<String>,
     stdout_tty: bool,
     color: bool,
 }
@@ -80,8 +82,18 @@ impl Printer {
         Printer {
             format,
             quiet,
+            jq: None,
             stdout_tty,
             color: stdout_tty && color_allowed(),
+        }
+    }
+
+    /// Filters JSON output through a jq expression; implies `-o json`.
+    pub fn with_jq(self, expression: String) -> Printer {
+        Printer {
+            format: Format::Json,
+            jq: Some(expression),
+            ..self
         }
     }
 
@@ -109,8 +121,15 @@ impl Printer {
         }
     }
 
-    /// Pretty JSON on stdout.
+    /// Pretty JSON on stdout, or what `--jq` makes of it. A failing `--jq` program is an
+    /// error of the command (nothing is printed).
     pub fn json(&self, value: &serde_json::Value) -> io::Result<()> {
+        if let Some(expression) = &self.jq {
+            let text = crate::jq::run(expression, value).map_err(io::Error::other)?;
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(&text)?;
+            return stdout.flush();
+        }
         let mut stdout = io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, value).map_err(io::Error::from)?;
         writeln!(stdout)?;

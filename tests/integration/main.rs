@@ -11,6 +11,7 @@ mod api_tokens;
 mod approvals;
 mod cli_basics;
 mod cli_elevation;
+mod cli_jq;
 mod cli_profiles;
 mod cli_usage;
 mod cli_workflow;
