@@ -50,6 +50,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
+            cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand completions 'Print a shell completion script'
             cand server 'Run the embedded AgentTrust-compatible gateway'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1617,6 +1618,32 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;keys;help;help'= {
         }
+        &'agenttrust;api'= {
+            cand -d 'Request body: JSON text, @FILE to read a file, or - to read stdin'
+            cand --data 'Request body: JSON text, @FILE to read a file, or - to read stdin'
+            cand -H 'Extra request header (repeatable): ''Name: value'''
+            cand --header 'Extra request header (repeatable): ''Name: value'''
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand -i 'Print the response status and headers on stderr'
+            cand --include 'Print the response status and headers on stderr'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;completions'= {
             cand --write-dir 'Write every shell''s file into this dir (used to refresh completions/)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1809,6 +1836,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
+            cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand completions 'Print a shell completion script'
             cand server 'Run the embedded AgentTrust-compatible gateway'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -1978,6 +2006,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys;list'= {
         }
         &'agenttrust;help;keys;revoke'= {
+        }
+        &'agenttrust;help;api'= {
         }
         &'agenttrust;help;completions'= {
         }

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod agents;
+pub mod api;
 pub mod approvals;
 pub mod completions;
 pub mod delegations;
@@ -127,6 +128,8 @@ pub enum Command {
     Delegations(delegations::DelegationsArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
+    /// Send a raw request to the gateway with the profile's URL and key (like `gh api`)
+    Api(api::ApiArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
     /// Run the embedded AgentTrust-compatible gateway
@@ -232,6 +235,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Policies(args) => policies::run(&context, args).await,
                 Command::Delegations(args) => delegations::run(&context, args).await,
                 Command::Keys(args) => keys::run(&context, args).await,
+                Command::Api(args) => api::run(&context, args).await,
                 Command::Completions(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),

@@ -97,6 +97,16 @@ impl Printer {
         }
     }
 
+    /// Whether `--jq` was given.
+    pub fn has_jq(&self) -> bool {
+        self.jq.is_some()
+    }
+
+    /// Whether stdout is a terminal (pretty output) rather than a pipe or a file.
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_tty
+    }
+
     pub fn format(&self) -> Format {
         self.format
     }
@@ -133,6 +143,13 @@ impl Printer {
         let mut stdout = io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, value).map_err(io::Error::from)?;
         writeln!(stdout)?;
+        stdout.flush()
+    }
+
+    /// Bytes exactly as given (`api` prints a body as received).
+    pub fn raw(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(bytes)?;
         stdout.flush()
     }
 

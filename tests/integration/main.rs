@@ -9,6 +9,7 @@ mod api_errors;
 mod api_resources;
 mod api_tokens;
 mod approvals;
+mod cli_api;
 mod cli_basics;
 mod cli_elevation;
 mod cli_jq;
