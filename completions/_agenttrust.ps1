@@ -306,7 +306,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Register an agent')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s agents')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s agents, oldest first (`--all` follows every page)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one agent')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke an agent and every live token of it (asks first; --yes without a terminal)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -338,6 +338,10 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;agents;list' {
+            [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only agents with this status')
+            [CompletionResult]::new('--name-prefix', '--name-prefix', [CompletionResultType]::ParameterName, 'Only agents whose name starts with this text')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
+            [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
@@ -346,6 +350,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
             [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Follow `next_cursor` until the last page')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
@@ -404,7 +409,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;agents;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Register an agent')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s agents')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s agents, oldest first (`--all` follows every page)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one agent')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke an agent and every live token of it (asks first; --yes without a terminal)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -620,7 +625,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Report one event (e.g. tool_end after a tool ran)')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List stored events, newest page first (`--all` follows every page)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List stored events, oldest first (`--all` follows every page)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -656,7 +661,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;telemetry;list' {
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s events')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Only this session''s events')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Events per page (1-1000) [default: the gateway''s, 100]')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
             [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
@@ -681,7 +686,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;telemetry;help' {
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Report one event (e.g. tool_end after a tool ran)')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List stored events, newest page first (`--all` follows every page)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List stored events, oldest first (`--all` follows every page)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -716,7 +721,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Open an MCP session of an agent with a server (`-q` prints the session id)')
             [CompletionResult]::new('init-api', 'init-api', [CompletionResultType]::ParameterValue, 'Open a session from an agent token: its agent and scope ceiling come from the token')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one session: mode, scope ceiling, call counters')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s sessions (`--all` follows every page)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s sessions, oldest first (`--all` follows every page; --watch)')
             [CompletionResult]::new('set-mode', 'set-mode', [CompletionResultType]::ParameterValue, 'Set a session''s mode: standard, read_only, elevated or locked')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Unlock a locked session (back to standard)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -791,8 +796,9 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s sessions')
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Only sessions in this mode')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Only sessions from this source: sdk, mcp, api, a2a, federation')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Sessions per page (1-1000) [default: the gateway''s]')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
             [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'With --watch: time between polls, 1s to 1h')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
@@ -802,6 +808,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
             [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
             [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Follow `next_cursor` until the last page')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
@@ -860,7 +868,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Open an MCP session of an agent with a server (`-q` prints the session id)')
             [CompletionResult]::new('init-api', 'init-api', [CompletionResultType]::ParameterValue, 'Open a session from an agent token: its agent and scope ceiling come from the token')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one session: mode, scope ceiling, call counters')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s sessions (`--all` follows every page)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s sessions, oldest first (`--all` follows every page; --watch)')
             [CompletionResult]::new('set-mode', 'set-mode', [CompletionResultType]::ParameterValue, 'Set a session''s mode: standard, read_only, elevated or locked')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Unlock a locked session (back to standard)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -906,7 +914,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List approvals (pending ones unless --status says otherwise)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List approvals, newest first (pending ones unless --status says otherwise; --watch)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one approval')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a pending approval: the same action in the same session is then allowed')
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending approval: the same action in the same session is then denied')
@@ -918,7 +926,9 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only approvals with this status')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s approvals')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Only this session''s approvals')
-            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'At most this many [default: the gateway''s]')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
+            [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
+            [CompletionResult]::new('--interval', '--interval', [CompletionResultType]::ParameterName, 'With --watch: time between polls, 1s to 1h')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
@@ -927,6 +937,9 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
             [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Follow `next_cursor` until the last page')
+            [CompletionResult]::new('-w', '-w', [CompletionResultType]::ParameterName, 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)')
+            [CompletionResult]::new('--watch', '--watch', [CompletionResultType]::ParameterName, 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
@@ -1029,7 +1042,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;approvals;help' {
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List approvals (pending ones unless --status says otherwise)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List approvals, newest first (pending ones unless --status says otherwise; --watch)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one approval')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a pending approval: the same action in the same session is then allowed')
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending approval: the same action in the same session is then denied')
@@ -1506,6 +1519,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;delegations;list' {
             [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only delegations from this agent')
             [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Only delegations to this agent')
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
+            [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
@@ -1516,6 +1531,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
             [CompletionResult]::new('--active', '--active', [CompletionResultType]::ParameterName, 'Only active delegations')
             [CompletionResult]::new('--inactive', '--inactive', [CompletionResultType]::ParameterName, 'Only revoked or expired delegations')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Follow `next_cursor` until the last page')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
@@ -1664,7 +1680,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a key; the secret is shown once (`-q` prints only the key)')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys (never the secrets, only their prefixes)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys, oldest first (never the secrets, only their prefixes)')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first; --yes without a terminal)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -1693,6 +1709,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;keys;list' {
+            [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
+            [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
@@ -1701,6 +1719,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
             [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Follow `next_cursor` until the last page')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
@@ -1737,7 +1756,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;keys;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a key; the secret is shown once (`-q` prints only the key)')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys (never the secrets, only their prefixes)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys, oldest first (never the secrets, only their prefixes)')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first; --yes without a terminal)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -2031,7 +2050,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;help;agents' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Register an agent')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s agents')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s agents, oldest first (`--all` follows every page)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one agent')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke an agent and every live token of it (asks first; --yes without a terminal)')
             break
@@ -2072,7 +2091,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;help;telemetry' {
             [CompletionResult]::new('report', 'report', [CompletionResultType]::ParameterValue, 'Report one event (e.g. tool_end after a tool ran)')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List stored events, newest page first (`--all` follows every page)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List stored events, oldest first (`--all` follows every page)')
             break
         }
         'agenttrust;help;telemetry;report' {
@@ -2085,7 +2104,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('init', 'init', [CompletionResultType]::ParameterValue, 'Open an MCP session of an agent with a server (`-q` prints the session id)')
             [CompletionResult]::new('init-api', 'init-api', [CompletionResultType]::ParameterValue, 'Open a session from an agent token: its agent and scope ceiling come from the token')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one session: mode, scope ceiling, call counters')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s sessions (`--all` follows every page)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the org''s sessions, oldest first (`--all` follows every page; --watch)')
             [CompletionResult]::new('set-mode', 'set-mode', [CompletionResultType]::ParameterValue, 'Set a session''s mode: standard, read_only, elevated or locked')
             [CompletionResult]::new('unlock', 'unlock', [CompletionResultType]::ParameterValue, 'Unlock a locked session (back to standard)')
             break
@@ -2109,7 +2128,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;help;approvals' {
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List approvals (pending ones unless --status says otherwise)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List approvals, newest first (pending ones unless --status says otherwise; --watch)')
             [CompletionResult]::new('get', 'get', [CompletionResultType]::ParameterValue, 'Show one approval')
             [CompletionResult]::new('approve', 'approve', [CompletionResultType]::ParameterValue, 'Approve a pending approval: the same action in the same session is then allowed')
             [CompletionResult]::new('deny', 'deny', [CompletionResultType]::ParameterValue, 'Deny a pending approval: the same action in the same session is then denied')
@@ -2210,7 +2229,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;help;keys' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create a key; the secret is shown once (`-q` prints only the key)')
-            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys (never the secrets, only their prefixes)')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List keys, oldest first (never the secrets, only their prefixes)')
             [CompletionResult]::new('revoke', 'revoke', [CompletionResultType]::ParameterValue, 'Revoke a key (asks first; --yes without a terminal)')
             break
         }

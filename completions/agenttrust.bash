@@ -1121,12 +1121,28 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__list)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --status --name-prefix --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --status)
+                    COMPREPLY=($(compgen -W "active suspended revoked" -- "${cur}"))
+                    return 0
+                    ;;
+                --name-prefix)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1569,7 +1585,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__list)
-            opts="-o -q -v -h -V --status --agent --session --limit --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-w -o -q -v -h -V --status --agent --session --limit --cursor --all --watch --interval --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1588,6 +1604,14 @@ _agenttrust() {
                     return 0
                     ;;
                 --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2025,7 +2049,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__delegations__subcmd__list)
-            opts="-o -q -v -h -V --from --to --active --inactive --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --from --to --active --inactive --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2036,6 +2060,14 @@ _agenttrust() {
                     return 0
                     ;;
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -4005,12 +4037,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__keys__subcmd__list)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-o -q -v -h -V --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -5617,7 +5657,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__sessions__subcmd__list)
-            opts="-o -q -v -h -V --agent --mode --source --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            opts="-w -o -q -v -h -V --agent --mode --source --limit --cursor --all --watch --interval --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5640,6 +5680,10 @@ _agenttrust() {
                     return 0
                     ;;
                 --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -286,7 +286,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Register an agent'
-            cand list 'List the org''s agents'
+            cand list 'List the org''s agents, oldest first (`--all` follows every page)'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -316,6 +316,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;agents;list'= {
+            cand --status 'Only agents with this status'
+            cand --name-prefix 'Only agents whose name starts with this text'
+            cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -324,6 +328,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --all 'Follow `next_cursor` until the last page'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -379,7 +384,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;agents;help'= {
             cand create 'Register an agent'
-            cand list 'List the org''s agents'
+            cand list 'List the org''s agents, oldest first (`--all` follows every page)'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -575,7 +580,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand report 'Report one event (e.g. tool_end after a tool ran)'
-            cand list 'List stored events, newest page first (`--all` follows every page)'
+            cand list 'List stored events, oldest first (`--all` follows every page)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;telemetry;report'= {
@@ -609,7 +614,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;telemetry;list'= {
             cand --agent 'Only this agent''s events'
             cand --session 'Only this session''s events'
-            cand --limit 'Events per page (1-1000) [default: the gateway''s, 100]'
+            cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -633,7 +638,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;telemetry;help'= {
             cand report 'Report one event (e.g. tool_end after a tool ran)'
-            cand list 'List stored events, newest page first (`--all` follows every page)'
+            cand list 'List stored events, oldest first (`--all` follows every page)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;telemetry;help;report'= {
@@ -664,7 +669,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand init 'Open an MCP session of an agent with a server (`-q` prints the session id)'
             cand init-api 'Open a session from an agent token: its agent and scope ceiling come from the token'
             cand get 'Show one session: mode, scope ceiling, call counters'
-            cand list 'List the org''s sessions (`--all` follows every page)'
+            cand list 'List the org''s sessions, oldest first (`--all` follows every page; --watch)'
             cand set-mode 'Set a session''s mode: standard, read_only, elevated or locked'
             cand unlock 'Unlock a locked session (back to standard)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -735,8 +740,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --agent 'Only this agent''s sessions'
             cand --mode 'Only sessions in this mode'
             cand --source 'Only sessions from this source: sdk, mcp, api, a2a, federation'
-            cand --limit 'Sessions per page (1-1000) [default: the gateway''s]'
+            cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --interval 'With --watch: time between polls, 1s to 1h'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -746,6 +752,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --all 'Follow `next_cursor` until the last page'
+            cand -w 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
+            cand --watch 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -801,7 +809,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand init 'Open an MCP session of an agent with a server (`-q` prints the session id)'
             cand init-api 'Open a session from an agent token: its agent and scope ceiling come from the token'
             cand get 'Show one session: mode, scope ceiling, call counters'
-            cand list 'List the org''s sessions (`--all` follows every page)'
+            cand list 'List the org''s sessions, oldest first (`--all` follows every page; --watch)'
             cand set-mode 'Set a session''s mode: standard, read_only, elevated or locked'
             cand unlock 'Unlock a locked session (back to standard)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -839,7 +847,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand list 'List approvals (pending ones unless --status says otherwise)'
+            cand list 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
             cand get 'Show one approval'
             cand approve 'Approve a pending approval: the same action in the same session is then allowed'
             cand deny 'Deny a pending approval: the same action in the same session is then denied'
@@ -850,7 +858,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --status 'Only approvals with this status'
             cand --agent 'Only this agent''s approvals'
             cand --session 'Only this session''s approvals'
-            cand --limit 'At most this many [default: the gateway''s]'
+            cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --interval 'With --watch: time between polls, 1s to 1h'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -859,6 +869,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --all 'Follow `next_cursor` until the last page'
+            cand -w 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
+            cand --watch 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -956,7 +969,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;approvals;help'= {
-            cand list 'List approvals (pending ones unless --status says otherwise)'
+            cand list 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
             cand get 'Show one approval'
             cand approve 'Approve a pending approval: the same action in the same session is then allowed'
             cand deny 'Deny a pending approval: the same action in the same session is then denied'
@@ -1392,6 +1405,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;delegations;list'= {
             cand --from 'Only delegations from this agent'
             cand --to 'Only delegations to this agent'
+            cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1402,6 +1417,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --active 'Only active delegations'
             cand --inactive 'Only revoked or expired delegations'
+            cand --all 'Follow `next_cursor` until the last page'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -1537,7 +1553,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
-            cand list 'List keys (never the secrets, only their prefixes)'
+            cand list 'List keys, oldest first (never the secrets, only their prefixes)'
             cand revoke 'Revoke a key (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -1564,6 +1580,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;keys;list'= {
+            cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1572,6 +1590,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --all 'Follow `next_cursor` until the last page'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -1606,7 +1625,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;keys;help'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
-            cand list 'List keys (never the secrets, only their prefixes)'
+            cand list 'List keys, oldest first (never the secrets, only their prefixes)'
             cand revoke 'Revoke a key (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -1866,7 +1885,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;agents'= {
             cand create 'Register an agent'
-            cand list 'List the org''s agents'
+            cand list 'List the org''s agents, oldest first (`--all` follows every page)'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
         }
@@ -1896,7 +1915,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;telemetry'= {
             cand report 'Report one event (e.g. tool_end after a tool ran)'
-            cand list 'List stored events, newest page first (`--all` follows every page)'
+            cand list 'List stored events, oldest first (`--all` follows every page)'
         }
         &'agenttrust;help;telemetry;report'= {
         }
@@ -1906,7 +1925,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand init 'Open an MCP session of an agent with a server (`-q` prints the session id)'
             cand init-api 'Open a session from an agent token: its agent and scope ceiling come from the token'
             cand get 'Show one session: mode, scope ceiling, call counters'
-            cand list 'List the org''s sessions (`--all` follows every page)'
+            cand list 'List the org''s sessions, oldest first (`--all` follows every page; --watch)'
             cand set-mode 'Set a session''s mode: standard, read_only, elevated or locked'
             cand unlock 'Unlock a locked session (back to standard)'
         }
@@ -1923,7 +1942,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;sessions;unlock'= {
         }
         &'agenttrust;help;approvals'= {
-            cand list 'List approvals (pending ones unless --status says otherwise)'
+            cand list 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
             cand get 'Show one approval'
             cand approve 'Approve a pending approval: the same action in the same session is then allowed'
             cand deny 'Deny a pending approval: the same action in the same session is then denied'
@@ -1998,7 +2017,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
-            cand list 'List keys (never the secrets, only their prefixes)'
+            cand list 'List keys, oldest first (never the secrets, only their prefixes)'
             cand revoke 'Revoke a key (asks first; --yes without a terminal)'
         }
         &'agenttrust;help;keys;create'= {

@@ -214,7 +214,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "list" -d 'List the org\'s agents, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -241,6 +241,12 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l status -d 'Only agents with this status' -r -f -a "active\t''
+suspended\t''
+revoked\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l name-prefix -d 'Only agents whose name starts with this text' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -249,6 +255,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
@@ -286,7 +293,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s agents, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -418,7 +425,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
@@ -444,7 +451,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s events' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s events' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l limit -d 'Events per page (1-1000) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
@@ -462,7 +469,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
@@ -481,7 +488,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "init-api" -d 'Open a session from an agent token: its agent and scope ceiling come from the token'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "get" -d 'Show one session: mode, scope ceiling, call counters'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "list" -d 'List the org\'s sessions (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "list" -d 'List the org\'s sessions, oldest first (`--all` follows every page; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -535,8 +542,9 @@ read_only\t''
 elevated\t''
 locked\t''"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l source -d 'Only sessions from this source: sdk, mcp, api, a2a, federation' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'Sessions per page (1-1000) [default: the gateway\'s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l interval -d 'With --watch: time between polls, 1s to 1h' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -546,6 +554,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s w -l watch -d 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
@@ -583,7 +592,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "init-api" -d 'Open a session from an agent token: its agent and scope ceiling come from the token'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one session: mode, scope ceiling, call counters'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s sessions (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s sessions, oldest first (`--all` follows every page; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -601,7 +610,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "list" -d 'List approvals (pending ones unless --status says otherwise)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "get" -d 'Show one approval'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
@@ -614,7 +623,9 @@ expired\t''
 all\t''"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s approvals' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s approvals' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l limit -d 'At most this many [default: the gateway\'s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l interval -d 'With --watch: time between polls, 1s to 1h' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -623,6 +634,8 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s w -l watch -d 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
@@ -690,7 +703,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "list" -d 'List approvals (pending ones unless --status says otherwise)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one approval'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
@@ -962,6 +975,8 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l from -d 'Only delegations from this agent' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l to -d 'Only delegations to this agent' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -972,6 +987,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l active -d 'Only active delegations'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l inactive -d 'Only revoked or expired delegations'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
@@ -1057,7 +1073,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l role -d 'admin manages the org; runtime may only check, report telemetry and handle tokens' -r -f -a "admin\t''
@@ -1077,6 +1093,8 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -1085,6 +1103,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
@@ -1107,7 +1126,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s d -l data -d 'Request body: JSON text, @FILE to read a file, or - to read stdin' -r
@@ -1227,7 +1246,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "delete" -d 'Delete a profile and its credentials (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "import" -d 'Import the SDK\'s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the org\'s agents, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
@@ -1235,14 +1254,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from actions" -f -a "check" -d 'Check a tool call against policy'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "init-api" -d 'Open a session from an agent token: its agent and scope ceiling come from the token'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "get" -d 'Show one session: mode, scope ceiling, call counters'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List the org\'s sessions (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List the org\'s sessions, oldest first (`--all` follows every page; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "list" -d 'List approvals (pending ones unless --status says otherwise)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "get" -d 'Show one approval'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
@@ -1263,7 +1282,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from delegations" -f -a "session" -d 'Open a session of the delegate bounded by the delegation (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from delegations" -f -a "tree" -d 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "org" -d 'Manage orgs in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "key" -d 'Mint org API keys in the database'

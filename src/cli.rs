@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod status;
 pub mod telemetry;
 pub mod tokens;
+pub mod watch;
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;

@@ -1,10 +1,16 @@
 //! `agenttrust agents create|list|get|revoke`.
 
+use std::collections::HashMap;
+
 use clap::{Args, Subcommand};
 
 use super::Context;
-use crate::api::agents::{Agent, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest};
+use super::paging::{self, PageArgs};
+use crate::api::agents::{
+    Agent, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, STATUSES,
+};
 use crate::api::join_or_dash;
+use crate::api::telemetry::MAX_PAGE_SIZE;
 use crate::client;
 use crate::output::{View, or_dash};
 
@@ -18,8 +24,8 @@ pub struct AgentsArgs {
 pub enum AgentsCommand {
     /// Register an agent
     Create(CreateArgs),
-    /// List the org's agents
-    List,
+    /// List the org's agents, oldest first (`--all` follows every page)
+    List(ListArgs),
     /// Show one agent
     Get {
         /// Agent id
@@ -46,6 +52,18 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only agents with this status
+    #[arg(long, value_name = "STATUS", value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
+    pub status: Option<String>,
+    /// Only agents whose name starts with this text
+    #[arg(long, value_name = "PREFIX")]
+    pub name_prefix: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Agent id
     pub id: String,
@@ -60,7 +78,7 @@ pub struct RevokeArgs {
 pub async fn run(context: &Context, args: AgentsArgs) -> anyhow::Result<()> {
     match args.command {
         AgentsCommand::Create(args) => create(context, args).await,
-        AgentsCommand::List => list(context).await,
+        AgentsCommand::List(args) => list(context, args).await,
         AgentsCommand::Get { id } => get(context, &id).await,
         AgentsCommand::Revoke(args) => revoke(context, args).await,
     }
@@ -79,10 +97,31 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     show_agent(context, &response.raw, &response.value)
 }
 
-pub async fn list(context: &Context) -> anyhow::Result<()> {
+pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    let response = client::agents::list(&client).await?;
-    let agents = &response.value.agents;
+    let query = AgentQuery {
+        status: args.status,
+        name_prefix: args.name_prefix.filter(|prefix| !prefix.is_empty()),
+        limit: args.page.limit,
+        ..AgentQuery::default()
+    };
+    let listing = paging::collect("agents", args.page.all, args.page.start(), |cursor| {
+        let query = AgentQuery {
+            cursor,
+            ..query.clone()
+        };
+        let client = &client;
+        async move {
+            let response = client::agents::list(client, &query).await?;
+            Ok(paging::Page {
+                items: response.value.agents,
+                raw: response.raw,
+                next_cursor: response.value.next_cursor,
+            })
+        }
+    })
+    .await?;
+    let agents = &listing.items;
     let rows = agents
         .iter()
         .map(|agent| {
@@ -98,7 +137,7 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
         .collect();
     let ids: Vec<String> = agents.iter().map(|agent| agent.id.clone()).collect();
     context.printer.show(
-        &response.raw,
+        &listing.raw,
         &ids,
         View::Rows {
             headers: vec![
@@ -112,7 +151,37 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
             rows,
         },
     )?;
+    paging::note_more(
+        context,
+        "agents",
+        &args.page,
+        listing.next_cursor.as_deref(),
+    );
     Ok(())
+}
+
+/// Every agent's name by id (all pages), to show names beside ids.
+pub async fn names(client: &client::Client) -> anyhow::Result<HashMap<String, String>> {
+    let listing = paging::collect("agents", true, None, |cursor| async move {
+        let query = AgentQuery {
+            cursor,
+            limit: Some(MAX_PAGE_SIZE),
+            ..AgentQuery::default()
+        };
+        let response = client::agents::list(client, &query).await?;
+        Ok(paging::Page {
+            items: response.value.agents,
+            raw: serde_json::Value::Null,
+            next_cursor: response.value.next_cursor,
+        })
+    })
+    .await?;
+    Ok(listing
+        .items
+        .into_iter()
+        .filter(|agent| !agent.name.is_empty())
+        .map(|agent| (agent.id, agent.name))
+        .collect())
 }
 
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 
 use super::Context;
+use super::paging::{self, PageArgs};
+use super::watch::{self, WatchArgs};
 use crate::api::approvals::{Approval, ApprovalQuery, DecideRequest};
 use crate::client;
 use crate::config;
@@ -29,7 +31,7 @@ pub struct ApprovalsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ApprovalsCommand {
-    /// List approvals (pending ones unless --status says otherwise)
+    /// List approvals, newest first (pending ones unless --status says otherwise; --watch)
     List(ListArgs),
     /// Show one approval
     Get {
@@ -60,9 +62,10 @@ pub struct ListArgs {
     /// Only this session's approvals
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-    /// At most this many [default: the gateway's]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit: Option<u32>,
+    #[command(flatten)]
+    pub page: PageArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -110,10 +113,42 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         status: Some(args.status).filter(|status| status != "all"),
         agent_id: args.agent.filter(|agent| !agent.is_empty()),
         session_id: args.session.filter(|session| !session.is_empty()),
-        limit: args.limit,
+        cursor: None,
+        limit: args.page.limit,
     };
-    let response = client::approvals::list(&client, &query).await?;
-    let approvals = &response.value.approvals;
+    let page = &args.page;
+    watch::run(
+        context,
+        &args.watch,
+        || {
+            paging::collect("approvals", page.all, page.start(), |cursor| {
+                let query = ApprovalQuery {
+                    cursor,
+                    ..query.clone()
+                };
+                let client = &client;
+                async move {
+                    let response = client::approvals::list(client, &query).await?;
+                    Ok(paging::Page {
+                        items: response.value.approvals,
+                        raw: response.raw,
+                        next_cursor: response.value.next_cursor,
+                    })
+                }
+            })
+        },
+        |listing| &listing.raw,
+        |listing| print_list(context, page, listing),
+    )
+    .await
+}
+
+fn print_list(
+    context: &Context,
+    page: &PageArgs,
+    listing: &paging::Listing<Approval>,
+) -> anyhow::Result<()> {
+    let approvals = &listing.items;
     let rows = approvals
         .iter()
         .map(|approval| {
@@ -134,7 +169,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .map(|approval| approval.id.clone())
         .collect();
     context.printer.show(
-        &response.raw,
+        &listing.raw,
         &ids,
         View::Rows {
             headers: vec![
@@ -150,6 +185,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             rows,
         },
     )?;
+    paging::note_more(context, "approvals", page, listing.next_cursor.as_deref());
     Ok(())
 }
 
