@@ -52,6 +52,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand keys 'Manage org API keys'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand completions 'Print a shell completion script'
+            cand man 'Print a man page (`agenttrust man agents list | man -l -`)'
             cand server 'Run the embedded AgentTrust-compatible gateway'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -1684,6 +1685,27 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;man'= {
+            cand --write-dir 'Write every page into this dir instead (used to refresh man/)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;server'= {
             cand --listen 'Where to listen'
             cand --max-token-ttl 'The longest lifetime a token may be issued for (`3600`, `1h`)'
@@ -1857,6 +1879,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand keys 'Manage org API keys'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand completions 'Print a shell completion script'
+            cand man 'Print a man page (`agenttrust man agents list | man -l -`)'
             cand server 'Run the embedded AgentTrust-compatible gateway'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -2029,6 +2052,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;api'= {
         }
         &'agenttrust;help;completions'= {
+        }
+        &'agenttrust;help;man'= {
         }
         &'agenttrust;help;server'= {
             cand org 'Manage orgs in the database'

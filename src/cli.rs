@@ -16,6 +16,7 @@ pub mod guard;
 pub mod health;
 pub mod keys;
 pub mod login;
+pub mod man;
 pub mod paging;
 pub mod policies;
 pub mod profile;
@@ -133,6 +134,8 @@ pub enum Command {
     Api(api::ApiArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
+    /// Print a man page (`agenttrust man agents list | man -l -`)
+    Man(man::ManArgs),
     /// Run the embedded AgentTrust-compatible gateway
     #[cfg(feature = "server")]
     Server(server::ServerArgs),
@@ -214,6 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let globals = cli.globals;
     match cli.command {
         Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
         #[cfg(feature = "server")]
         Command::Server(args) => {
             let dir = config_dir_override(&globals);
@@ -237,7 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Delegations(args) => delegations::run(&context, args).await,
                 Command::Keys(args) => keys::run(&context, args).await,
                 Command::Api(args) => api::run(&context, args).await,
-                Command::Completions(_) => unreachable!("handled above"),
+                Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),
             }

@@ -13,6 +13,7 @@ mod cli_api;
 mod cli_basics;
 mod cli_elevation;
 mod cli_jq;
+mod cli_man;
 mod cli_paging;
 mod cli_profiles;
 mod cli_usage;
