@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('profile', 'profile', [CompletionResultType]::ParameterValue, 'Manage profiles (list, show, use, delete, import)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the profile in use, the gateway''s health and whether the API key works')
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Check the gateway''s health')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print this CLI''s version and the gateway''s (when it answers; never fails)')
             [CompletionResult]::new('agents', 'agents', [CompletionResultType]::ParameterValue, 'Register, list, inspect and revoke agents')
             [CompletionResult]::new('tokens', 'tokens', [CompletionResultType]::ParameterValue, 'Issue, introspect and revoke agent tokens')
             [CompletionResult]::new('actions', 'actions', [CompletionResultType]::ParameterValue, 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)')
@@ -267,6 +268,27 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;health' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--jq', '--jq', [CompletionResultType]::ParameterName, 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
+            [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'agenttrust;version' {
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
@@ -2023,6 +2045,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('profile', 'profile', [CompletionResultType]::ParameterValue, 'Manage profiles (list, show, use, delete, import)')
             [CompletionResult]::new('status', 'status', [CompletionResultType]::ParameterValue, 'Show the profile in use, the gateway''s health and whether the API key works')
             [CompletionResult]::new('health', 'health', [CompletionResultType]::ParameterValue, 'Check the gateway''s health')
+            [CompletionResult]::new('version', 'version', [CompletionResultType]::ParameterValue, 'Print this CLI''s version and the gateway''s (when it answers; never fails)')
             [CompletionResult]::new('agents', 'agents', [CompletionResultType]::ParameterValue, 'Register, list, inspect and revoke agents')
             [CompletionResult]::new('tokens', 'tokens', [CompletionResultType]::ParameterValue, 'Issue, introspect and revoke agent tokens')
             [CompletionResult]::new('actions', 'actions', [CompletionResultType]::ParameterValue, 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)')
@@ -2070,6 +2093,9 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;help;health' {
+            break
+        }
+        'agenttrust;help;version' {
             break
         }
         'agenttrust;help;agents' {

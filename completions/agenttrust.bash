@@ -73,6 +73,9 @@ _agenttrust() {
             agenttrust,tokens)
                 cmd="agenttrust__subcmd__tokens"
                 ;;
+            agenttrust,version)
+                cmd="agenttrust__subcmd__version"
+                ;;
             agenttrust__subcmd__actions,check)
                 cmd="agenttrust__subcmd__actions__subcmd__check"
                 ;;
@@ -309,6 +312,9 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__help,tokens)
                 cmd="agenttrust__subcmd__help__subcmd__tokens"
+                ;;
+            agenttrust__subcmd__help,version)
+                cmd="agenttrust__subcmd__help__subcmd__version"
                 ;;
             agenttrust__subcmd__help__subcmd__actions,check)
                 cmd="agenttrust__subcmd__help__subcmd__actions__subcmd__check"
@@ -689,7 +695,7 @@ _agenttrust() {
 
     case "${cmd}" in
         agenttrust)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2907,7 +2913,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help)
-            opts="login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help"
+            opts="login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3875,6 +3881,20 @@ _agenttrust() {
         agenttrust__subcmd__help__subcmd__tokens__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__version)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -6411,6 +6431,52 @@ _agenttrust() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__version)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -40,6 +40,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand profile 'Manage profiles (list, show, use, delete, import)'
             cand status 'Show the profile in use, the gateway''s health and whether the API key works'
             cand health 'Check the gateway''s health'
+            cand version 'Print this CLI''s version and the gateway''s (when it answers; never fails)'
             cand agents 'Register, list, inspect and revoke agents'
             cand tokens 'Issue, introspect and revoke agent tokens'
             cand actions 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
@@ -248,6 +249,26 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;health'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;version'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1867,6 +1888,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand profile 'Manage profiles (list, show, use, delete, import)'
             cand status 'Show the profile in use, the gateway''s health and whether the API key works'
             cand health 'Check the gateway''s health'
+            cand version 'Print this CLI''s version and the gateway''s (when it answers; never fails)'
             cand agents 'Register, list, inspect and revoke agents'
             cand tokens 'Issue, introspect and revoke agent tokens'
             cand actions 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
@@ -1905,6 +1927,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;status'= {
         }
         &'agenttrust;help;health'= {
+        }
+        &'agenttrust;help;version'= {
         }
         &'agenttrust;help;agents'= {
             cand create 'Register an agent'

@@ -26,6 +26,7 @@ pub mod sessions;
 pub mod status;
 pub mod telemetry;
 pub mod tokens;
+pub mod version;
 pub mod watch;
 
 use std::io::{IsTerminal, Read};
@@ -110,6 +111,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Check the gateway's health
     Health(health::HealthArgs),
+    /// Print this CLI's version and the gateway's (when it answers; never fails)
+    Version(version::VersionArgs),
     /// Register, list, inspect and revoke agents
     Agents(agents::AgentsArgs),
     /// Issue, introspect and revoke agent tokens
@@ -230,6 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Profile(args) => profile::run(&context, args),
                 Command::Status(args) => status::run(&context, args).await,
                 Command::Health(args) => health::run(&context, args).await,
+                Command::Version(args) => version::run(&context, args).await,
                 Command::Agents(args) => agents::run(&context, args).await,
                 Command::Tokens(args) => tokens::run(&context, args).await,
                 Command::Actions(args) => actions::run(&context, args).await,

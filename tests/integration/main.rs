@@ -17,6 +17,7 @@ mod cli_man;
 mod cli_paging;
 mod cli_profiles;
 mod cli_usage;
+mod cli_version;
 mod cli_workflow;
 mod delegations;
 mod guard;
