@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_agenttrust_global_optspecs
-    string join \n profile= url= o/output= jq= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose h/help V/version
+    string join \n profile= url= o/output= jq= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose color= wide h/help V/version
 end
 
 function __fish_agenttrust_needs_command
@@ -32,10 +32,14 @@ complete -c agenttrust -n "__fish_agenttrust_needs_command" -l jq -d 'Filter the
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
@@ -66,12 +70,16 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l jq -d 'F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l api-key-stdin -d 'Read the API key from stdin instead of prompting'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l set-default -d 'Make this profile the default (the first profile saved always becomes the default)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -82,10 +90,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "list" -d 'List profiles (`*` marks the default)'
@@ -102,10 +114,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -116,11 +132,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l show-secrets -d 'Show the API key in full'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -131,10 +151,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -145,11 +169,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -160,11 +188,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l set-default -d 'Make the profile the default'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "list" -d 'List profiles (`*` marks the default)'
@@ -181,10 +213,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l jq -d '
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -195,10 +231,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l jq -d '
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -209,10 +249,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l jq -d 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -223,10 +267,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "create" -d 'Register an agent'
@@ -251,10 +299,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l status -d 'Only agents with this status' -r -f -a "active\t''
@@ -271,11 +323,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -286,10 +342,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
@@ -301,11 +361,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "create" -d 'Register an agent'
@@ -321,10 +385,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
@@ -343,10 +411,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l target -d 'Where the token is being presented (e.g. mcp://filesystem)' -r
@@ -359,10 +431,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
@@ -374,11 +450,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
@@ -393,10 +473,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Check a tool call against policy'
@@ -418,10 +502,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a tool call against policy'
@@ -434,10 +522,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
@@ -457,12 +549,16 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l success -d 'The tool succeeded [default: inferred from the event type]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l failure -d 'The tool failed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s events' -r
@@ -477,11 +573,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
@@ -495,10 +595,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
@@ -518,10 +622,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -532,10 +640,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -546,10 +658,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s sessions' -r
@@ -569,12 +685,16 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s w -l watch -d 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -585,10 +705,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -599,10 +723,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
@@ -620,10 +748,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
@@ -650,12 +782,16 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s w -l watch -d 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -666,10 +802,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l decided-by -d 'Who decides (recorded) [default: $USER, else `cli`]' -r
@@ -681,11 +821,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l decided-by -d 'Who decides (recorded) [default: $USER, else `cli`]' -r
@@ -697,11 +841,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l interval -d 'Time between polls: 500ms, 2s, 1m' -r
@@ -713,10 +861,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
@@ -733,10 +885,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "check" -d 'Check a tool call before making it (silent on allow; the exit status is the answer)'
@@ -761,12 +917,16 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l wait -d 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l fail-open -d 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l tool -d 'The tool (action) name' -r
@@ -786,6 +946,9 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l log-inputs -d 'Send the command line (cut to 200 characters) as the input summary'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l wait -d 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l fail-open -d 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
@@ -793,6 +956,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l duration-ms -d 'How long the call took, in milliseconds' -r
@@ -807,12 +971,16 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l success -d 'The call succeeded'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l failure -d 'The call failed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -823,10 +991,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -837,10 +1009,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -f -a "start" -d 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
@@ -860,10 +1036,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -f -a "get" -d 'Print the stored policy document (JSON, whatever -o says)'
@@ -879,10 +1059,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -893,11 +1077,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -908,10 +1096,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
@@ -932,10 +1124,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print the stored policy document (JSON, whatever -o says)'
@@ -951,10 +1147,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and n
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -f -a "create" -d 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
@@ -983,10 +1183,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l from -d 'Only delegations from this agent' -r
@@ -1001,6 +1205,9 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l active -d 'Only active delegations'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l inactive -d 'Only revoked or expired delegations'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
@@ -1008,6 +1215,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1018,10 +1226,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1032,11 +1244,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1047,10 +1263,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1061,10 +1281,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from help" -f -a "create" -d 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
@@ -1082,10 +1306,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
@@ -1103,10 +1331,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
@@ -1119,11 +1351,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1134,11 +1370,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
@@ -1155,11 +1395,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l jq -d 'Fil
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s i -l include -d 'Print the response status and headers on stderr'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l write-dir -d 'Write every shell\'s file into this dir (used to refresh completions/)' -r -F
@@ -1171,10 +1415,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l jq
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l write-dir -d 'Write every page into this dir instead (used to refresh man/)' -r -F
@@ -1186,10 +1434,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l jq -d 'Fil
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l listen -d 'Where to listen' -r
@@ -1204,11 +1456,15 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l dev -d 'Create (once) an org and an admin key and save them as profile `local`'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -f -a "org" -d 'Manage orgs in the database'
@@ -1224,10 +1480,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -f -a "create" -d 'Create an org; prints its id'
@@ -1242,10 +1502,14 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -f -a "create" -d 'Mint an API key for an org; prints the key once'

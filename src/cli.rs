@@ -40,6 +40,7 @@ use crate::client::{self, Client};
 use crate::config::{self, ConfigStore, Resolved, Source, env};
 use crate::exit::Failure;
 use crate::output::{self, Format, Printer};
+use crate::render::{self, ColorChoice};
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 success, 1 error, 2 usage error, 3 not found, 4 authentication or permission \
@@ -99,6 +100,12 @@ pub struct GlobalArgs {
     /// More logging on stderr (-v debug, -vv everything)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Tables: every column whole (ids not shortened, not fitted to the terminal's width)
+    #[arg(long, global = true)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,8 +179,10 @@ impl Cli {
 }
 
 /// Logs go to stderr only. `RUST_LOG` wins; else `-v` turns on debug for this crate, `-vv` for
-/// everything; the gateway logs at info by default, the CLI only warnings.
+/// everything; the gateway logs at info by default, the CLI only warnings. `--color` is
+/// recorded here, before anything is printed.
 pub fn init_logging(cli: &Cli) {
+    render::set_color_choice(cli.globals.color);
     let default = match cli.globals.verbose {
         0 if cli.needs_multi_thread_runtime() => "info",
         0 => "warn",
@@ -186,7 +195,7 @@ pub fn init_logging(cli: &Cli) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && output::color_allowed())
+        .with_ansi(render::color_enabled(std::io::stderr().is_terminal()))
         .try_init();
 }
 
@@ -282,7 +291,7 @@ impl Context {
                 .map_err(|error| anyhow::anyhow!("{error} (from {})", output_source(globals)))?,
             None => Format::Table,
         };
-        let mut printer = Printer::new(format, globals.quiet);
+        let mut printer = Printer::new(format, globals.quiet).with_wide(globals.wide);
         if let Some(expression) = &globals.jq {
             // Checked before any request: a typo must not leave an operation half done.
             crate::jq::check(expression).map_err(|error| Failure::Usage {

@@ -15,5 +15,6 @@ pub mod guard;
 pub mod guardian;
 pub mod jq;
 pub mod output;
+pub mod render;
 #[cfg(feature = "server")]
 pub mod store;

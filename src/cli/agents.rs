@@ -131,7 +131,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
                 agent.framework.clone(),
                 agent.status.clone(),
                 join_or_dash(&agent.capabilities),
-                or_dash(Some(&agent.created_at)),
+                context.printer.time(&or_dash(Some(&agent.created_at))),
             ]
         })
         .collect();

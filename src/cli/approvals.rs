@@ -157,9 +157,11 @@ fn print_list(
                 approval.status.clone(),
                 approval.action_name.clone(),
                 or_dash(Some(&approval.action_effect)),
-                approval.agent_id.clone(),
-                or_dash(Some(&approval.session_id)),
-                or_dash(Some(&approval.expires_at)),
+                context.printer.reference(&approval.agent_id),
+                context
+                    .printer
+                    .reference(&or_dash(Some(&approval.session_id))),
+                context.printer.time(&or_dash(Some(&approval.expires_at))),
                 or_dash(approval.decided_by.as_deref()),
             ]
         })

@@ -255,12 +255,14 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .map(|delegation| {
             vec![
                 delegation.id.clone(),
-                delegation.from_agent_id.clone(),
-                delegation.to_agent_id.clone(),
+                context.printer.reference(&delegation.from_agent_id),
+                context.printer.reference(&delegation.to_agent_id),
                 join_or_dash(&delegation.scope),
                 or_dash(Some(&delegation.status)),
-                or_dash(Some(&delegation.expires_at)),
-                or_dash(delegation.parent_delegation_id.as_deref()),
+                context.printer.time(&or_dash(Some(&delegation.expires_at))),
+                context
+                    .printer
+                    .reference(&or_dash(delegation.parent_delegation_id.as_deref())),
             ]
         })
         .collect();

@@ -113,8 +113,8 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
                 or_dash(Some(&key.name)),
                 key.role.to_string(),
                 or_dash(Some(&key.prefix)),
-                or_dash(Some(&key.created_at)),
-                or_dash(key.revoked_at.as_deref()),
+                context.printer.time(&or_dash(Some(&key.created_at))),
+                context.printer.time(&or_dash(key.revoked_at.as_deref())),
             ]
         })
         .collect();

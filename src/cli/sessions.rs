@@ -171,12 +171,14 @@ fn print_list(
         .map(|session| {
             vec![
                 session.session_id.clone(),
-                session.agent_id.clone(),
+                context.printer.reference(&session.agent_id),
                 or_dash(Some(&session.source)),
                 or_dash(Some(&session.mode)),
                 session.total_calls.to_string(),
                 session.denied_calls.to_string(),
-                or_dash(Some(&session.last_activity_at)),
+                context
+                    .printer
+                    .time(&or_dash(Some(&session.last_activity_at))),
             ]
         })
         .collect();

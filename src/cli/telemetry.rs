@@ -132,9 +132,11 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .iter()
         .map(|event| {
             vec![
-                event.timestamp.clone(),
-                event.agent_id.clone(),
-                or_dash(event.session_id.as_deref()),
+                context.printer.time(&event.timestamp),
+                context.printer.reference(&event.agent_id),
+                context
+                    .printer
+                    .reference(&or_dash(event.session_id.as_deref())),
                 event.event_type.clone(),
                 or_dash(event.tool_name.as_deref()),
                 event.success.to_string(),

@@ -16,6 +16,7 @@ mod cli_jq;
 mod cli_man;
 mod cli_paging;
 mod cli_profiles;
+mod cli_terminal;
 mod cli_usage;
 mod cli_version;
 mod cli_workflow;
