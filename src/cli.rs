@@ -64,8 +64,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every subcommand accepts.
+/// Flags every subcommand accepts (listed in `--help` after the command's own).
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]
     #[arg(long, global = true, value_name = "NAME")]

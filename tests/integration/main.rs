@@ -12,6 +12,7 @@ mod approvals;
 mod cli_api;
 mod cli_basics;
 mod cli_elevation;
+mod cli_help;
 mod cli_jq;
 mod cli_man;
 mod cli_paging;
