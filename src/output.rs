@@ -102,7 +102,7 @@ impl Printer {
     }
 
     /// Whether tables are for a person: aligned on a terminal, not tab-separated for a script.
-    fn for_a_person(&self) -> bool {
+    pub fn for_a_person(&self) -> bool {
         self.stdout_tty && self.format == Format::Table
     }
 

@@ -160,6 +160,28 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Agent names by id for a table a person reads; none (and no request) for scripts, and none
+/// when the agents cannot be listed (ids stand in).
+pub async fn names_for_table(
+    context: &Context,
+    client: &client::Client,
+) -> HashMap<String, String> {
+    if !context.printer.for_a_person() || context.printer.is_quiet() {
+        return HashMap::new();
+    }
+    names(client).await.unwrap_or_default()
+}
+
+/// An agent in a table: `name (01a2144d-…)` when its name is known, else its id (shortened on a
+/// terminal unless `--wide`).
+pub fn label(context: &Context, names: &HashMap<String, String>, id: &str) -> String {
+    let reference = context.printer.reference(id);
+    match names.get(id) {
+        Some(name) => format!("{name} ({reference})"),
+        None => reference,
+    }
+}
+
 /// Every agent's name by id (all pages), to show names beside ids.
 pub async fn names(client: &client::Client) -> anyhow::Result<HashMap<String, String>> {
     let listing = paging::collect("agents", true, None, |cursor| async move {

@@ -2,6 +2,7 @@
 //! needs a human answers `elevation_required` with an approval id; an operator approves or denies
 //! it here, and a script can `wait` for the answer (exit 0 approved, 77 denied, 75 still pending).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
@@ -117,6 +118,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         limit: args.page.limit,
     };
     let page = &args.page;
+    let names = super::agents::names_for_table(context, &client).await;
     watch::run(
         context,
         &args.watch,
@@ -138,7 +140,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             })
         },
         |listing| &listing.raw,
-        |listing| print_list(context, page, listing),
+        |listing| print_list(context, page, &names, listing),
     )
     .await
 }
@@ -146,6 +148,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
 fn print_list(
     context: &Context,
     page: &PageArgs,
+    names: &HashMap<String, String>,
     listing: &paging::Listing<Approval>,
 ) -> anyhow::Result<()> {
     let approvals = &listing.items;
@@ -157,7 +160,7 @@ fn print_list(
                 approval.status.clone(),
                 approval.action_name.clone(),
                 or_dash(Some(&approval.action_effect)),
-                context.printer.reference(&approval.agent_id),
+                super::agents::label(context, names, &approval.agent_id),
                 context
                     .printer
                     .reference(&or_dash(Some(&approval.session_id))),

@@ -249,14 +249,15 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         cursor: None,
     };
     let listing = collect(&client, &query, args.page.all, args.page.start()).await?;
+    let names = super::agents::names_for_table(context, &client).await;
     let delegations = &listing.items;
     let rows = delegations
         .iter()
         .map(|delegation| {
             vec![
                 delegation.id.clone(),
-                context.printer.reference(&delegation.from_agent_id),
-                context.printer.reference(&delegation.to_agent_id),
+                super::agents::label(context, &names, &delegation.from_agent_id),
+                super::agents::label(context, &names, &delegation.to_agent_id),
                 join_or_dash(&delegation.scope),
                 or_dash(Some(&delegation.status)),
                 context.printer.time(&or_dash(Some(&delegation.expires_at))),

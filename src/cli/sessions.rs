@@ -1,6 +1,8 @@
 //! `agenttrust sessions init|init-api|get|list|set-mode|unlock`: an agent's sessions, their mode
 //! (`standard`, `read_only`, `elevated`, `locked`) and call counters.
 
+use std::collections::HashMap;
+
 use clap::{Args, Subcommand};
 
 use super::Context;
@@ -134,6 +136,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         limit: args.page.limit,
     };
     let page = &args.page;
+    let names = super::agents::names_for_table(context, &client).await;
     watch::run(
         context,
         &args.watch,
@@ -155,7 +158,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             })
         },
         |listing| &listing.raw,
-        |listing| print_list(context, page, listing),
+        |listing| print_list(context, page, &names, listing),
     )
     .await
 }
@@ -163,6 +166,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
 fn print_list(
     context: &Context,
     page: &PageArgs,
+    names: &HashMap<String, String>,
     listing: &paging::Listing<Session>,
 ) -> anyhow::Result<()> {
     let (raw, next_cursor, sessions) = (&listing.raw, &listing.next_cursor, &listing.items);
@@ -171,7 +175,7 @@ fn print_list(
         .map(|session| {
             vec![
                 session.session_id.clone(),
-                context.printer.reference(&session.agent_id),
+                super::agents::label(context, names, &session.agent_id),
                 or_dash(Some(&session.source)),
                 or_dash(Some(&session.mode)),
                 session.total_calls.to_string(),

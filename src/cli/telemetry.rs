@@ -128,12 +128,13 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     })
     .await?;
     let (raw, next_cursor, events) = (listing.raw, listing.next_cursor, listing.items);
+    let names = super::agents::names_for_table(context, &client).await;
     let rows = events
         .iter()
         .map(|event| {
             vec![
                 context.printer.time(&event.timestamp),
-                context.printer.reference(&event.agent_id),
+                super::agents::label(context, &names, &event.agent_id),
                 context
                     .printer
                     .reference(&or_dash(event.session_id.as_deref())),

@@ -1,5 +1,6 @@
 //! What a person at a terminal sees (through a pseudo-terminal made by `script`): relative
-//! times, shortened ids of other objects, tables fitted to the width unless `--wide`, and the
+//! times, agent names beside shortened ids of other objects, tables fitted to the width unless
+//! `--wide`, and the
 //! colour decision (`--color`, `NO_COLOR`, `CLICOLOR=0`, `CLICOLOR_FORCE`). Piped output and
 //! JSON keep RFC 3339 times and whole ids.
 
@@ -91,8 +92,8 @@ fn terminals_get_relative_times_and_short_ids_scripts_get_them_whole() {
         cells,
         [
             id.as_str(),
-            &short(&from),
-            &short(&to),
+            &format!("boss ({})", short(&from)),
+            &format!("helper ({})", short(&to)),
             "files:read",
             "active",
             expires,
@@ -110,9 +111,31 @@ fn terminals_get_relative_times_and_short_ids_scripts_get_them_whole() {
     );
     wide.success();
     assert!(
-        wide.stdout.contains(&from) && wide.stdout.contains(&to),
+        wide.stdout.contains(&format!("boss ({from})"))
+            && wide.stdout.contains(&format!("helper ({to})")),
         "{}",
         wide.stdout
+    );
+    h.post(
+        "/mcp/sessions/init",
+        json!({"agent_id": to, "server_id": "srv"}),
+    )
+    .ok();
+    let sessions = on_a_terminal(&h, 200, &[("NO_COLOR", "1")], &["sessions", "list"]);
+    sessions.success();
+    assert!(
+        sessions
+            .stdout
+            .contains(&format!("helper ({})", short(&to))),
+        "{}",
+        sessions.stdout
+    );
+    let piped_sessions = h.run(&["sessions", "list"]);
+    piped_sessions.success();
+    assert!(
+        !piped_sessions.stdout.contains("helper"),
+        "scripts get ids: {}",
+        piped_sessions.stdout
     );
 
     // Piped: tab-separated, whole ids, RFC 3339.
