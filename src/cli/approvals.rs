@@ -77,7 +77,7 @@ pub struct DecideArgs {
     #[arg(long, value_name = "NAME")]
     pub decided_by: Option<String>,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 

@@ -129,7 +129,7 @@ pub struct RevokeArgs {
     /// Delegation id
     pub id: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 

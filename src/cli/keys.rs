@@ -45,7 +45,7 @@ pub struct RevokeArgs {
     /// Key id
     pub id: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
