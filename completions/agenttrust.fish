@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_agenttrust_global_optspecs
-    string join \n profile= url= o/output= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose h/help V/version
+    string join \n profile= url= o/output= jq= timeout= insecure ca-cert= config-dir= no-input q/quiet v/verbose color= wide h/help V/version
 end
 
 function __fish_agenttrust_needs_command
@@ -28,19 +28,25 @@ complete -c agenttrust -n "__fish_agenttrust_needs_command" -l profile -d 'Profi
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "health" -d 'Check the gateway\'s health'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "version" -d 'Print this CLI\'s version and the gateway\'s (when it answers; never fails)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "agents" -d 'Register, list, inspect and revoke agents'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
@@ -51,36 +57,47 @@ complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "guard" -d 'Th
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "policies" -d 'Get, set, validate (offline) and test the org\'s policy'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "delegations" -d 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "keys" -d 'Manage org API keys'
-complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "audit" -d 'Read the org\'s audit log and verify its hash chain'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "api" -d 'Send a raw request to the gateway with the profile\'s URL and key (like `gh api`)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "man" -d 'Print a man page (`agenttrust man agents list | man -l -`)'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
 complete -c agenttrust -n "__fish_agenttrust_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l api-key-stdin -d 'Read the API key from stdin instead of prompting'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l set-default -d 'Make this profile the default (the first profile saved always becomes the default)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand login" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and not __fish_seen_subcommand_from list show use delete import help" -f -a "list" -d 'List profiles (`*` marks the default)'
@@ -93,68 +110,93 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fis
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l show-secrets -d 'Show the API key in full'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from use" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from delete" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l set-default -d 'Make the profile the default'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from import" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand profile; and __fish_seen_subcommand_from help" -f -a "list" -d 'List profiles (`*` marks the default)'
@@ -167,48 +209,79 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l profile
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand status" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand health" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "list" -d 'List the org\'s agents'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "get" -d 'Show one agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "mode" -d 'Set the agent\'s own mode, binding it in every session: standard, read_only or locked'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "unlock" -d 'Unlock an agent locked by an admin or by the agent-level lockout'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke mode unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand version" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "create" -d 'Register an agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "list" -d 'List the org\'s agents, oldest first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "get" -d 'Show one agent'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and not __fish_seen_subcommand_from create list get revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l name -d 'Agent name (unique in the org)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l framework -d 'Framework the agent runs on [default: custom]' -r -f -a "openai\t''
 anthropic\t''
@@ -222,39 +295,61 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l status -d 'Only agents with this status' -r -f -a "active\t''
+suspended\t''
+revoked\t''"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l name-prefix -d 'Only agents whose name starts with this text' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
@@ -262,67 +357,48 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
-json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from mode" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
-json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from unlock" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s agents, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "mode" -d 'Set the agent\'s own mode, binding it in every session: standard, read_only or locked'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Unlock an agent locked by an admin or by the agent-level lockout'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand agents; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "introspect" -d 'Ask the gateway whether a token is active'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "list" -d 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "revoke" -d 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "introspect" -d 'Ask the gateway whether a token is active'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l scopes -d 'Scopes: comma-separated or repeated' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ttl -d 'Lifetime: 300, 300s, 5m, 1h [default: the gateway\'s, 5m]' -r
@@ -331,13 +407,18 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l target -d 'Where the token is being presented (e.g. mcp://filesystem)' -r
@@ -346,70 +427,65 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s tokens' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l limit -d 'Tokens per page (1-1000) [default: the gateway\'s, 100]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
-json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l include-inactive -d 'Also revoked and expired tokens, and those of inactive agents'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l id -d 'Revoke the token with this id instead (admin key)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l reason -d 'Why (recorded in the audit log)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "introspect" -d 'Ask the gateway whether a token is active'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "list" -d 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Check a tool call against policy'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l tool -d 'The tool (action) name' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
@@ -418,18 +494,22 @@ write\t''
 destructive\t''
 admin\t''"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from help" -f -a "check" -d 'Check a tool call against policy'
@@ -438,17 +518,22 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
@@ -460,55 +545,70 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l success -d 'The tool succeeded [default: inferred from the event type]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l failure -d 'The tool failed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s events' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s events' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l limit -d 'Events per page (1-1000) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "init-api" -d 'Open a session from an agent token: its agent and scope ceiling come from the token'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "get" -d 'Show one session: mode, scope ceiling, call counters'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "list" -d 'List the org\'s sessions (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "list" -d 'List the org\'s sessions, oldest first (`--all` follows every page; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -518,39 +618,54 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init-api" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s sessions' -r
@@ -559,52 +674,69 @@ read_only\t''
 elevated\t''
 locked\t''"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l source -d 'Only sessions from this source: sdk, mcp, api, a2a, federation' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'Sessions per page (1-1000) [default: the gateway\'s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l interval -d 'With --watch: time between polls, 1s to 1h' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s w -l watch -d 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from set-mode" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from unlock" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "init-api" -d 'Open a session from an agent token: its agent and scope ceiling come from the token'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one session: mode, scope ceiling, call counters'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s sessions (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the org\'s sessions, oldest first (`--all` follows every page; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -612,16 +744,21 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "list" -d 'List approvals (pending ones unless --status says otherwise)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "get" -d 'Show one approval'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and not __fish_seen_subcommand_from list get approve deny wait help" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
@@ -634,31 +771,45 @@ expired\t''
 all\t''"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s approvals' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s approvals' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l limit -d 'At most this many [default: the gateway\'s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l interval -d 'With --watch: time between polls, 1s to 1h' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s w -l watch -d 'Poll and print the list again whenever it changes; Ctrl-C stops (exit 0)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l decided-by -d 'Who decides (recorded) [default: $USER, else `cli`]' -r
@@ -666,14 +817,19 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from approve" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l decided-by -d 'Who decides (recorded) [default: $USER, else `cli`]' -r
@@ -681,14 +837,19 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from deny" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l interval -d 'Time between polls: 500ms, 2s, 1m' -r
@@ -696,33 +857,42 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from wait" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "list" -d 'List approvals (pending ones unless --status says otherwise)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one approval'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "wait" -d 'Wait until an approval is decided (exit 0 approved, 77 denied, 75 still pending)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "check" -d 'Check a tool call before making it (silent on allow; the exit status is the answer)'
@@ -732,103 +902,121 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "session" -d 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
 mutating\t''
 write\t''
 destructive\t''
 admin\t''"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l wait -d 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l fail-open -d 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l tool -d 'The tool (action) name' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l input -d 'More context for the input summary, after the command line (which is always sent)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
 mutating\t''
 write\t''
 destructive\t''
 admin\t''"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l tool-from-argv0 -d 'Name the tool after the command (argv[0]\'s file name), so the checked tool is the one that runs; a --tool naming another is refused'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l log-inputs -d 'Accepted for compatibility: the command line is always the input summary now'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l pass-credentials -d 'Let the command inherit AGENTTRUST_API_KEY and AGENTTRUST_AGENT_TOKEN (scrubbed by default: the wrapped tool must not act with the agent\'s credentials)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l log-inputs -d 'Send the command line (cut to 200 characters) as the input summary'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l wait -d 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l fail-open -d 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l duration-ms -d 'How long the call took, in milliseconds' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l error-type -d 'What kind of failure (e.g. `exit:3`, `timeout`)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l success -d 'The call succeeded'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l failure -d 'The call failed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from flush" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from session" -f -a "start" -d 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
@@ -844,13 +1032,18 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and not __fish_seen_subcommand_from get set validate test help" -f -a "get" -d 'Print the stored policy document (JSON, whatever -o says)'
@@ -862,40 +1055,55 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from set" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
@@ -912,13 +1120,18 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from help" -f -a "get" -d 'Print the stored policy document (JSON, whatever -o says)'
@@ -930,13 +1143,18 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and n
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -f -a "create" -d 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
@@ -961,83 +1179,116 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l from -d 'Only delegations from this agent' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l to -d 'Only delegations to this agent' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l active -d 'Only active delegations'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l inactive -d 'Only revoked or expired delegations'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from session" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from tree" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from help" -f -a "create" -d 'Delegate capabilities from one agent to another (`-q` prints the delegation id)'
@@ -1051,18 +1302,23 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and not __fish_seen_subcommand_from create list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l role -d 'admin manages the org; runtime may only check, report telemetry and handle tokens' -r -f -a "admin\t''
 runtime\t''"
@@ -1071,132 +1327,144 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l yes -d 'Do not ask for confirmation'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s y -l yes -d 'Do not ask for confirmation'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from revoke" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s d -l data -d 'Request body: JSON text, @FILE to read a file, or - to read stdin' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s H -l header -d 'Extra request header (repeatable): \'Name: value\'' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l limit -d 'Events per page (1-1000) [default: the gateway\'s, 100]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
-json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
-json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s i -l include -d 'Print the response status and headers on stderr'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l write-dir -d 'Write every shell\'s file into this dir (used to refresh completions/)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l write-dir -d 'Write every page into this dir instead (used to refresh man/)' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand man" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l listen -d 'Where to listen' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l max-token-ttl -d 'The longest lifetime a token may be issued for (`3600`, `1h`)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l sqlite-synchronous -d 'When SQLite syncs a commit to disk: `full` (every commit survives an OS crash or power loss) or `normal` (faster; the last commits may be lost when the machine goes down)' -r -f -a "full\t''
-normal\t''"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l max-policy-rules -d 'Most rules an org\'s policy may have' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l max-policy-compiled-bytes -d 'Most memory, in bytes, an org\'s compiled policy may take (its regexes above all)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l max-connections -d 'Most connections served at once; past it a connection gets a 503' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l header-read-timeout -d 'How long a client may take to send a request\'s headers (also ends idle connections)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l request-timeout -d 'How long one request, its body included, may take before it is answered with a 503' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l max-delegation-ttl -d 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l database-url -d '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l data-dir -d 'Directory of the default SQLite file [default: the platform\'s data dir]' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l dev -d 'Create (once) an org and an admin key and save them as profile `local`'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key help" -f -a "org" -d 'Manage orgs in the database'
@@ -1208,13 +1476,18 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from org" -f -a "create" -d 'Create an org; prints its id'
@@ -1225,13 +1498,18 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l no-input -d 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from key" -f -a "create" -d 'Mint an API key for an org; prints the key once'
@@ -1239,49 +1517,48 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "org" -d 'Manage orgs in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "key" -d 'Mint org API keys in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "health" -d 'Check the gateway\'s health'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "agents" -d 'Register, list, inspect and revoke agents'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "telemetry" -d 'Report and list telemetry events'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "sessions" -d 'Open, inspect, list, re-mode and unlock agent sessions'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "approvals" -d 'List, approve, deny and wait for approvals (elevation)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "guard" -d 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "policies" -d 'Get, set, validate (offline) and test the org\'s policy'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "delegations" -d 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "keys" -d 'Manage org API keys'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "audit" -d 'Read the org\'s audit log and verify its hash chain'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "completions" -d 'Print a shell completion script'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health agents tokens actions telemetry sessions approvals guard policies delegations keys audit completions server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "login" -d 'Validate an API key against the gateway and save it in a profile'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "profile" -d 'Manage profiles (list, show, use, delete, import)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "status" -d 'Show the profile in use, the gateway\'s health and whether the API key works'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "health" -d 'Check the gateway\'s health'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "version" -d 'Print this CLI\'s version and the gateway\'s (when it answers; never fails)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "agents" -d 'Register, list, inspect and revoke agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "tokens" -d 'Issue, introspect and revoke agent tokens'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "actions" -d 'Check an action against policy (exit 0 allowed, 77 denied, 75 elevation required)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "telemetry" -d 'Report and list telemetry events'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "sessions" -d 'Open, inspect, list, re-mode and unlock agent sessions'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "approvals" -d 'List, approve, deny and wait for approvals (elevation)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "guard" -d 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "policies" -d 'Get, set, validate (offline) and test the org\'s policy'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "delegations" -d 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "keys" -d 'Manage org API keys'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "api" -d 'Send a raw request to the gateway with the profile\'s URL and key (like `gh api`)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "completions" -d 'Print a shell completion script'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "man" -d 'Print a man page (`agenttrust man agents list | man -l -`)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "server" -d 'Run the embedded AgentTrust-compatible gateway'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and not __fish_seen_subcommand_from login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "list" -d 'List profiles (`*` marks the default)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "show" -d 'Show a profile\'s settings, secrets masked [default: the profile in use]'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "use" -d 'Make a profile the default'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "delete" -d 'Delete a profile and its credentials (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from profile" -f -a "import" -d 'Import the SDK\'s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "create" -d 'Register an agent'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the org\'s agents'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "list" -d 'List the org\'s agents, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "get" -d 'Show one agent'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "revoke" -d 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "mode" -d 'Set the agent\'s own mode, binding it in every session: standard, read_only or locked'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from agents" -f -a "unlock" -d 'Unlock an agent locked by an admin or by the agent-level lockout'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "issue" -d 'Issue a token for an agent (`-q` prints only the token)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "introspect" -d 'Ask the gateway whether a token is active'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "list" -d 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "revoke" -d 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from tokens" -f -a "revoke" -d 'Revoke a token (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from actions" -f -a "check" -d 'Check a tool call against policy'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "list" -d 'List stored events, newest page first (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from telemetry" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "init" -d 'Open an MCP session of an agent with a server (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "init-api" -d 'Open a session from an agent token: its agent and scope ceiling come from the token'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "get" -d 'Show one session: mode, scope ceiling, call counters'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List the org\'s sessions (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "list" -d 'List the org\'s sessions, oldest first (`--all` follows every page; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from sessions" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "list" -d 'List approvals (pending ones unless --status says otherwise)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "list" -d 'List approvals, newest first (pending ones unless --status says otherwise; --watch)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "get" -d 'Show one approval'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "approve" -d 'Approve a pending approval: the same action in the same session is then allowed'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from approvals" -f -a "deny" -d 'Deny a pending approval: the same action in the same session is then denied'
@@ -1302,9 +1579,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from delegations" -f -a "session" -d 'Open a session of the delegate bounded by the delegation (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from delegations" -f -a "tree" -d 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys (never the secrets, only their prefixes)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "org" -d 'Manage orgs in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "key" -d 'Mint org API keys in the database'

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod agents;
+pub mod api;
 pub mod approvals;
 pub mod audit;
 pub mod common;
@@ -17,6 +18,7 @@ pub mod guard;
 pub mod health;
 pub mod keys;
 pub mod login;
+pub mod man;
 pub mod paging;
 pub mod policies;
 pub mod profile;
@@ -26,6 +28,8 @@ pub mod sessions;
 pub mod status;
 pub mod telemetry;
 pub mod tokens;
+pub mod version;
+pub mod watch;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -38,6 +42,7 @@ use crate::client::{self, Client};
 use crate::config::{self, ConfigStore, Resolved, Source, env};
 use crate::exit::{Failure, Outcome};
 use crate::output::{self, Format, Printer};
+use crate::render::{self, ColorChoice};
 
 // The shared helpers, where every verb group has always found them (`super::agent_or_env`).
 pub use common::{
@@ -67,8 +72,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Flags every subcommand accepts.
+/// Flags every subcommand accepts (listed in `--help` after the command's own).
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]
     #[arg(long, global = true, value_name = "NAME")]
@@ -79,6 +85,9 @@ pub struct GlobalArgs {
     /// Output format [env: AGENTTRUST_OUTPUT] [default: table]
     #[arg(short = 'o', long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<Format>,
+    /// Filter the JSON output through a jq expression; implies `-o json` (strings print raw)
+    #[arg(long, global = true, value_name = "EXPR", conflicts_with = "quiet")]
+    pub jq: Option<String>,
     /// Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]
     #[arg(long, global = true, value_name = "DURATION", value_parser = config::parse_duration)]
     pub timeout: Option<Duration>,
@@ -100,6 +109,12 @@ pub struct GlobalArgs {
     /// More logging on stderr (-v debug, -vv everything)
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
+    /// Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Tables: every column whole (ids not shortened, not fitted to the terminal's width)
+    #[arg(long, global = true)]
+    pub wide: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +127,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Check the gateway's health
     Health(health::HealthArgs),
+    /// Print this CLI's version and the gateway's (when it answers; never fails)
+    Version(version::VersionArgs),
     /// Register, list, inspect and revoke agents
     Agents(agents::AgentsArgs),
     /// Issue, introspect and revoke agent tokens
@@ -134,8 +151,12 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// Read the org's audit log and verify its hash chain
     Audit(audit::AuditArgs),
+    /// Send a raw request to the gateway with the profile's URL and key (like `gh api`)
+    Api(api::ApiArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
+    /// Print a man page (`agenttrust man agents list | man -l -`)
+    Man(man::ManArgs),
     /// Run the embedded AgentTrust-compatible gateway
     #[cfg(feature = "server")]
     Server(server::ServerArgs),
@@ -169,8 +190,10 @@ impl Cli {
 }
 
 /// Logs go to stderr only. `RUST_LOG` wins; else `-v` turns on debug for this crate, `-vv` for
-/// everything; the gateway logs at info by default, the CLI only warnings.
+/// everything; the gateway logs at info by default, the CLI only warnings. `--color` is
+/// recorded here, before anything is printed.
 pub fn init_logging(cli: &Cli) {
+    render::set_color_choice(cli.globals.color);
     let default = match cli.globals.verbose {
         0 if cli.needs_multi_thread_runtime() => "info",
         0 => "warn",
@@ -183,12 +206,15 @@ pub fn init_logging(cli: &Cli) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && output::color_allowed())
+        .with_ansi(render::color_enabled(std::io::stderr().is_terminal()))
         .try_init();
 }
 
 /// Whether errors should also be printed as JSON (`-o json` from the flag, env or profile).
 pub fn json_errors(globals: &GlobalArgs) -> bool {
+    if globals.jq.is_some() {
+        return true;
+    }
     if let Some(format) = globals.output {
         return format == Format::Json;
     }
@@ -215,6 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     let done = |result: anyhow::Result<()>| result.map(|()| Outcome::Success);
     match cli.command {
         Command::Completions(args) => done(completions::run(args)),
+        Command::Man(args) => done(man::run(args)),
         #[cfg(feature = "server")]
         Command::Server(args) => {
             let dir = config_dir_override(&globals);
@@ -227,6 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Profile(args) => done(profile::run(&context, args)),
                 Command::Status(args) => done(status::run(&context, args).await),
                 Command::Health(args) => done(health::run(&context, args).await),
+                Command::Version(args) => done(version::run(&context, args).await),
                 Command::Agents(args) => done(agents::run(&context, args).await),
                 Command::Tokens(args) => tokens::run(&context, args).await,
                 Command::Actions(args) => actions::run(&context, args).await,
@@ -238,7 +266,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Delegations(args) => done(delegations::run(&context, args).await),
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
-                Command::Completions(_) => unreachable!("handled above"),
+                Command::Api(args) => done(api::run(&context, args).await),
+                Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),
             }
@@ -275,10 +304,19 @@ impl Context {
                 .map_err(|error| anyhow::anyhow!("{error} (from {})", output_source(globals)))?,
             None => Format::Table,
         };
+        let mut printer = Printer::new(format, globals.quiet).with_wide(globals.wide);
+        if let Some(expression) = &globals.jq {
+            // Checked before any request: a typo must not leave an operation half done.
+            crate::jq::check(expression).map_err(|error| Failure::Usage {
+                message: error.to_string(),
+                hint: Some("see https://jqlang.org/manual/ for the jq language".to_string()),
+            })?;
+            printer = printer.with_jq(expression.clone());
+        }
         Ok(Context {
             globals: globals.clone(),
             store,
-            printer: Printer::new(format, globals.quiet),
+            printer,
             settings,
         })
     }

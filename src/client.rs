@@ -12,6 +12,7 @@ pub mod delegations;
 pub mod health;
 pub mod keys;
 pub mod policies;
+pub mod raw;
 pub mod sessions;
 pub mod telemetry;
 pub mod tokens;

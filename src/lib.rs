@@ -15,6 +15,8 @@ pub mod exit;
 #[cfg(feature = "server")]
 pub mod gateway;
 pub mod guardian;
+pub mod jq;
 pub mod output;
+pub mod render;
 #[cfg(feature = "server")]
 pub mod store;

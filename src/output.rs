@@ -1,7 +1,8 @@
 //! Rendering: data on stdout, all talk on stderr. `-o table` is aligned (comfy-table) on a TTY
 //! and tab-separated without a header off one (so `cut -f1` works); `-o json` prints the
 //! gateway's JSON as received; `-q` prints only the primary value (an id, a token, a key).
-//! Also the error report, secret masking, and the colour decision (`NO_COLOR`).
+//! Also the error report and secret masking; the colour decision, relative times and short ids
+//! are `render`'s.
 //!
 //! This is the one module that writes to stdout and stderr (Cargo.toml `[lints]` denies
 //! `print!`/`eprint!` everywhere else: they panic on a closed pipe). Writes to stdout return
@@ -12,10 +13,10 @@ use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::str::FromStr;
 
-use comfy_table::{Attribute, Cell, Table, presets};
+use comfy_table::{Attribute, Cell, ContentArrangement, Table, presets};
 
-use crate::config::env;
 use crate::exit::Report;
+use crate::render;
 
 /// `-o/--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -67,13 +68,12 @@ pub enum View {
 pub struct Printer {
     format: Format,
     quiet: bool,
+    /// `--jq EXPR` (already checked): JSON output goes through it.
+    jq: Option<String>,
+    /// `--wide`: every column whole, whatever the terminal's width.
+    wide: bool,
     stdout_tty: bool,
     color: bool,
-}
-
-/// `NO_COLOR` set to anything non-empty turns colour off (<https://no-color.org>).
-pub fn color_allowed() -> bool {
-    env::var(env::NO_COLOR).is_none() && std::env::var("TERM").map_or(true, |term| term != "dumb")
 }
 
 impl Printer {
@@ -82,9 +82,59 @@ impl Printer {
         Printer {
             format,
             quiet,
+            jq: None,
+            wide: false,
             stdout_tty,
-            color: stdout_tty && color_allowed(),
+            color: render::color_enabled(stdout_tty),
         }
+    }
+
+    /// Filters JSON output through a jq expression; implies `-o json`.
+    pub fn with_jq(self, expression: String) -> Printer {
+        Printer {
+            format: Format::Json,
+            jq: Some(expression),
+            ..self
+        }
+    }
+
+    /// `--wide`: tables show every column whole (no shortened ids, no fitting to the width).
+    pub fn with_wide(self, wide: bool) -> Printer {
+        Printer { wide, ..self }
+    }
+
+    /// Whether tables are for a person: aligned on a terminal, not tab-separated for a script.
+    pub fn for_a_person(&self) -> bool {
+        self.stdout_tty && self.format == Format::Table
+    }
+
+    /// A timestamp in a table: relative on a terminal (`3m ago`), as received otherwise.
+    pub fn time(&self, text: &str) -> String {
+        if self.for_a_person() {
+            render::relative_time(text, crate::api::time::now())
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// The id of another object in a table: shortened on a terminal (`01a2144d-…`) unless
+    /// `--wide`, whole otherwise.
+    pub fn reference(&self, id: &str) -> String {
+        if self.for_a_person() && !self.wide {
+            render::short_id(id)
+        } else {
+            id.to_string()
+        }
+    }
+
+    /// Whether `--jq` was given.
+    pub fn has_jq(&self) -> bool {
+        self.jq.is_some()
+    }
+
+    /// Whether stdout is a terminal (pretty output) rather than a pipe or a file.
+    pub fn stdout_is_terminal(&self) -> bool {
+        self.stdout_tty
     }
 
     pub fn format(&self) -> Format {
@@ -117,11 +167,25 @@ impl Printer {
         }
     }
 
-    /// Pretty JSON on stdout.
+    /// Pretty JSON on stdout, or what `--jq` makes of it. A failing `--jq` program is an
+    /// error of the command (nothing is printed).
     pub fn json(&self, value: &serde_json::Value) -> io::Result<()> {
+        if let Some(expression) = &self.jq {
+            let text = crate::jq::run(expression, value).map_err(io::Error::other)?;
+            let mut stdout = io::stdout().lock();
+            stdout.write_all(&text)?;
+            return stdout.flush();
+        }
         let mut stdout = io::stdout().lock();
         serde_json::to_writer_pretty(&mut stdout, value).map_err(io::Error::from)?;
         writeln!(stdout)?;
+        stdout.flush()
+    }
+
+    /// Bytes exactly as given (`api` prints a body as received).
+    pub fn raw(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(bytes)?;
         stdout.flush()
     }
 
@@ -131,7 +195,7 @@ impl Printer {
 
     pub fn view(&self, view: View) -> io::Result<()> {
         let text = if self.stdout_tty {
-            render_aligned(&view, self.color)
+            render_aligned(&view, self.color, !self.wide)
         } else {
             render_tab_separated(&view)
         };
@@ -172,7 +236,7 @@ pub fn warn(message: impl fmt::Display) {
 }
 
 fn paint_stderr(text: &str, ansi: &str) -> String {
-    if io::stderr().is_terminal() && color_allowed() {
+    if render::color_enabled(io::stderr().is_terminal()) {
         format!("\x1b[1;{ansi}m{text}\x1b[0m")
     } else {
         text.to_string()
@@ -211,9 +275,13 @@ pub fn print_error(report: &Report, json: bool) {
     }
 }
 
-fn render_aligned(view: &View, color: bool) -> String {
+/// Aligned columns; with `fit`, as wide as the terminal at most (the longest cells wrap).
+fn render_aligned(view: &View, color: bool, fit: bool) -> String {
     let mut table = Table::new();
     table.load_preset(presets::NOTHING);
+    if fit {
+        table.set_content_arrangement(ContentArrangement::Dynamic);
+    }
     let styled = |text: &str| {
         let cell = Cell::new(text);
         if color {
@@ -351,7 +419,7 @@ mod tests {
                 vec!["22".to_string(), "b".to_string()],
             ],
         };
-        let text = render_aligned(&view, false);
+        let text = render_aligned(&view, false, false);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         let column = lines[0].find("NAME").unwrap();

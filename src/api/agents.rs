@@ -87,8 +87,49 @@ fn default_framework() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentList {
     pub agents: Vec<Agent>,
+    /// Present when more agents follow; pass it back as `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
+}
+
+/// The statuses an agent can have (`status` filter of the list).
+pub const STATUSES: &[&str] = &["active", "suspended", "revoked"];
+
+/// Query of `GET /api/v1/agents`: filters and a page (oldest first, by id).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentQuery {
+    /// Accepted for the SDKs, which may send it; must be the caller's org.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub org_id: Option<String>,
+    /// Only agents with this status: `active`, `suspended` or `revoked`.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status: Option<String>,
+    /// Only agents whose name starts with this text.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name_prefix: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -84,6 +84,13 @@ pub struct ApprovalQuery {
         skip_serializing_if = "Option::is_none"
     )]
     pub session_id: Option<String>,
+    /// The `next_cursor` of the previous page (the list is newest first).
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
 }
@@ -91,6 +98,9 @@ pub struct ApprovalQuery {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApprovalList {
     pub approvals: Vec<Approval>,
+    /// Present when more approvals follow; pass it back as `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }

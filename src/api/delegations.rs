@@ -97,6 +97,9 @@ pub struct DelegationCreated {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DelegationList {
     pub delegations: Vec<Delegation>,
+    /// Present when more delegations follow; pass it back as `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }
@@ -123,6 +126,15 @@ pub struct DelegationQuery {
     /// Only active (true) or only inactive (false) ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
+    /// The `next_cursor` of the previous page.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 /// The answer of a revoke: how many descendants went with it.

@@ -91,8 +91,25 @@ pub struct CreatedKey {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyList {
     pub keys: Vec<ApiKey>,
+    /// Present when more keys follow; pass it back as `cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
+}
+
+/// Query of `GET /api/v1/keys`: a page, oldest first (by id).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct KeyQuery {
+    /// The `next_cursor` of the previous page.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,12 +1,17 @@
 //! `agenttrust agents create|list|get|revoke`.
 
+use std::collections::HashMap;
+
 use clap::{Args, Subcommand};
 
 use super::Context;
+use super::paging::{self, PageArgs};
 use crate::api::agents::{
-    Agent, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, SetAgentModeRequest,
+    Agent, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, STATUSES,
+    SetAgentModeRequest,
 };
 use crate::api::join_or_dash;
+use crate::api::telemetry::MAX_PAGE_SIZE;
 use crate::client;
 use crate::output::{View, or_dash};
 
@@ -20,8 +25,8 @@ pub struct AgentsArgs {
 pub enum AgentsCommand {
     /// Register an agent
     Create(CreateArgs),
-    /// List the org's agents
-    List,
+    /// List the org's agents, oldest first (`--all` follows every page)
+    List(ListArgs),
     /// Show one agent
     Get {
         /// Agent id
@@ -61,6 +66,18 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only agents with this status
+    #[arg(long, value_name = "STATUS", value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
+    pub status: Option<String>,
+    /// Only agents whose name starts with this text
+    #[arg(long, value_name = "PREFIX")]
+    pub name_prefix: Option<String>,
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Agent id
     pub id: String,
@@ -68,14 +85,14 @@ pub struct RevokeArgs {
     #[arg(long, default_value = "manual_revocation")]
     pub reason: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
 pub async fn run(context: &Context, args: AgentsArgs) -> anyhow::Result<()> {
     match args.command {
         AgentsCommand::Create(args) => create(context, args).await,
-        AgentsCommand::List => list(context).await,
+        AgentsCommand::List(args) => list(context, args).await,
         AgentsCommand::Get { id } => get(context, &id).await,
         AgentsCommand::Revoke(args) => revoke(context, args).await,
         AgentsCommand::Mode { id, mode } => set_mode(context, &id, mode).await,
@@ -96,10 +113,31 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     show_agent(context, &response.raw, &response.value)
 }
 
-pub async fn list(context: &Context) -> anyhow::Result<()> {
+pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    let response = client::agents::list(&client).await?;
-    let agents = &response.value.agents;
+    let query = AgentQuery {
+        status: args.status,
+        name_prefix: args.name_prefix.filter(|prefix| !prefix.is_empty()),
+        limit: args.page.limit,
+        ..AgentQuery::default()
+    };
+    let listing = paging::collect("agents", args.page.all, args.page.start(), |cursor| {
+        let query = AgentQuery {
+            cursor,
+            ..query.clone()
+        };
+        let client = &client;
+        async move {
+            let response = client::agents::list(client, &query).await?;
+            Ok(paging::Page {
+                items: response.value.agents,
+                raw: response.raw,
+                next_cursor: response.value.next_cursor,
+            })
+        }
+    })
+    .await?;
+    let agents = &listing.items;
     let rows = agents
         .iter()
         .map(|agent| {
@@ -109,13 +147,13 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
                 agent.framework.clone(),
                 agent.status.to_string(),
                 join_or_dash(&agent.capabilities),
-                or_dash(Some(&agent.created_at)),
+                context.printer.time(&or_dash(Some(&agent.created_at))),
             ]
         })
         .collect();
     let ids: Vec<String> = agents.iter().map(|agent| agent.id.clone()).collect();
     context.printer.show(
-        &response.raw,
+        &listing.raw,
         &ids,
         View::Rows {
             headers: vec![
@@ -129,7 +167,59 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
             rows,
         },
     )?;
+    paging::note_more(
+        context,
+        "agents",
+        &args.page,
+        listing.next_cursor.as_deref(),
+    );
     Ok(())
+}
+
+/// Agent names by id for a table a person reads; none (and no request) for scripts, and none
+/// when the agents cannot be listed (ids stand in).
+pub async fn names_for_table(
+    context: &Context,
+    client: &client::Client,
+) -> HashMap<String, String> {
+    if !context.printer.for_a_person() || context.printer.is_quiet() {
+        return HashMap::new();
+    }
+    names(client).await.unwrap_or_default()
+}
+
+/// An agent in a table: `name (01a2144d-…)` when its name is known, else its id (shortened on a
+/// terminal unless `--wide`).
+pub fn label(context: &Context, names: &HashMap<String, String>, id: &str) -> String {
+    let reference = context.printer.reference(id);
+    match names.get(id) {
+        Some(name) => format!("{name} ({reference})"),
+        None => reference,
+    }
+}
+
+/// Every agent's name by id (all pages), to show names beside ids.
+pub async fn names(client: &client::Client) -> anyhow::Result<HashMap<String, String>> {
+    let listing = paging::collect("agents", true, None, |cursor| async move {
+        let query = AgentQuery {
+            cursor,
+            limit: Some(MAX_PAGE_SIZE),
+            ..AgentQuery::default()
+        };
+        let response = client::agents::list(client, &query).await?;
+        Ok(paging::Page {
+            items: response.value.agents,
+            raw: serde_json::Value::Null,
+            next_cursor: response.value.next_cursor,
+        })
+    })
+    .await?;
+    Ok(listing
+        .items
+        .into_iter()
+        .filter(|agent| !agent.name.is_empty())
+        .map(|agent| (agent.id, agent.name))
+        .collect())
 }
 
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {

@@ -2,11 +2,14 @@
 //! needs a human answers `elevation_required` with an approval id; an operator approves or denies
 //! it here, and a script can `wait` for the answer (exit 0 approved, 77 denied, 75 still pending).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 
 use super::Context;
+use super::paging::{self, PageArgs};
+use super::watch::{self, WatchArgs};
 use crate::api::approvals::{Approval, ApprovalQuery, DecideRequest};
 use crate::api::status::ApprovalStatus;
 use crate::client;
@@ -30,7 +33,7 @@ pub struct ApprovalsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ApprovalsCommand {
-    /// List approvals (pending ones unless --status says otherwise)
+    /// List approvals, newest first (pending ones unless --status says otherwise; --watch)
     List(ListArgs),
     /// Show one approval
     Get {
@@ -61,9 +64,10 @@ pub struct ListArgs {
     /// Only this session's approvals
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-    /// At most this many [default: the gateway's]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub limit: Option<u32>,
+    #[command(flatten)]
+    pub page: PageArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -74,7 +78,7 @@ pub struct DecideArgs {
     #[arg(long, value_name = "NAME")]
     pub decided_by: Option<String>,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
@@ -115,10 +119,44 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         status: Some(args.status).filter(|status| status != "all"),
         agent_id: args.agent.filter(|agent| !agent.is_empty()),
         session_id: args.session.filter(|session| !session.is_empty()),
-        limit: args.limit,
+        cursor: None,
+        limit: args.page.limit,
     };
-    let response = client::approvals::list(&client, &query).await?;
-    let approvals = &response.value.approvals;
+    let page = &args.page;
+    let names = super::agents::names_for_table(context, &client).await;
+    watch::run(
+        context,
+        &args.watch,
+        || {
+            paging::collect("approvals", page.all, page.start(), |cursor| {
+                let query = ApprovalQuery {
+                    cursor,
+                    ..query.clone()
+                };
+                let client = &client;
+                async move {
+                    let response = client::approvals::list(client, &query).await?;
+                    Ok(paging::Page {
+                        items: response.value.approvals,
+                        raw: response.raw,
+                        next_cursor: response.value.next_cursor,
+                    })
+                }
+            })
+        },
+        |listing| &listing.raw,
+        |listing| print_list(context, page, &names, listing),
+    )
+    .await
+}
+
+fn print_list(
+    context: &Context,
+    page: &PageArgs,
+    names: &HashMap<String, String>,
+    listing: &paging::Listing<Approval>,
+) -> anyhow::Result<()> {
+    let approvals = &listing.items;
     let rows = approvals
         .iter()
         .map(|approval| {
@@ -127,9 +165,11 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
                 approval.status.to_string(),
                 approval.action_name.clone(),
                 or_dash(Some(&approval.action_effect)),
-                approval.agent_id.clone(),
-                or_dash(Some(&approval.session_id)),
-                or_dash(Some(&approval.expires_at)),
+                super::agents::label(context, names, &approval.agent_id),
+                context
+                    .printer
+                    .reference(&or_dash(Some(&approval.session_id))),
+                context.printer.time(&or_dash(Some(&approval.expires_at))),
                 or_dash(approval.decided_by.as_deref()),
             ]
         })
@@ -139,7 +179,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .map(|approval| approval.id.clone())
         .collect();
     context.printer.show(
-        &response.raw,
+        &listing.raw,
         &ids,
         View::Rows {
             headers: vec![
@@ -155,6 +195,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             rows,
         },
     )?;
+    paging::note_more(context, "approvals", page, listing.next_cursor.as_deref());
     Ok(())
 }
 

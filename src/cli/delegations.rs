@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use clap::{ArgGroup, Args, Subcommand};
 
 use super::Context;
+use super::paging::{self, PageArgs};
 use crate::api::actions::Effect;
 use crate::api::delegations::{CreateDelegationRequest, Delegation, DelegationQuery, Restrictions};
 use crate::api::join_or_dash;
@@ -120,6 +121,8 @@ pub struct ListArgs {
     /// Only revoked or expired delegations
     #[arg(long)]
     pub inactive: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 #[derive(Debug, Args)]
@@ -127,7 +130,7 @@ pub struct RevokeArgs {
     /// Delegation id
     pub id: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
@@ -243,20 +246,25 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             (false, true) => Some(false),
             (false, false) => None,
         },
+        limit: args.page.limit,
+        cursor: None,
     };
-    let response = client::delegations::list(&client, &query).await?;
-    let delegations = &response.value.delegations;
+    let listing = collect(&client, &query, args.page.all, args.page.start()).await?;
+    let names = super::agents::names_for_table(context, &client).await;
+    let delegations = &listing.items;
     let rows = delegations
         .iter()
         .map(|delegation| {
             vec![
                 delegation.id.clone(),
-                delegation.from_agent_id.clone(),
-                delegation.to_agent_id.clone(),
+                super::agents::label(context, &names, &delegation.from_agent_id),
+                super::agents::label(context, &names, &delegation.to_agent_id),
                 join_or_dash(&delegation.scope),
                 delegation.status.to_string(),
-                or_dash(Some(&delegation.expires_at)),
-                or_dash(delegation.parent_delegation_id.as_deref()),
+                context.printer.time(&or_dash(Some(&delegation.expires_at))),
+                context
+                    .printer
+                    .reference(&or_dash(delegation.parent_delegation_id.as_deref())),
             ]
         })
         .collect();
@@ -265,14 +273,44 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .map(|delegation| delegation.id.clone())
         .collect();
     context.printer.show(
-        &response.raw,
+        &listing.raw,
         &ids,
         View::Rows {
             headers: vec!["ID", "FROM", "TO", "SCOPE", "STATUS", "EXPIRES", "PARENT"],
             rows,
         },
     )?;
+    paging::note_more(
+        context,
+        "delegations",
+        &args.page,
+        listing.next_cursor.as_deref(),
+    );
     Ok(())
+}
+
+/// The delegations matching `query` from `cursor` on: one page, or every page when `all`.
+async fn collect(
+    client: &client::Client,
+    query: &DelegationQuery,
+    all: bool,
+    cursor: Option<String>,
+) -> anyhow::Result<paging::Listing<Delegation>> {
+    paging::collect("delegations", all, cursor, |cursor| {
+        let query = DelegationQuery {
+            cursor,
+            ..query.clone()
+        };
+        async move {
+            let response = client::delegations::list(client, &query).await?;
+            Ok(paging::Page {
+                items: response.value.delegations,
+                raw: response.raw,
+                next_cursor: response.value.next_cursor,
+            })
+        }
+    })
+    .await
 }
 
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
@@ -286,10 +324,10 @@ pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
     // Show what goes before asking (and before revoking without asking).
     let delegation = client::delegations::get(&client, &args.id).await?.value;
     // Best effort: how many active delegations hang below it.
-    let below = client::delegations::list(&client, &DelegationQuery::default())
+    let below = collect(&client, &DelegationQuery::default(), true, None)
         .await
         .ok()
-        .map(|response| active_descendants(&response.value.delegations, &delegation.id));
+        .map(|listing| active_descendants(&listing.items, &delegation.id));
     context.printer.note(describe(&delegation, below));
     if delegation.status == DelegationStatus::Revoked {
         // Nothing left to cut off: revoking again is harmless and revokes nothing more.
@@ -347,7 +385,7 @@ pub async fn session(context: &Context, id: &str) -> anyhow::Result<()> {
 
 pub async fn tree(context: &Context, id: Option<&str>) -> anyhow::Result<()> {
     let client = context.client()?;
-    let listing = client::delegations::list(&client, &DelegationQuery::default()).await?;
+    let listing = collect(&client, &DelegationQuery::default(), true, None).await?;
     let raw_items: Vec<serde_json::Value> = listing
         .raw
         .get("delegations")
@@ -355,8 +393,7 @@ pub async fn tree(context: &Context, id: Option<&str>) -> anyhow::Result<()> {
         .cloned()
         .unwrap_or_default();
     let mut delegations: Vec<(Delegation, serde_json::Value)> = listing
-        .value
-        .delegations
+        .items
         .into_iter()
         .enumerate()
         .map(|(index, delegation)| {
@@ -411,18 +448,8 @@ pub async fn tree(context: &Context, id: Option<&str>) -> anyhow::Result<()> {
             .json(&serde_json::json!({ "delegations": nested_json(&forest, &raws) }))?;
     } else {
         // Names make the tree readable; ids stand in when the agents cannot be listed.
-        let names: HashMap<String, String> = client::agents::list(&client)
-            .await
-            .map(|response| {
-                response
-                    .value
-                    .agents
-                    .into_iter()
-                    .filter(|agent| !agent.name.is_empty())
-                    .map(|agent| (agent.id, agent.name))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let names: HashMap<String, String> =
+            super::agents::names(&client).await.unwrap_or_default();
         let text = render_forest(&forest, &items, &names);
         if text.is_empty() {
             context.printer.note("No delegations.");

@@ -3,7 +3,8 @@
 use clap::{Args, Subcommand};
 
 use super::Context;
-use crate::api::keys::{CreateKeyRequest, Role};
+use super::paging::{self, PageArgs};
+use crate::api::keys::{CreateKeyRequest, KeyQuery, Role};
 use crate::client;
 use crate::config::Source;
 use crate::output::{self, View, or_dash};
@@ -18,8 +19,8 @@ pub struct KeysArgs {
 pub enum KeysCommand {
     /// Create a key; the secret is shown once (`-q` prints only the key)
     Create(CreateArgs),
-    /// List keys (never the secrets, only their prefixes)
-    List,
+    /// List keys, oldest first (never the secrets, only their prefixes)
+    List(ListArgs),
     /// Revoke a key (asks first, warning when it is the key in use; --yes without a terminal).
     /// The org's last active admin key cannot be revoked: create another admin key first
     Revoke(RevokeArgs),
@@ -36,11 +37,17 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub page: PageArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct RevokeArgs {
     /// Key id
     pub id: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 
@@ -53,7 +60,7 @@ fn role_parser() -> impl clap::builder::TypedValueParser<Value = Role> {
 pub async fn run(context: &Context, args: KeysArgs) -> anyhow::Result<()> {
     match args.command {
         KeysCommand::Create(args) => create(context, args).await,
-        KeysCommand::List => list(context).await,
+        KeysCommand::List(args) => list(context, args).await,
         KeysCommand::Revoke(args) => revoke(context, args).await,
     }
 }
@@ -84,10 +91,22 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn list(context: &Context) -> anyhow::Result<()> {
+pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    let response = client::keys::list(&client).await?;
-    let keys = &response.value.keys;
+    let limit = args.page.limit;
+    let listing = paging::collect("keys", args.page.all, args.page.start(), |cursor| {
+        let client = &client;
+        async move {
+            let response = client::keys::list(client, &KeyQuery { cursor, limit }).await?;
+            Ok(paging::Page {
+                items: response.value.keys,
+                raw: response.raw,
+                next_cursor: response.value.next_cursor,
+            })
+        }
+    })
+    .await?;
+    let keys = &listing.items;
     let rows = keys
         .iter()
         .map(|key| {
@@ -96,20 +115,21 @@ pub async fn list(context: &Context) -> anyhow::Result<()> {
                 or_dash(Some(&key.name)),
                 key.role.to_string(),
                 or_dash(Some(&key.prefix)),
-                or_dash(Some(&key.created_at)),
-                or_dash(key.revoked_at.as_deref()),
+                context.printer.time(&or_dash(Some(&key.created_at))),
+                context.printer.time(&or_dash(key.revoked_at.as_deref())),
             ]
         })
         .collect();
     let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
     context.printer.show(
-        &response.raw,
+        &listing.raw,
         &ids,
         View::Rows {
             headers: vec!["ID", "NAME", "ROLE", "PREFIX", "CREATED", "REVOKED"],
             rows,
         },
     )?;
+    paging::note_more(context, "keys", &args.page, listing.next_cursor.as_deref());
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::Context;
+use crate::api::keys::KeyQuery;
 use crate::client::{self, Client};
 use crate::config::{self, DEFAULT_PROFILE, env};
 use crate::exit::Failure;
@@ -69,7 +70,15 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
     })?;
     // 2xx: an admin key. 403: a valid key without the admin role (a runtime key): it works for
     // checks, telemetry and tokens, so it is saved. Only 401 (unknown key) refuses.
-    let runtime_key = match client::keys::list(&client).await {
+    let runtime_key = match client::keys::list(
+        &client,
+        &KeyQuery {
+            cursor: None,
+            limit: Some(1),
+        },
+    )
+    .await
+    {
         Ok(_) => false,
         Err(error) if error.status() == Some(403) => true,
         Err(error) => {

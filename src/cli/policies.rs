@@ -55,7 +55,7 @@ pub struct SetArgs {
     /// The policy document, JSON (`-` reads stdin)
     pub file: PathBuf,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 

@@ -47,7 +47,7 @@ pub struct DeleteArgs {
     /// Profile name
     pub name: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 

@@ -1,14 +1,17 @@
 //! `agenttrust sessions init|init-api|get|list|set-mode|unlock`: an agent's sessions, their mode
 //! (`standard`, `read_only`, `elevated`, `locked`) and call counters.
 
+use std::collections::HashMap;
+
 use clap::{Args, Subcommand};
 
-use super::{Context, paging};
+use super::Context;
+use super::paging::{self, PageArgs};
+use super::watch::{self, WatchArgs};
 use crate::api::join_or_dash;
 use crate::api::sessions::{
     InitApiSessionRequest, InitSessionRequest, Session, SessionQuery, SetModeRequest,
 };
-use crate::api::telemetry::MAX_PAGE_SIZE;
 use crate::client;
 use crate::output::{View, or_dash};
 
@@ -32,7 +35,7 @@ pub enum SessionsCommand {
         /// Session id
         id: String,
     },
-    /// List the org's sessions (`--all` follows every page)
+    /// List the org's sessions, oldest first (`--all` follows every page; --watch)
     List(ListArgs),
     /// Set a session's mode: standard, read_only, elevated or locked
     #[command(after_help = "\
@@ -73,15 +76,10 @@ pub struct ListArgs {
     /// Only sessions from this source: sdk, mcp, api, a2a, federation
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
-    /// Sessions per page (1-1000) [default: the gateway's]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PAGE_SIZE as i64))]
-    pub limit: Option<u32>,
-    /// Start at this cursor (the `next_cursor` of a previous page)
-    #[arg(long, value_name = "CURSOR")]
-    pub cursor: Option<String>,
-    /// Follow `next_cursor` until the last page
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
+    #[command(flatten)]
+    pub watch: WatchArgs,
 }
 
 #[derive(Debug, Args)]
@@ -130,42 +128,61 @@ pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
 
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    let mut query = SessionQuery {
+    let query = SessionQuery {
         agent_id: args.agent.filter(|agent| !agent.is_empty()),
         mode: args.mode,
         source: args.source.filter(|source| !source.is_empty()),
-        cursor: args.cursor.filter(|cursor| !cursor.is_empty()),
-        limit: args.limit,
+        cursor: None,
+        limit: args.page.limit,
     };
-    let cursor = query.cursor.take();
-    let listing = paging::collect("sessions", args.all, cursor, |cursor| {
-        let query = SessionQuery {
-            cursor,
-            ..query.clone()
-        };
-        let client = &client;
-        async move {
-            let response = client::sessions::list(client, &query).await?;
-            Ok(paging::Page {
-                items: response.value.sessions,
-                raw: response.raw,
-                next_cursor: response.value.next_cursor,
+    let page = &args.page;
+    let names = super::agents::names_for_table(context, &client).await;
+    watch::run(
+        context,
+        &args.watch,
+        || {
+            paging::collect("sessions", page.all, page.start(), |cursor| {
+                let query = SessionQuery {
+                    cursor,
+                    ..query.clone()
+                };
+                let client = &client;
+                async move {
+                    let response = client::sessions::list(client, &query).await?;
+                    Ok(paging::Page {
+                        items: response.value.sessions,
+                        raw: response.raw,
+                        next_cursor: response.value.next_cursor,
+                    })
+                }
             })
-        }
-    })
-    .await?;
-    let (raw, next_cursor, sessions) = (listing.raw, listing.next_cursor, listing.items);
+        },
+        |listing| &listing.raw,
+        |listing| print_list(context, page, &names, listing),
+    )
+    .await
+}
+
+fn print_list(
+    context: &Context,
+    page: &PageArgs,
+    names: &HashMap<String, String>,
+    listing: &paging::Listing<Session>,
+) -> anyhow::Result<()> {
+    let (raw, next_cursor, sessions) = (&listing.raw, &listing.next_cursor, &listing.items);
     let rows = sessions
         .iter()
         .map(|session| {
             vec![
                 session.session_id.clone(),
-                session.agent_id.clone(),
+                super::agents::label(context, names, &session.agent_id),
                 or_dash(Some(&session.source)),
                 or_dash(Some(&session.mode)),
                 session.total_calls.to_string(),
                 session.denied_calls.to_string(),
-                or_dash(Some(&session.last_activity_at)),
+                context
+                    .printer
+                    .time(&or_dash(Some(&session.last_activity_at))),
             ]
         })
         .collect();
@@ -174,7 +191,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
         .map(|session| session.session_id.clone())
         .collect();
     context.printer.show(
-        &raw,
+        raw,
         &ids,
         View::Rows {
             headers: vec![
@@ -189,11 +206,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             rows,
         },
     )?;
-    if let (Some(cursor), false) = (next_cursor, args.all) {
-        context
-            .printer
-            .note(format!("More sessions: --cursor {cursor} (or --all)"));
-    }
+    paging::note_more(context, "sessions", page, next_cursor.as_deref());
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::Context;
+use crate::api::keys::KeyQuery;
 use crate::client;
 use crate::exit::Failure;
 use crate::output::{View, mask_secret, or_dash, without_nulls};
@@ -26,7 +27,17 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
 
     // Only ask about the key when the gateway answered at all.
     let key_check = match (&health, &settings.api_key) {
-        (Ok(_), Some(_)) => Some(client::keys::list(&client).await.map(|_| ())),
+        (Ok(_), Some(_)) => Some(
+            client::keys::list(
+                &client,
+                &KeyQuery {
+                    cursor: None,
+                    limit: Some(1),
+                },
+            )
+            .await
+            .map(|_| ()),
+        ),
         _ => None,
     };
     let key_state = match (&settings.api_key, &key_check) {

@@ -2,8 +2,9 @@
 
 use clap::{Args, Subcommand};
 
-use super::{Context, paging};
-use crate::api::telemetry::{EventQuery, MAX_PAGE_SIZE, ReportRequest, ReportedEvent};
+use super::Context;
+use super::paging::{self, PageArgs};
+use crate::api::telemetry::{EventQuery, ReportRequest, ReportedEvent};
 use crate::client;
 use crate::output::{View, or_dash};
 
@@ -17,7 +18,7 @@ pub struct TelemetryArgs {
 pub enum TelemetryCommand {
     /// Report one event (e.g. tool_end after a tool ran)
     Report(ReportArgs),
-    /// List stored events, newest page first (`--all` follows every page)
+    /// List stored events, oldest first (`--all` follows every page)
     List(ListArgs),
 }
 
@@ -57,15 +58,8 @@ pub struct ListArgs {
     /// Only this session's events
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-    /// Events per page (1-1000) [default: the gateway's, 100]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_PAGE_SIZE as i64))]
-    pub limit: Option<u32>,
-    /// Start at this cursor (the `next_cursor` of a previous page)
-    #[arg(long, value_name = "CURSOR")]
-    pub cursor: Option<String>,
-    /// Follow `next_cursor` until the last page
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub page: PageArgs,
 }
 
 pub async fn run(context: &Context, args: TelemetryArgs) -> anyhow::Result<()> {
@@ -111,14 +105,13 @@ pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
 
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    let mut query = EventQuery {
+    let query = EventQuery {
         agent_id: args.agent.filter(|agent| !agent.is_empty()),
         session_id: args.session.filter(|session| !session.is_empty()),
-        cursor: args.cursor.filter(|cursor| !cursor.is_empty()),
-        limit: args.limit,
+        cursor: None,
+        limit: args.page.limit,
     };
-    let cursor = query.cursor.take();
-    let listing = paging::collect("events", args.all, cursor, |cursor| {
+    let listing = paging::collect("events", args.page.all, args.page.start(), |cursor| {
         let query = EventQuery {
             cursor,
             ..query.clone()
@@ -135,13 +128,16 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     })
     .await?;
     let (raw, next_cursor, events) = (listing.raw, listing.next_cursor, listing.items);
+    let names = super::agents::names_for_table(context, &client).await;
     let rows = events
         .iter()
         .map(|event| {
             vec![
-                event.timestamp.clone(),
-                event.agent_id.clone(),
-                or_dash(event.session_id.as_deref()),
+                context.printer.time(&event.timestamp),
+                super::agents::label(context, &names, &event.agent_id),
+                context
+                    .printer
+                    .reference(&or_dash(event.session_id.as_deref())),
                 event.event_type.clone(),
                 or_dash(event.tool_name.as_deref()),
                 event.success.to_string(),
@@ -170,10 +166,6 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
             rows,
         },
     )?;
-    if let (Some(cursor), false) = (next_cursor, args.all) {
-        context
-            .printer
-            .note(format!("More events: --cursor {cursor} (or --all)"));
-    }
+    paging::note_more(context, "events", &args.page, next_cursor.as_deref());
     Ok(())
 }

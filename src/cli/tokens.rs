@@ -96,7 +96,7 @@ pub struct RevokeArgs {
     #[arg(long, default_value = "manual_revocation")]
     pub reason: String,
     /// Do not ask for confirmation
-    #[arg(long)]
+    #[arg(long, short = 'y')]
     pub yes: bool,
 }
 

@@ -1,8 +1,8 @@
 //! Agents: create, list, get, revoke, set mode, unlock (`/api/v1/agents…`).
 
-use super::{Client, Error, Response, Service, unwrapped};
+use super::{Client, Error, Response, Service, unwrapped, with_query};
 use crate::api::agents::{
-    Agent, AgentList, CreateAgentRequest, RevokeAgentRequest, RevokeAgentResponse,
+    Agent, AgentList, AgentQuery, CreateAgentRequest, RevokeAgentRequest, RevokeAgentResponse,
     SetAgentModeRequest,
 };
 
@@ -15,8 +15,18 @@ pub async fn create(
     unwrapped(response, "agent", &url)
 }
 
-pub async fn list(client: &Client) -> Result<Response<AgentList>, Error> {
+/// One page of the org's agents (`next_cursor` names the next).
+pub async fn list(client: &Client, query: &AgentQuery) -> Result<Response<AgentList>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "agents"])?;
+    let url = with_query(
+        url,
+        &[
+            ("status", query.status.clone()),
+            ("name_prefix", query.name_prefix.clone()),
+            ("cursor", query.cursor.clone()),
+            ("limit", query.limit.map(|limit| limit.to_string())),
+        ],
+    );
     client.get(url).await
 }
 

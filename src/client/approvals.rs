@@ -12,6 +12,7 @@ pub async fn list(client: &Client, query: &ApprovalQuery) -> Result<Response<App
             ("status", query.status.clone()),
             ("agent_id", query.agent_id.clone()),
             ("session_id", query.session_id.clone()),
+            ("cursor", query.cursor.clone()),
             ("limit", query.limit.map(|limit| limit.to_string())),
         ],
     );

@@ -20,7 +20,8 @@ pub async fn create(
     unwrapped(response, "delegation", &url)
 }
 
-/// The org's delegations, optionally only from/to an agent, only active or only inactive ones.
+/// One page of the org's delegations, optionally only from/to an agent, only active or only
+/// inactive ones (`next_cursor` names the next).
 pub async fn list(
     client: &Client,
     query: &DelegationQuery,
@@ -32,6 +33,8 @@ pub async fn list(
             ("from", query.from.clone()),
             ("to", query.to.clone()),
             ("active", query.active.map(|active| active.to_string())),
+            ("cursor", query.cursor.clone()),
+            ("limit", query.limit.map(|limit| limit.to_string())),
         ],
     );
     client.get(url).await

@@ -1,7 +1,9 @@
 //! Org API keys: create, list, get, revoke (`/api/v1/keys…`).
 
-use super::{Client, Error, Response, Service};
-use crate::api::keys::{ApiKey, CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
+use super::{Client, Error, Response, Service, with_query};
+use crate::api::keys::{
+    ApiKey, CreateKeyRequest, CreatedKey, KeyList, KeyQuery, RevokeKeyResponse,
+};
 
 pub async fn create(
     client: &Client,
@@ -11,8 +13,16 @@ pub async fn create(
     client.post(url, request).await
 }
 
-pub async fn list(client: &Client) -> Result<Response<KeyList>, Error> {
+/// One page of the org's keys (`next_cursor` names the next).
+pub async fn list(client: &Client, query: &KeyQuery) -> Result<Response<KeyList>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "keys"])?;
+    let url = with_query(
+        url,
+        &[
+            ("cursor", query.cursor.clone()),
+            ("limit", query.limit.map(|limit| limit.to_string())),
+        ],
+    );
     client.get(url).await
 }
 

@@ -28,6 +28,10 @@ pub const DATA_DIR: &str = "AGENTTRUST_DATA_DIR";
 pub const MAX_TOKEN_TTL: &str = "AGENTTRUST_MAX_TOKEN_TTL";
 /// Not ours, but respected: <https://no-color.org>.
 pub const NO_COLOR: &str = "NO_COLOR";
+/// Not ours, but respected (<https://bixense.com/clicolors/>): `0` turns colour off.
+pub const CLICOLOR: &str = "CLICOLOR";
+/// Not ours, but respected: set and not `0`, colour even off a terminal.
+pub const CLICOLOR_FORCE: &str = "CLICOLOR_FORCE";
 
 /// Reads a variable; an empty value means unset (as in every SDK).
 pub fn var(name: &str) -> Option<String> {

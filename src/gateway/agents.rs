@@ -4,13 +4,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
 
 use crate::api::agents::{
-    Agent, AgentList, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, RevokeAgentResponse,
-    SetAgentModeRequest,
+    Agent, AgentList, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest,
+    RevokeAgentResponse, STATUSES, SetAgentModeRequest,
 };
 use crate::api::policies::SessionMode;
+use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::store;
 
 use super::AppState;
@@ -68,26 +68,47 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(row.into_api()?)))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    #[serde(default, deserialize_with = "crate::api::empty_as_none")]
-    org_id: Option<String>,
-}
-
+/// `GET /api/v1/agents`: one page (the default size when the SDKs send no `limit`), with
+/// `next_cursor` when more follow; the `{"agents": […]}` wrapper the SDKs require.
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    QueryParams(query): QueryParams<ListQuery>,
+    QueryParams(query): QueryParams<AgentQuery>,
 ) -> ApiResult<Json<AgentList>> {
     caller.require_admin()?;
     caller.check_org(query.org_id.as_deref())?;
-    let agents = store::agents::list(&state.store, &caller.org_id)
-        .await?
+    let limit = validate::page_limit(query.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    if let Some(status) = &query.status
+        && !STATUSES.contains(&status.as_str())
+    {
+        return Err(ApiError::validation(format!(
+            "unknown status {status:?}: expected one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let (rows, more) = store::agents::list(
+        &state.store,
+        store::agents::AgentFilter {
+            org_id: &caller.org_id,
+            status: query.status.as_deref(),
+            name_prefix: query.name_prefix.as_deref(),
+            after_id: query.cursor.as_deref(),
+            limit,
+        },
+    )
+    .await?;
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
+    let agents = rows
         .into_iter()
         .map(store::agents::AgentRow::into_api)
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(AgentList {
         agents,
+        next_cursor,
         extra: Default::default(),
     }))
 }

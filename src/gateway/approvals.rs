@@ -49,19 +49,26 @@ pub async fn list(
         )));
     }
     let limit = validate::page_limit(query.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
-    let rows = store::approvals::list(
+    let (rows, more) = store::approvals::list(
         &state.store,
         ApprovalFilter {
             org_id: &caller.org_id,
             status: query.status.as_deref(),
             agent_id: query.agent_id.as_deref(),
             session_id: query.session_id.as_deref(),
+            before_id: query.cursor.as_deref(),
             limit,
         },
     )
     .await?;
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
     Ok(Json(ApprovalList {
         approvals: rows.into_iter().map(to_wire).collect(),
+        next_cursor,
         extra: Default::default(),
     }))
 }

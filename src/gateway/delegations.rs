@@ -12,6 +12,7 @@ use crate::api::delegations::{
 };
 use crate::api::sessions::Session;
 use crate::api::status::DelegationStatus;
+use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::api::time;
 use crate::guardian::delegation::{self, Delegator, Parent, Request};
 use crate::store::{self, delegations::DelegationRow};
@@ -157,8 +158,9 @@ pub async fn list(
     QueryParams(query): QueryParams<DelegationQuery>,
 ) -> ApiResult<Json<DelegationList>> {
     caller.require_key()?;
+    let limit = validate::page_limit(query.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let now = time::now();
-    let rows = store::delegations::list(
+    let (rows, more) = store::delegations::list(
         &state.store,
         store::delegations::DelegationFilter {
             org_id: &caller.org_id,
@@ -166,14 +168,22 @@ pub async fn list(
             to_agent_id: query.to.as_deref(),
             active: query.active,
             now,
+            after_id: query.cursor.as_deref(),
+            limit,
         },
     )
     .await?;
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
     Ok(Json(DelegationList {
         delegations: rows
             .into_iter()
             .map(|row| row.into_api(now))
             .collect::<Result<_, _>>()?,
+        next_cursor,
         extra: Default::default(),
     }))
 }

@@ -7,14 +7,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::api::keys::{ApiKey, CreateKeyRequest, CreatedKey, KeyList, RevokeKeyResponse};
+use crate::api::keys::{
+    ApiKey, CreateKeyRequest, CreatedKey, KeyList, KeyQuery, RevokeKeyResponse,
+};
+use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::store;
 
 use super::AppState;
 use super::auth::{Caller, Principal};
 use super::bootstrap;
 use super::error::{ApiError, ApiResult};
-use super::extract::{JsonBody, PathId};
+use super::extract::{JsonBody, PathId, QueryParams};
 use super::validate;
 
 pub async fn create(
@@ -38,15 +41,28 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<KeyList>> {
+/// `GET /api/v1/keys`: one page, with `next_cursor` when more follow.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(query): QueryParams<KeyQuery>,
+) -> ApiResult<Json<KeyList>> {
     caller.require_admin()?;
-    let keys = store::keys::list(&state.store, &caller.org_id)
-        .await?
+    let limit = validate::page_limit(query.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+    let (rows, more) =
+        store::keys::list(&state.store, &caller.org_id, query.cursor.as_deref(), limit).await?;
+    let next_cursor = if more {
+        rows.last().map(|row| row.id.clone())
+    } else {
+        None
+    };
+    let keys = rows
         .into_iter()
         .map(|row| to_wire(row, &caller))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(KeyList {
         keys,
+        next_cursor,
         extra: Default::default(),
     }))
 }

@@ -134,11 +134,39 @@ pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<AgentRo
     )
 }
 
-pub async fn list(store: &Store, org_id: &str) -> Result<Vec<AgentRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM agents WHERE org_id = $1 ORDER BY id");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql).bind(org_id).fetch_all(pool).await?),
-    )
+/// A filter for [`list`].
+pub struct AgentFilter<'a> {
+    pub org_id: &'a str,
+    pub status: Option<&'a str>,
+    /// Names starting with this text (compared as is: no wildcards).
+    pub name_prefix: Option<&'a str>,
+    /// Agents with an id after this one (the cursor).
+    pub after_id: Option<&'a str>,
+    pub limit: u32,
+}
+
+/// One page ordered by id (creation order: ids are UUIDv7); asks one row more to know whether
+/// more follow.
+pub async fn list(store: &Store, filter: AgentFilter<'_>) -> Result<(Vec<AgentRow>, bool)> {
+    // `substr` rather than LIKE: a prefix with `%` or `_` in it means those characters.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM agents WHERE org_id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+         AND (CAST($3 AS TEXT) IS NULL OR substr(name, 1, length($3)) = $3) \
+         AND (CAST($4 AS TEXT) IS NULL OR id > $4) \
+         ORDER BY id LIMIT $5"
+    );
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql)
+        .bind(filter.org_id)
+        .bind(filter.status)
+        .bind(filter.name_prefix)
+        .bind(filter.after_id)
+        .bind(i64::from(filter.limit) + 1)
+        .fetch_all(pool)
+        .await?);
+    let more = rows.len() > filter.limit as usize;
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
 }
 
 /// Sets an agent's mode (`standard`, `read_only`, `locked`); leaving `locked` also forgets the

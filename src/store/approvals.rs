@@ -93,10 +93,13 @@ pub struct ApprovalFilter<'a> {
     pub status: Option<&'a str>,
     pub agent_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
+    /// Approvals with an id before this one (the cursor: the list is newest first).
+    pub before_id: Option<&'a str>,
     pub limit: u32,
 }
 
-pub async fn list(store: &Store, filter: ApprovalFilter<'_>) -> Result<Vec<ApprovalRow>> {
+/// One page, newest first; asks one row more to know whether more follow.
+pub async fn list(store: &Store, filter: ApprovalFilter<'_>) -> Result<(Vec<ApprovalRow>, bool)> {
     // Pending-vs-expired is decided by the clock, so the status filter is a time comparison.
     let sql = format!(
         "SELECT {COLUMNS} FROM approvals WHERE org_id = $1 \
@@ -107,17 +110,22 @@ pub async fn list(store: &Store, filter: ApprovalFilter<'_>) -> Result<Vec<Appro
               OR ($4 = 'expired' AND (status = 'expired' \
                                       OR (status = 'pending' AND expires_at <= $5))) \
               OR ($4 IN ('approved', 'denied') AND status = $4)) \
-         ORDER BY id DESC LIMIT $6"
+         AND (CAST($6 AS TEXT) IS NULL OR id < $6) \
+         ORDER BY id DESC LIMIT $7"
     );
-    Ok(on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql)
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql)
         .bind(filter.org_id)
         .bind(filter.agent_id)
         .bind(filter.session_id)
         .bind(filter.status)
         .bind(time::now())
-        .bind(i64::from(filter.limit))
+        .bind(filter.before_id)
+        .bind(i64::from(filter.limit) + 1)
         .fetch_all(pool)
-        .await?))
+        .await?);
+    let more = rows.len() > filter.limit as usize;
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
 }
 
 /// A pending approval to open.

@@ -343,29 +343,43 @@ pub struct DelegationFilter<'a> {
     /// Only active (`Some(true)`) or only inactive (`Some(false)`) ones as of `now`.
     pub active: Option<bool>,
     pub now: i64,
+    /// Delegations with an id after this one (the cursor).
+    pub after_id: Option<&'a str>,
+    pub limit: u32,
 }
 
-pub async fn list(store: &Store, filter: DelegationFilter<'_>) -> Result<Vec<DelegationRow>> {
+/// One page ordered by id; asks one row more to know whether more follow. Active means what
+/// [`DelegationRow::is_active_at`] means: not revoked and not expired at `now`.
+pub async fn list(
+    store: &Store,
+    filter: DelegationFilter<'_>,
+) -> Result<(Vec<DelegationRow>, bool)> {
     let sql = format!(
         "SELECT {COLUMNS} FROM delegations WHERE org_id = $1 \
          AND (CAST($2 AS TEXT) IS NULL OR from_agent_id = $2) \
          AND (CAST($3 AS TEXT) IS NULL OR to_agent_id = $3) \
-         ORDER BY id"
+         AND (CAST($4 AS TEXT) IS NULL \
+              OR ($4 = 'active' AND revoked_at IS NULL AND expires_at > $5) \
+              OR ($4 = 'inactive' AND (revoked_at IS NOT NULL OR expires_at <= $5))) \
+         AND (CAST($6 AS TEXT) IS NULL OR id > $6) \
+         ORDER BY id LIMIT $7"
     );
-    let rows = on_db!(store, pool => sqlx::query_as::<_, DelegationRow>(&sql)
+    let activity = filter
+        .active
+        .map(|active| if active { "active" } else { "inactive" });
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, DelegationRow>(&sql)
         .bind(filter.org_id)
         .bind(filter.from_agent_id)
         .bind(filter.to_agent_id)
+        .bind(activity)
+        .bind(filter.now)
+        .bind(filter.after_id)
+        .bind(i64::from(filter.limit) + 1)
         .fetch_all(pool)
         .await?);
-    Ok(rows
-        .into_iter()
-        .filter(|row| {
-            filter
-                .active
-                .is_none_or(|active| row.is_active_at(filter.now) == active)
-        })
-        .collect())
+    let more = rows.len() > filter.limit as usize;
+    rows.truncate(filter.limit as usize);
+    Ok((rows, more))
 }
 
 /// Revokes a delegation and every live descendant, in one transaction. `None` when the org

@@ -100,9 +100,27 @@ pub async fn find_active_by_digest(store: &Store, key_digest: &str) -> Result<Op
     )
 }
 
-pub async fn list(store: &Store, org_id: &str) -> Result<Vec<KeyRow>> {
-    let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 ORDER BY id");
-    Ok(on_db!(store, pool => sqlx::query_as::<_, KeyRow>(&sql).bind(org_id).fetch_all(pool).await?))
+/// One page of the org's keys ordered by id, after `after_id` (the cursor); asks one row more
+/// to know whether more follow.
+pub async fn list(
+    store: &Store,
+    org_id: &str,
+    after_id: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<KeyRow>, bool)> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 \
+         AND (CAST($2 AS TEXT) IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    );
+    let mut rows = on_db!(store, pool => sqlx::query_as::<_, KeyRow>(&sql)
+        .bind(org_id)
+        .bind(after_id)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(pool)
+        .await?);
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
 }
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<KeyRow>> {

@@ -626,11 +626,13 @@ async fn an_expired_approval_cannot_be_decided_and_a_new_request_opens_another()
                 status: Some("pending"),
                 agent_id: None,
                 session_id: None,
+                before_id: None,
                 limit: 10,
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .0;
         assert_eq!(
             pending
                 .iter()
