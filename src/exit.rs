@@ -135,15 +135,7 @@ impl Outcome {
                 approval_id,
                 retry,
             } => {
-                let hint = match (approval_id, retry) {
-                    (_, Retry::Hypothetical) => None,
-                    (Some(id), retry) => Some(format!(
-                        "approval {id} is pending; approve it with \
-                         `agenttrust approvals approve {id}`, then {}",
-                        retry.instruction()
-                    )),
-                    (None, _) => Some("an operator must allow this call".to_string()),
-                };
+                let hint = retry.hint(approval_id.as_deref());
                 report(
                     code::ELEVATION_REQUIRED,
                     format!(
@@ -204,8 +196,11 @@ impl Outcome {
 }
 
 impl Retry {
-    fn instruction(&self) -> String {
-        match self {
+    /// What to do about an elevation: approve the approval, then retry as this says.
+    fn hint(&self, approval_id: Option<&str>) -> Option<String> {
+        let retry = match self {
+            // Nothing was recorded and no approval exists: there is nothing to approve.
+            Retry::Hypothetical => return None,
             Retry::SameSession => "retry with the same --session".to_string(),
             Retry::Guard {
                 fresh_session: Some(session),
@@ -213,8 +208,14 @@ impl Retry {
             Retry::Guard {
                 fresh_session: None,
             } => "retry in the same session (or pass --wait)".to_string(),
-            Retry::Hypothetical => String::new(),
-        }
+        };
+        Some(match approval_id {
+            Some(id) => format!(
+                "approval {id} is pending; approve it with `agenttrust approvals approve {id}`, \
+                 then {retry}"
+            ),
+            None => "an operator must allow this call".to_string(),
+        })
     }
 }
 
