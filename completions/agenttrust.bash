@@ -28,6 +28,9 @@ _agenttrust() {
             agenttrust,approvals)
                 cmd="agenttrust__subcmd__approvals"
                 ;;
+            agenttrust,audit)
+                cmd="agenttrust__subcmd__audit"
+                ;;
             agenttrust,completions)
                 cmd="agenttrust__subcmd__completions"
                 ;;
@@ -100,8 +103,14 @@ _agenttrust() {
             agenttrust__subcmd__agents,list)
                 cmd="agenttrust__subcmd__agents__subcmd__list"
                 ;;
+            agenttrust__subcmd__agents,mode)
+                cmd="agenttrust__subcmd__agents__subcmd__mode"
+                ;;
             agenttrust__subcmd__agents,revoke)
                 cmd="agenttrust__subcmd__agents__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__agents,unlock)
+                cmd="agenttrust__subcmd__agents__subcmd__unlock"
                 ;;
             agenttrust__subcmd__agents__subcmd__help,create)
                 cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__create"
@@ -115,8 +124,14 @@ _agenttrust() {
             agenttrust__subcmd__agents__subcmd__help,list)
                 cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__list"
                 ;;
+            agenttrust__subcmd__agents__subcmd__help,mode)
+                cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__mode"
+                ;;
             agenttrust__subcmd__agents__subcmd__help,revoke)
                 cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__agents__subcmd__help,unlock)
+                cmd="agenttrust__subcmd__agents__subcmd__help__subcmd__unlock"
                 ;;
             agenttrust__subcmd__approvals,approve)
                 cmd="agenttrust__subcmd__approvals__subcmd__approve"
@@ -153,6 +168,24 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__approvals__subcmd__help,wait)
                 cmd="agenttrust__subcmd__approvals__subcmd__help__subcmd__wait"
+                ;;
+            agenttrust__subcmd__audit,help)
+                cmd="agenttrust__subcmd__audit__subcmd__help"
+                ;;
+            agenttrust__subcmd__audit,list)
+                cmd="agenttrust__subcmd__audit__subcmd__list"
+                ;;
+            agenttrust__subcmd__audit,verify)
+                cmd="agenttrust__subcmd__audit__subcmd__verify"
+                ;;
+            agenttrust__subcmd__audit__subcmd__help,help)
+                cmd="agenttrust__subcmd__audit__subcmd__help__subcmd__help"
+                ;;
+            agenttrust__subcmd__audit__subcmd__help,list)
+                cmd="agenttrust__subcmd__audit__subcmd__help__subcmd__list"
+                ;;
+            agenttrust__subcmd__audit__subcmd__help,verify)
+                cmd="agenttrust__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
             agenttrust__subcmd__delegations,create)
                 cmd="agenttrust__subcmd__delegations__subcmd__create"
@@ -268,6 +301,9 @@ _agenttrust() {
             agenttrust__subcmd__help,approvals)
                 cmd="agenttrust__subcmd__help__subcmd__approvals"
                 ;;
+            agenttrust__subcmd__help,audit)
+                cmd="agenttrust__subcmd__help__subcmd__audit"
+                ;;
             agenttrust__subcmd__help,completions)
                 cmd="agenttrust__subcmd__help__subcmd__completions"
                 ;;
@@ -328,8 +364,14 @@ _agenttrust() {
             agenttrust__subcmd__help__subcmd__agents,list)
                 cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__list"
                 ;;
+            agenttrust__subcmd__help__subcmd__agents,mode)
+                cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__mode"
+                ;;
             agenttrust__subcmd__help__subcmd__agents,revoke)
                 cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__help__subcmd__agents,unlock)
+                cmd="agenttrust__subcmd__help__subcmd__agents__subcmd__unlock"
                 ;;
             agenttrust__subcmd__help__subcmd__approvals,approve)
                 cmd="agenttrust__subcmd__help__subcmd__approvals__subcmd__approve"
@@ -345,6 +387,12 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__help__subcmd__approvals,wait)
                 cmd="agenttrust__subcmd__help__subcmd__approvals__subcmd__wait"
+                ;;
+            agenttrust__subcmd__help__subcmd__audit,list)
+                cmd="agenttrust__subcmd__help__subcmd__audit__subcmd__list"
+                ;;
+            agenttrust__subcmd__help__subcmd__audit,verify)
+                cmd="agenttrust__subcmd__help__subcmd__audit__subcmd__verify"
                 ;;
             agenttrust__subcmd__help__subcmd__delegations,create)
                 cmd="agenttrust__subcmd__help__subcmd__delegations__subcmd__create"
@@ -462,6 +510,9 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__help__subcmd__tokens,issue)
                 cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__issue"
+                ;;
+            agenttrust__subcmd__help__subcmd__tokens,list)
+                cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__list"
                 ;;
             agenttrust__subcmd__help__subcmd__tokens,revoke)
                 cmd="agenttrust__subcmd__help__subcmd__tokens__subcmd__revoke"
@@ -673,6 +724,9 @@ _agenttrust() {
             agenttrust__subcmd__tokens,issue)
                 cmd="agenttrust__subcmd__tokens__subcmd__issue"
                 ;;
+            agenttrust__subcmd__tokens,list)
+                cmd="agenttrust__subcmd__tokens__subcmd__list"
+                ;;
             agenttrust__subcmd__tokens,revoke)
                 cmd="agenttrust__subcmd__tokens__subcmd__revoke"
                 ;;
@@ -685,6 +739,9 @@ _agenttrust() {
             agenttrust__subcmd__tokens__subcmd__help,issue)
                 cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__issue"
                 ;;
+            agenttrust__subcmd__tokens__subcmd__help,list)
+                cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__list"
+                ;;
             agenttrust__subcmd__tokens__subcmd__help,revoke)
                 cmd="agenttrust__subcmd__tokens__subcmd__help__subcmd__revoke"
                 ;;
@@ -695,7 +752,7 @@ _agenttrust() {
 
     case "${cmd}" in
         agenttrust)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys audit api completions man server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -795,7 +852,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__actions__subcmd__check)
-            opts="-o -q -v -h -V --agent --tool --input --effect --session --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --agent --tool --input --effect --session --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -818,6 +875,10 @@ _agenttrust() {
                     return 0
                     ;;
                 --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -907,7 +968,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version create list get revoke help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version create list get revoke mode unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1073,7 +1134,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__agents__subcmd__help)
-            opts="create list get revoke help"
+            opts="create list get revoke mode unlock help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1142,7 +1203,35 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__agents__subcmd__help__subcmd__mode)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__agents__subcmd__help__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__agents__subcmd__help__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1222,6 +1311,56 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__agents__subcmd__mode)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version standard read_only locked"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__agents__subcmd__revoke)
             opts="-y -o -q -v -h -V --reason --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1233,6 +1372,56 @@ _agenttrust() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__agents__subcmd__unlock)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1733,6 +1922,220 @@ _agenttrust() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version list verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit__subcmd__help)
+            opts="list verify help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit__subcmd__help__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit__subcmd__list)
+            opts="-o -q -v -h -V --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__audit__subcmd__verify)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2353,12 +2756,16 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version check run report flush session help"
+            opts="-o -q -v -h -V --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version check run report flush session help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2403,7 +2810,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__check)
-            opts="-o -q -v -h -V --input --agent --session --effect --wait --fail-open --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --input --agent --session --effect --wait --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2423,6 +2830,10 @@ _agenttrust() {
                     ;;
                 --effect)
                     COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --profile)
@@ -2469,12 +2880,16 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__flush)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2645,7 +3060,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__report)
-            opts="-o -q -v -h -V --success --failure --duration-ms --error-type --agent --session --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --success --failure --duration-ms --error-type --agent --session --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2664,6 +3079,10 @@ _agenttrust() {
                     return 0
                     ;;
                 --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2711,7 +3130,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__run)
-            opts="-o -q -v -h -V --tool --input --log-inputs --agent --session --effect --wait --fail-open --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --tool --tool-from-argv0 --input --log-inputs --pass-credentials --agent --session --effect --wait --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2735,6 +3154,10 @@ _agenttrust() {
                     ;;
                 --effect)
                     COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --profile)
@@ -2781,12 +3204,16 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__session)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version start end help"
+            opts="-o -q -v -h -V --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version start end help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2831,12 +3258,16 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__session__subcmd__end)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --profile)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2937,13 +3368,17 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__session__subcmd__start)
-            opts="-o -q -v -h -V --agent --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --agent --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3041,7 +3476,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help)
-            opts="login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys api completions man server help"
+            opts="login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations keys audit api completions man server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3083,7 +3518,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__agents)
-            opts="create list get revoke"
+            opts="create list get revoke mode unlock"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3138,7 +3573,35 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__help__subcmd__agents__subcmd__mode)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__help__subcmd__agents__subcmd__revoke)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__agents__subcmd__unlock)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3237,6 +3700,48 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__approvals__subcmd__wait)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__audit)
+            opts="list verify"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__audit__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__audit__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -3965,7 +4470,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__tokens)
-            opts="issue introspect revoke"
+            opts="issue introspect list revoke"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3993,6 +4498,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__tokens__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__tokens__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5181,7 +5700,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server)
-            opts="-o -q -v -h -V --listen --dev --max-token-ttl --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version org key help"
+            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --max-delegation-ttl --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version org key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5192,6 +5711,34 @@ _agenttrust() {
                     return 0
                     ;;
                 --max-token-ttl)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sqlite-synchronous)
+                    COMPREPLY=($(compgen -W "full normal" -- "${cur}"))
+                    return 0
+                    ;;
+                --max-policy-rules)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-policy-compiled-bytes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-read-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --request-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-delegation-ttl)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -6449,7 +6996,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version issue introspect revoke help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version issue introspect list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6499,7 +7046,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__help)
-            opts="issue introspect revoke help"
+            opts="issue introspect list revoke help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6541,6 +7088,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__tokens__subcmd__help__subcmd__issue)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__tokens__subcmd__help__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6692,13 +7253,79 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        agenttrust__subcmd__tokens__subcmd__revoke)
-            opts="-y -o -q -v -h -V --reason --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+        agenttrust__subcmd__tokens__subcmd__list)
+            opts="-o -q -v -h -V --agent --include-inactive --limit --cursor --all --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cursor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__tokens__subcmd__revoke)
+            opts="-y -o -q -v -h -V --id --reason --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --reason)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -53,6 +53,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
+            cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand completions 'Print a shell completion script'
             cand man 'Print a man page (`agenttrust man agents list | man -l -`)'
@@ -336,6 +337,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List the org''s agents, oldest first (`--all` follows every page)'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
+            cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;agents;create'= {
@@ -438,11 +441,57 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;agents;mode'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;unlock'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;agents;help'= {
             cand create 'Register an agent'
             cand list 'List the org''s agents, oldest first (`--all` follows every page)'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
+            cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;agents;help;create'= {
@@ -452,6 +501,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;agents;help;get'= {
         }
         &'agenttrust;agents;help;revoke'= {
+        }
+        &'agenttrust;agents;help;mode'= {
+        }
+        &'agenttrust;agents;help;unlock'= {
         }
         &'agenttrust;agents;help;help'= {
         }
@@ -478,7 +531,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
             cand introspect 'Ask the gateway whether a token is active'
-            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand list 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
+            cand revoke 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;tokens;issue'= {
@@ -531,7 +585,35 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;tokens;list'= {
+            cand --agent 'Only this agent''s tokens'
+            cand --limit 'Tokens per page (1-1000) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --include-inactive 'Also revoked and expired tokens, and those of inactive agents'
+            cand --all 'Follow `next_cursor` until the last page'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;tokens;revoke'= {
+            cand --id 'Revoke the token with this id instead (admin key)'
             cand --reason 'Why (recorded in the audit log)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -559,12 +641,15 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;tokens;help'= {
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
             cand introspect 'Ask the gateway whether a token is active'
-            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand list 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
+            cand revoke 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;tokens;help;issue'= {
         }
         &'agenttrust;tokens;help;introspect'= {
+        }
+        &'agenttrust;tokens;help;list'= {
         }
         &'agenttrust;tokens;help;revoke'= {
         }
@@ -595,11 +680,12 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;actions;check'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --tool 'The tool (action) name'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1092,6 +1178,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;approvals;help;help'= {
         }
         &'agenttrust;guard'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1121,9 +1208,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;check'= {
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1149,10 +1237,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;run'= {
             cand --tool 'The tool (action) name'
-            cand --input 'A summary of the tool''s input (cut to 200 characters)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --input 'More context for the input summary, after the command line (which is always sent)'
+            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1162,7 +1251,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
-            cand --log-inputs 'Send the command line (cut to 200 characters) as the input summary'
+            cand --tool-from-argv0 'Name the tool after the command (argv[0]''s file name), so the checked tool is the one that runs; a --tool naming another is refused'
+            cand --log-inputs 'Accepted for compatibility: the command line is always the input summary now'
+            cand --pass-credentials 'Let the command inherit AGENTTRUST_API_KEY and AGENTTRUST_AGENT_TOKEN (scrubbed by default: the wrapped tool must not act with the agent''s credentials)'
             cand --wait 'On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)'
             cand --fail-open 'Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial, an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
@@ -1182,6 +1273,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --error-type 'What kind of failure (e.g. `exit:3`, `timeout`)'
             cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1206,6 +1298,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;flush'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1228,6 +1321,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;session'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1254,6 +1348,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;session;start'= {
             cand --agent 'Also export this agent id'
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1276,6 +1371,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;session;end'= {
+            cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1701,7 +1797,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys, oldest first (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;keys;create'= {
@@ -1780,7 +1876,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;keys;help'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys, oldest first (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;keys;help;create'= {
@@ -1790,6 +1886,89 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;keys;help;revoke'= {
         }
         &'agenttrust;keys;help;help'= {
+        }
+        &'agenttrust;audit'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
+            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;audit;list'= {
+            cand --limit 'Events per page (1-1000) [default: the gateway''s, 100]'
+            cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --all 'Follow `next_cursor` until the last page'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;verify'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;help'= {
+            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
+            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;audit;help;list'= {
+        }
+        &'agenttrust;audit;help;verify'= {
+        }
+        &'agenttrust;audit;help;help'= {
         }
         &'agenttrust;api'= {
             cand -d 'Request body: JSON text, @FILE to read a file, or - to read stdin'
@@ -1868,6 +2047,13 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;server'= {
             cand --listen 'Where to listen'
             cand --max-token-ttl 'The longest lifetime a token may be issued for (`3600`, `1h`)'
+            cand --sqlite-synchronous 'When SQLite syncs a commit to disk: `full` (every commit survives an OS crash or power loss) or `normal` (faster; the last commits may be lost when the machine goes down)'
+            cand --max-policy-rules 'Most rules an org''s policy may have'
+            cand --max-policy-compiled-bytes 'Most memory, in bytes, an org''s compiled policy may take (its regexes above all)'
+            cand --max-connections 'Most connections served at once; past it a connection gets a 503'
+            cand --header-read-timeout 'How long a client may take to send a request''s headers (also ends idle connections)'
+            cand --request-timeout 'How long one request, its body included, may take before it is answered with a 503'
+            cand --max-delegation-ttl 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -2047,6 +2233,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand keys 'Manage org API keys'
+            cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand completions 'Print a shell completion script'
             cand man 'Print a man page (`agenttrust man agents list | man -l -`)'
@@ -2083,6 +2270,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List the org''s agents, oldest first (`--all` follows every page)'
             cand get 'Show one agent'
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
+            cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
+            cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
         }
         &'agenttrust;help;agents;create'= {
         }
@@ -2092,14 +2281,21 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;agents;revoke'= {
         }
+        &'agenttrust;help;agents;mode'= {
+        }
+        &'agenttrust;help;agents;unlock'= {
+        }
         &'agenttrust;help;tokens'= {
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
             cand introspect 'Ask the gateway whether a token is active'
-            cand revoke 'Revoke a token (asks first; --yes without a terminal)'
+            cand list 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
+            cand revoke 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
         }
         &'agenttrust;help;tokens;issue'= {
         }
         &'agenttrust;help;tokens;introspect'= {
+        }
+        &'agenttrust;help;tokens;list'= {
         }
         &'agenttrust;help;tokens;revoke'= {
         }
@@ -2213,13 +2409,21 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys, oldest first (never the secrets, only their prefixes)'
-            cand revoke 'Revoke a key (asks first; --yes without a terminal)'
+            cand revoke 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org''s last active admin key cannot be revoked: create another admin key first'
         }
         &'agenttrust;help;keys;create'= {
         }
         &'agenttrust;help;keys;list'= {
         }
         &'agenttrust;help;keys;revoke'= {
+        }
+        &'agenttrust;help;audit'= {
+            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
+            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+        }
+        &'agenttrust;help;audit;list'= {
+        }
+        &'agenttrust;help;audit;verify'= {
         }
         &'agenttrust;help;api'= {
         }

@@ -50,9 +50,10 @@ async fn two_admins_revoking_each_other_leave_one() {
                 "round {round} on {}: {outcomes:?}",
                 store.backend_name()
             );
-            let active = keys::list(&store, &org.id)
+            let active = keys::list(&store, &org.id, None, 1000)
                 .await
                 .unwrap()
+                .0
                 .into_iter()
                 .filter(|row| row.revoked_at.is_none())
                 .count();
