@@ -1434,13 +1434,13 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one')
             [CompletionResult]::new('end', 'end', [CompletionResultType]::ParameterValue, 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'agenttrust;guard;session;start' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Also export this agent id')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; also exported')
             [CompletionResult]::new('--agent-token-file', '--agent-token-file', [CompletionResultType]::ParameterName, 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
@@ -1451,6 +1451,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
             [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never')
+            [CompletionResult]::new('--local', '--local', [CompletionResultType]::ParameterName, 'Make the session id up here instead of opening it at the gateway (works offline; a policy with `require_registered_session` refuses such a session''s calls)')
             [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
             [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
@@ -1489,7 +1490,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;guard;session;help' {
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one')
             [CompletionResult]::new('end', 'end', [CompletionResultType]::ParameterValue, 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -1525,7 +1526,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;guard;help;session' {
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one')
             [CompletionResult]::new('end', 'end', [CompletionResultType]::ParameterValue, 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`')
             break
         }
@@ -2581,7 +2582,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;help;guard;session' {
-            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`')
+            [CompletionResult]::new('start', 'start', [CompletionResultType]::ParameterValue, 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one')
             [CompletionResult]::new('end', 'end', [CompletionResultType]::ParameterValue, 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`')
             break
         }

@@ -1342,12 +1342,12 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand start 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one'
             cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;guard;session;start'= {
-            cand --agent 'Also export this agent id'
+            cand --agent 'The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; also exported'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1358,6 +1358,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --local 'Make the session id up here instead of opening it at the gateway (works offline; a policy with `require_registered_session` refuses such a session''s calls)'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -1394,7 +1395,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;session;help'= {
-            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand start 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one'
             cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -1421,7 +1422,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;guard;help;flush'= {
         }
         &'agenttrust;guard;help;session'= {
-            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand start 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one'
             cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
         }
         &'agenttrust;guard;help;session;start'= {
@@ -2365,7 +2366,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;guard;flush'= {
         }
         &'agenttrust;help;guard;session'= {
-            cand start 'Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`'
+            cand start 'Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`; nothing is printed when the gateway cannot open one'
             cand end 'Deliver the session''s telemetry and print `unset AGENTTRUST_SESSION_ID`'
         }
         &'agenttrust;help;guard;session;start'= {

@@ -221,10 +221,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             "/api/v1/agenttrust/api-sessions/init",
             post(sessions::init_api),
         )
-        .route(
-            "/api/v1/sessions",
-            get(sessions::list).post(sessions::open),
-        )
+        .route("/api/v1/sessions", get(sessions::list).post(sessions::open))
         .route("/api/v1/sessions/{session_id}", get(sessions::get))
         .route(
             "/api/v1/sessions/{session_id}/mode",

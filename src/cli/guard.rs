@@ -30,12 +30,13 @@ use super::approvals::{self, DEFAULT_WAIT};
 use super::effect_parser;
 use super::{Context, common};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
+use crate::api::sessions::OpenSessionRequest;
 use crate::api::telemetry::ReportedEvent;
 use crate::api::time;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::client::{self, Client, Response};
 use crate::config::env;
-use crate::exit::{self, Outcome, Retry};
+use crate::exit::{self, Failure, Outcome, Retry};
 use crate::output;
 use spool::{Delivery, Spool, SpooledEvent};
 
@@ -173,11 +174,16 @@ pub struct SessionArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SessionCommand {
-    /// Print `export AGENTTRUST_SESSION_ID=…` (and the agent) for `eval "$(…)"`
+    /// Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent)
+    /// for `eval "$(…)"`; nothing is printed when the gateway cannot open one
     Start {
-        /// Also export this agent id
+        /// The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token's]; also exported
         #[arg(long, value_name = "ID")]
         agent: Option<String>,
+        /// Make the session id up here instead of opening it at the gateway (works offline; a
+        /// policy with `require_registered_session` refuses such a session's calls)
+        #[arg(long)]
+        local: bool,
     },
     /// Deliver the session's telemetry and print `unset AGENTTRUST_SESSION_ID`
     End,
@@ -191,7 +197,9 @@ pub async fn run(context: &Context, args: GuardArgs) -> anyhow::Result<Outcome> 
         GuardCommand::Report(report_args) => report(context, report_args, token()?).await,
         GuardCommand::Flush => flush(context, token()?).await,
         GuardCommand::Session(session_args) => match session_args.command {
-            SessionCommand::Start { agent } => session_start(context, agent),
+            SessionCommand::Start { agent, local } => {
+                session_start(context, agent, local, token()?).await
+            }
             SessionCommand::End => session_end(context, token()?).await,
         },
     }
@@ -463,13 +471,41 @@ fn delivery_result(spool: &Spool, delivery: Delivery) -> anyhow::Result<Outcome>
     }
 }
 
-fn session_start(context: &Context, agent: Option<String>) -> anyhow::Result<Outcome> {
+/// Opens a registered session (`POST /api/v1/sessions`: an org key for the named agent, or an
+/// agent token for its own agent, the session then bounded by the token), or with `--local`
+/// makes an id up. Prints shell code only once the session exists.
+async fn session_start(
+    context: &Context,
+    agent: Option<String>,
+    local: bool,
+    agent_token: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let agent = agent
+        .filter(|agent| !agent.is_empty())
+        .or_else(|| env::var(env::AGENT_ID));
+    let (session_id, agent) = if local {
+        (uuid::Uuid::new_v4().to_string(), agent)
+    } else {
+        if agent.is_none() && agent_token.is_none() {
+            return Err(Failure::Usage {
+                message: "name the session's agent: --agent ID or AGENTTRUST_AGENT_ID (or hold \
+                          an agent token)"
+                    .to_string(),
+                hint: Some("`--local` makes a session id up without the gateway".to_string()),
+            }
+            .into());
+        }
+        let client = context.runtime_client(agent_token)?;
+        let request = OpenSessionRequest { agent_id: agent };
+        let session = client::sessions::open(&client, &request).await?.value;
+        (session.session_id, Some(session.agent_id))
+    };
     let mut lines = vec![format!(
         "export {}={}",
         env::SESSION_ID,
-        shell_quote(&uuid::Uuid::new_v4().to_string())
+        shell_quote(&session_id)
     )];
-    if let Some(agent) = agent.filter(|agent| !agent.is_empty()) {
+    if let Some(agent) = agent {
         lines.push(format!("export {}={}", env::AGENT_ID, shell_quote(&agent)));
     }
     // Shell code on stdout, whatever the output format: it is meant for `eval`.

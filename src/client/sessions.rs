@@ -4,7 +4,8 @@
 
 use super::{Client, Error, Response, Service, with_query};
 use crate::api::sessions::{
-    InitApiSessionRequest, InitSessionRequest, OpenSessionRequest, Session, SessionList, SessionQuery, SetModeRequest,
+    InitApiSessionRequest, InitSessionRequest, OpenSessionRequest, Session, SessionList,
+    SessionQuery, SetModeRequest,
 };
 
 /// An MCP session of an agent on a server.
@@ -22,7 +23,7 @@ pub async fn open(
     request: &OpenSessionRequest,
 ) -> Result<Response<Session>, Error> {
     let url = client.url(Service::Base, &["api", "v1", "sessions"])?;
-    client.post(url, request).await
+    client.post_as_agent(url, request).await
 }
 
 /// An API session from an agent token: its agent and scope ceiling come from the token.

@@ -32,7 +32,14 @@ pub async fn init(
         validate::identifier("server_id", server_id)?;
     }
     let agent_id = Some(request.agent_id.as_str()).filter(|id| !id.is_empty());
-    open_registered(&state, &caller, agent_id, SOURCE_MCP, request.server_id.as_deref()).await
+    open_registered(
+        &state,
+        &caller,
+        agent_id,
+        SOURCE_MCP,
+        request.server_id.as_deref(),
+    )
+    .await
 }
 
 /// `POST /api/v1/sessions`: a registered session of a shell agent (`guard session start`).
@@ -41,7 +48,14 @@ pub async fn open(
     caller: Caller,
     JsonBody(request): JsonBody<OpenSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    open_registered(&state, &caller, request.agent_id.as_deref(), SOURCE_SHELL, None).await
+    open_registered(
+        &state,
+        &caller,
+        request.agent_id.as_deref(),
+        SOURCE_SHELL,
+        None,
+    )
+    .await
 }
 
 /// Opens a session the gateway registers (so a policy requiring registered sessions admits

@@ -252,7 +252,7 @@ fn closed_pipes_never_panic_nor_hide_a_denial(h: &Harness) {
         &["agents", "list", "-o", "json"],
         &["agents", "get", &agent_id, "-q"],
         &["completions", "bash"],
-        &["guard", "session", "start"],
+        &["guard", "session", "start", "--local"],
         &["--help"],
     ] {
         let (code, stderr) = with_closed_output(h, args, false);

@@ -645,6 +645,21 @@ fn report_and_session_verbs(h: &Harness) {
         .unwrap_or_else(|| panic!("{}", started.stdout));
     assert!(uuid::Uuid::parse_str(session).is_ok(), "{session}");
     assert_eq!(lines[1], format!("export AGENTTRUST_AGENT_ID={agent_id}"));
+    // Opened at the gateway: a registered session, which a policy may require.
+    let opened = h.get(&format!("/api/v1/sessions/{session}"));
+    assert_eq!(opened.ok()["source"], "shell", "{}", opened.text);
+    assert_eq!(opened.body["agent_id"], agent_id.as_str());
+    // Without an agent there is nothing to open (usage error); `--local` makes an id up.
+    run(h.cli(), &["guard", "session", "start"]).code(2);
+    let local = run(h.cli(), &["guard", "session", "start", "--local"]);
+    local.success();
+    let local_id = local
+        .stdout
+        .trim()
+        .strip_prefix("export AGENTTRUST_SESSION_ID=")
+        .unwrap();
+    h.get(&format!("/api/v1/sessions/{local_id}"))
+        .expect_error(404);
 
     let mut in_session = guard(h, &agent_id);
     in_session.env("AGENTTRUST_SESSION_ID", session);

@@ -387,11 +387,21 @@ fn registered_sessions_can_be_required(h: &Harness) {
         ("Authorization", format!("Bearer {token}")),
         ("Content-Type", "application/json".to_string()),
     ];
-    let opened = h.raw(Method::POST, "/api/v1/sessions", &bearer, Some(b"{}".to_vec()));
+    let opened = h.raw(
+        Method::POST,
+        "/api/v1/sessions",
+        &bearer,
+        Some(b"{}".to_vec()),
+    );
     assert_eq!(opened.status, 201, "{}", opened.text);
     assert_eq!(opened.body["agent_id"], holder.as_str(), "{}", opened.text);
     assert_eq!(opened.body["source"], "shell", "{}", opened.text);
-    assert_eq!(opened.body["scope_ceiling"], json!(["files:read"]), "{}", opened.text);
+    assert_eq!(
+        opened.body["scope_ceiling"],
+        json!(["files:read"]),
+        "{}",
+        opened.text
+    );
     let shell_session = opened.body["session_id"].as_str().unwrap().to_string();
     let read = check_with_token(
         h,
