@@ -129,10 +129,11 @@ pub struct Store {
     db: Arc<Db>,
 }
 
-/// Runs `$body` with `$pool` bound to the backend's read pool (a `&SqlitePool` or `&PgPool`).
-/// The body is written once and compiled for both backends.
+/// Runs `$body` with `$pool` bound to the backend's read pool (a `&SqlitePool` or `&PgPool`):
+/// `on_db!(store, |pool| query.fetch_one(pool).await?)`. The body is written once and compiled
+/// for both backends; the closure-like syntax parses as an expression, so rustfmt formats it.
 macro_rules! on_db {
-    ($store:expr, $pool:ident => $body:expr) => {
+    ($store:expr, |$pool:ident| $body:expr) => {
         match $store.db() {
             $crate::store::Db::Sqlite(pools) => {
                 let $pool = &pools.read;
@@ -145,9 +146,9 @@ macro_rules! on_db {
 pub(crate) use on_db;
 
 /// Runs `$body` with `$conn` bound to the transaction's connection (`&mut SqliteConnection` or
-/// `&mut PgConnection`); use it as `&mut *$conn`.
+/// `&mut PgConnection`): `on_tx!(tx, |conn| query.execute(&mut *conn).await?)`.
 macro_rules! on_tx {
-    ($tx:expr, $conn:ident => $body:expr) => {
+    ($tx:expr, |$conn:ident| $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(transaction) => {
                 let $conn: &mut sqlx::SqliteConnection = &mut *transaction;
@@ -250,7 +251,10 @@ impl Store {
 
     /// Answers whether the database responds, for `/health`.
     pub async fn ping(&self) -> bool {
-        on_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.is_ok())
+        on_db!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .is_ok())
     }
 
     /// Rows per table: lets tests assert that a refused request changed nothing.
@@ -258,7 +262,9 @@ impl Store {
         let mut counts = BTreeMap::new();
         for table in TABLES {
             let sql = format!("SELECT COUNT(*) FROM {table}");
-            let count: i64 = on_db!(self, pool => sqlx::query_scalar(&sql).fetch_one(pool).await?);
+            let count: i64 = on_db!(self, |pool| sqlx::query_scalar(&sql)
+                .fetch_one(pool)
+                .await?);
             counts.insert((*table).to_string(), count);
         }
         Ok(counts)

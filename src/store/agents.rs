@@ -91,21 +91,25 @@ pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result
         mode: MODE_STANDARD.to_string(),
     };
     let mut tx = store.begin().await?;
-    on_tx!(&mut tx, conn => { sqlx::query(SQL)
-        .bind(&row.id)
-        .bind(&row.org_id)
-        .bind(&row.name)
-        .bind(&row.framework)
-        .bind(&row.capabilities)
-        .bind(&row.metadata)
-        .bind(&row.public_key)
-        .bind(&row.status)
-        .bind(row.created_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(|error| Error::conflict_on_unique(error, || {
-            format!("an agent named {:?} already exists in this org", agent.name)
-        }))?; });
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(SQL)
+            .bind(&row.id)
+            .bind(&row.org_id)
+            .bind(&row.name)
+            .bind(&row.framework)
+            .bind(&row.capabilities)
+            .bind(&row.metadata)
+            .bind(&row.public_key)
+            .bind(&row.status)
+            .bind(row.created_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|error| {
+                Error::conflict_on_unique(error, || {
+                    format!("an agent named {:?} already exists in this org", agent.name)
+                })
+            })?;
+    });
     audit::append(
         &mut tx,
         NewEvent {
@@ -129,9 +133,11 @@ pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<AgentRow>> {
     let sql = format!("SELECT {COLUMNS} FROM agents WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, AgentRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// A filter for [`list`].
@@ -156,7 +162,7 @@ pub async fn list(store: &Store, filter: AgentFilter<'_>) -> Result<(Vec<AgentRo
          AND (CAST($4 AS TEXT) IS NULL OR id > $4) \
          ORDER BY id LIMIT $5"
     );
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, AgentRow>(&sql)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, AgentRow>(&sql)
         .bind(filter.org_id)
         .bind(filter.status)
         .bind(filter.name_prefix)
@@ -183,7 +189,7 @@ pub async fn set_mode(
                        WHERE org_id = $1 AND id = $2";
     let now = time::now();
     let mut tx = store.begin().await?;
-    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+    let changed = on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(org_id)
         .bind(id)
         .bind(mode)
@@ -236,7 +242,7 @@ pub async fn count_denial(
             ELSE denials_in_window + 1 END) >= $4 THEN 'locked' ELSE mode END \
         WHERE org_id = $1 AND id = $2 AND status = 'active' \
         RETURNING mode, denials_in_window";
-    let row: Option<(String, i64)> = on_tx!(tx, conn => sqlx::query_as(SQL)
+    let row: Option<(String, i64)> = on_tx!(tx, |conn| sqlx::query_as(SQL)
         .bind(org_id)
         .bind(id)
         .bind(now)
@@ -271,7 +277,7 @@ pub async fn revoke(
                           WHERE org_id = $1 AND agent_id = $2 AND revoked_at IS NULL AND expires_at > $3";
     let now = time::now();
     let mut tx = store.begin().await?;
-    let (agents_changed, tokens_revoked) = on_tx!(&mut tx, conn => {
+    let (agents_changed, tokens_revoked) = on_tx!(&mut tx, |conn| {
         let agents_changed = sqlx::query(AGENT)
             .bind(org_id)
             .bind(id)

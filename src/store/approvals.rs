@@ -62,9 +62,11 @@ pub fn request_key(action_name: &str, effect: &str, input_summary: &str) -> Stri
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<ApprovalRow>> {
     let sql = format!("SELECT {COLUMNS} FROM approvals WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, ApprovalRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// The newest approval for this request in this session, whatever its state.
@@ -78,7 +80,7 @@ pub async fn latest_for_request(
         "SELECT {COLUMNS} FROM approvals WHERE org_id = $1 AND session_id = $2 AND request_key = $3 \
          ORDER BY created_at DESC, id DESC LIMIT 1"
     );
-    Ok(on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql)
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, ApprovalRow>(&sql)
         .bind(org_id)
         .bind(session_id)
         .bind(request_key)
@@ -113,7 +115,7 @@ pub async fn list(store: &Store, filter: ApprovalFilter<'_>) -> Result<(Vec<Appr
          AND (CAST($6 AS TEXT) IS NULL OR id < $6) \
          ORDER BY id DESC LIMIT $7"
     );
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, ApprovalRow>(&sql)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, ApprovalRow>(&sql)
         .bind(filter.org_id)
         .bind(filter.agent_id)
         .bind(filter.session_id)
@@ -161,7 +163,7 @@ pub async fn open(tx: &mut Tx, approval: NewApproval<'_>, now: i64) -> Result<(S
         approval.input_summary,
     );
     let id = super::new_id();
-    let pending: String = on_tx!(tx, conn => {
+    let pending: String = on_tx!(tx, |conn| {
         sqlx::query(EXPIRE)
             .bind(approval.org_id)
             .bind(approval.session_id)
@@ -225,7 +227,7 @@ pub async fn decide(
     };
     let grant_expires_at = approve.then_some(now + grant_ttl_seconds);
     let mut tx = store.begin().await?;
-    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+    let changed = on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(org_id)
         .bind(id)
         .bind(status)
@@ -275,7 +277,7 @@ pub async fn pending_counts(
                            AND status = 'pending' AND expires_at > $3";
     const AGENT: &str = "SELECT COUNT(*) FROM approvals WHERE org_id = $1 AND agent_id = $2 \
                          AND status = 'pending' AND expires_at > $3";
-    Ok(on_tx!(tx, conn => {
+    Ok(on_tx!(tx, |conn| {
         let session: i64 = sqlx::query_scalar(SESSION)
             .bind(org_id)
             .bind(session_id)
@@ -300,7 +302,7 @@ pub async fn session_has_active_grant(
 ) -> Result<bool> {
     const SQL: &str = "SELECT COUNT(*) FROM approvals WHERE org_id = $1 AND session_id = $2 \
                        AND status = 'approved' AND grant_expires_at > $3";
-    let count: i64 = on_db!(store, pool => sqlx::query_scalar(SQL)
+    let count: i64 = on_db!(store, |pool| sqlx::query_scalar(SQL)
         .bind(org_id)
         .bind(session_id)
         .bind(time::now())

@@ -74,7 +74,13 @@ pub fn chain_hash(prev_hash: &str, event: &EventRow) -> String {
 /// Starts an org's chain; called once, when the org is created.
 pub async fn start_chain(tx: &mut Tx, org_id: &str) -> Result<()> {
     const SQL: &str = "INSERT INTO audit_heads (org_id, last_seq, last_hash) VALUES ($1, 0, $2)";
-    on_tx!(tx, conn => { sqlx::query(SQL).bind(org_id).bind(GENESIS_HASH).execute(&mut *conn).await?; });
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(org_id)
+            .bind(GENESIS_HASH)
+            .execute(&mut *conn)
+            .await?;
+    });
     Ok(())
 }
 
@@ -89,7 +95,7 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
                           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     const SET_HASH: &str = "UPDATE audit_heads SET last_hash = $2 WHERE org_id = $1";
 
-    let (seq, prev_hash): (i64, String) = on_tx!(tx, conn => sqlx::query_as(BUMP)
+    let (seq, prev_hash): (i64, String) = on_tx!(tx, |conn| sqlx::query_as(BUMP)
         .bind(event.org_id)
         .fetch_optional(&mut *conn)
         .await?)
@@ -110,7 +116,7 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
     };
     row.hash = chain_hash(&prev_hash, &row);
 
-    on_tx!(tx, conn => {
+    on_tx!(tx, |conn| {
         sqlx::query(INSERT)
             .bind(&row.org_id)
             .bind(row.seq)
@@ -141,9 +147,10 @@ const EVENT_COLUMNS: &str = "org_id, seq, id, kind, actor, subject_type, subject
 /// [`page`] is the bounded read).
 pub async fn list(store: &Store, org_id: &str) -> Result<Vec<EventRow>> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE org_id = $1 ORDER BY seq");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, EventRow>(&sql).bind(org_id).fetch_all(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, EventRow>(&sql)
+        .bind(org_id)
+        .fetch_all(pool)
+        .await?))
 }
 
 /// Up to `limit` events of the org with `after_seq < seq <= until_seq`, in chain order: one
@@ -159,7 +166,7 @@ pub async fn page(
         "SELECT {EVENT_COLUMNS} FROM audit_events \
          WHERE org_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
     );
-    Ok(on_db!(store, pool => sqlx::query_as::<_, EventRow>(&sql)
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, EventRow>(&sql)
         .bind(org_id)
         .bind(after_seq)
         .bind(until_seq)
@@ -172,7 +179,10 @@ pub async fn page(
 /// has no chain (no such org).
 pub async fn head(store: &Store, org_id: &str) -> Result<Option<(i64, String)>> {
     const SQL: &str = "SELECT last_seq, last_hash FROM audit_heads WHERE org_id = $1";
-    Ok(on_db!(store, pool => sqlx::query_as(SQL).bind(org_id).fetch_optional(pool).await?))
+    Ok(on_db!(store, |pool| sqlx::query_as(SQL)
+        .bind(org_id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// Where and why a chain stops linking.

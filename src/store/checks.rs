@@ -40,23 +40,25 @@ pub async fn insert(tx: &mut Tx, check: &CheckRow<'_>, actor: &Actor) -> Result<
                        input_summary, effect, allowed, elevation_required, reason, rule, confidence, \
                        created_at, approval_id) \
                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-    on_tx!(tx, conn => { sqlx::query(SQL)
-        .bind(check.id)
-        .bind(check.org_id)
-        .bind(check.agent_id)
-        .bind(check.session_id)
-        .bind(check.action_name)
-        .bind(check.input_summary)
-        .bind(check.effect)
-        .bind(check.allowed)
-        .bind(check.elevation_required)
-        .bind(check.reason)
-        .bind(check.rule)
-        .bind(check.confidence)
-        .bind(check.created_at)
-        .bind(check.approval_id)
-        .execute(&mut *conn)
-        .await?; });
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(check.id)
+            .bind(check.org_id)
+            .bind(check.agent_id)
+            .bind(check.session_id)
+            .bind(check.action_name)
+            .bind(check.input_summary)
+            .bind(check.effect)
+            .bind(check.allowed)
+            .bind(check.elevation_required)
+            .bind(check.reason)
+            .bind(check.rule)
+            .bind(check.confidence)
+            .bind(check.created_at)
+            .bind(check.approval_id)
+            .execute(&mut *conn)
+            .await?;
+    });
     audit::append(
         tx,
         NewEvent {
@@ -138,7 +140,7 @@ pub async fn live_session_mode(
 /// Why the agent token stopped working as of `now`, if it did.
 pub async fn token_ended(tx: &mut Tx, token_id: &str, now: i64) -> Result<Option<String>> {
     const SQL: &str = "SELECT revoked_at, expires_at FROM agent_tokens WHERE id = $1";
-    let row: Option<(Option<i64>, i64)> = on_tx!(tx, conn => sqlx::query_as(SQL)
+    let row: Option<(Option<i64>, i64)> = on_tx!(tx, |conn| sqlx::query_as(SQL)
         .bind(token_id)
         .fetch_optional(&mut *conn)
         .await?);

@@ -153,21 +153,23 @@ pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Res
     {
         return Ok(Created::ChainEnded(ended));
     }
-    on_tx!(&mut tx, conn => { sqlx::query(SQL)
-        .bind(&row.id)
-        .bind(&row.org_id)
-        .bind(&row.from_agent_id)
-        .bind(&row.to_agent_id)
-        .bind(&row.parent_delegation_id)
-        .bind(&row.scope)
-        .bind(&row.restrictions)
-        .bind(&row.chain)
-        .bind(&row.path)
-        .bind(row.depth)
-        .bind(row.created_at)
-        .bind(row.expires_at)
-        .execute(&mut *conn)
-        .await?; });
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(SQL)
+            .bind(&row.id)
+            .bind(&row.org_id)
+            .bind(&row.from_agent_id)
+            .bind(&row.to_agent_id)
+            .bind(&row.parent_delegation_id)
+            .bind(&row.scope)
+            .bind(&row.restrictions)
+            .bind(&row.chain)
+            .bind(&row.path)
+            .bind(row.depth)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .execute(&mut *conn)
+            .await?;
+    });
     audit::append(
         &mut tx,
         NewEvent {
@@ -280,7 +282,7 @@ pub async fn take_call(
         "UPDATE delegations SET calls_made = calls_made - 1 WHERE org_id = $1 AND id = $2";
     const MADE: &str = "SELECT calls_made FROM delegations WHERE org_id = $1 AND id = $2";
     for (index, (id, max_calls)) in budgets.iter().enumerate() {
-        let taken = on_tx!(tx, conn => sqlx::query(TAKE)
+        let taken = on_tx!(tx, |conn| sqlx::query(TAKE)
             .bind(org_id)
             .bind(id)
             .bind(max_calls)
@@ -289,13 +291,15 @@ pub async fn take_call(
             .rows_affected());
         if taken == 0 {
             for (taken_id, _) in &budgets[..index] {
-                on_tx!(tx, conn => { sqlx::query(GIVE_BACK)
-                    .bind(org_id)
-                    .bind(taken_id)
-                    .execute(&mut *conn)
-                    .await?; });
+                on_tx!(tx, |conn| {
+                    sqlx::query(GIVE_BACK)
+                        .bind(org_id)
+                        .bind(taken_id)
+                        .execute(&mut *conn)
+                        .await?;
+                });
             }
-            let made: i64 = on_tx!(tx, conn => sqlx::query_scalar(MADE)
+            let made: i64 = on_tx!(tx, |conn| sqlx::query_scalar(MADE)
                 .bind(org_id)
                 .bind(id)
                 .fetch_one(&mut *conn)
@@ -308,13 +312,13 @@ pub async fn take_call(
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<DelegationRow>> {
     let sql = format!("SELECT {COLUMNS} FROM delegations WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, DelegationRow>(&sql)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?),
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, DelegationRow>(
+        &sql
     )
+    .bind(org_id)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?))
 }
 
 /// The delegation and those above it, root first (the chain's rows).
@@ -367,7 +371,7 @@ pub async fn list(
     let activity = filter
         .active
         .map(|active| if active { "active" } else { "inactive" });
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, DelegationRow>(&sql)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, DelegationRow>(&sql)
         .bind(filter.org_id)
         .bind(filter.from_agent_id)
         .bind(filter.to_agent_id)
@@ -401,7 +405,7 @@ pub async fn revoke(
     let now = time::now();
     let cascade_reason = format!("parent delegation {id} revoked");
     let mut tx = store.begin().await?;
-    let (changed, descendants) = on_tx!(&mut tx, conn => {
+    let (changed, descendants) = on_tx!(&mut tx, |conn| {
         let changed = sqlx::query(SELF)
             .bind(org_id)
             .bind(id)
@@ -449,7 +453,7 @@ pub async fn revoke_for_agent(tx: &mut Tx, org_id: &str, agent_id: &str, now: i6
                        AND (delegations.path = touched.path \
                             OR delegations.path LIKE touched.path || '/%'))";
     let reason = format!("agent {agent_id} revoked");
-    Ok(on_tx!(tx, conn => sqlx::query(SQL)
+    Ok(on_tx!(tx, |conn| sqlx::query(SQL)
         .bind(org_id)
         .bind(agent_id)
         .bind(now)

@@ -56,16 +56,18 @@ pub async fn create(store: &Store, key: NewKey<'_>, actor: &Actor) -> Result<Key
                        VALUES ($1, $2, $3, $4, $5, $6, $7)";
     let now = time::now();
     let mut tx = store.begin().await?;
-    on_tx!(&mut tx, conn => { sqlx::query(SQL)
-        .bind(key.id)
-        .bind(key.org_id)
-        .bind(key.name)
-        .bind(key.role.as_str())
-        .bind(key.prefix)
-        .bind(key.key_digest)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?; });
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(SQL)
+            .bind(key.id)
+            .bind(key.org_id)
+            .bind(key.name)
+            .bind(key.role.as_str())
+            .bind(key.prefix)
+            .bind(key.key_digest)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+    });
     audit::append(
         &mut tx,
         NewEvent {
@@ -95,9 +97,10 @@ pub async fn create(store: &Store, key: NewKey<'_>, actor: &Actor) -> Result<Key
 pub async fn find_active_by_digest(store: &Store, key_digest: &str) -> Result<Option<KeyRow>> {
     const SQL: &str = "SELECT id, org_id, name, role, prefix, created_at, revoked_at FROM api_keys \
                        WHERE key_digest = $1 AND revoked_at IS NULL";
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, KeyRow>(SQL).bind(key_digest).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, KeyRow>(SQL)
+        .bind(key_digest)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// One page of the org's keys ordered by id, after `after_id` (the cursor); asks one row more
@@ -112,7 +115,7 @@ pub async fn list(
         "SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 \
          AND (CAST($2 AS TEXT) IS NULL OR id > $2) ORDER BY id LIMIT $3"
     );
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, KeyRow>(&sql)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, KeyRow>(&sql)
         .bind(org_id)
         .bind(after_id)
         .bind(i64::from(limit) + 1)
@@ -125,9 +128,11 @@ pub async fn list(
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<KeyRow>> {
     let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, KeyRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, KeyRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// Revokes a key of the org. `None` when the org has no such key; revoking twice is a no-op.
@@ -156,7 +161,7 @@ pub async fn revoke(
             .fetch_optional(&mut **transaction)
             .await?;
     }
-    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+    let changed = on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(org_id)
         .bind(id)
         .bind(now)
@@ -179,7 +184,7 @@ pub async fn revoke(
         .await?;
     } else {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2");
-        let row = on_tx!(&mut tx, conn => sqlx::query_as::<_, KeyRow>(&sql)
+        let row = on_tx!(&mut tx, |conn| sqlx::query_as::<_, KeyRow>(&sql)
             .bind(org_id)
             .bind(id)
             .fetch_optional(&mut *conn)

@@ -21,13 +21,17 @@ pub async fn create(store: &Store, name: &str, actor: &Actor) -> Result<Org> {
         created_at: crate::api::time::now(),
     };
     let mut tx = store.begin().await?;
-    super::on_tx!(&mut tx, conn => { sqlx::query(SQL)
-        .bind(&org.id)
-        .bind(&org.name)
-        .bind(org.created_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(|error| Error::conflict_on_unique(error, || format!("an org named {name:?} already exists")))?; });
+    super::on_tx!(&mut tx, |conn| {
+        sqlx::query(SQL)
+            .bind(&org.id)
+            .bind(&org.name)
+            .bind(org.created_at)
+            .execute(&mut *conn)
+            .await
+            .map_err(|error| {
+                Error::conflict_on_unique(error, || format!("an org named {name:?} already exists"))
+            })?;
+    });
     audit::start_chain(&mut tx, &org.id).await?;
     audit::append(
         &mut tx,
@@ -48,12 +52,18 @@ pub async fn create(store: &Store, name: &str, actor: &Actor) -> Result<Org> {
 
 pub async fn get_by_name(store: &Store, name: &str) -> Result<Option<Org>> {
     const SQL: &str = "SELECT id, name, created_at FROM orgs WHERE name = $1";
-    Ok(on_db!(store, pool => sqlx::query_as::<_, Org>(SQL).bind(name).fetch_optional(pool).await?))
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, Org>(SQL)
+        .bind(name)
+        .fetch_optional(pool)
+        .await?))
 }
 
 pub async fn get(store: &Store, id: &str) -> Result<Option<Org>> {
     const SQL: &str = "SELECT id, name, created_at FROM orgs WHERE id = $1";
-    Ok(on_db!(store, pool => sqlx::query_as::<_, Org>(SQL).bind(id).fetch_optional(pool).await?))
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, Org>(SQL)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// Finds an org by id or by name (operators type names).

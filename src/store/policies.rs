@@ -19,17 +19,20 @@ pub struct PolicyRow {
 pub async fn get(store: &Store, org_id: &str) -> Result<Option<PolicyRow>> {
     const SQL: &str = "SELECT org_id, version, document, updated_at, updated_by FROM policies \
                        WHERE org_id = $1";
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, PolicyRow>(SQL).bind(org_id).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, PolicyRow>(SQL)
+        .bind(org_id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// The stored version alone (0 when the org has none): a cheap check of whether a cached,
 /// compiled policy is still current.
 pub async fn version(store: &Store, org_id: &str) -> Result<i64> {
     const SQL: &str = "SELECT version FROM policies WHERE org_id = $1";
-    let version: Option<i64> =
-        on_db!(store, pool => sqlx::query_scalar(SQL).bind(org_id).fetch_optional(pool).await?);
+    let version: Option<i64> = on_db!(store, |pool| sqlx::query_scalar(SQL)
+        .bind(org_id)
+        .fetch_optional(pool)
+        .await?);
     Ok(version.unwrap_or(0))
 }
 
@@ -58,7 +61,7 @@ pub async fn replace(
                           updated_by = $5 WHERE org_id = $1 AND version = $6";
     let now = time::now();
     let mut tx = store.begin().await?;
-    let current: Option<i64> = on_tx!(&mut tx, conn => sqlx::query_scalar(CURRENT)
+    let current: Option<i64> = on_tx!(&mut tx, |conn| sqlx::query_scalar(CURRENT)
         .bind(org_id)
         .fetch_optional(&mut *conn)
         .await?);
@@ -67,7 +70,7 @@ pub async fn replace(
         return Ok(Replaced::Stale { current_version });
     }
     let version = current_version + 1;
-    let changed = on_tx!(&mut tx, conn => match current {
+    let changed = on_tx!(&mut tx, |conn| match current {
         None => sqlx::query(INSERT)
             .bind(org_id)
             .bind(version)

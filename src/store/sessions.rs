@@ -62,9 +62,11 @@ const COLUMNS: &str = "org_id, id, agent_id, source, server_id, mode, scope_ceil
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<SessionRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND id = $2");
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, SessionRow>(&sql).bind(org_id).bind(id).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, SessionRow>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// How one check moves a session's counters.
@@ -107,19 +109,21 @@ pub async fn count_call(
     } else {
         MODE_STANDARD
     };
-    on_tx!(tx, conn => { sqlx::query(SQL)
-        .bind(org_id)
-        .bind(session_id)
-        .bind(agent_id)
-        .bind(SOURCE_SDK)
-        .bind(mode)
-        .bind(read_calls)
-        .bind(write_calls)
-        .bind(denied_calls)
-        .bind(now)
-        .bind(call.lockout_after_denials)
-        .execute(&mut *conn)
-        .await?; });
+    on_tx!(tx, |conn| {
+        sqlx::query(SQL)
+            .bind(org_id)
+            .bind(session_id)
+            .bind(agent_id)
+            .bind(SOURCE_SDK)
+            .bind(mode)
+            .bind(read_calls)
+            .bind(write_calls)
+            .bind(denied_calls)
+            .bind(now)
+            .bind(call.lockout_after_denials)
+            .execute(&mut *conn)
+            .await?;
+    });
     Ok(())
 }
 
@@ -141,19 +145,21 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
     let id = super::new_id();
     let now = time::now();
     let mut tx = store.begin().await?;
-    on_tx!(&mut tx, conn => { sqlx::query(SQL)
-        .bind(session.org_id)
-        .bind(&id)
-        .bind(session.agent_id)
-        .bind(session.source)
-        .bind(session.server_id)
-        .bind(MODE_STANDARD)
-        .bind(to_json_text(&session.scope_ceiling))
-        .bind(now)
-        .bind(session.token_id)
-        .bind(session.delegation_id)
-        .execute(&mut *conn)
-        .await?; });
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(SQL)
+            .bind(session.org_id)
+            .bind(&id)
+            .bind(session.agent_id)
+            .bind(session.source)
+            .bind(session.server_id)
+            .bind(MODE_STANDARD)
+            .bind(to_json_text(&session.scope_ceiling))
+            .bind(now)
+            .bind(session.token_id)
+            .bind(session.delegation_id)
+            .execute(&mut *conn)
+            .await?;
+    });
     audit::append(
         &mut tx,
         NewEvent {
@@ -200,7 +206,7 @@ pub async fn list(store: &Store, filter: SessionFilter<'_>) -> Result<(Vec<Sessi
          AND (CAST($5 AS TEXT) IS NULL OR id > $5) \
          ORDER BY id LIMIT $6"
     );
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, SessionRow>(&sql)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, SessionRow>(&sql)
         .bind(filter.org_id)
         .bind(filter.agent_id)
         .bind(filter.mode)
@@ -229,7 +235,7 @@ pub async fn set_mode(
                        WHERE org_id = $1 AND id = $2";
     let now = time::now();
     let mut tx = store.begin().await?;
-    let changed = on_tx!(&mut tx, conn => sqlx::query(SQL)
+    let changed = on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(org_id)
         .bind(id)
         .bind(mode)

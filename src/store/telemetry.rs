@@ -53,7 +53,7 @@ pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<u64> {
     let mut tx = store.begin().await?;
     let mut stored = 0;
     for event in events {
-        stored += on_tx!(&mut tx, conn => sqlx::query(SQL)
+        stored += on_tx!(&mut tx, |conn| sqlx::query(SQL)
             .bind(&event.id)
             .bind(&event.org_id)
             .bind(&event.agent_id)
@@ -96,7 +96,7 @@ pub async fn list(store: &Store, filter: EventFilter<'_>) -> Result<(Vec<EventRo
                        AND (CAST($4 AS TEXT) IS NULL OR id > $4) \
                        ORDER BY id LIMIT $5";
     let fetch = i64::from(filter.limit) + 1;
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, EventRow>(SQL)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, EventRow>(SQL)
         .bind(filter.org_id)
         .bind(filter.agent_id)
         .bind(filter.session_id)

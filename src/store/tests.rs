@@ -348,12 +348,14 @@ async fn a_rewritten_audit_event_breaks_the_chain() {
             .await
             .check(&agent.id, "read_file", None)
             .await;
-        on_db!(store, pool => sqlx::query("UPDATE audit_events SET detail = '{}' WHERE org_id = $1 AND seq = 2")
-            .bind(&org_id)
-            .execute(pool)
-            .await
-            .unwrap()
-            .rows_affected());
+        on_db!(store, |pool| sqlx::query(
+            "UPDATE audit_events SET detail = '{}' WHERE org_id = $1 AND seq = 2"
+        )
+        .bind(&org_id)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected());
         assert_eq!(audit::verify(&store, &org_id).await.unwrap(), Some(2));
     }
 }
@@ -587,12 +589,14 @@ async fn an_expired_approval_cannot_be_decided_and_a_new_request_opens_another()
             .await
             .approval_id
             .unwrap();
-        on_db!(store, pool => sqlx::query("UPDATE approvals SET expires_at = 0 WHERE id = $1")
-            .bind(&first)
-            .execute(pool)
-            .await
-            .unwrap()
-            .rows_affected());
+        on_db!(store, |pool| sqlx::query(
+            "UPDATE approvals SET expires_at = 0 WHERE id = $1"
+        )
+        .bind(&first)
+        .execute(pool)
+        .await
+        .unwrap()
+        .rows_affected());
         let row = approvals::get(&store, &org_id, &first)
             .await
             .unwrap()
@@ -894,7 +898,7 @@ async fn a_delegation_call_budget_holds_across_its_sessions_when_checks_race() {
             .unwrap()
             .unwrap();
         assert_eq!(row.calls_made, 3);
-        let refused = on_db!(store, pool => sqlx::query_scalar::<_, i64>(
+        let refused = on_db!(store, |pool| sqlx::query_scalar::<_, i64>(
             "SELECT COUNT(*) FROM checks WHERE org_id = $1 AND rule = $2 AND allowed = $3",
         )
         .bind(&org_id)

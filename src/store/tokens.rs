@@ -44,17 +44,19 @@ pub async fn issue(store: &Store, token: NewToken<'_>, actor: &Actor) -> Result<
                        session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     let id = super::new_id();
     let mut tx = store.begin().await?;
-    on_tx!(&mut tx, conn => { sqlx::query(SQL)
-        .bind(&id)
-        .bind(token.org_id)
-        .bind(token.agent_id)
-        .bind(token.token_digest)
-        .bind(to_json_text(&token.scopes))
-        .bind(token.session_id)
-        .bind(token.issued_at)
-        .bind(token.expires_at)
-        .execute(&mut *conn)
-        .await?; });
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(SQL)
+            .bind(&id)
+            .bind(token.org_id)
+            .bind(token.agent_id)
+            .bind(token.token_digest)
+            .bind(to_json_text(&token.scopes))
+            .bind(token.session_id)
+            .bind(token.issued_at)
+            .bind(token.expires_at)
+            .execute(&mut *conn)
+            .await?;
+    });
     audit::append(
         &mut tx,
         NewEvent {
@@ -82,9 +84,10 @@ pub async fn find_by_digest(store: &Store, token_digest: &str) -> Result<Option<
                        t.expires_at, t.revoked_at, t.revoke_reason, a.status AS agent_status \
                        FROM agent_tokens t JOIN agents a ON a.id = t.agent_id \
                        WHERE t.token_digest = $1";
-    Ok(
-        on_db!(store, pool => sqlx::query_as::<_, TokenRow>(SQL).bind(token_digest).fetch_optional(pool).await?),
-    )
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, TokenRow>(SQL)
+        .bind(token_digest)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// The outcome of a revoke.
@@ -134,7 +137,7 @@ async fn revoke_found(
                        WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL";
     let now = time::now();
     let mut tx = store.begin().await?;
-    let outcome = on_tx!(&mut tx, conn => {
+    let outcome = on_tx!(&mut tx, |conn| {
         let id: Option<String> = sqlx::query_scalar(find)
             .bind(org_id)
             .bind(key)
@@ -205,7 +208,7 @@ pub async fn list(store: &Store, filter: TokenFilter<'_>) -> Result<(Vec<TokenRo
                        AND (CAST($5 AS TEXT) IS NULL OR t.id > $5) \
                        ORDER BY t.id LIMIT $6";
     let fetch = i64::from(filter.limit) + 1;
-    let mut rows = on_db!(store, pool => sqlx::query_as::<_, TokenRow>(SQL)
+    let mut rows = on_db!(store, |pool| sqlx::query_as::<_, TokenRow>(SQL)
         .bind(filter.org_id)
         .bind(filter.agent_id)
         .bind(filter.include_inactive)

@@ -869,9 +869,14 @@ fn tls_and_protocol_errors_fail_closed_even_with_fail_open(h: &Harness) {
 }
 
 fn run_scrubs_credentials_from_the_command(h: &Harness) {
-    let agent_id = setup(h, "scrubbed");
+    h.put_policy(serde_json::from_str(POLICY).unwrap());
+    // The token's scope covers the tool: a token is a ceiling on what its holder may check.
+    let agent_id = h.create_agent("scrubbed", &["print_env"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let print = r#"echo "key=${AGENTTRUST_API_KEY-unset} token=${AGENTTRUST_AGENT_TOKEN-unset}""#;
-    let token = h.issue_token(&agent_id, &[], 600)["token"]
+    let token = h.issue_token(&agent_id, &["print_env"], 600)["token"]
         .as_str()
         .unwrap()
         .to_string();

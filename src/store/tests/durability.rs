@@ -77,7 +77,7 @@ async fn org_with_chain(store: &Store, checks_recorded: usize) -> String {
 }
 
 async fn execute(store: &Store, statement: &str, org_id: &str) -> u64 {
-    on_db!(store, pool => sqlx::query(statement)
+    on_db!(store, |pool| sqlx::query(statement)
         .bind(org_id)
         .execute(pool)
         .await
