@@ -177,6 +177,16 @@ impl Tx {
         }
         Ok(())
     }
+
+    /// Ends an audited write, the one shape every state change takes (begin → change →
+    /// audit if it changed something → commit): appends `event`, when there is one, to the org's
+    /// hash chain in this transaction, then commits both together.
+    pub async fn commit_audited(mut self, event: Option<audit::NewEvent<'_>>) -> Result<()> {
+        if let Some(event) = event {
+            audit::append(&mut self, event).await?;
+        }
+        self.commit().await
+    }
 }
 
 /// Every table, for [`Store::row_counts`].

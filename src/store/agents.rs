@@ -6,7 +6,7 @@ use crate::api::agents::Agent;
 use crate::api::status::AgentStatus;
 use crate::api::time;
 
-use super::audit::{self, Actor, NewEvent};
+use super::audit::{Actor, NewEvent};
 use super::{Error, Result, Store, Tx, json_object, on_db, on_tx, string_list, to_json_text};
 
 /// `active`: may act; `revoked`: never again.
@@ -110,24 +110,20 @@ pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result
                 })
             })?;
     });
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id: &row.org_id,
-            kind: "agent.created",
-            actor,
-            subject_type: "agent",
-            subject_id: &row.id,
-            detail: serde_json::json!({
-                "name": row.name,
-                "framework": row.framework,
-                "capabilities": agent.capabilities,
-            }),
-            created_at: row.created_at,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id: &row.org_id,
+        kind: "agent.created",
+        actor,
+        subject_type: "agent",
+        subject_id: &row.id,
+        detail: serde_json::json!({
+            "name": row.name,
+            "framework": row.framework,
+            "capabilities": agent.capabilities,
+        }),
+        created_at: row.created_at,
+    }))
     .await?;
-    tx.commit().await?;
     Ok(row)
 }
 
@@ -196,22 +192,16 @@ pub async fn set_mode(
         .execute(&mut *conn)
         .await?
         .rows_affected());
-    if changed == 1 {
-        audit::append(
-            &mut tx,
-            NewEvent {
-                org_id,
-                kind: "agent.mode_changed",
-                actor,
-                subject_type: "agent",
-                subject_id: id,
-                detail: serde_json::json!({ "mode": mode }),
-                created_at: now,
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let event = (changed == 1).then(|| NewEvent {
+        org_id,
+        kind: "agent.mode_changed",
+        actor,
+        subject_type: "agent",
+        subject_id: id,
+        detail: serde_json::json!({ "mode": mode }),
+        created_at: now,
+    });
+    tx.commit_audited(event).await?;
     get(store, org_id, id).await
 }
 
@@ -306,26 +296,20 @@ pub async fn revoke(
     } else {
         0
     };
-    if agents_changed == 1 {
-        audit::append(
-            &mut tx,
-            NewEvent {
-                org_id,
-                kind: "agent.revoked",
-                actor,
-                subject_type: "agent",
-                subject_id: id,
-                detail: serde_json::json!({
-                    "reason": reason,
-                    "tokens_revoked": tokens_revoked,
-                    "delegations_revoked": delegations_revoked,
-                }),
-                created_at: now,
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let event = (agents_changed == 1).then(|| NewEvent {
+        org_id,
+        kind: "agent.revoked",
+        actor,
+        subject_type: "agent",
+        subject_id: id,
+        detail: serde_json::json!({
+            "reason": reason,
+            "tokens_revoked": tokens_revoked,
+            "delegations_revoked": delegations_revoked,
+        }),
+        created_at: now,
+    });
+    tx.commit_audited(event).await?;
     Ok(get(store, org_id, id).await?.map(|agent| Revoked {
         agent,
         tokens_revoked,

@@ -237,26 +237,20 @@ pub async fn decide(
         .execute(&mut *conn)
         .await?
         .rows_affected());
-    if changed == 1 {
-        audit::append(
-            &mut tx,
-            NewEvent {
-                org_id,
-                kind: if approve {
-                    "approval.approved"
-                } else {
-                    "approval.denied"
-                },
-                actor,
-                subject_type: "approval",
-                subject_id: id,
-                detail: serde_json::json!({ "decided_by": decided_by }),
-                created_at: now,
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let event = (changed == 1).then(|| NewEvent {
+        org_id,
+        kind: if approve {
+            "approval.approved"
+        } else {
+            "approval.denied"
+        },
+        actor,
+        subject_type: "approval",
+        subject_id: id,
+        detail: serde_json::json!({ "decided_by": decided_by }),
+        created_at: now,
+    });
+    tx.commit_audited(event).await?;
     Ok(match get(store, org_id, id).await? {
         None => Decided::NotFound,
         Some(row) if changed == 1 => Decided::Decided(row),

@@ -14,7 +14,7 @@ use crate::api::delegations::{Delegation, Restrictions};
 use crate::api::status::DelegationStatus;
 use crate::api::time;
 
-use super::audit::{self, Actor, NewEvent};
+use super::audit::{Actor, NewEvent};
 use super::{Error, Result, Store, Tx, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -170,26 +170,22 @@ pub async fn create(store: &Store, new: NewDelegation<'_>, actor: &Actor) -> Res
             .execute(&mut *conn)
             .await?;
     });
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id: &row.org_id,
-            kind: "delegation.created",
-            actor,
-            subject_type: "delegation",
-            subject_id: &row.id,
-            detail: serde_json::json!({
-                "from_agent_id": row.from_agent_id,
-                "to_agent_id": row.to_agent_id,
-                "scope": new.scope,
-                "parent_delegation_id": row.parent_delegation_id,
-                "expires_at": time::format(row.expires_at),
-            }),
-            created_at: row.created_at,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id: &row.org_id,
+        kind: "delegation.created",
+        actor,
+        subject_type: "delegation",
+        subject_id: &row.id,
+        detail: serde_json::json!({
+            "from_agent_id": row.from_agent_id,
+            "to_agent_id": row.to_agent_id,
+            "scope": new.scope,
+            "parent_delegation_id": row.parent_delegation_id,
+            "expires_at": time::format(row.expires_at),
+        }),
+        created_at: row.created_at,
+    }))
     .await?;
-    tx.commit().await?;
     Ok(Created::Stored(Box::new(row)))
 }
 
@@ -424,22 +420,16 @@ pub async fn revoke(
             .rows_affected();
         (changed, descendants)
     });
-    if changed + descendants > 0 {
-        audit::append(
-            &mut tx,
-            NewEvent {
-                org_id,
-                kind: "delegation.revoked",
-                actor,
-                subject_type: "delegation",
-                subject_id: id,
-                detail: serde_json::json!({ "reason": reason, "descendants_revoked": descendants }),
-                created_at: now,
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let event = (changed + descendants > 0).then(|| NewEvent {
+        org_id,
+        kind: "delegation.revoked",
+        actor,
+        subject_type: "delegation",
+        subject_id: id,
+        detail: serde_json::json!({ "reason": reason, "descendants_revoked": descendants }),
+        created_at: now,
+    });
+    tx.commit_audited(event).await?;
     Ok(get(store, org_id, id).await?.map(|row| (row, descendants)))
 }
 

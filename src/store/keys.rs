@@ -68,9 +68,7 @@ pub async fn create(store: &Store, key: NewKey<'_>, actor: &Actor) -> Result<Key
             .execute(&mut *conn)
             .await?;
     });
-    audit::append(
-        &mut tx,
-        NewEvent {
+    tx.commit_audited(Some(NewEvent {
             org_id: key.org_id,
             kind: "key.created",
             actor,
@@ -78,10 +76,8 @@ pub async fn create(store: &Store, key: NewKey<'_>, actor: &Actor) -> Result<Key
             subject_id: key.id,
             detail: serde_json::json!({ "name": key.name, "role": key.role.as_str(), "prefix": key.prefix }),
             created_at: now,
-        },
-    )
+    }))
     .await?;
-    tx.commit().await?;
     Ok(KeyRow {
         id: key.id.to_string(),
         org_id: key.org_id.to_string(),

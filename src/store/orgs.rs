@@ -33,20 +33,16 @@ pub async fn create(store: &Store, name: &str, actor: &Actor) -> Result<Org> {
             })?;
     });
     audit::start_chain(&mut tx, &org.id).await?;
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id: &org.id,
-            kind: "org.created",
-            actor,
-            subject_type: "org",
-            subject_id: &org.id,
-            detail: serde_json::json!({ "name": name }),
-            created_at: org.created_at,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id: &org.id,
+        kind: "org.created",
+        actor,
+        subject_type: "org",
+        subject_id: &org.id,
+        detail: serde_json::json!({ "name": name }),
+        created_at: org.created_at,
+    }))
     .await?;
-    tx.commit().await?;
     Ok(org)
 }
 

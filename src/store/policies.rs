@@ -3,7 +3,7 @@
 
 use crate::api::time;
 
-use super::audit::{self, Actor, NewEvent};
+use super::audit::{Actor, NewEvent};
 use super::{Result, Store, on_db, on_tx};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -101,20 +101,16 @@ pub async fn replace(
     if let Some(object) = detail.as_object_mut() {
         object.insert("version".into(), version.into());
     }
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id,
-            kind: "policy.updated",
-            actor,
-            subject_type: "policy",
-            subject_id: org_id,
-            detail,
-            created_at: now,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id,
+        kind: "policy.updated",
+        actor,
+        subject_type: "policy",
+        subject_id: org_id,
+        detail,
+        created_at: now,
+    }))
     .await?;
-    tx.commit().await?;
     Ok(Replaced::Stored(PolicyRow {
         org_id: org_id.to_string(),
         version,

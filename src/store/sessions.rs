@@ -5,7 +5,7 @@
 
 use crate::api::time;
 
-use super::audit::{self, Actor, NewEvent};
+use super::audit::{Actor, NewEvent};
 use super::{Result, Store, Tx, on_db, on_tx, to_json_text};
 
 /// The mode a session starts in.
@@ -160,26 +160,22 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
             .execute(&mut *conn)
             .await?;
     });
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id: session.org_id,
-            kind: "session.created",
-            actor,
-            subject_type: "session",
-            subject_id: &id,
-            detail: serde_json::json!({
-                "agent_id": session.agent_id,
-                "source": session.source,
-                "server_id": session.server_id,
-                "scope_ceiling": session.scope_ceiling,
-                "delegation_id": session.delegation_id,
-            }),
-            created_at: now,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id: session.org_id,
+        kind: "session.created",
+        actor,
+        subject_type: "session",
+        subject_id: &id,
+        detail: serde_json::json!({
+            "agent_id": session.agent_id,
+            "source": session.source,
+            "server_id": session.server_id,
+            "scope_ceiling": session.scope_ceiling,
+            "delegation_id": session.delegation_id,
+        }),
+        created_at: now,
+    }))
     .await?;
-    tx.commit().await?;
     get(store, session.org_id, &id)
         .await?
         .ok_or_else(|| super::Error::Corrupt(format!("session {id} vanished after insert")))
@@ -242,21 +238,15 @@ pub async fn set_mode(
         .execute(&mut *conn)
         .await?
         .rows_affected());
-    if changed == 1 {
-        audit::append(
-            &mut tx,
-            NewEvent {
-                org_id,
-                kind: "session.mode_changed",
-                actor,
-                subject_type: "session",
-                subject_id: id,
-                detail: serde_json::json!({ "mode": mode }),
-                created_at: now,
-            },
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let event = (changed == 1).then(|| NewEvent {
+        org_id,
+        kind: "session.mode_changed",
+        actor,
+        subject_type: "session",
+        subject_id: id,
+        detail: serde_json::json!({ "mode": mode }),
+        created_at: now,
+    });
+    tx.commit_audited(event).await?;
     get(store, org_id, id).await
 }

@@ -4,7 +4,7 @@
 
 use crate::api::time;
 
-use super::audit::{self, Actor, NewEvent};
+use super::audit::{Actor, NewEvent};
 use super::{Result, Store, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -57,24 +57,20 @@ pub async fn issue(store: &Store, token: NewToken<'_>, actor: &Actor) -> Result<
             .execute(&mut *conn)
             .await?;
     });
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id: token.org_id,
-            kind: "token.issued",
-            actor,
-            subject_type: "agent_token",
-            subject_id: &id,
-            detail: serde_json::json!({
-                "agent_id": token.agent_id,
-                "scopes": token.scopes,
-                "expires_at": time::format(token.expires_at),
-            }),
-            created_at: token.issued_at,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id: token.org_id,
+        kind: "token.issued",
+        actor,
+        subject_type: "agent_token",
+        subject_id: &id,
+        detail: serde_json::json!({
+            "agent_id": token.agent_id,
+            "scopes": token.scopes,
+            "expires_at": time::format(token.expires_at),
+        }),
+        created_at: token.issued_at,
+    }))
     .await?;
-    tx.commit().await?;
     Ok(id)
 }
 
@@ -164,20 +160,16 @@ async fn revoke_found(
     if !changed {
         return Ok(Revocation::AlreadyRevoked);
     }
-    audit::append(
-        &mut tx,
-        NewEvent {
-            org_id,
-            kind: "token.revoked",
-            actor,
-            subject_type: "agent_token",
-            subject_id: &id,
-            detail: serde_json::json!({ "reason": reason }),
-            created_at: now,
-        },
-    )
+    tx.commit_audited(Some(NewEvent {
+        org_id,
+        kind: "token.revoked",
+        actor,
+        subject_type: "agent_token",
+        subject_id: &id,
+        detail: serde_json::json!({ "reason": reason }),
+        created_at: now,
+    }))
     .await?;
-    tx.commit().await?;
     Ok(Revocation::Revoked)
 }
 
