@@ -3,7 +3,10 @@
 //!
 //! Rules every type here follows:
 //! - requests are lenient: `null`, `""` and an absent key mean the same, and the aliases the SDKs
-//!   disagree on (`scope`/`scopes`, `ttl`/`ttl_seconds`, `tool_name`/`action_name`) are accepted;
+//!   disagree on (`scope`/`scopes`, `ttl`/`ttl_seconds`, `tool_name`/`action_name`) are accepted.
+//!   A request type says so once, for all its optional text fields, with
+//!   `#[serde_with::apply(Option<String> => #[serde(default, deserialize_with = "empty_as_none",
+//!   skip_serializing_if = "Option::is_none")])]` rather than field by field;
 //! - responses never carry `null` for strings, arrays, objects or booleans (the key is omitted),
 //!   timestamps are RFC 3339 UTC with `Z` and no fraction;
 //! - response types keep unknown fields in `extra`, so `-o json` drops nothing when the CLI talks

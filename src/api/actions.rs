@@ -73,63 +73,21 @@ impl FromStr for Effect {
 /// The check body. The SDKs send `action_name`/`action_input_summary`; older clients and the
 /// product README use `tool_name`/`tool_input_summary`/`action`: all are accepted as separate keys
 /// (serde aliases would reject a body that carries two of them) and resolved by the accessors.
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CheckRequest {
     /// Optional when an agent token is presented as `Authorization: Bearer`.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub agent_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action_name: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub tool_name: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action_source: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action_input_summary: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub tool_input_summary: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub session_id: Option<String>,
     /// `read`, `mutating`/`write`, `destructive`, `admin`; absent means "classify it".
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action_effect: Option<String>,
 }
 

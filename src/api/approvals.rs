@@ -43,14 +43,12 @@ pub struct Approval {
     pub extra: Extra,
 }
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DecideRequest {
     /// Who decided (the SDKs send `sdk_user`/`sdk` by default); the key is audited too.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub decided_by: Option<String>,
 }
 
@@ -64,32 +62,15 @@ pub struct DecideResponse {
     pub extra: Extra,
 }
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ApprovalQuery {
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub status: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub agent_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub session_id: Option<String>,
     /// The `next_cursor` of the previous page (the list is newest first).
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

@@ -34,14 +34,12 @@ pub struct AuditEvent {
 }
 
 /// Query of `GET /api/v1/audit/events`.
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct AuditEventQuery {
     /// The `next_cursor` of the previous page.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

@@ -16,6 +16,9 @@ pub const DEFAULT_TTL_SECONDS: i64 = 3600;
 /// The longest chain (root = 1) unless the org's policy says otherwise.
 pub const DEFAULT_MAX_DEPTH: i64 = 5;
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CreateDelegationRequest {
     pub from_agent_id: String,
@@ -28,11 +31,6 @@ pub struct CreateDelegationRequest {
     pub ttl_seconds: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restrictions: Option<Restrictions>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub parent_delegation_id: Option<String>,
 }
 
@@ -105,33 +103,21 @@ pub struct DelegationList {
 }
 
 /// Query of `GET /api/v1/delegations`.
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DelegationQuery {
     /// Delegations from this agent (`from_agent_id` accepted too).
-    #[serde(
-        default,
-        alias = "from_agent_id",
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "from_agent_id")]
     pub from: Option<String>,
     /// Delegations to this agent (`to_agent_id` accepted too).
-    #[serde(
-        default,
-        alias = "to_agent_id",
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(alias = "to_agent_id")]
     pub to: Option<String>,
     /// Only active (true) or only inactive (false) ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active: Option<bool>,
     /// The `next_cursor` of the previous page.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

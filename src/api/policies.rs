@@ -281,27 +281,15 @@ impl Default for PolicyDocument {
 
 /// `POST /api/v1/policies/test`: a hypothetical check, against the stored policy or `policy`.
 /// Records nothing.
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PolicyTestRequest {
     pub agent_id: String,
     pub action_name: String,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action_input_summary: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub action_effect: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub session_id: Option<String>,
     /// Evaluate this document instead of the stored one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

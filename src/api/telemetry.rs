@@ -11,61 +11,37 @@ pub const MAX_EVENTS_PER_REPORT: usize = 1000;
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReportRequest {
     /// Optional when an agent token is presented as `Authorization: Bearer`.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub agent_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub session_id: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub events: Vec<ReportedEvent>,
 }
 
 /// One event as a client reports it.
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ReportedEvent {
     pub event_type: String,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub tool_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<i64>,
     /// Go omits `false`; `*_start` events carry none: the gateway infers it from `event_type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success: Option<bool>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub error_type: Option<String>,
     /// Any RFC 3339 form; the time of receipt when absent.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub timestamp: Option<String>,
     /// Our extension: a client-chosen unique id that makes a report idempotent — an event
     /// whose id the org already has is accepted and not stored again (a report retried after
     /// a lost answer). The SDKs send none.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub event_id: Option<String>,
 }
 
@@ -104,26 +80,14 @@ pub struct TelemetryEvent {
 }
 
 /// Query of `GET /api/v1/telemetry/events`.
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct EventQuery {
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub agent_id: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub session_id: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,

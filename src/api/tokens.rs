@@ -10,6 +10,9 @@ use super::{Extra, empty_as_none, null_as_empty};
 /// The token lifetime when the caller names none (every SDK's default).
 pub const DEFAULT_TTL_SECONDS: i64 = 300;
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IssueTokenRequest {
     pub agent_id: String,
@@ -23,11 +26,6 @@ pub struct IssueTokenRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub ttl: Option<i64>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub session_id: Option<String>,
 }
 
@@ -61,15 +59,13 @@ pub struct IssuedToken {
     pub extra: Extra,
 }
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct IntrospectRequest {
     pub token: String,
     /// Where the token is being presented (`mcp://filesystem`); recorded, not enforced.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub target: Option<String>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub required_scopes: Vec<String>,
@@ -103,14 +99,12 @@ pub struct Introspection {
     pub extra: Extra,
 }
 
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RevokeTokenRequest {
     pub token: String,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub reason: Option<String>,
 }
 
@@ -129,13 +123,11 @@ pub struct RevokeTokenResponse {
 
 /// Body of `POST /api/v1/agent-tokens/{token_id}/revoke` (our extension: revoke a token by its
 /// id, for an operator who holds only the id; admin keys only).
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RevokeTokenByIdRequest {
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub reason: Option<String>,
 }
 
@@ -144,25 +136,18 @@ pub const DEFAULT_PAGE_SIZE: u32 = 100;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
 /// Query of `GET /api/v1/agent-tokens` (our extension; admin keys only).
+#[serde_with::apply(
+    Option<String> => #[serde(default, deserialize_with = "empty_as_none", skip_serializing_if = "Option::is_none")],
+)]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TokenQuery {
     /// Only this agent's tokens.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub agent_id: Option<String>,
     /// Also revoked and expired tokens, and those of inactive agents (active ones only by
     /// default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include_inactive: Option<bool>,
     /// The `next_cursor` of the previous page.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
     pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
