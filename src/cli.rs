@@ -100,7 +100,7 @@ pub struct GlobalArgs {
     /// Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform's, e.g. ~/.config/agenttrust]
     #[arg(long, global = true, value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
-    /// Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]
+    /// Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]
     #[arg(long, global = true)]
     pub no_input: bool,
     /// Print only the primary value (an id, a token, a key)
@@ -210,9 +210,11 @@ pub fn init_logging(cli: &Cli) {
         .try_init();
 }
 
-/// Whether errors should also be printed as JSON (`-o json` from the flag, env or profile).
+/// Whether errors are printed as JSON (`-o json` from the flag, env or profile, `--jq`, or the
+/// agent/CI mode).
 pub fn json_errors(globals: &GlobalArgs) -> bool {
-    if globals.jq.is_some() {
+    // The agent/CI mode (`--no-input`, AGENTTRUST_NO_INPUT): whoever reads stderr is a program.
+    if globals.jq.is_some() || globals.no_input || env::flag(env::NO_INPUT) {
         return true;
     }
     if let Some(format) = globals.output {

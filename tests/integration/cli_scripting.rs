@@ -17,6 +17,7 @@ on_both_backends!(
     json_output_never_corrupts_guard,
     guard_session_end_unsets_even_when_delivery_fails,
     one_json_shape_per_object,
+    agent_mode_never_prompts_and_reports_errors_as_json,
 );
 
 const POLICY: &str = r#"{
@@ -460,4 +461,48 @@ fn one_json_shape_per_object(h: &Harness) {
     let got = h.run(&["agents", "get", agent["id"].as_str().unwrap(), "-o", "json"]);
     got.success();
     assert_eq!(agent, got.json());
+}
+
+/// `--no-input` / `AGENTTRUST_NO_INPUT`, the agent/CI mode: never a prompt, destructive verbs
+/// need `--yes`, and every error is one JSON object on stderr whatever the output format.
+fn agent_mode_never_prompts_and_reports_errors_as_json(h: &Harness) {
+    let agent_id = setup(h, "agent-mode");
+    for (flag, variable) in [(Some("--no-input"), None), (None, Some("1"))] {
+        let mut missing = h.cli();
+        if let Some(value) = variable {
+            missing.env("AGENTTRUST_NO_INPUT", value);
+        }
+        let mut args = vec!["agents", "get", "no-such-agent-id"];
+        args.extend(flag);
+        let missing = harness::run(missing.args(&args));
+        missing.code(3);
+        assert_eq!(missing.stdout, "");
+        assert_eq!(
+            missing.stderr_json()["error"]["code"],
+            "NOT_FOUND",
+            "{}",
+            missing.stderr
+        );
+
+        let mut revoke = h.cli();
+        if let Some(value) = variable {
+            revoke.env("AGENTTRUST_NO_INPUT", value);
+        }
+        let mut args = vec!["agents", "revoke", agent_id.as_str()];
+        args.extend(flag);
+        let refused = harness::run(revoke.args(&args));
+        refused.code(2);
+        assert!(
+            refused.stderr_json()["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("--yes")),
+            "{}",
+            refused.stderr
+        );
+    }
+    // Nothing was revoked.
+    assert_eq!(
+        h.get(&format!("/api/v1/agents/{agent_id}")).ok()["status"],
+        "active"
+    );
 }

@@ -34,6 +34,7 @@ mod guardian;
 mod limits;
 mod operator_safety;
 mod policies;
+mod readme_tour;
 mod sdk_python;
 mod sdk_rust;
 mod server_dev;
