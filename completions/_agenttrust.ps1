@@ -573,7 +573,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;tokens;issue' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
             [CompletionResult]::new('--scopes', '--scopes', [CompletionResultType]::ParameterName, 'Scopes: comma-separated or repeated')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 5m]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Bind the token to a session [env: AGENTTRUST_SESSION_ID]')
@@ -625,7 +625,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;tokens;list' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s tokens')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s tokens (id or name)')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Tokens per page (1-1000) [default: the gateway''s, 100]')
             [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
@@ -728,7 +728,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;actions;check' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
             [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A summary of the tool''s input (cut to 200 characters)')
             [CompletionResult]::new('--effect', '--effect', [CompletionResultType]::ParameterName, 'What the call does [default: classified by the gateway]')
@@ -794,7 +794,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;telemetry;report' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID]')
             [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Event type: tool_start, tool_end, tool_error, …')
             [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool''s name')
@@ -825,7 +825,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;telemetry;list' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s events')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s events (id or name)')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Only this session''s events')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
             [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
@@ -898,7 +898,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;sessions;init' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
             [CompletionResult]::new('--server', '--server', [CompletionResultType]::ParameterName, 'The MCP server''s id')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
@@ -969,7 +969,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;sessions;list' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s sessions')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s sessions (id or name)')
             [CompletionResult]::new('--mode', '--mode', [CompletionResultType]::ParameterName, 'Only sessions in this mode')
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Only sessions from this source: sdk, mcp, api, a2a, federation')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
@@ -1108,7 +1108,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;approvals;list' {
             [CompletionResult]::new('--status', '--status', [CompletionResultType]::ParameterName, 'Only approvals with this status')
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s approvals')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Only this agent''s approvals (id or name)')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Only this session''s approvals')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
             [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
@@ -1296,7 +1296,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;guard;check' {
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A summary of the tool''s input (cut to 200 characters)')
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]')
             [CompletionResult]::new('--effect', '--effect', [CompletionResultType]::ParameterName, 'What the call does [default: classified by the gateway]')
             [CompletionResult]::new('--agent-token-file', '--agent-token-file', [CompletionResultType]::ParameterName, 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)')
@@ -1327,7 +1327,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;guard;run' {
             [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'More context for the input summary, after the command line (which is always sent)')
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]')
             [CompletionResult]::new('--effect', '--effect', [CompletionResultType]::ParameterName, 'What the call does [default: classified by the gateway]')
             [CompletionResult]::new('--agent-token-file', '--agent-token-file', [CompletionResultType]::ParameterName, 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)')
@@ -1361,7 +1361,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;guard;report' {
             [CompletionResult]::new('--duration-ms', '--duration-ms', [CompletionResultType]::ParameterName, 'How long the call took, in milliseconds')
             [CompletionResult]::new('--error-type', '--error-type', [CompletionResultType]::ParameterName, 'What kind of failure (e.g. `exit:3`, `timeout`)')
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID]')
             [CompletionResult]::new('--agent-token-file', '--agent-token-file', [CompletionResultType]::ParameterName, 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
@@ -1440,7 +1440,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;guard;session;start' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; also exported')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'The agent, by id or name [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; its id is exported')
             [CompletionResult]::new('--agent-token-file', '--agent-token-file', [CompletionResultType]::ParameterName, 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
@@ -1639,7 +1639,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;policies;test' {
-            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id [env: AGENTTRUST_AGENT_ID]')
+            [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
             [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A summary of the tool''s input (cut to 200 characters)')
             [CompletionResult]::new('--effect', '--effect', [CompletionResultType]::ParameterName, 'What the call does [default: classified by the gateway]')
@@ -1721,8 +1721,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;delegations;create' {
-            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The delegating agent [default with --parent: the parent delegation''s delegate]')
-            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The agent receiving the capabilities')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'The delegating agent, by id or name [default with --parent: the parent delegation''s delegate]')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'The agent receiving the capabilities, by id or name')
             [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'Capabilities handed over: comma-separated or repeated (files:read,web:fetch)')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 1h]')
             [CompletionResult]::new('--restrictions', '--restrictions', [CompletionResultType]::ParameterName, 'Restrictions as a JSON object ({"paths":["/tmp/*"],"max_calls":10})')
@@ -1755,8 +1755,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;delegations;list' {
-            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only delegations from this agent')
-            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Only delegations to this agent')
+            [CompletionResult]::new('--from', '--from', [CompletionResultType]::ParameterName, 'Only delegations from this agent (id or name)')
+            [CompletionResult]::new('--to', '--to', [CompletionResultType]::ParameterName, 'Only delegations to this agent (id or name)')
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]')
             [CompletionResult]::new('--cursor', '--cursor', [CompletionResultType]::ParameterName, 'Start at this cursor (the `next_cursor` of a previous page)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')

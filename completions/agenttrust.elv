@@ -536,7 +536,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;tokens;issue'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --scopes 'Scopes: comma-separated or repeated'
             cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 5m]'
             cand --session 'Bind the token to a session [env: AGENTTRUST_SESSION_ID]'
@@ -586,7 +586,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;tokens;list'= {
-            cand --agent 'Only this agent''s tokens'
+            cand --agent 'Only this agent''s tokens (id or name)'
             cand --limit 'Tokens per page (1-1000) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -680,7 +680,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;actions;check'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --tool 'The tool (action) name'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
@@ -741,7 +741,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;telemetry;report'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
             cand --event-type 'Event type: tool_start, tool_end, tool_error, …'
             cand --tool 'The tool''s name'
@@ -771,7 +771,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;telemetry;list'= {
-            cand --agent 'Only this agent''s events'
+            cand --agent 'Only this agent''s events (id or name)'
             cand --session 'Only this session''s events'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
@@ -838,7 +838,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;sessions;init'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --server 'The MCP server''s id'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -906,7 +906,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;sessions;list'= {
-            cand --agent 'Only this agent''s sessions'
+            cand --agent 'Only this agent''s sessions (id or name)'
             cand --mode 'Only sessions in this mode'
             cand --source 'Only sessions from this source: sdk, mcp, api, a2a, federation'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
@@ -1033,7 +1033,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;approvals;list'= {
             cand --status 'Only approvals with this status'
-            cand --agent 'Only this agent''s approvals'
+            cand --agent 'Only this agent''s approvals (id or name)'
             cand --session 'Only this session''s approvals'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
@@ -1208,7 +1208,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;guard;check'= {
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
@@ -1238,7 +1238,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;guard;run'= {
             cand --tool 'The tool (action) name'
             cand --input 'More context for the input summary, after the command line (which is always sent)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
@@ -1271,7 +1271,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;guard;report'= {
             cand --duration-ms 'How long the call took, in milliseconds'
             cand --error-type 'What kind of failure (e.g. `exit:3`, `timeout`)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1347,7 +1347,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;guard;session;start'= {
-            cand --agent 'The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; also exported'
+            cand --agent 'The agent, by id or name [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; its id is exported'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1527,7 +1527,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;policies;test'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --tool 'The tool (action) name'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
@@ -1601,8 +1601,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;delegations;create'= {
-            cand --from 'The delegating agent [default with --parent: the parent delegation''s delegate]'
-            cand --to 'The agent receiving the capabilities'
+            cand --from 'The delegating agent, by id or name [default with --parent: the parent delegation''s delegate]'
+            cand --to 'The agent receiving the capabilities, by id or name'
             cand --scope 'Capabilities handed over: comma-separated or repeated (files:read,web:fetch)'
             cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 1h]'
             cand --restrictions 'Restrictions as a JSON object ({"paths":["/tmp/*"],"max_calls":10})'
@@ -1634,8 +1634,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;delegations;list'= {
-            cand --from 'Only delegations from this agent'
-            cand --to 'Only delegations to this agent'
+            cand --from 'Only delegations from this agent (id or name)'
+            cand --to 'Only delegations to this agent (id or name)'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'

@@ -441,7 +441,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "list" -d 'List tokens (active ones unless --include-inactive; never the secrets, which the gateway does not keep)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "revoke" -d 'Revoke a token by the token itself or by its --id (asks first; --yes without a terminal)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and not __fish_seen_subcommand_from issue introspect list revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l scopes -d 'Scopes: comma-separated or repeated' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l ttl -d 'Lifetime: 300, 300s, 5m, 1h [default: the gateway\'s, 5m]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from issue" -l session -d 'Bind the token to a session [env: AGENTTRUST_SESSION_ID]' -r
@@ -483,7 +483,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from introspect" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s tokens' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s tokens (id or name)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l limit -d 'Tokens per page (1-1000) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand tokens; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -552,7 +552,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "check" -d 'Check a tool call against policy'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and not __fish_seen_subcommand_from check help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l tool -d 'The tool (action) name' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand actions; and __fish_seen_subcommand_from check" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
@@ -603,7 +603,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "report" -d 'Report one event (e.g. tool_end after a tool ran)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "list" -d 'List stored events, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and not __fish_seen_subcommand_from report list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l event-type -d 'Event type: tool_start, tool_end, tool_error, …' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l tool -d 'The tool\'s name' -r
@@ -629,7 +629,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from report" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s events' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s events (id or name)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s events' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand telemetry; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
@@ -680,7 +680,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not 
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "set-mode" -d 'Set a session\'s mode: standard, read_only, elevated or locked'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "unlock" -d 'Unlock a locked session (back to standard)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and not __fish_seen_subcommand_from init init-api get list set-mode unlock help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l server -d 'The MCP server\'s id' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from init" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
@@ -736,7 +736,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s sessions' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s sessions (id or name)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand sessions; and __fish_seen_subcommand_from list" -l mode -d 'Only sessions in this mode' -r -f -a "standard\t''
 read_only\t''
 elevated\t''
@@ -837,7 +837,7 @@ approved\t''
 denied\t''
 expired\t''
 all\t''"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s approvals' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l agent -d 'Only this agent\'s approvals (id or name)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l session -d 'Only this session\'s approvals' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand approvals; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
@@ -971,7 +971,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __f
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "session" -d 'Start or end a shell session: `eval "$(agenttrust guard session start)"`'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and not __fish_seen_subcommand_from check run report flush session help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
 mutating\t''
@@ -1001,7 +1001,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from check" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l tool -d 'The tool (action) name' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l input -d 'More context for the input summary, after the command line (which is always sent)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token\'s agent]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
 mutating\t''
@@ -1034,7 +1034,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l duration-ms -d 'How long the call took, in milliseconds' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l error-type -d 'What kind of failure (e.g. `exit:3`, `timeout`)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l session -d 'Session id [env: AGENTTRUST_SESSION_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l agent-token-file -d 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand guard; and __fish_seen_subcommand_from report" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1182,7 +1182,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fi
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from validate" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l agent -d 'Agent id [env: AGENTTRUST_AGENT_ID]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l agent -d 'Agent id or name [env: AGENTTRUST_AGENT_ID]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l tool -d 'The tool (action) name' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l input -d 'A summary of the tool\'s input (cut to 200 characters)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand policies; and __fish_seen_subcommand_from test" -l effect -d 'What the call does [default: classified by the gateway]' -r -f -a "read\t''
@@ -1240,8 +1240,8 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and n
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -f -a "session" -d 'Open a session of the delegate bounded by the delegation (`-q` prints the session id)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -f -a "tree" -d 'Show delegations as an indented tree: every chain of the org, or the one containing ID'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and not __fish_seen_subcommand_from create list get revoke session tree help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l from -d 'The delegating agent [default with --parent: the parent delegation\'s delegate]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l to -d 'The agent receiving the capabilities' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l from -d 'The delegating agent, by id or name [default with --parent: the parent delegation\'s delegate]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l to -d 'The agent receiving the capabilities, by id or name' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l scope -d 'Capabilities handed over: comma-separated or repeated (files:read,web:fetch)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l ttl -d 'Lifetime: 300, 300s, 5m, 1h [default: the gateway\'s, 1h]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l restrictions -d 'Restrictions as a JSON object ({"paths":["/tmp/*"],"max_calls":10})' -r
@@ -1269,8 +1269,8 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and _
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l from -d 'Only delegations from this agent' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l to -d 'Only delegations to this agent' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l from -d 'Only delegations from this agent (id or name)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l to -d 'Only delegations to this agent (id or name)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l limit -d 'Items per page, 1-1000 (with --all, per request) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand delegations; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r

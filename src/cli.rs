@@ -47,7 +47,7 @@ use crate::render::{self, ColorChoice};
 // The shared helpers, where every verb group has always found them (`super::agent_or_env`).
 pub use common::{
     agent_or_env, clean_list, effect_parser, parse_json_object, parse_seconds,
-    read_secret_argument, session_or_env,
+    read_secret_argument, resolve_agent, resolve_agent_filter, session_or_env,
 };
 
 const AFTER_HELP: &str = "\

@@ -35,6 +35,7 @@ pub mod code {
     pub const APPROVAL_EXPIRED: &str = "APPROVAL_EXPIRED";
     pub const TOKEN_INACTIVE: &str = "TOKEN_INACTIVE";
     pub const USAGE_ERROR: &str = "USAGE_ERROR";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const API_KEY_MISSING: &str = "API_KEY_MISSING";
     pub const ABORTED: &str = "ABORTED";
     pub const SPAWN_FAILED: &str = "SPAWN_FAILED";
@@ -246,6 +247,13 @@ pub enum Failure {
         message: String,
         hint: Option<String>,
     },
+    /// Something named on the command line does not exist (e.g. no agent has that name): 3,
+    /// like the gateway's 404.
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("no API key configured for profile `{profile}`")]
     MissingApiKey { profile: String },
     /// The user said no at a confirmation prompt.
@@ -302,6 +310,7 @@ pub fn classify(error: &anyhow::Error) -> Report {
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return match failure {
                 Failure::Usage { hint, .. } => report(USAGE, code::USAGE_ERROR, hint.clone()),
+                Failure::NotFound { hint, .. } => report(NOT_FOUND, code::NOT_FOUND, hint.clone()),
                 Failure::MissingApiKey { profile } => report(
                     AUTH,
                     code::API_KEY_MISSING,

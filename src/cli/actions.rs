@@ -33,8 +33,9 @@ wait`), else the check id.")]
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's agent]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's
+    /// agent]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// The tool (action) name
     #[arg(long, value_name = "NAME")]
@@ -67,6 +68,10 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
         None => Some(super::agent_or_env(args.agent)?),
     };
     let client = context.runtime_client(agent_token)?;
+    let agent_id = match agent_id {
+        Some(agent) => Some(super::resolve_agent(&client, agent).await?),
+        None => None,
+    };
     let summary = args
         .input
         .as_deref()

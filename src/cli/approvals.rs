@@ -58,8 +58,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "STATUS", default_value = "pending",
           value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
     pub status: String,
-    /// Only this agent's approvals
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's approvals (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Only this session's approvals
     #[arg(long, value_name = "ID")]
@@ -117,7 +117,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = ApprovalQuery {
         status: Some(args.status).filter(|status| status != "all"),
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         session_id: args.session.filter(|session| !session.is_empty()),
         cursor: None,
         limit: args.page.limit,

@@ -85,8 +85,9 @@ round trip; it never changes the exit status.")]
 /// The flags of a decision, shared by `check` and `run`.
 #[derive(Debug, Args)]
 pub struct DecisionArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's agent]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's
+    /// agent]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]
     #[arg(long, value_name = "ID")]
@@ -158,8 +159,8 @@ pub struct ReportArgs {
     /// What kind of failure (e.g. `exit:3`, `timeout`)
     #[arg(long, value_name = "TYPE", requires = "failure")]
     pub error_type: Option<String>,
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
@@ -177,8 +178,9 @@ pub enum SessionCommand {
     /// Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent)
     /// for `eval "$(…)"`; nothing is printed when the gateway cannot open one
     Start {
-        /// The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token's]; also exported
-        #[arg(long, value_name = "ID")]
+        /// The agent, by id or name [env: AGENTTRUST_AGENT_ID] [default: the agent token's];
+        /// its id is exported
+        #[arg(long, value_name = "AGENT")]
         agent: Option<String>,
         /// Make the session id up here instead of opening it at the gateway (works offline; a
         /// policy with `require_registered_session` refuses such a session's calls)
@@ -373,6 +375,10 @@ pub async fn report(
     };
     let session_id = super::session_or_env(args.session);
     let client = context.runtime_client(agent_token)?;
+    let agent_id = match agent_id {
+        Some(agent) => Some(super::resolve_agent(&client, agent).await?),
+        None => None,
+    };
     let error_type = if args.success {
         None
     } else {
@@ -496,6 +502,10 @@ async fn session_start(
             .into());
         }
         let client = context.runtime_client(agent_token)?;
+        let agent = match agent {
+            Some(agent) => Some(super::resolve_agent(&client, agent).await?),
+            None => None,
+        };
         let request = OpenSessionRequest { agent_id: agent };
         let session = client::sessions::open(&client, &request).await?.value;
         (session.session_id, Some(session.agent_id))
@@ -553,6 +563,35 @@ async fn decide(
     args: &DecisionArgs,
 ) -> anyhow::Result<Verdict> {
     let tool = question.tool;
+    let fail_open_on = |error: &client::Error| -> anyhow::Result<Option<Verdict>> {
+        if !(error.allows_fail_open() && fail_open(args)) {
+            return Ok(None);
+        }
+        output::warn(format!("{error}; allowing `{tool}` anyway (--fail-open)"));
+        if question.show {
+            context.printer.json(&serde_json::json!({
+                "allowed": true,
+                "fail_open": true,
+                "reason": error.to_string(),
+            }))?;
+        }
+        Ok(Some(Verdict::FailOpen))
+    };
+    // An agent named by name costs one lookup (an id none); a gateway that cannot be reached
+    // for it is the same unreachable gateway as for the check itself.
+    if let Some(reference) = caller.agent_id.clone() {
+        match super::resolve_agent(client, reference).await {
+            Ok(id) => caller.agent_id = Some(id),
+            Err(error) => {
+                if let Some(transport) = error.downcast_ref::<client::Error>()
+                    && let Some(verdict) = fail_open_on(transport)?
+                {
+                    return Ok(verdict);
+                }
+                return Err(error);
+            }
+        }
+    }
     let request = CheckRequest {
         agent_id: caller.agent_id.clone(),
         action_name: Some(tool.to_string()),
@@ -570,18 +609,10 @@ async fn decide(
     };
     let mut response = match client::actions::check(client, &request).await {
         Ok(response) => response,
-        Err(error) if error.allows_fail_open() && fail_open(args) => {
-            output::warn(format!("{error}; allowing `{tool}` anyway (--fail-open)"));
-            if question.show {
-                context.printer.json(&serde_json::json!({
-                    "allowed": true,
-                    "fail_open": true,
-                    "reason": error.to_string(),
-                }))?;
-            }
-            return Ok(Verdict::FailOpen);
-        }
-        Err(error) => return Err(error.into()),
+        Err(error) => match fail_open_on(&error)? {
+            Some(verdict) => return Ok(verdict),
+            None => return Err(error.into()),
+        },
     };
     if args.wait
         && response.value.elevation_required

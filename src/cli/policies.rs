@@ -67,8 +67,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// The tool (action) name
     #[arg(long, value_name = "NAME")]
@@ -199,6 +199,7 @@ pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<Outcome> 
         None => None,
     };
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent_id).await?;
     let request = PolicyTestRequest {
         agent_id,
         action_name: args.tool.clone(),

@@ -51,8 +51,8 @@ reads until unlocked (set automatically after too many denials). standard: back 
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// The MCP server's id
     #[arg(long, value_name = "SERVER_ID")]
@@ -67,8 +67,8 @@ pub struct InitApiArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this agent's sessions
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's sessions (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Only sessions in this mode
     #[arg(long, value_name = "MODE", value_parser = clap::builder::PossibleValuesParser::new(MODES))]
@@ -103,8 +103,9 @@ pub async fn run(context: &Context, args: SessionsArgs) -> anyhow::Result<()> {
 }
 
 pub async fn init(context: &Context, args: InitArgs) -> anyhow::Result<()> {
-    let agent_id = super::agent_or_env(args.agent)?;
+    let agent = super::agent_or_env(args.agent)?;
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent).await?;
     let request = InitSessionRequest {
         agent_id,
         server_id: Some(args.server).filter(|server| !server.is_empty()),
@@ -129,7 +130,7 @@ pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = SessionQuery {
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         mode: args.mode,
         source: args.source.filter(|source| !source.is_empty()),
         cursor: None,

@@ -24,8 +24,8 @@ pub enum TelemetryCommand {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
@@ -52,8 +52,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this agent's events
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's events (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Only this session's events
     #[arg(long, value_name = "ID")]
@@ -70,8 +70,9 @@ pub async fn run(context: &Context, args: TelemetryArgs) -> anyhow::Result<()> {
 }
 
 pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
-    let agent_id = super::agent_or_env(args.agent)?;
+    let agent = super::agent_or_env(args.agent)?;
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent).await?;
     let success = match (args.success, args.failure) {
         (true, _) => Some(true),
         (_, true) => Some(false),
@@ -106,7 +107,7 @@ pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = EventQuery {
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         session_id: args.session.filter(|session| !session.is_empty()),
         cursor: None,
         limit: args.page.limit,

@@ -21,6 +21,7 @@ mod cli_elevation;
 mod cli_help;
 mod cli_jq;
 mod cli_man;
+mod cli_names;
 mod cli_paging;
 mod cli_profiles;
 mod cli_scripting;
