@@ -1912,13 +1912,17 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__wait)
-            opts="-o -q -v -h -V --interval --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --interval --wait-timeout --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2810,7 +2814,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__check)
-            opts="-o -q -v -h -V --input --agent --session --effect --wait --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --input --agent --session --effect --wait --wait-timeout --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2830,6 +2834,10 @@ _agenttrust() {
                     ;;
                 --effect)
                     COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent-token-file)
@@ -3130,7 +3138,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__run)
-            opts="-o -q -v -h -V --tool --tool-from-argv0 --input --log-inputs --pass-credentials --agent --session --effect --wait --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --tool --tool-from-argv0 --input --log-inputs --pass-credentials --agent --session --effect --wait --wait-timeout --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3154,6 +3162,10 @@ _agenttrust() {
                     ;;
                 --effect)
                     COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent-token-file)

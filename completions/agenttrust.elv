@@ -1136,6 +1136,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;approvals;wait'= {
             cand --interval 'Time between polls: 500ms, 2s, 1m'
+            cand --wait-timeout 'How long to wait in all: 30s, 5m, 1h30m [default: 5m]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1211,6 +1212,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --wait-timeout 'With --wait, how long to wait in all: 30s, 5m, 1h30m [default: 5m] (for compatibility, --timeout alone still sets it too)'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1241,6 +1243,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --wait-timeout 'With --wait, how long to wait in all: 30s, 5m, 1h30m [default: 5m] (for compatibility, --timeout alone still sets it too)'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'

@@ -298,6 +298,13 @@ impl Context {
             ca_cert: globals.ca_cert.clone(),
         };
         let settings = config::resolve(&flags, &env::var, &config, &credentials)?;
+        match &settings.api_key_source {
+            Source::Env(_) => crate::exit::note_key_origin(crate::exit::KeyOrigin::Environment),
+            Source::Profile(profile) if settings.api_key.is_some() => {
+                crate::exit::note_key_origin(crate::exit::KeyOrigin::Profile(profile.clone()));
+            }
+            _ => {}
+        }
         let format = match &settings.output {
             Some(text) => text
                 .parse::<Format>()

@@ -26,7 +26,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::actions::decision_outcome;
-use super::approvals::{self, DEFAULT_WAIT};
+use super::approvals;
 use super::effect_parser;
 use super::{Context, common};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
@@ -98,6 +98,10 @@ pub struct DecisionArgs {
     /// On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)
     #[arg(long)]
     pub wait: bool,
+    /// With --wait, how long to wait in all: 30s, 5m, 1h30m [default: 5m] (for compatibility,
+    /// --timeout alone still sets it too)
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub wait_timeout: Option<std::time::Duration>,
     /// Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial,
     /// an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]
     #[arg(long)]
@@ -618,7 +622,7 @@ async fn decide(
         && response.value.elevation_required
         && let Some(approval_id) = response.value.approval_id.clone()
     {
-        let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
+        let timeout = approvals::wait_timeout(context, args.wait_timeout);
         let approval =
             approvals::poll_until_decided(context, client, &approval_id, timeout, WAIT_INTERVAL)
                 .await?
@@ -649,6 +653,7 @@ async fn decide(
     }
     let retry = Retry::Guard {
         fresh_session: caller.fresh_session.then(|| caller.session_id.clone()),
+        waited: args.wait,
     };
     Ok(match decision_outcome(tool, &response.value, retry) {
         Outcome::Success => Verdict::Allowed,

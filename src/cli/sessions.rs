@@ -9,10 +9,12 @@ use super::Context;
 use super::paging::{self, PageArgs};
 use super::watch::{self, WatchArgs};
 use crate::api::join_or_dash;
+use crate::api::keys::KeyQuery;
 use crate::api::sessions::{
     InitApiSessionRequest, InitSessionRequest, Session, SessionQuery, SetModeRequest,
 };
 use crate::client;
+use crate::exit::Rehinted;
 use crate::output::{View, or_dash};
 
 /// The modes an admin may set.
@@ -117,8 +119,35 @@ pub async fn init(context: &Context, args: InitArgs) -> anyhow::Result<()> {
 pub async fn init_api(context: &Context, args: InitApiArgs) -> anyhow::Result<()> {
     let token = super::read_secret_argument(&args.token, "token")?;
     let client = context.client()?;
-    let response = client::sessions::init_api(&client, &InitApiSessionRequest { token }).await?;
+    let response = match client::sessions::init_api(&client, &InitApiSessionRequest { token }).await
+    {
+        Ok(response) => response,
+        Err(error) if error.status() == Some(401) && api_key_works(&client).await => {
+            // The API key authenticated: what the gateway rejected is the agent token.
+            return Err(Rehinted {
+                error,
+                hint: "the agent token is expired, revoked or not this org's: issue a new one \
+                       with `agenttrust tokens issue --agent AGENT`"
+                    .to_string(),
+            }
+            .into());
+        }
+        Err(error) => return Err(error.into()),
+    };
     show_session(context, &response.raw, &response.value)
+}
+
+/// Whether the gateway accepts the API key (a 403 is a valid key without the admin role): tells
+/// a rejected agent token from a rejected key, whatever words the gateway uses.
+async fn api_key_works(client: &client::Client) -> bool {
+    let query = KeyQuery {
+        cursor: None,
+        limit: Some(1),
+    };
+    match client::keys::list(client, &query).await {
+        Ok(_) => true,
+        Err(error) => error.status() == Some(403),
+    }
 }
 
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {

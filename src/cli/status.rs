@@ -11,7 +11,7 @@ use clap::Args;
 use super::Context;
 use crate::api::keys::KeyQuery;
 use crate::client;
-use crate::exit::Failure;
+use crate::exit::{Failure, Rehinted};
 use crate::output::{View, mask_secret, or_dash, without_nulls};
 
 #[derive(Debug, Args)]
@@ -42,7 +42,12 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
     };
     let key_state = match (&settings.api_key, &key_check) {
         (None, _) => "not configured".to_string(),
-        (Some(_), None) => "unknown (gateway unreachable)".to_string(),
+        (Some(_), None) => match &health {
+            Err(client::Error::Gateway { .. } | client::Error::Decode { .. }) => {
+                "unknown (no gateway answered)".to_string()
+            }
+            _ => "unknown (gateway unreachable)".to_string(),
+        },
         (Some(_), Some(Ok(()))) => "valid".to_string(),
         (Some(_), Some(Err(error))) => match error.status() {
             Some(401) => "rejected".to_string(),
@@ -57,6 +62,12 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
             true,
             response.value.status.clone(),
             response.value.version.clone(),
+        ),
+        // Something answered, but not as a gateway does (an HTML page, a 404 for `/health`).
+        Err(error @ (client::Error::Gateway { .. } | client::Error::Decode { .. })) => (
+            false,
+            format!("not an AgentTrust gateway ({error})"),
+            String::new(),
         ),
         Err(_) => (false, "unreachable".to_string(), String::new()),
     };
@@ -105,8 +116,21 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
         ]),
     )?;
 
-    if let Err(error) = health {
-        return Err(error.into());
+    match health {
+        Err(error @ (client::Error::Gateway { .. } | client::Error::Decode { .. })) => {
+            return Err(anyhow::Error::from(Rehinted {
+                error,
+                hint: "check --url (or AGENTTRUST_URL, or the profile's url): it must be the \
+                       base URL of an AgentTrust gateway"
+                    .to_string(),
+            })
+            .context(format!(
+                "the server at {} answered, but it is not an AgentTrust gateway",
+                settings.url
+            )));
+        }
+        Err(error) => return Err(error.into()),
+        Ok(_) => {}
     }
     match key_check {
         None => Err(Failure::MissingApiKey {

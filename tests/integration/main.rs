@@ -19,6 +19,7 @@ mod cli_api;
 mod cli_basics;
 mod cli_elevation;
 mod cli_help;
+mod cli_hints;
 mod cli_jq;
 mod cli_man;
 mod cli_names;
