@@ -729,7 +729,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;actions;check' {
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
-            [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name')
+            [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name (may also be given positionally, without --tool)')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A summary of the tool''s input (cut to 200 characters)')
             [CompletionResult]::new('--effect', '--effect', [CompletionResultType]::ParameterName, 'What the call does [default: classified by the gateway]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID]')
@@ -1296,6 +1296,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;guard;check' {
+            [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name (may also be given positionally, without --tool)')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'A summary of the tool''s input (cut to 200 characters)')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]')
@@ -1327,7 +1328,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;guard;run' {
-            [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name')
+            [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name (also accepted positionally: `guard run NAME -- COMMAND…`)')
             [CompletionResult]::new('--input', '--input', [CompletionResultType]::ParameterName, 'More context for the input summary, after the command line (which is always sent)')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]')
@@ -1362,6 +1363,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;guard;report' {
+            [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool (action) name (may also be given positionally, without --tool)')
             [CompletionResult]::new('--duration-ms', '--duration-ms', [CompletionResultType]::ParameterName, 'How long the call took, in milliseconds')
             [CompletionResult]::new('--error-type', '--error-type', [CompletionResultType]::ParameterName, 'What kind of failure (e.g. `exit:3`, `timeout`)')
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
@@ -1732,7 +1734,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--restrictions-file', '--restrictions-file', [CompletionResultType]::ParameterName, 'Restrictions from a JSON file (`-` reads stdin)')
             [CompletionResult]::new('--paths', '--paths', [CompletionResultType]::ParameterName, 'Path glob every absolute path in a call''s input must match (repeatable; no comma split)')
             [CompletionResult]::new('--tools', '--tools', [CompletionResultType]::ParameterName, 'Tool-name globs the delegate may call: comma-separated or repeated')
-            [CompletionResult]::new('--effects', '--effects', [CompletionResultType]::ParameterName, 'Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)')
+            [CompletionResult]::new('--effects', '--effects', [CompletionResultType]::ParameterName, 'Effects the delegate may cause, comma-separated: the names --effect takes')
             [CompletionResult]::new('--max-calls', '--max-calls', [CompletionResultType]::ParameterName, 'Calls a session made from the delegation may make in all')
             [CompletionResult]::new('--parent', '--parent', [CompletionResultType]::ParameterName, 'Re-delegate: the delegation this one is built on')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')

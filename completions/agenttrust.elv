@@ -681,7 +681,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;actions;check'= {
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
-            cand --tool 'The tool (action) name'
+            cand --tool 'The tool (action) name (may also be given positionally, without --tool)'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
@@ -1208,6 +1208,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;guard;check'= {
+            cand --tool 'The tool (action) name (may also be given positionally, without --tool)'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
@@ -1238,7 +1239,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;run'= {
-            cand --tool 'The tool (action) name'
+            cand --tool 'The tool (action) name (also accepted positionally: `guard run NAME -- COMMAND…`)'
             cand --input 'More context for the input summary, after the command line (which is always sent)'
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
@@ -1272,6 +1273,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;report'= {
+            cand --tool 'The tool (action) name (may also be given positionally, without --tool)'
             cand --duration-ms 'How long the call took, in milliseconds'
             cand --error-type 'What kind of failure (e.g. `exit:3`, `timeout`)'
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
@@ -1612,7 +1614,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --restrictions-file 'Restrictions from a JSON file (`-` reads stdin)'
             cand --paths 'Path glob every absolute path in a call''s input must match (repeatable; no comma split)'
             cand --tools 'Tool-name globs the delegate may call: comma-separated or repeated'
-            cand --effects 'Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)'
+            cand --effects 'Effects the delegate may cause, comma-separated: the names --effect takes'
             cand --max-calls 'Calls a session made from the delegation may make in all'
             cand --parent 'Re-delegate: the delegation this one is built on'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'

@@ -389,14 +389,9 @@ impl Context {
         let self_sufficient = !matches!(settings.url_source, Source::Profile(_) | Source::Default)
             && matches!(settings.api_key_source, Source::Env(_));
         if explicit && !settings.profile_exists && !self_sufficient {
-            return Err(Failure::Usage {
-                message: format!("profile `{}` not found", settings.profile),
-                hint: Some(format!(
-                    "create it with `agenttrust login --profile {}`, or see `agenttrust profile list`",
-                    settings.profile
-                )),
-            }
-            .into());
+            let known =
+                config::known_profiles(&self.store.load_config()?, &self.store.load_credentials()?);
+            return Err(common::profile_not_found(&settings.profile, &known));
         }
         Ok(())
     }

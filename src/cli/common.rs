@@ -95,6 +95,40 @@ pub async fn resolve_agent_filter(
     }
 }
 
+/// The tool a decision is about: `--tool NAME` (the documented spelling, as in every group), or
+/// positionally (`guard check web_search`), which scripts written either way keep working with.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ToolArgs {
+    /// The tool (action) name (may also be given positionally, without --tool)
+    #[arg(long = "tool", value_name = "NAME")]
+    tool: Option<String>,
+    #[arg(value_name = "TOOL", hide = true)]
+    tool_positional: Option<String>,
+}
+
+impl ToolArgs {
+    /// The tool named either way (clap makes exactly one present).
+    pub fn name(&self) -> &str {
+        self.tool
+            .as_deref()
+            .or(self.tool_positional.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A profile named on the command line (or in `AGENTTRUST_PROFILE`) that does not exist: exit 3
+/// ("not found") wherever it is named — `--profile`, `profile show|use|delete`.
+pub fn profile_not_found(name: &str, known: &str) -> anyhow::Error {
+    Failure::NotFound {
+        message: format!("profile `{name}` not found (known: {known})"),
+        hint: Some(format!(
+            "create it with `agenttrust login --profile {name}`, or see `agenttrust profile list`"
+        )),
+    }
+    .into()
+}
+
 /// `--session`, else `AGENTTRUST_SESSION_ID`.
 pub fn session_or_env(session: Option<String>) -> Option<String> {
     session

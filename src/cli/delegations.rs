@@ -97,8 +97,8 @@ pub struct CreateArgs {
     /// Tool-name globs the delegate may call: comma-separated or repeated
     #[arg(long, value_delimiter = ',', value_name = "GLOB")]
     pub tools: Vec<String>,
-    /// Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)
-    #[arg(long, value_delimiter = ',', value_name = "EFFECT", value_parser = parse_effect)]
+    /// Effects the delegate may cause, comma-separated: the names --effect takes
+    #[arg(long, value_delimiter = ',', value_name = "EFFECT", value_parser = super::effect_parser())]
     pub effects: Vec<Effect>,
     /// Calls a session made from the delegation may make in all
     #[arg(long, value_name = "N")]
@@ -133,12 +133,6 @@ pub struct RevokeArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-}
-
-fn parse_effect(text: &str) -> Result<Effect, String> {
-    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase())).map_err(
-        |_| format!("unknown effect {text:?}: expected read, mutating, destructive or admin"),
-    )
 }
 
 fn parse_restrictions(text: &str) -> Result<Restrictions, String> {
@@ -577,8 +571,6 @@ mod tests {
         assert!(build_restrictions(None, vec![], vec![], vec![], None).is_none());
         assert!(parse_restrictions("[1]").is_err());
         assert!(parse_restrictions(r#"{"max_calls":"many"}"#).is_err());
-        assert_eq!(parse_effect("write"), Ok(Effect::Mutating));
-        assert!(parse_effect("nuke").is_err());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use clap::{Args, Subcommand};
 
 use super::actions::decision_outcome;
 use super::approvals;
+use super::common::ToolArgs;
 use super::effect_parser;
 use super::{Context, common};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
@@ -110,9 +111,8 @@ pub struct DecisionArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The tool (action) name
-    #[arg(value_name = "TOOL")]
-    pub tool: String,
+    #[command(flatten)]
+    pub tool: ToolArgs,
     /// A summary of the tool's input (cut to 200 characters)
     #[arg(long, value_name = "SUMMARY")]
     pub input: Option<String>,
@@ -122,9 +122,16 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The tool (action) name
-    #[arg(long, value_name = "NAME", required_unless_present = "tool_from_argv0")]
+    /// The tool (action) name (also accepted positionally: `guard run NAME -- COMMAND…`)
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present_any = ["tool_from_argv0", "tool_positional"],
+        conflicts_with = "tool_positional"
+    )]
     pub tool: Option<String>,
+    #[arg(value_name = "TOOL", hide = true)]
+    pub tool_positional: Option<String>,
     /// Name the tool after the command (argv[0]'s file name), so the checked tool is the one
     /// that runs; a --tool naming another is refused
     #[arg(long)]
@@ -148,9 +155,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The tool (action) name
-    #[arg(value_name = "TOOL")]
-    pub tool: String,
+    #[command(flatten)]
+    pub tool: ToolArgs,
     /// The call succeeded
     #[arg(long, conflicts_with = "failure", required_unless_present = "failure")]
     pub success: bool,
@@ -264,7 +270,7 @@ pub async fn check(
     let client = context.runtime_client(agent_token)?;
     let summary = args.input.as_deref().map(summarize);
     let question = Question {
-        tool: &args.tool,
+        tool: args.tool.name(),
         summary,
         // `-o json`: the decision is the one document on stdout.
         show: context.printer.prints_json(),
@@ -286,7 +292,8 @@ pub async fn run_command(
     args: RunArgs,
     agent_token: Option<String>,
 ) -> anyhow::Result<Outcome> {
-    let tool = run_tool(args.tool.as_deref(), args.tool_from_argv0, &args.command)?;
+    let named = args.tool.as_deref().or(args.tool_positional.as_deref());
+    let tool = run_tool(named, args.tool_from_argv0, &args.command)?;
     let mut caller = caller(
         args.decision.agent.clone(),
         args.decision.session.clone(),
@@ -388,7 +395,7 @@ pub async fn report(
     } else {
         Some(args.error_type.unwrap_or_else(|| "failure".to_string()))
     };
-    let mut event = tool_event(&args.tool, error_type, 0);
+    let mut event = tool_event(args.tool.name(), error_type, 0);
     event.duration_ms = args
         .duration_ms
         .map(|millis| i64::try_from(millis).unwrap_or(i64::MAX));

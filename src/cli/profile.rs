@@ -133,10 +133,10 @@ pub fn show(context: &Context, args: ShowArgs) -> anyhow::Result<()> {
         .get(&name)
         .and_then(|credentials| credentials.api_key.clone());
     if settings.is_none() && !credentials.profiles.contains_key(&name) {
-        anyhow::bail!(
-            "profile `{name}` not found (known: {})",
-            config::known_profiles(&config, &credentials)
-        );
+        return Err(super::common::profile_not_found(
+            &name,
+            &config::known_profiles(&config, &credentials),
+        ));
     }
     let settings = settings.unwrap_or_default();
     let shown_key = key.as_deref().map(|key| {
@@ -190,6 +190,14 @@ pub fn show(context: &Context, args: ShowArgs) -> anyhow::Result<()> {
 }
 
 pub fn use_profile(context: &Context, name: &str) -> anyhow::Result<()> {
+    let config = context.store.load_config()?;
+    let credentials = context.store.load_credentials()?;
+    if !config.profiles.contains_key(name) && !credentials.profiles.contains_key(name) {
+        return Err(super::common::profile_not_found(
+            name,
+            &config::known_profiles(&config, &credentials),
+        ));
+    }
     context.store.use_profile(name)?;
     context
         .printer
@@ -201,11 +209,10 @@ pub fn delete(context: &Context, args: DeleteArgs) -> anyhow::Result<()> {
     let config = context.store.load_config()?;
     let credentials = context.store.load_credentials()?;
     if !config.profiles.contains_key(&args.name) && !credentials.profiles.contains_key(&args.name) {
-        anyhow::bail!(
-            "profile `{}` not found (known: {})",
-            args.name,
-            config::known_profiles(&config, &credentials)
-        );
+        return Err(super::common::profile_not_found(
+            &args.name,
+            &config::known_profiles(&config, &credentials),
+        ));
     }
     context.confirm(
         args.yes,

@@ -104,7 +104,7 @@ fn profile_use_and_delete(h: &Harness) {
     assert!(config.contains("second"), "{config}");
     // The default profile serves commands without --profile.
     h.run_bare(&["agents", "list"]).success();
-    h.run_bare(&["profile", "use", "nope"]).code(1);
+    h.run_bare(&["profile", "use", "nope"]).code(3);
 
     // Without a TTY a delete needs --yes.
     let refused = h.run_bare(&["profile", "delete", "first"]);
