@@ -796,7 +796,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         'agenttrust;telemetry;report' {
             [CompletionResult]::new('--agent', '--agent', [CompletionResultType]::ParameterName, 'Agent id or name [env: AGENTTRUST_AGENT_ID]')
             [CompletionResult]::new('--session', '--session', [CompletionResultType]::ParameterName, 'Session id [env: AGENTTRUST_SESSION_ID]')
-            [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Event type: tool_start, tool_end, tool_error, …')
+            [CompletionResult]::new('--event-type', '--event-type', [CompletionResultType]::ParameterName, 'Event type (the SDKs'' names; a typo would be stored as an event nobody reads)')
             [CompletionResult]::new('--tool', '--tool', [CompletionResultType]::ParameterName, 'The tool''s name')
             [CompletionResult]::new('--duration-ms', '--duration-ms', [CompletionResultType]::ParameterName, 'How long the tool ran, in milliseconds')
             [CompletionResult]::new('--error-type', '--error-type', [CompletionResultType]::ParameterName, 'The kind of error on failure (e.g. TimeoutError)')

@@ -6957,7 +6957,7 @@ _agenttrust() {
                     return 0
                     ;;
                 --event-type)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "tool_start tool_end tool_error task_start task_end step_start step_end" -- "${cur}"))
                     return 0
                     ;;
                 --tool)

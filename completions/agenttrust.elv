@@ -743,7 +743,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;telemetry;report'= {
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
-            cand --event-type 'Event type: tool_start, tool_end, tool_error, …'
+            cand --event-type 'Event type (the SDKs'' names; a typo would be stored as an event nobody reads)'
             cand --tool 'The tool''s name'
             cand --duration-ms 'How long the tool ran, in milliseconds'
             cand --error-type 'The kind of error on failure (e.g. TimeoutError)'

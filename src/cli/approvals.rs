@@ -240,19 +240,15 @@ pub async fn decide(context: &Context, args: DecideArgs, decision: Decision) -> 
         .decided_by
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(|| default_decider(std::env::var("USER").ok()));
-    // Show what is being decided before asking (and before deciding without asking).
     let approval = client::approvals::get(&client, &args.id).await?.value;
-    context.printer.note(describe(&approval));
-    if matches!(
+    // An approval decided already: nothing to show or confirm; the gateway refuses (409) and
+    // its error is the one message.
+    if !matches!(
         wait_outcome(&approval.status),
         WaitOutcome::Approved | WaitOutcome::Denied | WaitOutcome::Expired
     ) {
-        // Nothing to confirm: the gateway refuses (409) and says why.
-        context.printer.note(format!(
-            "Approval {} is already {}.",
-            approval.id, approval.status
-        ));
-    } else {
+        // Show what is being decided before asking (and before deciding without asking).
+        context.printer.note(describe(&approval));
         context.confirm(
             args.yes,
             &format!("{} approval {} as {decided_by}", decision.verb(), args.id),

@@ -198,9 +198,25 @@ async fn serve(
         database = %gateway::redact_url(database_url),
         "gateway listening"
     );
-    output::say(format!(
-        "agenttrust gateway listening on {url} (press Ctrl-C to stop)"
-    ));
+    let address = gateway.local_addr();
+    if address.ip().is_unspecified() {
+        // The real address (every interface), and the URL this machine's CLI uses.
+        if args.dev {
+            output::warn(format!(
+                "dev mode on all interfaces: other machines can reach this gateway, over plain \
+                 HTTP (API keys travel in clear); --listen 127.0.0.1:{} keeps it on this machine",
+                address.port()
+            ));
+        }
+        output::say(format!(
+            "agenttrust gateway listening on {address} (all interfaces); from this machine: \
+             {url} (press Ctrl-C to stop)"
+        ));
+    } else {
+        output::say(format!(
+            "agenttrust gateway listening on {url} (press Ctrl-C to stop)"
+        ));
+    }
     gateway.serve(shutdown_signal()).await?;
     output::say("agenttrust gateway stopped");
     Ok(())

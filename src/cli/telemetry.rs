@@ -22,6 +22,19 @@ pub enum TelemetryCommand {
     List(ListArgs),
 }
 
+/// The event types the official SDKs report (`reference/wire-api.md`): tools, and the CrewAI
+/// wrapper's tasks and steps. The gateway stores any (a newer SDK may add some); the CLI, typed
+/// by hand, takes only these.
+const EVENT_TYPES: [&str; 7] = [
+    "tool_start",
+    "tool_end",
+    "tool_error",
+    "task_start",
+    "task_end",
+    "step_start",
+    "step_end",
+];
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Agent id or name [env: AGENTTRUST_AGENT_ID]
@@ -30,8 +43,8 @@ pub struct ReportArgs {
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-    /// Event type: tool_start, tool_end, tool_error, …
-    #[arg(long, value_name = "TYPE")]
+    /// Event type (the SDKs' names; a typo would be stored as an event nobody reads)
+    #[arg(long, value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(EVENT_TYPES))]
     pub event_type: String,
     /// The tool's name
     #[arg(long, value_name = "NAME")]

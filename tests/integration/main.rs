@@ -17,6 +17,7 @@ mod audit;
 mod bounds;
 mod cli_api;
 mod cli_basics;
+mod cli_checks;
 mod cli_consistency;
 mod cli_elevation;
 mod cli_help;

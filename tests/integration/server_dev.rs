@@ -18,6 +18,11 @@ struct DevServer {
 /// Starts `agenttrust server --dev` on a free port and waits (on its output, not a clock) until
 /// it says where it listens.
 fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer {
+    start_on(config_dir, data_dir, "127.0.0.1:0")
+}
+
+/// [`start`] on a given `--listen` address.
+fn start_on(config_dir: &std::path::Path, data_dir: &std::path::Path, listen: &str) -> DevServer {
     let mut command = Command::new(binary());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AGENTTRUST_") {
@@ -25,7 +30,7 @@ fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer 
         }
     }
     let mut child = command
-        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["server", "--dev", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .env("AGENTTRUST_CONFIG_DIR", config_dir)
         .env("NO_COLOR", "1")
@@ -62,12 +67,14 @@ fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer 
             }
         };
         lines.push(line.clone());
-        if let Some(at) = line.find("listening on http://") {
-            let url = line[at + "listening on ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
+        let found = ["listening on http://", "from this machine: http://"]
+            .iter()
+            .find_map(|marker| {
+                line.find(marker)
+                    .map(|at| at + marker.len() - "http://".len())
+            });
+        if let Some(at) = found {
+            let url = line[at..].split_whitespace().next().unwrap().to_string();
             // Keep draining output so the child never blocks on a full pipe.
             std::thread::spawn(move || while receiver.recv().is_ok() {});
             return DevServer { child, url, lines };
@@ -207,4 +214,34 @@ fn server_dev_configures_the_cli_and_reuses_its_key() {
     let credentials = std::fs::read_to_string(config_dir.join("credentials.toml")).unwrap();
     assert!(credentials.contains(&key), "the saved key is the first one");
     assert!(second.stop().success());
+}
+
+#[test]
+fn server_dev_on_every_interface_says_so() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config_dir = scratch.path().join("config");
+    let data_dir = scratch.path().join("data");
+    let server = start_on(&config_dir, &data_dir, "0.0.0.0:0");
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
+    let output = server.lines.join("\n");
+    assert!(
+        output.contains(&format!(
+            "agenttrust gateway listening on 0.0.0.0:{port} (all interfaces); from this \
+             machine: http://127.0.0.1:{port} (press Ctrl-C to stop)"
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!(
+            "warning: dev mode on all interfaces: other machines can reach this gateway, over \
+             plain HTTP (API keys travel in clear); --listen 127.0.0.1:{port} keeps it on this \
+             machine"
+        )),
+        "{output}"
+    );
+    let status = cli(&config_dir, &["status", "-o", "json"]);
+    status.success();
+    assert_eq!(status.json()["url"], server.url.as_str());
+    drop(server);
 }
