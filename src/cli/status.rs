@@ -1,5 +1,6 @@
 //! `agenttrust status`: which profile and URL are in use (and why), whether the gateway answers
-//! (health, version, round-trip time) and whether the API key works.
+//! (health, version, round-trip time), whether the API key works, its role and (for an admin
+//! key, which may list the org's keys) its org.
 //!
 //! Exit status: 0 when all is well, 69 when the gateway is unreachable, 4 when the key is
 //! missing or rejected: the report is printed first in every case.
@@ -36,9 +37,16 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
                 },
             )
             .await
-            .map(|_| ()),
+            // Every key of the listing is the org's: the first names it.
+            .map(|response| response.value.keys.first().map(|key| key.org_id.clone())),
         ),
         _ => None,
+    };
+    // A 2xx listing is an admin key; a 403 an authenticated key without the admin role.
+    let (role, org_id) = match &key_check {
+        Some(Ok(org_id)) => (Some("admin"), org_id.clone()),
+        Some(Err(error)) if error.status() == Some(403) => (Some("runtime"), None),
+        _ => (None, None),
     };
     let key_state = match (&settings.api_key, &key_check) {
         (None, _) => "not configured".to_string(),
@@ -48,7 +56,7 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
             }
             _ => "unknown (gateway unreachable)".to_string(),
         },
-        (Some(_), Some(Ok(()))) => "valid".to_string(),
+        (Some(_), Some(Ok(_))) => "valid".to_string(),
         (Some(_), Some(Err(error))) => match error.status() {
             Some(401) => "rejected".to_string(),
             // Authenticated, but not allowed to list keys: a runtime key.
@@ -84,6 +92,8 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
         "api_key": settings.api_key.as_deref().map(mask_secret),
         "api_key_source": settings.api_key.as_ref().map(|_| settings.api_key_source.to_string()),
         "api_key_state": key_state,
+        "api_key_role": role,
+        "org_id": org_id,
     }));
     context.printer.show(
         &raw,
@@ -113,6 +123,8 @@ pub async fn run(context: &Context, _args: StatusArgs) -> anyhow::Result<()> {
                 },
             ),
             ("api_key_state", key_state),
+            ("api_key_role", or_dash(role)),
+            ("org_id", or_dash(org_id.as_deref())),
         ]),
     )?;
 
