@@ -113,6 +113,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List profiles (`*` marks the default)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a profile''s settings, secrets masked [default: the profile in use]')
             [CompletionResult]::new('use', 'use', [CompletionResultType]::ParameterValue, 'Make a profile the default')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)')
+            [CompletionResult]::new('rename', 'rename', [CompletionResultType]::ParameterValue, 'Rename a profile (its key and its place as the default go with it)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a profile and its credentials (asks first; --yes without a terminal)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -188,6 +190,52 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'agenttrust;profile;set' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--jq', '--jq', [CompletionResultType]::ParameterName, 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
+            [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--wide', '--wide', [CompletionResultType]::ParameterName, 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'agenttrust;profile;rename' {
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--jq', '--jq', [CompletionResultType]::ParameterName, 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
+            [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--wide', '--wide', [CompletionResultType]::ParameterName, 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'agenttrust;profile;delete' {
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
             [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
@@ -241,6 +289,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List profiles (`*` marks the default)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a profile''s settings, secrets masked [default: the profile in use]')
             [CompletionResult]::new('use', 'use', [CompletionResultType]::ParameterValue, 'Make a profile the default')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)')
+            [CompletionResult]::new('rename', 'rename', [CompletionResultType]::ParameterValue, 'Rename a profile (its key and its place as the default go with it)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a profile and its credentials (asks first; --yes without a terminal)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -253,6 +303,12 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;profile;help;use' {
+            break
+        }
+        'agenttrust;profile;help;set' {
+            break
+        }
+        'agenttrust;profile;help;rename' {
             break
         }
         'agenttrust;profile;help;delete' {
@@ -2265,6 +2321,7 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create an org; prints its id')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -2293,12 +2350,41 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'agenttrust;server;org;list' {
+            [CompletionResult]::new('--database-url', '--database-url', [CompletionResultType]::ParameterName, '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]')
+            [CompletionResult]::new('--data-dir', '--data-dir', [CompletionResultType]::ParameterName, 'Directory of the default SQLite file [default: the platform''s data dir]')
+            [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
+            [CompletionResult]::new('--jq', '--jq', [CompletionResultType]::ParameterName, 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]')
+            [CompletionResult]::new('--ca-cert', '--ca-cert', [CompletionResultType]::ParameterName, 'Trust this PEM CA certificate in addition to the system roots')
+            [CompletionResult]::new('--config-dir', '--config-dir', [CompletionResultType]::ParameterName, 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never')
+            [CompletionResult]::new('--insecure', '--insecure', [CompletionResultType]::ParameterName, 'Skip TLS certificate verification (unsafe; warns)')
+            [CompletionResult]::new('--no-input', '--no-input', [CompletionResultType]::ParameterName, 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print only the primary value (an id, a token, a key)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'More logging on stderr (-v debug, -vv everything)')
+            [CompletionResult]::new('--wide', '--wide', [CompletionResultType]::ParameterName, 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'agenttrust;server;org;help' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create an org; prints its id')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
         'agenttrust;server;org;help;create' {
+            break
+        }
+        'agenttrust;server;org;help;list' {
             break
         }
         'agenttrust;server;org;help;help' {
@@ -2378,9 +2464,13 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;server;help;org' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create an org; prints its id')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)')
             break
         }
         'agenttrust;server;help;org;create' {
+            break
+        }
+        'agenttrust;server;help;org;list' {
             break
         }
         'agenttrust;server;help;key' {
@@ -2424,6 +2514,8 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List profiles (`*` marks the default)')
             [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Show a profile''s settings, secrets masked [default: the profile in use]')
             [CompletionResult]::new('use', 'use', [CompletionResultType]::ParameterValue, 'Make a profile the default')
+            [CompletionResult]::new('set', 'set', [CompletionResultType]::ParameterValue, 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)')
+            [CompletionResult]::new('rename', 'rename', [CompletionResultType]::ParameterValue, 'Rename a profile (its key and its place as the default go with it)')
             [CompletionResult]::new('delete', 'delete', [CompletionResultType]::ParameterValue, 'Delete a profile and its credentials (asks first; --yes without a terminal)')
             [CompletionResult]::new('import', 'import', [CompletionResultType]::ParameterValue, 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)')
             break
@@ -2435,6 +2527,12 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;help;profile;use' {
+            break
+        }
+        'agenttrust;help;profile;set' {
+            break
+        }
+        'agenttrust;help;profile;rename' {
             break
         }
         'agenttrust;help;profile;delete' {
@@ -2685,9 +2783,13 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
         }
         'agenttrust;help;server;org' {
             [CompletionResult]::new('create', 'create', [CompletionResultType]::ParameterValue, 'Create an org; prints its id')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)')
             break
         }
         'agenttrust;help;server;org;create' {
+            break
+        }
+        'agenttrust;help;server;org;list' {
             break
         }
         'agenttrust;help;server;key' {

@@ -108,6 +108,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List profiles (`*` marks the default)'
             cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
             cand use 'Make a profile the default'
+            cand set 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)'
+            cand rename 'Rename a profile (its key and its place as the default go with it)'
             cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
             cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -158,6 +160,50 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;profile;use'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;set'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;rename'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -230,6 +276,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List profiles (`*` marks the default)'
             cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
             cand use 'Make a profile the default'
+            cand set 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)'
+            cand rename 'Rename a profile (its key and its place as the default go with it)'
             cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
             cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -239,6 +287,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;profile;help;show'= {
         }
         &'agenttrust;profile;help;use'= {
+        }
+        &'agenttrust;profile;help;set'= {
+        }
+        &'agenttrust;profile;help;rename'= {
         }
         &'agenttrust;profile;help;delete'= {
         }
@@ -2111,6 +2163,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;server;org;create'= {
@@ -2137,11 +2190,38 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;server;org;list'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Never prompt; destructive verbs then need --yes [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;server;org;help'= {
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;server;org;help;create'= {
+        }
+        &'agenttrust;server;org;help;list'= {
         }
         &'agenttrust;server;org;help;help'= {
         }
@@ -2213,8 +2293,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;server;help;org'= {
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
         }
         &'agenttrust;server;help;org;create'= {
+        }
+        &'agenttrust;server;help;org;list'= {
         }
         &'agenttrust;server;help;key'= {
             cand create 'Mint an API key for an org; prints the key once'
@@ -2252,6 +2335,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List profiles (`*` marks the default)'
             cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
             cand use 'Make a profile the default'
+            cand set 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)'
+            cand rename 'Rename a profile (its key and its place as the default go with it)'
             cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
             cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
         }
@@ -2260,6 +2345,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;profile;show'= {
         }
         &'agenttrust;help;profile;use'= {
+        }
+        &'agenttrust;help;profile;set'= {
+        }
+        &'agenttrust;help;profile;rename'= {
         }
         &'agenttrust;help;profile;delete'= {
         }
@@ -2443,8 +2532,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;server;org'= {
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
         }
         &'agenttrust;help;server;org;create'= {
+        }
+        &'agenttrust;help;server;org;list'= {
         }
         &'agenttrust;help;server;key'= {
             cand create 'Mint an API key for an org; prints the key once'

@@ -245,7 +245,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         #[cfg(feature = "server")]
         Command::Server(args) => {
             let dir = config_dir_override(&globals);
-            done(server::run(args, dir.as_deref()).await)
+            // The server reads no profile: `-o`, else AGENTTRUST_OUTPUT, shapes `server org list`.
+            let format = match globals.output {
+                Some(format) => format,
+                None => env::var(env::OUTPUT)
+                    .map(|text| text.parse::<Format>().map_err(anyhow::Error::msg))
+                    .transpose()?
+                    .unwrap_or_default(),
+            };
+            let printer = Printer::new(format, globals.quiet).with_wide(globals.wide);
+            done(server::run(args, dir.as_deref(), &printer).await)
         }
         command => {
             let context = Context::load(&globals)?;

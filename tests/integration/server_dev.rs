@@ -245,3 +245,77 @@ fn server_dev_on_every_interface_says_so() {
     assert_eq!(status.json()["url"], server.url.as_str());
     drop(server);
 }
+
+/// `server org create|list` and `server key create` work on the database directly, without a
+/// running gateway or a key; the list counts only keys that still work.
+#[test]
+fn server_org_list_shows_orgs_and_their_working_keys() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config_dir = scratch.path().join("config");
+    let data_dir = scratch.path().join("data");
+    let data = data_dir.to_str().unwrap();
+    let created = cli(
+        &config_dir,
+        &["server", "org", "create", "acme", "--data-dir", data],
+    );
+    created.success();
+    let org_id = created.stdout.trim().to_string();
+    assert_eq!(created.stderr, "created org \"acme\"\n");
+    cli(
+        &config_dir,
+        &["server", "org", "create", "globex", "--data-dir", data],
+    )
+    .success();
+    for role in ["admin", "admin", "runtime"] {
+        cli(
+            &config_dir,
+            &[
+                "server",
+                "key",
+                "create",
+                "--org",
+                "acme",
+                "--role",
+                role,
+                "--data-dir",
+                data,
+            ],
+        )
+        .success();
+    }
+    cli(
+        &config_dir,
+        &["server", "org", "create", "acme", "--data-dir", data],
+    )
+    .code(1);
+
+    let listed = cli(
+        &config_dir,
+        &["server", "org", "list", "--data-dir", data, "-o", "json"],
+    );
+    listed.success();
+    let orgs = listed.json()["orgs"].as_array().unwrap().clone();
+    assert_eq!(orgs.len(), 2, "{}", listed.stdout);
+    assert_eq!(orgs[0]["id"], org_id.as_str());
+    assert_eq!(orgs[0]["name"], "acme");
+    assert_eq!(orgs[0]["active_admin_keys"], 2);
+    assert_eq!(orgs[0]["active_runtime_keys"], 1);
+    assert_eq!(orgs[1]["name"], "globex");
+    assert_eq!(orgs[1]["active_admin_keys"], 0);
+    assert!(orgs[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Piped tables are tab-separated without a header; -q prints the ids.
+    let table = cli(&config_dir, &["server", "org", "list", "--data-dir", data]);
+    table.success();
+    let first: Vec<&str> = table.stdout.lines().next().unwrap().split('\t').collect();
+    assert_eq!(first[0], org_id);
+    assert_eq!(first[1], "acme");
+    assert_eq!(&first[3..], ["2", "1"]);
+    let quiet = cli(
+        &config_dir,
+        &["server", "org", "list", "--data-dir", data, "-q"],
+    );
+    quiet.success();
+    assert_eq!(quiet.stdout.lines().count(), 2);
+    assert_eq!(quiet.stdout.lines().next().unwrap(), org_id);
+}
