@@ -463,6 +463,12 @@ _agenttrust() {
             agenttrust__subcmd__help__subcmd__profile,list)
                 cmd="agenttrust__subcmd__help__subcmd__profile__subcmd__list"
                 ;;
+            agenttrust__subcmd__help__subcmd__profile,rename)
+                cmd="agenttrust__subcmd__help__subcmd__profile__subcmd__rename"
+                ;;
+            agenttrust__subcmd__help__subcmd__profile,set)
+                cmd="agenttrust__subcmd__help__subcmd__profile__subcmd__set"
+                ;;
             agenttrust__subcmd__help__subcmd__profile,show)
                 cmd="agenttrust__subcmd__help__subcmd__profile__subcmd__show"
                 ;;
@@ -480,6 +486,9 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__help__subcmd__server__subcmd__org,create)
                 cmd="agenttrust__subcmd__help__subcmd__server__subcmd__org__subcmd__create"
+                ;;
+            agenttrust__subcmd__help__subcmd__server__subcmd__org,list)
+                cmd="agenttrust__subcmd__help__subcmd__server__subcmd__org__subcmd__list"
                 ;;
             agenttrust__subcmd__help__subcmd__sessions,get)
                 cmd="agenttrust__subcmd__help__subcmd__sessions__subcmd__get"
@@ -583,6 +592,12 @@ _agenttrust() {
             agenttrust__subcmd__profile,list)
                 cmd="agenttrust__subcmd__profile__subcmd__list"
                 ;;
+            agenttrust__subcmd__profile,rename)
+                cmd="agenttrust__subcmd__profile__subcmd__rename"
+                ;;
+            agenttrust__subcmd__profile,set)
+                cmd="agenttrust__subcmd__profile__subcmd__set"
+                ;;
             agenttrust__subcmd__profile,show)
                 cmd="agenttrust__subcmd__profile__subcmd__show"
                 ;;
@@ -600,6 +615,12 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__profile__subcmd__help,list)
                 cmd="agenttrust__subcmd__profile__subcmd__help__subcmd__list"
+                ;;
+            agenttrust__subcmd__profile__subcmd__help,rename)
+                cmd="agenttrust__subcmd__profile__subcmd__help__subcmd__rename"
+                ;;
+            agenttrust__subcmd__profile__subcmd__help,set)
+                cmd="agenttrust__subcmd__profile__subcmd__help__subcmd__set"
                 ;;
             agenttrust__subcmd__profile__subcmd__help,show)
                 cmd="agenttrust__subcmd__profile__subcmd__help__subcmd__show"
@@ -631,6 +652,9 @@ _agenttrust() {
             agenttrust__subcmd__server__subcmd__help__subcmd__org,create)
                 cmd="agenttrust__subcmd__server__subcmd__help__subcmd__org__subcmd__create"
                 ;;
+            agenttrust__subcmd__server__subcmd__help__subcmd__org,list)
+                cmd="agenttrust__subcmd__server__subcmd__help__subcmd__org__subcmd__list"
+                ;;
             agenttrust__subcmd__server__subcmd__key,create)
                 cmd="agenttrust__subcmd__server__subcmd__key__subcmd__create"
                 ;;
@@ -649,11 +673,17 @@ _agenttrust() {
             agenttrust__subcmd__server__subcmd__org,help)
                 cmd="agenttrust__subcmd__server__subcmd__org__subcmd__help"
                 ;;
+            agenttrust__subcmd__server__subcmd__org,list)
+                cmd="agenttrust__subcmd__server__subcmd__org__subcmd__list"
+                ;;
             agenttrust__subcmd__server__subcmd__org__subcmd__help,create)
                 cmd="agenttrust__subcmd__server__subcmd__org__subcmd__help__subcmd__create"
                 ;;
             agenttrust__subcmd__server__subcmd__org__subcmd__help,help)
                 cmd="agenttrust__subcmd__server__subcmd__org__subcmd__help__subcmd__help"
+                ;;
+            agenttrust__subcmd__server__subcmd__org__subcmd__help,list)
+                cmd="agenttrust__subcmd__server__subcmd__org__subcmd__help__subcmd__list"
                 ;;
             agenttrust__subcmd__sessions,get)
                 cmd="agenttrust__subcmd__sessions__subcmd__get"
@@ -1912,13 +1942,17 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__approvals__subcmd__wait)
-            opts="-o -q -v -h -V --interval --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --interval --wait-timeout --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2323,7 +2357,7 @@ _agenttrust() {
                     return 0
                     ;;
                 --effects)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
                     return 0
                     ;;
                 --max-calls)
@@ -2810,12 +2844,16 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__check)
-            opts="-o -q -v -h -V --input --agent --session --effect --wait --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --tool --input --agent --session --effect --wait --wait-timeout --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --tool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --input)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2830,6 +2868,10 @@ _agenttrust() {
                     ;;
                 --effect)
                     COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent-token-file)
@@ -3060,12 +3102,16 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__report)
-            opts="-o -q -v -h -V --success --failure --duration-ms --error-type --agent --session --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --tool --success --failure --duration-ms --error-type --agent --session --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --tool)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --duration-ms)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -3130,7 +3176,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__guard__subcmd__run)
-            opts="-o -q -v -h -V --tool --tool-from-argv0 --input --log-inputs --pass-credentials --agent --session --effect --wait --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --tool --tool-from-argv0 --input --log-inputs --pass-credentials --agent --session --effect --wait --wait-timeout --fail-open --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3154,6 +3200,10 @@ _agenttrust() {
                     ;;
                 --effect)
                     COMPREPLY=($(compgen -W "read mutating write destructive admin" -- "${cur}"))
+                    return 0
+                    ;;
+                --wait-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --agent-token-file)
@@ -4162,7 +4212,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__profile)
-            opts="list show use delete import"
+            opts="list show use set rename delete import"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4204,6 +4254,34 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__profile__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__profile__subcmd__rename)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__profile__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -4288,7 +4366,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__server__subcmd__org)
-            opts="create"
+            opts="create list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -4302,6 +4380,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__server__subcmd__org__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__server__subcmd__org__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5302,7 +5394,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version list show use delete import help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version list show use set rename delete import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5402,7 +5494,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__help)
-            opts="list show use delete import help"
+            opts="list show use set rename delete import help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5458,6 +5550,34 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__profile__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__profile__subcmd__help__subcmd__rename)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__profile__subcmd__help__subcmd__set)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5551,6 +5671,106 @@ _agenttrust() {
             ;;
         agenttrust__subcmd__profile__subcmd__list)
             opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__profile__subcmd__rename)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__profile__subcmd__set)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version url auth_url audit_url output timeout insecure ca_cert"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5850,7 +6070,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__help__subcmd__org)
-            opts="create"
+            opts="create list"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5864,6 +6084,20 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__help__subcmd__org__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__server__subcmd__help__subcmd__org__subcmd__list)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -6048,7 +6282,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__org)
-            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version create help"
+            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version create list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6164,7 +6398,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server__subcmd__org__subcmd__help)
-            opts="create help"
+            opts="create list help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6198,6 +6432,78 @@ _agenttrust() {
                 return 0
             fi
             case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__server__subcmd__org__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__server__subcmd__org__subcmd__list)
+            opts="-o -q -v -h -V --database-url --data-dir --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --database-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -6937,7 +7243,7 @@ _agenttrust() {
                     return 0
                     ;;
                 --event-type)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "tool_start tool_end tool_error task_start task_end step_start step_end" -- "${cur}"))
                     return 0
                     ;;
                 --tool)

@@ -108,6 +108,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List profiles (`*` marks the default)'
             cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
             cand use 'Make a profile the default'
+            cand set 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)'
+            cand rename 'Rename a profile (its key and its place as the default go with it)'
             cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
             cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -158,6 +160,50 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;profile;use'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;set'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;profile;rename'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -230,6 +276,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List profiles (`*` marks the default)'
             cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
             cand use 'Make a profile the default'
+            cand set 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)'
+            cand rename 'Rename a profile (its key and its place as the default go with it)'
             cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
             cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -239,6 +287,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;profile;help;show'= {
         }
         &'agenttrust;profile;help;use'= {
+        }
+        &'agenttrust;profile;help;set'= {
+        }
+        &'agenttrust;profile;help;rename'= {
         }
         &'agenttrust;profile;help;delete'= {
         }
@@ -536,7 +588,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;tokens;issue'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --scopes 'Scopes: comma-separated or repeated'
             cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 5m]'
             cand --session 'Bind the token to a session [env: AGENTTRUST_SESSION_ID]'
@@ -586,7 +638,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;tokens;list'= {
-            cand --agent 'Only this agent''s tokens'
+            cand --agent 'Only this agent''s tokens (id or name)'
             cand --limit 'Tokens per page (1-1000) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -680,8 +732,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;actions;check'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
-            cand --tool 'The tool (action) name'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
+            cand --tool 'The tool (action) name (may also be given positionally, without --tool)'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
@@ -741,9 +793,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;telemetry;report'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
-            cand --event-type 'Event type: tool_start, tool_end, tool_error, …'
+            cand --event-type 'Event type (the SDKs'' names; a typo would be stored as an event nobody reads)'
             cand --tool 'The tool''s name'
             cand --duration-ms 'How long the tool ran, in milliseconds'
             cand --error-type 'The kind of error on failure (e.g. TimeoutError)'
@@ -771,7 +823,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;telemetry;list'= {
-            cand --agent 'Only this agent''s events'
+            cand --agent 'Only this agent''s events (id or name)'
             cand --session 'Only this session''s events'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
@@ -838,7 +890,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;sessions;init'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --server 'The MCP server''s id'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -906,7 +958,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;sessions;list'= {
-            cand --agent 'Only this agent''s sessions'
+            cand --agent 'Only this agent''s sessions (id or name)'
             cand --mode 'Only sessions in this mode'
             cand --source 'Only sessions from this source: sdk, mcp, api, a2a, federation'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
@@ -1033,7 +1085,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;approvals;list'= {
             cand --status 'Only approvals with this status'
-            cand --agent 'Only this agent''s approvals'
+            cand --agent 'Only this agent''s approvals (id or name)'
             cand --session 'Only this session''s approvals'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
@@ -1136,6 +1188,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;approvals;wait'= {
             cand --interval 'Time between polls: 500ms, 2s, 1m'
+            cand --wait-timeout 'How long to wait in all: 30s, 5m, 1h30m [default: 5m]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -1207,10 +1260,12 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;guard;check'= {
+            cand --tool 'The tool (action) name (may also be given positionally, without --tool)'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --wait-timeout 'With --wait, how long to wait in all: 30s, 5m, 1h30m [default: 5m] (for compatibility, --timeout alone still sets it too)'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1236,11 +1291,12 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;run'= {
-            cand --tool 'The tool (action) name'
+            cand --tool 'The tool (action) name (also accepted positionally: `guard run NAME -- COMMAND…`)'
             cand --input 'More context for the input summary, after the command line (which is always sent)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token''s agent]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]'
             cand --effect 'What the call does [default: classified by the gateway]'
+            cand --wait-timeout 'With --wait, how long to wait in all: 30s, 5m, 1h30m [default: 5m] (for compatibility, --timeout alone still sets it too)'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1269,9 +1325,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;guard;report'= {
+            cand --tool 'The tool (action) name (may also be given positionally, without --tool)'
             cand --duration-ms 'How long the call took, in milliseconds'
             cand --error-type 'What kind of failure (e.g. `exit:3`, `timeout`)'
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --session 'Session id [env: AGENTTRUST_SESSION_ID]'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1347,7 +1404,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;guard;session;start'= {
-            cand --agent 'The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; also exported'
+            cand --agent 'The agent, by id or name [env: AGENTTRUST_AGENT_ID] [default: the agent token''s]; its id is exported'
             cand --agent-token-file 'Read the agent token from FILE (`-` = stdin) [env: AGENTTRUST_AGENT_TOKEN]; with a token no API key is needed and --agent may be omitted (the gateway takes the agent from it)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -1527,7 +1584,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;policies;test'= {
-            cand --agent 'Agent id [env: AGENTTRUST_AGENT_ID]'
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
             cand --tool 'The tool (action) name'
             cand --input 'A summary of the tool''s input (cut to 200 characters)'
             cand --effect 'What the call does [default: classified by the gateway]'
@@ -1601,15 +1658,15 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;delegations;create'= {
-            cand --from 'The delegating agent [default with --parent: the parent delegation''s delegate]'
-            cand --to 'The agent receiving the capabilities'
+            cand --from 'The delegating agent, by id or name [default with --parent: the parent delegation''s delegate]'
+            cand --to 'The agent receiving the capabilities, by id or name'
             cand --scope 'Capabilities handed over: comma-separated or repeated (files:read,web:fetch)'
             cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: the gateway''s, 1h]'
             cand --restrictions 'Restrictions as a JSON object ({"paths":["/tmp/*"],"max_calls":10})'
             cand --restrictions-file 'Restrictions from a JSON file (`-` reads stdin)'
             cand --paths 'Path glob every absolute path in a call''s input must match (repeatable; no comma split)'
             cand --tools 'Tool-name globs the delegate may call: comma-separated or repeated'
-            cand --effects 'Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)'
+            cand --effects 'Effects the delegate may cause, comma-separated: the names --effect takes'
             cand --max-calls 'Calls a session made from the delegation may make in all'
             cand --parent 'Re-delegate: the delegation this one is built on'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -1634,8 +1691,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;delegations;list'= {
-            cand --from 'Only delegations from this agent'
-            cand --to 'Only delegations to this agent'
+            cand --from 'Only delegations from this agent (id or name)'
+            cand --to 'Only delegations to this agent (id or name)'
             cand --limit 'Items per page, 1-1000 (with --all, per request) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -2106,6 +2163,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;server;org;create'= {
@@ -2132,11 +2190,38 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;server;org;list'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;server;org;help'= {
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;server;org;help;create'= {
+        }
+        &'agenttrust;server;org;help;list'= {
         }
         &'agenttrust;server;org;help;help'= {
         }
@@ -2208,8 +2293,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;server;help;org'= {
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
         }
         &'agenttrust;server;help;org;create'= {
+        }
+        &'agenttrust;server;help;org;list'= {
         }
         &'agenttrust;server;help;key'= {
             cand create 'Mint an API key for an org; prints the key once'
@@ -2247,6 +2335,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand list 'List profiles (`*` marks the default)'
             cand show 'Show a profile''s settings, secrets masked [default: the profile in use]'
             cand use 'Make a profile the default'
+            cand set 'Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure, ca_cert (the API key is set with `agenttrust login`, which checks it)'
+            cand rename 'Rename a profile (its key and its place as the default go with it)'
             cand delete 'Delete a profile and its credentials (asks first; --yes without a terminal)'
             cand import 'Import the SDK''s JSON config file (base_url, auth_url, api_key[, audit_url, timeout]) into the profile named by --profile (default `default`)'
         }
@@ -2255,6 +2345,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;profile;show'= {
         }
         &'agenttrust;help;profile;use'= {
+        }
+        &'agenttrust;help;profile;set'= {
+        }
+        &'agenttrust;help;profile;rename'= {
         }
         &'agenttrust;help;profile;delete'= {
         }
@@ -2438,8 +2532,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;server;org'= {
             cand create 'Create an org; prints its id'
+            cand list 'List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q` for the ids)'
         }
         &'agenttrust;help;server;org;create'= {
+        }
+        &'agenttrust;help;server;org;list'= {
         }
         &'agenttrust;help;server;key'= {
             cand create 'Mint an API key for an org; prints the key once'

@@ -47,7 +47,7 @@ use crate::render::{self, ColorChoice};
 // The shared helpers, where every verb group has always found them (`super::agent_or_env`).
 pub use common::{
     agent_or_env, clean_list, effect_parser, parse_json_object, parse_seconds,
-    read_secret_argument, session_or_env,
+    read_secret_argument, resolve_agent, resolve_agent_filter, session_or_env,
 };
 
 const AFTER_HELP: &str = "\
@@ -247,7 +247,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         #[cfg(feature = "server")]
         Command::Server(args) => {
             let dir = config_dir_override(&globals);
-            done(server::run(args, dir.as_deref()).await)
+            // The server reads no profile: `-o`, else AGENTTRUST_OUTPUT, shapes `server org list`.
+            let format = match globals.output {
+                Some(format) => format,
+                None => env::var(env::OUTPUT)
+                    .map(|text| text.parse::<Format>().map_err(anyhow::Error::msg))
+                    .transpose()?
+                    .unwrap_or_default(),
+            };
+            let printer = Printer::new(format, globals.quiet).with_wide(globals.wide);
+            done(server::run(args, dir.as_deref(), &printer).await)
         }
         command => {
             let context = Context::load(&globals)?;
@@ -300,6 +309,13 @@ impl Context {
             ca_cert: globals.ca_cert.clone(),
         };
         let settings = config::resolve(&flags, &env::var, &config, &credentials)?;
+        match &settings.api_key_source {
+            Source::Env(_) => crate::exit::note_key_origin(crate::exit::KeyOrigin::Environment),
+            Source::Profile(profile) if settings.api_key.is_some() => {
+                crate::exit::note_key_origin(crate::exit::KeyOrigin::Profile(profile.clone()));
+            }
+            _ => {}
+        }
         let format = match &settings.output {
             Some(text) => text
                 .parse::<Format>()
@@ -384,14 +400,9 @@ impl Context {
         let self_sufficient = !matches!(settings.url_source, Source::Profile(_) | Source::Default)
             && matches!(settings.api_key_source, Source::Env(_));
         if explicit && !settings.profile_exists && !self_sufficient {
-            return Err(Failure::Usage {
-                message: format!("profile `{}` not found", settings.profile),
-                hint: Some(format!(
-                    "create it with `agenttrust login --profile {}`, or see `agenttrust profile list`",
-                    settings.profile
-                )),
-            }
-            .into());
+            let known =
+                config::known_profiles(&self.store.load_config()?, &self.store.load_credentials()?);
+            return Err(common::profile_not_found(&settings.profile, &known));
         }
         Ok(())
     }

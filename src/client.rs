@@ -37,12 +37,24 @@ pub enum Error {
     /// Nothing listens there (connection refused, no route) or DNS failed: no byte reached a
     /// gateway. The only connection failure `guard --fail-open` may turn into an allow.
     #[error("cannot reach the gateway at {url}: {detail}")]
-    Connect { url: String, detail: String },
+    Connect {
+        url: String,
+        detail: String,
+        /// Why: the hint differs (start a gateway, fix a host name, check the network).
+        why: Unreachable,
+    },
     /// A connection was made but TLS failed: a certificate the client does not trust,
     /// `https://` against a plain-HTTP server, a handshake someone interfered with. Never
     /// fail-open: it may be an attacker answering in the gateway's place.
     #[error("TLS with the gateway at {url} failed: {detail}")]
-    Tls { url: String, detail: String },
+    Tls {
+        url: String,
+        detail: String,
+        /// The server answered the TLS handshake in plain HTTP: the URL says `https://` for
+        /// a server that speaks `http://` (rustls: "received corrupt message of type
+        /// InvalidContentType"; OpenSSL: "wrong version number").
+        plain_http_peer: bool,
+    },
     #[error("the gateway at {url} did not answer within {}s", timeout.as_secs_f64())]
     Timeout { url: String, timeout: Duration },
     /// The connection broke mid-request, the answer was not HTTP, or another transport failure.
@@ -54,6 +66,20 @@ pub enum Error {
     /// A bad URL, CA certificate or other setting: nothing was sent.
     #[error("{0}")]
     Config(String),
+    /// A gateway URL that cannot be right, with the fix: nothing was sent.
+    #[error("{message}")]
+    InvalidUrl { message: String, hint: String },
+}
+
+/// Why no gateway could be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreachable {
+    /// The host answered that nothing listens on that port.
+    Refused,
+    /// The host name did not resolve.
+    UnknownHost,
+    /// No route, no network, or the connection attempt timed out.
+    NoRoute,
 }
 
 impl Error {
@@ -73,7 +99,7 @@ impl Error {
             Error::Tls { .. } => "TLS_ERROR",
             Error::Timeout { .. } => "TIMEOUT",
             Error::Decode { .. } => "PARSE_ERROR",
-            Error::Config(_) => "CONFIG_ERROR",
+            Error::Config(_) | Error::InvalidUrl { .. } => "CONFIG_ERROR",
         }
     }
 
@@ -131,12 +157,38 @@ pub struct Client {
 }
 
 fn parse_base(text: &str, what: &str) -> Result<Url, Error> {
-    let url = Url::parse(text.trim())
+    let trimmed = text.trim();
+    // `localhost:8080` parses as scheme `localhost`, `gateway.example` not at all: both are a
+    // host written without its scheme.
+    if !trimmed.contains("://") {
+        return Err(Error::InvalidUrl {
+            message: format!("invalid {what} {text:?}: it has no scheme"),
+            hint: format!("write it with its scheme: http://{trimmed} (or https://…)"),
+        });
+    }
+    let url = Url::parse(trimmed)
         .map_err(|error| Error::Config(format!("invalid {what} {text:?}: {error}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
         return Err(Error::Config(format!(
             "invalid {what} {text:?}: expected http:// or https://"
         )));
+    }
+    // The API paths are appended to the base: `…/api/v1` as the base would ask for
+    // `…/api/v1/api/v1/agents`. (Another path is kept: a proxy may serve the gateway under one.)
+    if let Some(segments) = url.path_segments() {
+        let segments: Vec<&str> = segments.collect();
+        if let Some(api) = segments.iter().position(|segment| *segment == "api") {
+            let mut base = url.clone();
+            base.set_path(&segments[..api].join("/"));
+            base.set_query(None);
+            return Err(Error::InvalidUrl {
+                message: format!(
+                    "invalid {what} {text:?}: it must be the gateway's base URL, without the API \
+                     path"
+                ),
+                hint: format!("use {}", base.as_str().trim_end_matches('/')),
+            });
+        }
     }
     Ok(url)
 }
@@ -336,10 +388,15 @@ impl Client {
         } else if error.is_connect() {
             // "Connection refused", "certificate verify failed": the root cause says it all.
             let detail = root_cause(&error);
-            if never_connected(&error) {
-                Error::Connect { url, detail }
-            } else {
-                Error::Tls { url, detail }
+            match never_connected(&error) {
+                Some(why) => Error::Connect { url, detail, why },
+                None => Error::Tls {
+                    // rustls and OpenSSL say it in their own words.
+                    plain_http_peer: detail.contains("InvalidContentType")
+                        || detail.contains("wrong version number"),
+                    url,
+                    detail,
+                },
             }
         } else {
             Error::Transport {
@@ -407,32 +464,30 @@ pub(crate) fn decode<T: DeserializeOwned>(
     })
 }
 
-/// A connect failure where no peer answered: refused, unreachable, or the name did not resolve.
-/// Anything else during connect (TLS above all) is not this, whatever it turns out to be: the
-/// list is of what is known to be harmless, so an unknown failure fails closed.
-fn never_connected(error: &(dyn std::error::Error + 'static)) -> bool {
+/// A connect failure where no peer answered, and why: refused, unreachable, or the name did not
+/// resolve. Anything else during connect (TLS above all) is not this, whatever it turns out to
+/// be: the list is of what is known to be harmless, so an unknown failure fails closed.
+fn never_connected(error: &(dyn std::error::Error + 'static)) -> Option<Unreachable> {
     use std::io::ErrorKind;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(current) = cause {
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                ErrorKind::ConnectionRefused
-                    | ErrorKind::HostUnreachable
-                    | ErrorKind::NetworkUnreachable
-                    | ErrorKind::AddrNotAvailable
-                    | ErrorKind::TimedOut
-            )
-        {
-            return true;
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                ErrorKind::ConnectionRefused => return Some(Unreachable::Refused),
+                ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::AddrNotAvailable
+                | ErrorKind::TimedOut => return Some(Unreachable::NoRoute),
+                _ => {}
+            }
         }
         // hyper-util's connector names a resolver failure "dns error".
         if current.to_string().starts_with("dns error") {
-            return true;
+            return Some(Unreachable::UnknownHost);
         }
         cause = current.source();
     }
-    false
+    None
 }
 
 fn root_cause(error: &dyn std::error::Error) -> String {

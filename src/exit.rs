@@ -35,6 +35,7 @@ pub mod code {
     pub const APPROVAL_EXPIRED: &str = "APPROVAL_EXPIRED";
     pub const TOKEN_INACTIVE: &str = "TOKEN_INACTIVE";
     pub const USAGE_ERROR: &str = "USAGE_ERROR";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const API_KEY_MISSING: &str = "API_KEY_MISSING";
     pub const ABORTED: &str = "ABORTED";
     pub const SPAWN_FAILED: &str = "SPAWN_FAILED";
@@ -89,8 +90,12 @@ pub enum Retry {
     /// Approvals are granted per session: retry with the same `--session`.
     SameSession,
     /// `guard`: retry in the same session or block with `--wait`; `Some` names the session id
-    /// made up for this call, which the retry must then pass.
-    Guard { fresh_session: Option<String> },
+    /// made up for this call, which the retry must then pass. `waited`: `--wait` was given
+    /// already, so it is not suggested again.
+    Guard {
+        fresh_session: Option<String>,
+        waited: bool,
+    },
     /// `policies test`: nothing was recorded and no approval exists, so there is no retry.
     Hypothetical,
 }
@@ -170,7 +175,7 @@ impl Outcome {
                 format!("approval {approval_id} is {status} after waiting {waited}"),
                 Some(format!(
                     "approve it with `agenttrust approvals approve {approval_id}`, or wait longer \
-                     with --timeout"
+                     with --wait-timeout"
                 )),
             )
             .map(|report| Report {
@@ -204,10 +209,18 @@ impl Retry {
             Retry::SameSession => "retry with the same --session".to_string(),
             Retry::Guard {
                 fresh_session: Some(session),
-            } => format!("retry with --session {session} (or pass --wait)"),
+                waited,
+            } => format!(
+                "retry with --session {session}{}",
+                if *waited { "" } else { " (or pass --wait)" }
+            ),
             Retry::Guard {
                 fresh_session: None,
-            } => "retry in the same session (or pass --wait)".to_string(),
+                waited,
+            } => format!(
+                "retry in the same session{}",
+                if *waited { "" } else { " (or pass --wait)" }
+            ),
         };
         Some(match approval_id {
             Some(id) => format!(
@@ -246,6 +259,13 @@ pub enum Failure {
         message: String,
         hint: Option<String>,
     },
+    /// Something named on the command line does not exist (e.g. no agent has that name): 3,
+    /// like the gateway's 404.
+    #[error("{message}")]
+    NotFound {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("no API key configured for profile `{profile}`")]
     MissingApiKey { profile: String },
     /// The user said no at a confirmation prompt.
@@ -269,8 +289,130 @@ pub struct Report {
     pub silent: bool,
 }
 
-const HINT_LOGIN: &str = "run `agenttrust login` (or set AGENTTRUST_API_KEY)";
-const HINT_START: &str = "is the gateway running? start one with `agenttrust server --dev`";
+/// An error whose next step the verb knows better than its status does (e.g. a 401 about the
+/// agent token given to `sessions init-api`, not about the API key): the exit code and machine
+/// code stay the gateway's, the hint is this one. Displays as the error itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Rehinted {
+    pub error: client::Error,
+    pub hint: String,
+}
+
+/// Where the API key of this run came from, so that a rejected key (401) names what to fix:
+/// the environment variable overrides every profile, so `login` would not help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    Environment,
+    Profile(String),
+}
+
+static KEY_ORIGIN: std::sync::OnceLock<KeyOrigin> = std::sync::OnceLock::new();
+
+/// Records where the run's API key comes from (once, when the settings are resolved): the
+/// report is decided after the verb and its context are gone.
+pub fn note_key_origin(origin: KeyOrigin) {
+    // A second call (a verb resolving settings again) keeps the first: the same run, same key.
+    let _ = KEY_ORIGIN.set(origin);
+}
+
+fn rejected_key_hint() -> String {
+    match KEY_ORIGIN.get() {
+        Some(KeyOrigin::Environment) => format!(
+            "the key comes from {} (which overrides any profile's key): correct or unset it",
+            env::API_KEY
+        ),
+        Some(KeyOrigin::Profile(profile)) => {
+            format!("log in again: `agenttrust login --profile {profile}`")
+        }
+        None => format!("run `agenttrust login` (or set {})", env::API_KEY),
+    }
+}
+
+/// The next step after a failed connection, by what failed and where: only refused on this
+/// machine suggests starting a local gateway.
+fn transport_hint(error: &client::Error) -> Option<String> {
+    let host_of = |url: &str| {
+        reqwest::Url::parse(url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    let local = |url: &str| {
+        let host = host_of(url);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|address| address.is_loopback() || address.is_unspecified())
+    };
+    const CHECK_URL: &str = "check --url (or AGENTTRUST_URL, or the profile's url)";
+    Some(match error {
+        client::Error::Connect {
+            url,
+            why: client::Unreachable::Refused,
+            ..
+        } if local(url) => {
+            "is the gateway running? start one with `agenttrust server --dev`".to_string()
+        }
+        client::Error::Connect {
+            url,
+            why: client::Unreachable::Refused,
+            ..
+        } => format!(
+            "nothing listens there: is the gateway running on {}? {CHECK_URL}",
+            host_of(url)
+        ),
+        client::Error::Connect {
+            url,
+            why: client::Unreachable::UnknownHost,
+            ..
+        } => format!(
+            "the host name `{}` does not resolve: {CHECK_URL}",
+            host_of(url)
+        ),
+        client::Error::Connect {
+            url,
+            why: client::Unreachable::NoRoute,
+            ..
+        } => format!(
+            "no route to `{}`: check the network, or {CHECK_URL}",
+            host_of(url)
+        ),
+        client::Error::Tls {
+            url,
+            plain_http_peer: true,
+            ..
+        } => format!(
+            "the server speaks plain HTTP: use {}",
+            url_with_scheme(url, "http")
+        ),
+        client::Error::Tls { .. } => "check the URL's scheme (http:// or https://) and that \
+                                      the gateway's certificate is trusted (--ca-cert)"
+            .to_string(),
+        client::Error::Timeout { .. } => {
+            "the gateway is slow or overloaded; allow more time with --timeout".to_string()
+        }
+        client::Error::Transport { .. } => {
+            format!("the connection broke or the answer was not HTTP: {CHECK_URL}")
+        }
+        _ => return None,
+    })
+}
+
+/// The base of a request URL under another scheme (`https://h:8080/api/…` → `http://h:8080`).
+fn url_with_scheme(url: &str, scheme: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => {
+            let port = parsed
+                .port()
+                .map(|port| format!(":{port}"))
+                .unwrap_or_default();
+            format!("{scheme}://{}{port}", parsed.host_str().unwrap_or_default())
+        }
+        Err(_) => format!("{scheme}://…"),
+    }
+}
 
 /// Maps an error to its report: exit code, machine code, message and hint.
 pub fn classify(error: &anyhow::Error) -> Report {
@@ -299,9 +441,16 @@ pub fn classify(error: &anyhow::Error) -> Report {
     }
 
     for cause in error.chain() {
+        if let Some(rehinted) = cause.downcast_ref::<Rehinted>() {
+            return Report {
+                hint: Some(rehinted.hint.clone()),
+                ..classify_client(&rehinted.error, &message)
+            };
+        }
         if let Some(failure) = cause.downcast_ref::<Failure>() {
             return match failure {
                 Failure::Usage { hint, .. } => report(USAGE, code::USAGE_ERROR, hint.clone()),
+                Failure::NotFound { hint, .. } => report(NOT_FOUND, code::NOT_FOUND, hint.clone()),
                 Failure::MissingApiKey { profile } => report(
                     AUTH,
                     code::API_KEY_MISSING,
@@ -317,47 +466,58 @@ pub fn classify(error: &anyhow::Error) -> Report {
             return report(spawn.exit_code(), code::SPAWN_FAILED, None);
         }
         if let Some(client_error) = cause.downcast_ref::<client::Error>() {
-            let (exit_code, hint) = match client_error {
-                client::Error::Gateway { status, .. } => match status {
-                    401 => (AUTH, Some(HINT_LOGIN.to_string())),
-                    403 => (
-                        AUTH,
-                        Some(
-                            "the API key's role does not allow this (admin keys manage the org)"
-                                .to_string(),
-                        ),
-                    ),
-                    404 => (NOT_FOUND, None),
-                    _ => (FAILURE, None),
-                },
-                client::Error::Connect { .. } | client::Error::Transport { .. } => {
-                    (UNAVAILABLE, Some(HINT_START.to_string()))
-                }
-                client::Error::Tls { .. } => (
-                    UNAVAILABLE,
-                    Some(
-                        "check the URL's scheme (http:// or https://) and that the gateway's \
-                         certificate is trusted (--ca-cert)"
-                            .to_string(),
-                    ),
-                ),
-                client::Error::Timeout { .. } => (
-                    UNAVAILABLE,
-                    Some(format!("{HINT_START}; or allow more time with --timeout")),
-                ),
-                client::Error::Decode { .. } => (
-                    FAILURE,
-                    Some("is --url pointing at an AgentTrust gateway?".to_string()),
-                ),
-                client::Error::Config(_) => (FAILURE, None),
-            };
-            return Report {
-                status: client_error.status(),
-                ..report(exit_code, client_error.code(), hint)
-            };
+            return classify_client(client_error, &message);
         }
     }
     report(FAILURE, code::ERROR, None)
+}
+
+/// The report of a client error (`message` is the whole chain, as printed).
+fn classify_client(client_error: &client::Error, message: &str) -> Report {
+    let (exit_code, hint) = match client_error {
+        client::Error::Gateway {
+            status, message, ..
+        } => match status {
+            401 => (AUTH, Some(rejected_key_hint())),
+            403 => (
+                AUTH,
+                Some(
+                    "the API key's role does not allow this (admin keys manage the org)"
+                        .to_string(),
+                ),
+            ),
+            // The gateway knows no such route: the URL carries a path it does not serve under.
+            404 if message.starts_with("no such endpoint") => (
+                NOT_FOUND,
+                Some(
+                    "the URL must be the gateway's base (http://host:port): check --url (or \
+                     AGENTTRUST_URL, or the profile's url)"
+                        .to_string(),
+                ),
+            ),
+            404 => (NOT_FOUND, None),
+            _ => (FAILURE, None),
+        },
+        client::Error::Connect { .. }
+        | client::Error::Transport { .. }
+        | client::Error::Tls { .. }
+        | client::Error::Timeout { .. } => (UNAVAILABLE, transport_hint(client_error)),
+        client::Error::Decode { .. } => (
+            FAILURE,
+            Some("is --url pointing at an AgentTrust gateway?".to_string()),
+        ),
+        client::Error::InvalidUrl { hint, .. } => (FAILURE, Some(hint.clone())),
+        client::Error::Config(_) => (FAILURE, None),
+    };
+    Report {
+        exit_code,
+        code: client_error.code().to_string(),
+        message: message.to_string(),
+        status: client_error.status(),
+        hint,
+        approval_id: None,
+        silent: false,
+    }
 }
 
 /// Decides how a run ends: prints the report of an outcome or an error (a human line and hint,
@@ -400,6 +560,7 @@ mod tests {
         let unreachable = anyhow::Error::from(client::Error::Connect {
             url: "u".to_string(),
             detail: "refused".to_string(),
+            why: client::Unreachable::Refused,
         });
         assert_eq!(classify(&unreachable).exit_code, UNAVAILABLE);
     }
@@ -488,6 +649,7 @@ mod tests {
             approval_id: Some("apr-2".to_string()),
             retry: Retry::Guard {
                 fresh_session: Some("s-9".to_string()),
+                waited: false,
             },
         };
         let hint = elevation.report().unwrap().hint.unwrap();

@@ -4,6 +4,7 @@
 
 use clap::{Args, Subcommand};
 
+use super::common::ToolArgs;
 use super::{Context, effect_parser};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::client;
@@ -33,12 +34,12 @@ wait`), else the check id.")]
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's agent]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's
+    /// agent]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
-    /// The tool (action) name
-    #[arg(long, value_name = "NAME")]
-    pub tool: String,
+    #[command(flatten)]
+    pub tool: ToolArgs,
     /// A summary of the tool's input (cut to 200 characters)
     #[arg(long, value_name = "SUMMARY")]
     pub input: Option<String>,
@@ -67,6 +68,10 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
         None => Some(super::agent_or_env(args.agent)?),
     };
     let client = context.runtime_client(agent_token)?;
+    let agent_id = match agent_id {
+        Some(agent) => Some(super::resolve_agent(&client, agent).await?),
+        None => None,
+    };
     let summary = args
         .input
         .as_deref()
@@ -74,7 +79,7 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
         .filter(|summary| !summary.is_empty());
     let request = CheckRequest {
         agent_id,
-        action_name: Some(args.tool.clone()),
+        action_name: Some(args.tool.name().to_string()),
         action_source: Some("api".to_string()),
         action_input_summary: summary,
         session_id: super::session_or_env(args.session),
@@ -107,7 +112,11 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
             ("latency_ms", decision.latency_ms.to_string()),
         ]),
     ))?;
-    Ok(decision_outcome(&args.tool, decision, Retry::SameSession))
+    Ok(decision_outcome(
+        args.tool.name(),
+        decision,
+        Retry::SameSession,
+    ))
 }
 
 /// What a decision comes to: allowed, denied (77) or elevation required (75, checked first as

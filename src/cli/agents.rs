@@ -29,14 +29,14 @@ pub enum AgentsCommand {
     List(ListArgs),
     /// Show one agent
     Get {
-        /// Agent id
+        /// Agent id or name
         id: String,
     },
     /// Revoke an agent and every live token of it (asks first; --yes without a terminal)
     Revoke(RevokeArgs),
     /// Set the agent's own mode, binding it in every session: standard, read_only or locked
     Mode {
-        /// Agent id
+        /// Agent id or name
         id: String,
         /// standard, read_only (anything but a read needs approval) or locked (reads only)
         #[arg(value_parser = ["standard", "read_only", "locked"])]
@@ -44,7 +44,7 @@ pub enum AgentsCommand {
     },
     /// Unlock an agent locked by an admin or by the agent-level lockout
     Unlock {
-        /// Agent id
+        /// Agent id or name
         id: String,
     },
 }
@@ -79,7 +79,7 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// Agent id
+    /// Agent id or name
     pub id: String,
     /// Why (recorded in the audit log)
     #[arg(long, default_value = "manual_revocation")]
@@ -224,28 +224,35 @@ pub async fn names(client: &client::Client) -> anyhow::Result<HashMap<String, St
 
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
     let client = context.client()?;
-    let response = client::agents::get(&client, id).await?;
+    let id = super::resolve_agent(&client, id.to_string()).await?;
+    let response = client::agents::get(&client, &id).await?;
     show_agent(context, &response.raw, &response.value)
 }
 
 pub async fn set_mode(context: &Context, id: &str, mode: String) -> anyhow::Result<()> {
     let client = context.client()?;
-    let response = client::agents::set_mode(&client, id, &SetAgentModeRequest { mode }).await?;
+    let id = super::resolve_agent(&client, id.to_string()).await?;
+    let response = client::agents::set_mode(&client, &id, &SetAgentModeRequest { mode }).await?;
     show_agent(context, &response.raw, &response.value)
 }
 
 pub async fn unlock(context: &Context, id: &str) -> anyhow::Result<()> {
     let client = context.client()?;
-    let response = client::agents::unlock(&client, id).await?;
+    let id = super::resolve_agent(&client, id.to_string()).await?;
+    let response = client::agents::unlock(&client, &id).await?;
     show_agent(context, &response.raw, &response.value)
 }
 
-pub async fn revoke(context: &Context, args: RevokeArgs) -> anyhow::Result<()> {
+pub async fn revoke(context: &Context, mut args: RevokeArgs) -> anyhow::Result<()> {
     let client = context.client()?;
-    context.confirm(
-        args.yes,
-        &format!("revoke agent {} and all its tokens", args.id),
-    )?;
+    let named = args.id.clone();
+    args.id = super::resolve_agent(&client, args.id).await?;
+    let action = if named == args.id {
+        format!("revoke agent {} and all its tokens", args.id)
+    } else {
+        format!("revoke agent {named} ({}) and all its tokens", args.id)
+    };
+    context.confirm(args.yes, &action)?;
     let request = RevokeAgentRequest {
         reason: Some(args.reason),
     };

@@ -46,8 +46,8 @@ pub enum ApprovalsCommand {
     Deny(DecideArgs),
     /// Wait until an approval is decided (exit 0 approved, 77 denied, 75 still pending)
     #[command(after_help = "\
-Here --timeout is how long to wait in all [default: 5m]; each poll is one request. Exit status: \
-0 approved, 77 denied, 75 still pending at the timeout, 1 expired (nobody decided in time), 3 \
+--wait-timeout is how long to wait in all [default: 5m]; each poll is one request, bounded by \
+--timeout (for compatibility, --timeout alone still sets the wait too). Exit status: 0 approved, 77 denied, 75 still pending at the timeout, 1 expired (nobody decided in time), 3 \
 unknown approval. The final status is printed on stdout.")]
     Wait(WaitArgs),
 }
@@ -58,8 +58,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "STATUS", default_value = "pending",
           value_parser = clap::builder::PossibleValuesParser::new(STATUSES))]
     pub status: String,
-    /// Only this agent's approvals
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's approvals (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Only this session's approvals
     #[arg(long, value_name = "ID")]
@@ -89,6 +89,18 @@ pub struct WaitArgs {
     /// Time between polls: 500ms, 2s, 1m
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_interval)]
     pub interval: Duration,
+    /// How long to wait in all: 30s, 5m, 1h30m [default: 5m]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub wait_timeout: Option<Duration>,
+}
+
+/// How long a wait for a human lasts: `--wait-timeout`, else (its meaning before
+/// `--wait-timeout` existed) a `--timeout` given as a flag, else [`DEFAULT_WAIT`]. An env or
+/// profile timeout is only ever the per-request timeout.
+pub fn wait_timeout(context: &Context, wait_timeout: Option<Duration>) -> Duration {
+    wait_timeout
+        .or(context.globals.timeout)
+        .unwrap_or(DEFAULT_WAIT)
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -117,7 +129,7 @@ pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = ApprovalQuery {
         status: Some(args.status).filter(|status| status != "all"),
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         session_id: args.session.filter(|session| !session.is_empty()),
         cursor: None,
         limit: args.page.limit,
@@ -228,19 +240,15 @@ pub async fn decide(context: &Context, args: DecideArgs, decision: Decision) -> 
         .decided_by
         .filter(|name| !name.trim().is_empty())
         .unwrap_or_else(|| default_decider(std::env::var("USER").ok()));
-    // Show what is being decided before asking (and before deciding without asking).
     let approval = client::approvals::get(&client, &args.id).await?.value;
-    context.printer.note(describe(&approval));
-    if matches!(
+    // An approval decided already: nothing to show or confirm; the gateway refuses (409) and
+    // its error is the one message.
+    if !matches!(
         wait_outcome(&approval.status),
         WaitOutcome::Approved | WaitOutcome::Denied | WaitOutcome::Expired
     ) {
-        // Nothing to confirm: the gateway refuses (409) and says why.
-        context.printer.note(format!(
-            "Approval {} is already {}.",
-            approval.id, approval.status
-        ));
-    } else {
+        // Show what is being decided before asking (and before deciding without asking).
+        context.printer.note(describe(&approval));
         context.confirm(
             args.yes,
             &format!("{} approval {} as {decided_by}", decision.verb(), args.id),
@@ -353,9 +361,7 @@ pub async fn poll_until_decided(
 
 pub async fn wait(context: &Context, args: WaitArgs) -> anyhow::Result<Outcome> {
     let client = context.client()?;
-    // The global --timeout, given as a flag, is the overall wait here; the env/profile timeout
-    // stays a per-request timeout.
-    let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
+    let timeout = wait_timeout(context, args.wait_timeout);
     let response = poll_until_decided(context, &client, &args.id, timeout, args.interval).await?;
     let approval = response.value;
     exit::answer_printed(show_approval(context, &response.raw, &approval))?;

@@ -1,6 +1,7 @@
 //! Helpers every verb group shares: where the agent and session of a call come from (flag,
 //! else environment), secrets given as `-` (stdin), confirmations of destructive verbs, and the
-//! value parsers of the common flag vocabulary (`--ttl`, `--metadata`, `--effect`, lists).
+//! value parsers of the common flag vocabulary (`--ttl`, `--metadata`, `--effect`, lists), and
+//! the one place an agent named on the command line (by id or by name) becomes an id.
 
 use std::io::Read;
 use std::path::Path;
@@ -8,6 +9,9 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::api::actions::Effect;
+use crate::api::agents::AgentQuery;
+use crate::api::telemetry::MAX_PAGE_SIZE;
+use crate::client::{self, Client};
 use crate::config::{self, env};
 use crate::exit::Failure;
 
@@ -36,6 +40,93 @@ pub fn agent_or_env(agent: Option<String>) -> anyhow::Result<String> {
         }
         .into()
     })
+}
+
+/// The id of an agent named on the command line by id or by name (names are unique per org).
+/// A UUID is taken as an id as is, without a request: the hot paths (`guard check`,
+/// `actions check`) stay one request long when scripts pass ids. Anything else is looked up by
+/// exact name; no such agent is exit 3.
+pub async fn resolve_agent(client: &Client, reference: String) -> anyhow::Result<String> {
+    if uuid::Uuid::try_parse(&reference).is_ok() {
+        return Ok(reference);
+    }
+    // The list endpoint filters by prefix; the exact name is among the agents it returns (a
+    // few at most in practice: `demo`, `demo-2`…), so follow pages until it shows up.
+    let mut cursor = None;
+    loop {
+        let query = AgentQuery {
+            name_prefix: Some(reference.clone()),
+            cursor: cursor.take(),
+            limit: Some(MAX_PAGE_SIZE),
+            ..AgentQuery::default()
+        };
+        let page = client::agents::list(client, &query)
+            .await
+            .with_context(|| format!("cannot look up agent `{reference}` by name"))?
+            .value;
+        if let Some(agent) = page
+            .agents
+            .into_iter()
+            .find(|agent| agent.name == reference)
+        {
+            return Ok(agent.id);
+        }
+        match page.next_cursor.filter(|next| !next.is_empty()) {
+            Some(next) => cursor = Some(next),
+            None => {
+                return Err(Failure::NotFound {
+                    message: format!("no agent with the id or name `{reference}`"),
+                    hint: Some("see `agenttrust agents list`".to_string()),
+                }
+                .into());
+            }
+        }
+    }
+}
+
+/// [`resolve_agent`] for an optional filter (`--agent` of a list): empty means none.
+pub async fn resolve_agent_filter(
+    client: &Client,
+    reference: Option<String>,
+) -> anyhow::Result<Option<String>> {
+    match reference.filter(|reference| !reference.is_empty()) {
+        Some(reference) => Ok(Some(resolve_agent(client, reference).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The tool a decision is about: `--tool NAME` (the documented spelling, as in every group), or
+/// positionally (`guard check web_search`), which scripts written either way keep working with.
+#[derive(Debug, Clone, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct ToolArgs {
+    /// The tool (action) name (may also be given positionally, without --tool)
+    #[arg(long = "tool", value_name = "NAME")]
+    tool: Option<String>,
+    #[arg(value_name = "TOOL", hide = true)]
+    tool_positional: Option<String>,
+}
+
+impl ToolArgs {
+    /// The tool named either way (clap makes exactly one present).
+    pub fn name(&self) -> &str {
+        self.tool
+            .as_deref()
+            .or(self.tool_positional.as_deref())
+            .unwrap_or_default()
+    }
+}
+
+/// A profile named on the command line (or in `AGENTTRUST_PROFILE`) that does not exist: exit 3
+/// ("not found") wherever it is named — `--profile`, `profile show|use|delete`.
+pub fn profile_not_found(name: &str, known: &str) -> anyhow::Error {
+    Failure::NotFound {
+        message: format!("profile `{name}` not found (known: {known})"),
+        hint: Some(format!(
+            "create it with `agenttrust login --profile {name}`, or see `agenttrust profile list`"
+        )),
+    }
+    .into()
 }
 
 /// `--session`, else `AGENTTRUST_SESSION_ID`.

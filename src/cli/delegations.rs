@@ -66,11 +66,12 @@ Example: agenttrust delegations create --from A --to B --scope files:read --path
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("restrictions_source").args(["restrictions", "restrictions_file"])))]
 pub struct CreateArgs {
-    /// The delegating agent [default with --parent: the parent delegation's delegate]
-    #[arg(long, value_name = "AGENT_ID", required_unless_present = "parent")]
+    /// The delegating agent, by id or name [default with --parent: the parent delegation's
+    /// delegate]
+    #[arg(long, value_name = "AGENT", required_unless_present = "parent")]
     pub from: Option<String>,
-    /// The agent receiving the capabilities
-    #[arg(long, value_name = "AGENT_ID")]
+    /// The agent receiving the capabilities, by id or name
+    #[arg(long, value_name = "AGENT")]
     pub to: String,
     /// Capabilities handed over: comma-separated or repeated (files:read,web:fetch)
     #[arg(
@@ -96,8 +97,8 @@ pub struct CreateArgs {
     /// Tool-name globs the delegate may call: comma-separated or repeated
     #[arg(long, value_delimiter = ',', value_name = "GLOB")]
     pub tools: Vec<String>,
-    /// Effects the delegate may cause: read, mutating, destructive, admin (comma-separated)
-    #[arg(long, value_delimiter = ',', value_name = "EFFECT", value_parser = parse_effect)]
+    /// Effects the delegate may cause, comma-separated: the names --effect takes
+    #[arg(long, value_delimiter = ',', value_name = "EFFECT", value_parser = super::effect_parser())]
     pub effects: Vec<Effect>,
     /// Calls a session made from the delegation may make in all
     #[arg(long, value_name = "N")]
@@ -109,11 +110,11 @@ pub struct CreateArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only delegations from this agent
-    #[arg(long, value_name = "AGENT_ID")]
+    /// Only delegations from this agent (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub from: Option<String>,
-    /// Only delegations to this agent
-    #[arg(long, value_name = "AGENT_ID")]
+    /// Only delegations to this agent (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub to: Option<String>,
     /// Only active delegations
     #[arg(long, conflicts_with = "inactive")]
@@ -132,12 +133,6 @@ pub struct RevokeArgs {
     /// Do not ask for confirmation
     #[arg(long, short = 'y')]
     pub yes: bool,
-}
-
-fn parse_effect(text: &str) -> Result<Effect, String> {
-    serde_json::from_value(serde_json::Value::String(text.trim().to_ascii_lowercase())).map_err(
-        |_| format!("unknown effect {text:?}: expected read, mutating, destructive or admin"),
-    )
 }
 
 fn parse_restrictions(text: &str) -> Result<Restrictions, String> {
@@ -214,7 +209,7 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let parent = args.parent.filter(|parent| !parent.is_empty());
     let from_agent_id = match (args.from.filter(|from| !from.is_empty()), &parent) {
-        (Some(from), _) => from,
+        (Some(from), _) => super::resolve_agent(&client, from).await?,
         // A re-delegation is made by the parent's delegate.
         (None, Some(parent)) => {
             client::delegations::get(&client, parent)
@@ -226,7 +221,7 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
     };
     let request = CreateDelegationRequest {
         from_agent_id,
-        to_agent_id: args.to,
+        to_agent_id: super::resolve_agent(&client, args.to).await?,
         scope: super::clean_list(args.scope),
         ttl_seconds: args.ttl,
         restrictions,
@@ -239,8 +234,8 @@ pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = DelegationQuery {
-        from: args.from.filter(|from| !from.is_empty()),
-        to: args.to.filter(|to| !to.is_empty()),
+        from: super::resolve_agent_filter(&client, args.from).await?,
+        to: super::resolve_agent_filter(&client, args.to).await?,
         active: match (args.active, args.inactive) {
             (true, _) => Some(true),
             (false, true) => Some(false),
@@ -576,8 +571,6 @@ mod tests {
         assert!(build_restrictions(None, vec![], vec![], vec![], None).is_none());
         assert!(parse_restrictions("[1]").is_err());
         assert!(parse_restrictions(r#"{"max_calls":"many"}"#).is_err());
-        assert_eq!(parse_effect("write"), Ok(Effect::Mutating));
-        assert!(parse_effect("nuke").is_err());
     }
 
     #[test]

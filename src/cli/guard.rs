@@ -26,7 +26,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::actions::decision_outcome;
-use super::approvals::{self, DEFAULT_WAIT};
+use super::approvals;
+use super::common::ToolArgs;
 use super::effect_parser;
 use super::{Context, common};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
@@ -85,8 +86,9 @@ round trip; it never changes the exit status.")]
 /// The flags of a decision, shared by `check` and `run`.
 #[derive(Debug, Args)]
 pub struct DecisionArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's agent]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID] [default with an agent token: the token's
+    /// agent]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID] [default: a fresh one]
     #[arg(long, value_name = "ID")]
@@ -97,6 +99,10 @@ pub struct DecisionArgs {
     /// On elevation, wait for the human decision (approved → go on, denied → 77, timeout → 75)
     #[arg(long)]
     pub wait: bool,
+    /// With --wait, how long to wait in all: 30s, 5m, 1h30m [default: 5m] (for compatibility,
+    /// --timeout alone still sets it too)
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub wait_timeout: Option<std::time::Duration>,
     /// Treat an unreachable or timed-out gateway as an allow, with a warning (never a denial,
     /// an elevation or a 4xx) [env: AGENTTRUST_FAIL_OPEN]
     #[arg(long)]
@@ -105,9 +111,8 @@ pub struct DecisionArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The tool (action) name
-    #[arg(value_name = "TOOL")]
-    pub tool: String,
+    #[command(flatten)]
+    pub tool: ToolArgs,
     /// A summary of the tool's input (cut to 200 characters)
     #[arg(long, value_name = "SUMMARY")]
     pub input: Option<String>,
@@ -117,9 +122,16 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The tool (action) name
-    #[arg(long, value_name = "NAME", required_unless_present = "tool_from_argv0")]
+    /// The tool (action) name (also accepted positionally: `guard run NAME -- COMMAND…`)
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present_any = ["tool_from_argv0", "tool_positional"],
+        conflicts_with = "tool_positional"
+    )]
     pub tool: Option<String>,
+    #[arg(value_name = "TOOL", hide = true)]
+    pub tool_positional: Option<String>,
     /// Name the tool after the command (argv[0]'s file name), so the checked tool is the one
     /// that runs; a --tool naming another is refused
     #[arg(long)]
@@ -143,9 +155,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The tool (action) name
-    #[arg(value_name = "TOOL")]
-    pub tool: String,
+    #[command(flatten)]
+    pub tool: ToolArgs,
     /// The call succeeded
     #[arg(long, conflicts_with = "failure", required_unless_present = "failure")]
     pub success: bool,
@@ -158,8 +169,8 @@ pub struct ReportArgs {
     /// What kind of failure (e.g. `exit:3`, `timeout`)
     #[arg(long, value_name = "TYPE", requires = "failure")]
     pub error_type: Option<String>,
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
@@ -177,8 +188,9 @@ pub enum SessionCommand {
     /// Open a session at the gateway and print `export AGENTTRUST_SESSION_ID=…` (and the agent)
     /// for `eval "$(…)"`; nothing is printed when the gateway cannot open one
     Start {
-        /// The agent [env: AGENTTRUST_AGENT_ID] [default: the agent token's]; also exported
-        #[arg(long, value_name = "ID")]
+        /// The agent, by id or name [env: AGENTTRUST_AGENT_ID] [default: the agent token's];
+        /// its id is exported
+        #[arg(long, value_name = "AGENT")]
         agent: Option<String>,
         /// Make the session id up here instead of opening it at the gateway (works offline; a
         /// policy with `require_registered_session` refuses such a session's calls)
@@ -258,7 +270,7 @@ pub async fn check(
     let client = context.runtime_client(agent_token)?;
     let summary = args.input.as_deref().map(summarize);
     let question = Question {
-        tool: &args.tool,
+        tool: args.tool.name(),
         summary,
         // `-o json`: the decision is the one document on stdout.
         show: context.printer.prints_json(),
@@ -280,7 +292,8 @@ pub async fn run_command(
     args: RunArgs,
     agent_token: Option<String>,
 ) -> anyhow::Result<Outcome> {
-    let tool = run_tool(args.tool.as_deref(), args.tool_from_argv0, &args.command)?;
+    let named = args.tool.as_deref().or(args.tool_positional.as_deref());
+    let tool = run_tool(named, args.tool_from_argv0, &args.command)?;
     let mut caller = caller(
         args.decision.agent.clone(),
         args.decision.session.clone(),
@@ -373,12 +386,16 @@ pub async fn report(
     };
     let session_id = super::session_or_env(args.session);
     let client = context.runtime_client(agent_token)?;
+    let agent_id = match agent_id {
+        Some(agent) => Some(super::resolve_agent(&client, agent).await?),
+        None => None,
+    };
     let error_type = if args.success {
         None
     } else {
         Some(args.error_type.unwrap_or_else(|| "failure".to_string()))
     };
-    let mut event = tool_event(&args.tool, error_type, 0);
+    let mut event = tool_event(args.tool.name(), error_type, 0);
     event.duration_ms = args
         .duration_ms
         .map(|millis| i64::try_from(millis).unwrap_or(i64::MAX));
@@ -496,6 +513,10 @@ async fn session_start(
             .into());
         }
         let client = context.runtime_client(agent_token)?;
+        let agent = match agent {
+            Some(agent) => Some(super::resolve_agent(&client, agent).await?),
+            None => None,
+        };
         let request = OpenSessionRequest { agent_id: agent };
         let session = client::sessions::open(&client, &request).await?.value;
         (session.session_id, Some(session.agent_id))
@@ -553,6 +574,35 @@ async fn decide(
     args: &DecisionArgs,
 ) -> anyhow::Result<Verdict> {
     let tool = question.tool;
+    let fail_open_on = |error: &client::Error| -> anyhow::Result<Option<Verdict>> {
+        if !(error.allows_fail_open() && fail_open(args)) {
+            return Ok(None);
+        }
+        output::warn(format!("{error}; allowing `{tool}` anyway (--fail-open)"));
+        if question.show {
+            context.printer.json(&serde_json::json!({
+                "allowed": true,
+                "fail_open": true,
+                "reason": error.to_string(),
+            }))?;
+        }
+        Ok(Some(Verdict::FailOpen))
+    };
+    // An agent named by name costs one lookup (an id none); a gateway that cannot be reached
+    // for it is the same unreachable gateway as for the check itself.
+    if let Some(reference) = caller.agent_id.clone() {
+        match super::resolve_agent(client, reference).await {
+            Ok(id) => caller.agent_id = Some(id),
+            Err(error) => {
+                if let Some(transport) = error.downcast_ref::<client::Error>()
+                    && let Some(verdict) = fail_open_on(transport)?
+                {
+                    return Ok(verdict);
+                }
+                return Err(error);
+            }
+        }
+    }
     let request = CheckRequest {
         agent_id: caller.agent_id.clone(),
         action_name: Some(tool.to_string()),
@@ -570,24 +620,16 @@ async fn decide(
     };
     let mut response = match client::actions::check(client, &request).await {
         Ok(response) => response,
-        Err(error) if error.allows_fail_open() && fail_open(args) => {
-            output::warn(format!("{error}; allowing `{tool}` anyway (--fail-open)"));
-            if question.show {
-                context.printer.json(&serde_json::json!({
-                    "allowed": true,
-                    "fail_open": true,
-                    "reason": error.to_string(),
-                }))?;
-            }
-            return Ok(Verdict::FailOpen);
-        }
-        Err(error) => return Err(error.into()),
+        Err(error) => match fail_open_on(&error)? {
+            Some(verdict) => return Ok(verdict),
+            None => return Err(error.into()),
+        },
     };
     if args.wait
         && response.value.elevation_required
         && let Some(approval_id) = response.value.approval_id.clone()
     {
-        let timeout = context.globals.timeout.unwrap_or(DEFAULT_WAIT);
+        let timeout = approvals::wait_timeout(context, args.wait_timeout);
         let approval =
             approvals::poll_until_decided(context, client, &approval_id, timeout, WAIT_INTERVAL)
                 .await?
@@ -618,6 +660,7 @@ async fn decide(
     }
     let retry = Retry::Guard {
         fresh_session: caller.fresh_session.then(|| caller.session_id.clone()),
+        waited: args.wait,
     };
     Ok(match decision_outcome(tool, &response.value, retry) {
         Outcome::Success => Verdict::Allowed,

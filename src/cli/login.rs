@@ -11,12 +11,13 @@ use super::Context;
 use crate::api::keys::KeyQuery;
 use crate::client::{self, Client};
 use crate::config::{self, DEFAULT_PROFILE, env};
-use crate::exit::Failure;
+use crate::exit::{Failure, Rehinted};
 use crate::output::View;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-The profile is --profile (or AGENTTRUST_PROFILE), else `default`; the URL is --url (or \
+The profile is --profile (or AGENTTRUST_PROFILE), else the default profile (`agenttrust profile \
+use`), else `default`; the URL is --url (or \
 AGENTTRUST_URL), else the profile's, else http://localhost:8080. Without a terminal, pass the key \
 on stdin with --api-key-stdin (or set AGENTTRUST_API_KEY). A valid key without the admin role \
 (a runtime key) is saved too, with a note. A rejected key (401) exits 4 and nothing is saved.")]
@@ -35,6 +36,12 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
         .profile
         .clone()
         .or_else(|| env::var(env::PROFILE))
+        // The configured default (`profile use`), the one every other command uses.
+        .or(context
+            .store
+            .load_config()?
+            .default_profile
+            .filter(|name| !name.is_empty()))
         .unwrap_or_else(|| DEFAULT_PROFILE.to_string());
     config::validate_profile_name(&profile)?;
 
@@ -54,6 +61,7 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
         &context.store.load_credentials()?,
     )?;
 
+    let key_from_environment = !args.api_key_stdin && env::var(env::API_KEY).is_some();
     let api_key = read_api_key(context, &args)?;
     if settings.insecure {
         crate::output::warn("TLS certificate verification is disabled (--insecure)");
@@ -81,18 +89,26 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
     {
         Ok(_) => false,
         Err(error) if error.status() == Some(403) => true,
-        Err(error) => {
-            let rejected = error.status() == Some(401);
-            let error = anyhow::Error::from(error);
-            return Err(if rejected {
-                error.context(format!(
-                    "the gateway at {} rejected the API key; nothing was saved",
-                    settings.url
-                ))
+        Err(error) if error.status() == Some(401) => {
+            // Logging in again would not help: the key itself is wrong.
+            let from = if key_from_environment {
+                format!("the key in {} is not valid there", env::API_KEY)
             } else {
-                error
-            });
+                "the key is not valid there".to_string()
+            };
+            return Err(anyhow::Error::from(Rehinted {
+                error,
+                hint: format!(
+                    "{from}; an admin makes one with `agenttrust keys create` (or \
+                     `agenttrust server key create` on the gateway's host)"
+                ),
+            })
+            .context(format!(
+                "the gateway at {} rejected the API key; nothing was saved",
+                settings.url
+            )));
         }
+        Err(error) => return Err(error.into()),
     };
 
     context

@@ -15,7 +15,7 @@ mod diff;
 
 use super::Context;
 use crate::api::actions::Effect;
-use crate::api::policies::{PolicyDocument, PolicyTestRequest};
+use crate::api::policies::{PolicyDocument, PolicyRule, PolicyTestRequest};
 use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::exit::{self, Outcome, Retry};
@@ -67,8 +67,8 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub struct TestArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// The tool (action) name
     #[arg(long, value_name = "NAME")]
@@ -175,6 +175,16 @@ fn show_stored(
 pub fn validate(context: &Context, args: ValidateArgs) -> anyhow::Result<()> {
     let document = read_document(&args.file)?;
     check_document(&document, &args.file)?;
+    for (index, rule) in document.rules.iter().enumerate() {
+        if matches_everything(rule) {
+            crate::output::warn(format!(
+                "rules[{index}] {:?} has no matchers (tools, effects, agents, session_modes, \
+                 input, require_capabilities): it matches every call, so no rule after it and no \
+                 default is ever reached",
+                rule.id
+            ));
+        }
+    }
     let rules = document.rules.len();
     if context.printer.prints_json() {
         context
@@ -199,6 +209,7 @@ pub async fn test(context: &Context, args: TestArgs) -> anyhow::Result<Outcome> 
         None => None,
     };
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent_id).await?;
     let request = PolicyTestRequest {
         agent_id,
         action_name: args.tool.clone(),
@@ -267,7 +278,34 @@ pub fn parse_document(text: &str) -> anyhow::Result<PolicyDocument> {
     if !value.is_object() {
         anyhow::bail!("expected a JSON object with `rules`, `defaults`, …");
     }
-    Ok(serde_json::from_value(value)?)
+    serde_json::from_value(value.clone()).map_err(|error| match rule_error(&value) {
+        Some(rule_error) => rule_error,
+        None => error.into(),
+    })
+}
+
+/// A rule without a single matcher: valid, but it decides every call, which is rarely meant.
+fn matches_everything(rule: &PolicyRule) -> bool {
+    rule.tools.is_empty()
+        && rule.effects.is_empty()
+        && rule.agents.is_empty()
+        && rule.session_modes.is_empty()
+        && rule.input.is_none()
+        && rule.require_capabilities.is_empty()
+}
+
+/// The first rule that does not parse, named by its index and id (`rules[3] "deploys": unknown
+/// variant `alow`…`): a policy has dozens of rules and serde's error names neither.
+fn rule_error(document: &serde_json::Value) -> Option<anyhow::Error> {
+    let rules = document.get("rules")?.as_array()?;
+    rules.iter().enumerate().find_map(|(index, rule)| {
+        let error = serde_json::from_value::<PolicyRule>(rule.clone()).err()?;
+        let name = match rule.get("id").and_then(serde_json::Value::as_str) {
+            Some(id) => format!("rules[{index}] {id:?}"),
+            None => format!("rules[{index}]"),
+        };
+        Some(anyhow::anyhow!("{name}: {error}"))
+    })
 }
 
 /// Runs the gateway's own validation (`guardian::compile`); the error names the file and the

@@ -1,5 +1,5 @@
-//! `agenttrust profile list|show|use|delete|import`: the profiles in the config dir. Local only:
-//! nothing here talks to the gateway.
+//! `agenttrust profile list|show|use|set|rename|delete|import`: the profiles in the config dir.
+//! Local only: nothing here talks to the gateway.
 
 use std::path::PathBuf;
 
@@ -26,6 +26,16 @@ pub enum ProfileCommand {
         /// Profile name
         name: String,
     },
+    /// Change one setting of a profile: url, auth_url, audit_url, output, timeout, insecure,
+    /// ca_cert (the API key is set with `agenttrust login`, which checks it)
+    Set(SetArgs),
+    /// Rename a profile (its key and its place as the default go with it)
+    Rename {
+        /// The profile's name
+        old: String,
+        /// Its new name
+        new: String,
+    },
     /// Delete a profile and its credentials (asks first; --yes without a terminal)
     Delete(DeleteArgs),
     /// Import the SDK's JSON config file (base_url, auth_url, api_key[, audit_url, timeout])
@@ -41,6 +51,29 @@ pub struct ShowArgs {
     #[arg(long)]
     pub show_secrets: bool,
 }
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Profile name
+    pub name: String,
+    /// The setting
+    #[arg(value_parser = SETTINGS)]
+    pub setting: String,
+    /// Its value (`http://…` for URLs, `table|json`, a duration, `true|false`, a file)
+    pub value: String,
+}
+
+/// The settings `profile set` changes (positional: the global flags of the same names would
+/// clash as options).
+const SETTINGS: [&str; 7] = [
+    "url",
+    "auth_url",
+    "audit_url",
+    "output",
+    "timeout",
+    "insecure",
+    "ca_cert",
+];
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -65,6 +98,8 @@ pub fn run(context: &Context, args: ProfileArgs) -> anyhow::Result<()> {
         ProfileCommand::List => list(context),
         ProfileCommand::Show(args) => show(context, args),
         ProfileCommand::Use { name } => use_profile(context, &name),
+        ProfileCommand::Set(args) => set(context, args),
+        ProfileCommand::Rename { old, new } => rename(context, &old, &new),
         ProfileCommand::Delete(args) => delete(context, args),
         ProfileCommand::Import(args) => import(context, args),
     }
@@ -133,10 +168,10 @@ pub fn show(context: &Context, args: ShowArgs) -> anyhow::Result<()> {
         .get(&name)
         .and_then(|credentials| credentials.api_key.clone());
     if settings.is_none() && !credentials.profiles.contains_key(&name) {
-        anyhow::bail!(
-            "profile `{name}` not found (known: {})",
-            config::known_profiles(&config, &credentials)
-        );
+        return Err(super::common::profile_not_found(
+            &name,
+            &config::known_profiles(&config, &credentials),
+        ));
     }
     let settings = settings.unwrap_or_default();
     let shown_key = key.as_deref().map(|key| {
@@ -190,6 +225,14 @@ pub fn show(context: &Context, args: ShowArgs) -> anyhow::Result<()> {
 }
 
 pub fn use_profile(context: &Context, name: &str) -> anyhow::Result<()> {
+    let config = context.store.load_config()?;
+    let credentials = context.store.load_credentials()?;
+    if !config.profiles.contains_key(name) && !credentials.profiles.contains_key(name) {
+        return Err(super::common::profile_not_found(
+            name,
+            &config::known_profiles(&config, &credentials),
+        ));
+    }
     context.store.use_profile(name)?;
     context
         .printer
@@ -197,15 +240,102 @@ pub fn use_profile(context: &Context, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails with exit 3 unless the profile exists (in either file).
+fn require_profile(context: &Context, name: &str) -> anyhow::Result<()> {
+    let config = context.store.load_config()?;
+    let credentials = context.store.load_credentials()?;
+    if config.profiles.contains_key(name) || credentials.profiles.contains_key(name) {
+        Ok(())
+    } else {
+        Err(super::common::profile_not_found(
+            name,
+            &config::known_profiles(&config, &credentials),
+        ))
+    }
+}
+
+fn invalid_setting(message: String) -> anyhow::Error {
+    crate::exit::Failure::Usage {
+        message,
+        hint: None,
+    }
+    .into()
+}
+
+/// A URL setting as `login` and the client take it: http(s), no trailing slash.
+fn setting_url(setting: &str, value: &str) -> anyhow::Result<String> {
+    let valid = reqwest::Url::parse(value.trim())
+        .is_ok_and(|url| matches!(url.scheme(), "http" | "https") && !url.cannot_be_a_base());
+    if !valid {
+        return Err(invalid_setting(format!(
+            "invalid {setting} {value:?}: expected http://… or https://…"
+        )));
+    }
+    Ok(value.trim().trim_end_matches('/').to_string())
+}
+
+pub fn set(context: &Context, args: SetArgs) -> anyhow::Result<()> {
+    require_profile(context, &args.name)?;
+    let value = args.value.trim();
+    let mut settings = config::ProfileSettings::default();
+    match args.setting.as_str() {
+        "url" => settings.url = Some(setting_url("url", value)?),
+        "auth_url" => settings.auth_url = Some(setting_url("auth_url", value)?),
+        "audit_url" => settings.audit_url = Some(setting_url("audit_url", value)?),
+        "output" => {
+            value
+                .parse::<crate::output::Format>()
+                .map_err(invalid_setting)?;
+            settings.output = Some(value.to_string());
+        }
+        "timeout" => {
+            config::parse_duration(value).map_err(invalid_setting)?;
+            settings.timeout = Some(value.to_string());
+        }
+        "insecure" => {
+            settings.insecure = Some(match value {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(invalid_setting(format!(
+                        "invalid insecure {value:?}: expected true or false"
+                    )));
+                }
+            });
+        }
+        // Checked when used: the file may be put in place later.
+        _ => settings.ca_cert = Some(PathBuf::from(value)),
+    }
+    context
+        .store
+        .save_profile_settings(&args.name, settings, None, false)?;
+    context.printer.note(format!(
+        "Profile `{}`: {} = {value}",
+        args.name, args.setting
+    ));
+    Ok(())
+}
+
+pub fn rename(context: &Context, old: &str, new: &str) -> anyhow::Result<()> {
+    require_profile(context, old)?;
+    if require_profile(context, new).is_ok() {
+        anyhow::bail!("profile `{new}` exists already: delete it first, or pick another name");
+    }
+    context.store.rename_profile(old, new)?;
+    context
+        .printer
+        .note(format!("Renamed profile `{old}` to `{new}`."));
+    Ok(())
+}
+
 pub fn delete(context: &Context, args: DeleteArgs) -> anyhow::Result<()> {
     let config = context.store.load_config()?;
     let credentials = context.store.load_credentials()?;
     if !config.profiles.contains_key(&args.name) && !credentials.profiles.contains_key(&args.name) {
-        anyhow::bail!(
-            "profile `{}` not found (known: {})",
-            args.name,
-            config::known_profiles(&config, &credentials)
-        );
+        return Err(super::common::profile_not_found(
+            &args.name,
+            &config::known_profiles(&config, &credentials),
+        ));
     }
     context.confirm(
         args.yes,

@@ -17,7 +17,7 @@ use crate::config::{self, ConfigStore, env};
 use crate::gateway::connections::{self, ConnectionLimits};
 use crate::gateway::policy_limits::{self, PolicyLimits};
 use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets};
-use crate::output;
+use crate::output::{self, Printer, View};
 use crate::store::{self, SqliteSynchronous, Store};
 
 /// The profile `--dev` writes.
@@ -111,6 +111,9 @@ pub enum OrgCommand {
         /// The org's name (unique)
         name: String,
     },
+    /// List the orgs in the database, with their active admin and runtime keys (`-o json`, `-q`
+    /// for the ids)
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,7 +132,11 @@ pub enum KeyCommand {
     },
 }
 
-pub async fn run(args: ServerArgs, config_dir_override: Option<&Path>) -> anyhow::Result<()> {
+pub async fn run(
+    args: ServerArgs,
+    config_dir_override: Option<&Path>,
+    printer: &Printer,
+) -> anyhow::Result<()> {
     let database_url = database_url(&args.database)?;
     match args.command {
         Some(ServerCommand::Org(OrgCommand::Create { name })) => {
@@ -138,6 +145,10 @@ pub async fn run(args: ServerArgs, config_dir_override: Option<&Path>) -> anyhow
             output::say(format!("created org {:?}", org.name));
             output::data_lines(&[org.id])?;
             Ok(())
+        }
+        Some(ServerCommand::Org(OrgCommand::List)) => {
+            let store = Store::connect(&database_url).await?;
+            list_orgs(&store, printer).await
         }
         Some(ServerCommand::Key(KeyCommand::Create { org, role, name })) => {
             let store = Store::connect(&database_url).await?;
@@ -154,6 +165,45 @@ pub async fn run(args: ServerArgs, config_dir_override: Option<&Path>) -> anyhow
         }
         None => serve(args, &database_url, config_dir_override).await,
     }
+}
+
+/// `server org list`: read straight from the database, like `org create` (no key needed: whoever
+/// can open the database owns every org in it).
+async fn list_orgs(store: &Store, printer: &Printer) -> anyhow::Result<()> {
+    let orgs = store::orgs::list(store).await?;
+    let ids: Vec<String> = orgs.iter().map(|org| org.id.clone()).collect();
+    let raw = serde_json::json!({
+        "orgs": orgs
+            .iter()
+            .map(|org| {
+                serde_json::json!({
+                    "id": org.id,
+                    "name": org.name,
+                    "created_at": crate::api::time::format(org.created_at),
+                    "active_admin_keys": org.active_admin_keys,
+                    "active_runtime_keys": org.active_runtime_keys,
+                })
+            })
+            .collect::<Vec<_>>(),
+    });
+    let rows = orgs
+        .iter()
+        .map(|org| {
+            vec![
+                org.id.clone(),
+                org.name.clone(),
+                printer.time(&crate::api::time::format(org.created_at)),
+                org.active_admin_keys.to_string(),
+                org.active_runtime_keys.to_string(),
+            ]
+        })
+        .collect();
+    let view = View::Rows {
+        headers: vec!["ID", "NAME", "CREATED", "ADMIN KEYS", "RUNTIME KEYS"],
+        rows,
+    };
+    printer.show(&raw, &ids, view)?;
+    Ok(())
 }
 
 async fn serve(
@@ -198,9 +248,25 @@ async fn serve(
         database = %gateway::redact_url(database_url),
         "gateway listening"
     );
-    output::say(format!(
-        "agenttrust gateway listening on {url} (press Ctrl-C to stop)"
-    ));
+    let address = gateway.local_addr();
+    if address.ip().is_unspecified() {
+        // The real address (every interface), and the URL this machine's CLI uses.
+        if args.dev {
+            output::warn(format!(
+                "dev mode on all interfaces: other machines can reach this gateway, over plain \
+                 HTTP (API keys travel in clear); --listen 127.0.0.1:{} keeps it on this machine",
+                address.port()
+            ));
+        }
+        output::say(format!(
+            "agenttrust gateway listening on {address} (all interfaces); from this machine: \
+             {url} (press Ctrl-C to stop)"
+        ));
+    } else {
+        output::say(format!(
+            "agenttrust gateway listening on {url} (press Ctrl-C to stop)"
+        ));
+    }
     gateway.serve(shutdown_signal()).await?;
     output::say("agenttrust gateway stopped");
     Ok(())

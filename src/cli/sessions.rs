@@ -9,10 +9,12 @@ use super::Context;
 use super::paging::{self, PageArgs};
 use super::watch::{self, WatchArgs};
 use crate::api::join_or_dash;
+use crate::api::keys::KeyQuery;
 use crate::api::sessions::{
     InitApiSessionRequest, InitSessionRequest, Session, SessionQuery, SetModeRequest,
 };
 use crate::client;
+use crate::exit::Rehinted;
 use crate::output::{View, or_dash};
 
 /// The modes an admin may set.
@@ -51,8 +53,8 @@ reads until unlocked (set automatically after too many denials). standard: back 
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// The MCP server's id
     #[arg(long, value_name = "SERVER_ID")]
@@ -67,8 +69,8 @@ pub struct InitApiArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this agent's sessions
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's sessions (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Only sessions in this mode
     #[arg(long, value_name = "MODE", value_parser = clap::builder::PossibleValuesParser::new(MODES))]
@@ -103,8 +105,9 @@ pub async fn run(context: &Context, args: SessionsArgs) -> anyhow::Result<()> {
 }
 
 pub async fn init(context: &Context, args: InitArgs) -> anyhow::Result<()> {
-    let agent_id = super::agent_or_env(args.agent)?;
+    let agent = super::agent_or_env(args.agent)?;
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent).await?;
     let request = InitSessionRequest {
         agent_id,
         server_id: Some(args.server).filter(|server| !server.is_empty()),
@@ -116,8 +119,35 @@ pub async fn init(context: &Context, args: InitArgs) -> anyhow::Result<()> {
 pub async fn init_api(context: &Context, args: InitApiArgs) -> anyhow::Result<()> {
     let token = super::read_secret_argument(&args.token, "token")?;
     let client = context.client()?;
-    let response = client::sessions::init_api(&client, &InitApiSessionRequest { token }).await?;
+    let response = match client::sessions::init_api(&client, &InitApiSessionRequest { token }).await
+    {
+        Ok(response) => response,
+        Err(error) if error.status() == Some(401) && api_key_works(&client).await => {
+            // The API key authenticated: what the gateway rejected is the agent token.
+            return Err(Rehinted {
+                error,
+                hint: "the agent token is expired, revoked or not this org's: issue a new one \
+                       with `agenttrust tokens issue --agent AGENT`"
+                    .to_string(),
+            }
+            .into());
+        }
+        Err(error) => return Err(error.into()),
+    };
     show_session(context, &response.raw, &response.value)
+}
+
+/// Whether the gateway accepts the API key (a 403 is a valid key without the admin role): tells
+/// a rejected agent token from a rejected key, whatever words the gateway uses.
+async fn api_key_works(client: &client::Client) -> bool {
+    let query = KeyQuery {
+        cursor: None,
+        limit: Some(1),
+    };
+    match client::keys::list(client, &query).await {
+        Ok(_) => true,
+        Err(error) => error.status() == Some(403),
+    }
 }
 
 pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
@@ -129,7 +159,7 @@ pub async fn get(context: &Context, id: &str) -> anyhow::Result<()> {
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = SessionQuery {
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         mode: args.mode,
         source: args.source.filter(|source| !source.is_empty()),
         cursor: None,

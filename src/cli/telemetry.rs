@@ -22,16 +22,29 @@ pub enum TelemetryCommand {
     List(ListArgs),
 }
 
+/// The event types the official SDKs report (`reference/wire-api.md`): tools, and the CrewAI
+/// wrapper's tasks and steps. The gateway stores any (a newer SDK may add some); the CLI, typed
+/// by hand, takes only these.
+const EVENT_TYPES: [&str; 7] = [
+    "tool_start",
+    "tool_end",
+    "tool_error",
+    "task_start",
+    "task_end",
+    "step_start",
+    "step_end",
+];
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Session id [env: AGENTTRUST_SESSION_ID]
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
-    /// Event type: tool_start, tool_end, tool_error, …
-    #[arg(long, value_name = "TYPE")]
+    /// Event type (the SDKs' names; a typo would be stored as an event nobody reads)
+    #[arg(long, value_name = "TYPE", value_parser = clap::builder::PossibleValuesParser::new(EVENT_TYPES))]
     pub event_type: String,
     /// The tool's name
     #[arg(long, value_name = "NAME")]
@@ -52,8 +65,8 @@ pub struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this agent's events
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's events (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Only this session's events
     #[arg(long, value_name = "ID")]
@@ -70,8 +83,9 @@ pub async fn run(context: &Context, args: TelemetryArgs) -> anyhow::Result<()> {
 }
 
 pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
-    let agent_id = super::agent_or_env(args.agent)?;
+    let agent = super::agent_or_env(args.agent)?;
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent).await?;
     let success = match (args.success, args.failure) {
         (true, _) => Some(true),
         (_, true) => Some(false),
@@ -106,7 +120,7 @@ pub async fn report(context: &Context, args: ReportArgs) -> anyhow::Result<()> {
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = EventQuery {
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         session_id: args.session.filter(|session| !session.is_empty()),
         cursor: None,
         limit: args.page.limit,

@@ -39,8 +39,8 @@ exit status is still 1).")]
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this agent's tokens
-    #[arg(long, value_name = "ID")]
+    /// Only this agent's tokens (id or name)
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Also revoked and expired tokens, and those of inactive agents
     #[arg(long)]
@@ -58,8 +58,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct IssueArgs {
-    /// Agent id [env: AGENTTRUST_AGENT_ID]
-    #[arg(long, value_name = "ID")]
+    /// Agent id or name [env: AGENTTRUST_AGENT_ID]
+    #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
     /// Scopes: comma-separated or repeated
     #[arg(long, value_delimiter = ',', value_name = "SCOPE")]
@@ -110,8 +110,9 @@ pub async fn run(context: &Context, args: TokensArgs) -> anyhow::Result<Outcome>
 }
 
 pub async fn issue(context: &Context, args: IssueArgs) -> anyhow::Result<()> {
-    let agent_id = super::agent_or_env(args.agent)?;
+    let agent = super::agent_or_env(args.agent)?;
     let client = context.client()?;
+    let agent_id = super::resolve_agent(&client, agent).await?;
     let request = IssueTokenRequest {
         agent_id,
         scopes: super::clean_list(args.scopes),
@@ -178,7 +179,7 @@ pub async fn introspect(context: &Context, args: IntrospectArgs) -> anyhow::Resu
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
     let client = context.client()?;
     let query = TokenQuery {
-        agent_id: args.agent.filter(|agent| !agent.is_empty()),
+        agent_id: super::resolve_agent_filter(&client, args.agent).await?,
         include_inactive: args.include_inactive.then_some(true),
         cursor: None,
         limit: args.limit,

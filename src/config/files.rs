@@ -210,6 +210,30 @@ impl ConfigStore {
         self.save_config(&config)
     }
 
+    /// Renames a profile in both files; the default follows it. `old` must exist and `new` must
+    /// not (the caller says so first). Credentials are copied before the config moves and the
+    /// old entry removed last, so an interruption leaves a duplicate, never a lost key.
+    pub fn rename_profile(&self, old: &str, new: &str) -> anyhow::Result<()> {
+        validate_profile_name(new)?;
+        let mut credentials = self.load_credentials()?;
+        if let Some(entry) = credentials.profiles.get(old).cloned() {
+            credentials.profiles.insert(new.to_string(), entry);
+            self.save_credentials(&credentials)?;
+        }
+        let mut config = self.load_config()?;
+        if let Some(settings) = config.profiles.remove(old) {
+            config.profiles.insert(new.to_string(), settings);
+        }
+        if config.default_profile.as_deref() == Some(old) {
+            config.default_profile = Some(new.to_string());
+        }
+        self.save_config(&config)?;
+        if credentials.profiles.remove(old).is_some() {
+            self.save_credentials(&credentials)?;
+        }
+        Ok(())
+    }
+
     /// Removes a profile from both files; false when it did not exist.
     pub fn delete_profile(&self, name: &str) -> anyhow::Result<bool> {
         let mut config = self.load_config()?;

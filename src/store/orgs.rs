@@ -62,6 +62,28 @@ pub async fn get(store: &Store, id: &str) -> Result<Option<Org>> {
         .await?))
 }
 
+/// An org as `server org list` shows it: with how many admin and runtime keys still work.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OrgSummary {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub active_admin_keys: i64,
+    pub active_runtime_keys: i64,
+}
+
+/// Every org in the database, oldest first (an operator's view: not scoped to any org).
+pub async fn list(store: &Store) -> Result<Vec<OrgSummary>> {
+    const SQL: &str = "SELECT o.id, o.name, o.created_at, \
+            COUNT(k.id) FILTER (WHERE k.role = 'admin') AS active_admin_keys, \
+            COUNT(k.id) FILTER (WHERE k.role = 'runtime') AS active_runtime_keys \
+        FROM orgs o LEFT JOIN api_keys k ON k.org_id = o.id AND k.revoked_at IS NULL \
+        GROUP BY o.id, o.name, o.created_at ORDER BY o.created_at, o.id";
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, OrgSummary>(SQL)
+        .fetch_all(pool)
+        .await?))
+}
+
 /// Finds an org by id or by name (operators type names).
 pub async fn find(store: &Store, id_or_name: &str) -> Result<Option<Org>> {
     match get(store, id_or_name).await? {

@@ -52,9 +52,32 @@ fn status_reports_profile_url_and_key(h: &Harness) {
         !text.contains(&h.admin_key),
         "status never prints the key: {status}"
     );
+    // The key's role and org: an admin key names its org; a runtime key, which may not list
+    // the org's keys, only its role.
+    assert_eq!(status["api_key_role"], "admin");
+    assert_eq!(status["org_id"], h.org_id.as_str());
     let table = h.run(&["status"]);
     table.success();
     assert!(table.stdout.contains(&h.url), "{}", table.stdout);
+    assert!(
+        table.stdout.contains("api_key_role\tadmin\n"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains(&format!("org_id\t{}\n", h.org_id)),
+        "{}",
+        table.stdout
+    );
+    let (runtime, _) = h.new_key(agenttrust::api::keys::Role::Runtime);
+    let as_runtime = crate::harness::run(
+        h.cli()
+            .env("AGENTTRUST_API_KEY", &runtime)
+            .args(["status", "-o", "json"]),
+    );
+    as_runtime.success();
+    assert_eq!(as_runtime.json()["api_key_role"], "runtime");
+    assert_eq!(as_runtime.json().get("org_id"), None);
 
     let bad = h
         .cli()

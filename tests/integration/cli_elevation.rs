@@ -359,10 +359,13 @@ fn approvals_deny_and_decide_twice(h: &Harness) {
         retried.stdout,
         retried.stderr
     );
-    // Deciding twice: a conflict (exit 1) with the gateway's message.
+    // Deciding twice: a conflict (exit 1) with the gateway's message, and only that message.
     let twice = h.run(&["approvals", "approve", &approval_id, "--yes"]);
     twice.code(1);
     assert!(twice.stderr.contains("denied"), "{}", twice.stderr);
+    assert!(twice.stderr.starts_with("error: "), "{}", twice.stderr);
+    assert_eq!(twice.stderr.lines().count(), 1, "{}", twice.stderr);
+    assert_eq!(twice.stdout, "");
     // Unknown approval: 3.
     h.run(&["approvals", "get", &uuid::Uuid::new_v4().to_string()])
         .code(3);

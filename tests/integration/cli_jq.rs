@@ -126,10 +126,23 @@ fn output_json_is_exactly_one_document(h: &Harness) {
             .unwrap_or_else(|error| panic!("{args:?}: {error}\n{}", run.stdout));
         assert_eq!(run.stderr, "", "{args:?}");
     }
-    let failed = h.run(&["agents", "get", "nope", "-o", "json"]);
+    // The gateway's 404 (an id nobody has), and the CLI's own (a name nobody has).
+    let failed = h.run(&[
+        "agents",
+        "get",
+        "0190aaaa-0000-7000-8000-000000000000",
+        "-o",
+        "json",
+    ]);
     failed.code(3);
     assert_eq!(failed.stdout, "");
     let error: Value = serde_json::from_str(&failed.stderr)
         .unwrap_or_else(|error| panic!("stderr is one JSON object: {error}\n{}", failed.stderr));
     assert_eq!(error["error"]["status"], 404);
+    let failed = h.run(&["agents", "get", "nope", "-o", "json"]);
+    failed.code(3);
+    assert_eq!(failed.stdout, "");
+    let error: Value = serde_json::from_str(&failed.stderr)
+        .unwrap_or_else(|error| panic!("stderr is one JSON object: {error}\n{}", failed.stderr));
+    assert_eq!(error["error"]["code"], "NOT_FOUND");
 }

@@ -16,6 +16,7 @@ on_both_backends!(
     profile_import_reads_the_sdk_config,
     flag_beats_env_beats_profile,
     readable_credentials_are_warned_about,
+    profile_set_and_rename,
 );
 
 fn login(h: &Harness, profile: &str, key: &str) -> crate::harness::Run {
@@ -104,7 +105,7 @@ fn profile_use_and_delete(h: &Harness) {
     assert!(config.contains("second"), "{config}");
     // The default profile serves commands without --profile.
     h.run_bare(&["agents", "list"]).success();
-    h.run_bare(&["profile", "use", "nope"]).code(1);
+    h.run_bare(&["profile", "use", "nope"]).code(3);
 
     // Without a TTY a delete needs --yes.
     let refused = h.run_bare(&["profile", "delete", "first"]);
@@ -227,4 +228,70 @@ fn readable_credentials_are_warned_about(h: &Harness) {
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
+}
+
+fn profile_set_and_rename(h: &Harness) {
+    login(h, "first", &h.admin_key).success();
+    let set = h.run_bare(&["profile", "set", "first", "timeout", "1h30m"]);
+    set.success();
+    assert_eq!(set.stderr, "Profile `first`: timeout = 1h30m\n");
+    h.run_bare(&["profile", "set", "first", "output", "json"])
+        .success();
+    let shown = h.run_bare(&["profile", "show", "first", "-o", "json"]);
+    shown.success();
+    assert_eq!(shown.json()["timeout"], "1h30m", "{}", shown.stdout);
+    assert_eq!(shown.json()["url"], h.url.as_str());
+    // The profile's own output setting now applies.
+    let listed = h.run_bare(&["agents", "list"]);
+    listed.success();
+    assert!(listed.json()["agents"].is_array(), "{}", listed.stdout);
+
+    // Refused values and names: usage errors, a missing profile 3, nothing written.
+    let before = std::fs::read_to_string(h.config_path("config.toml")).unwrap();
+    let bad_url = h.run_bare(&[
+        "profile",
+        "set",
+        "first",
+        "url",
+        "localhost:8080",
+        "-o",
+        "table",
+    ]);
+    bad_url.code(2);
+    assert_eq!(
+        bad_url.stderr,
+        "error: invalid url \"localhost:8080\": expected http://… or https://…\n"
+    );
+    h.run_bare(&["profile", "set", "first", "timeout", "soon"])
+        .code(2);
+    h.run_bare(&["profile", "set", "first", "colour", "red"])
+        .code(2);
+    h.run_bare(&["profile", "set", "nope", "timeout", "1m"])
+        .code(3);
+    assert_eq!(
+        std::fs::read_to_string(h.config_path("config.toml")).unwrap(),
+        before
+    );
+
+    // Rename: the key and the default go with it.
+    let renamed = h.run_bare(&["profile", "rename", "first", "second"]);
+    renamed.success();
+    assert_eq!(renamed.stderr, "Renamed profile `first` to `second`.\n");
+    let profiles = h.run_bare(&["profile", "list", "-o", "json"]);
+    profiles.success();
+    let profiles = profiles.json();
+    assert_eq!(profiles["default_profile"], "second");
+    assert_eq!(profiles["profiles"].as_array().unwrap().len(), 1);
+    assert_eq!(profiles["profiles"][0]["has_api_key"], true);
+    let credentials = std::fs::read_to_string(h.config_path("credentials.toml")).unwrap();
+    assert!(!credentials.contains("first"), "{credentials}");
+    h.run_bare(&["agents", "list"]).success();
+    h.run_bare(&["profile", "rename", "first", "third"]).code(3);
+    login(h, "other", &h.admin_key).success();
+    let taken = h.run_bare(&["profile", "rename", "other", "second", "-o", "table"]);
+    taken.code(1);
+    assert_eq!(
+        taken.stderr,
+        "error: profile `second` exists already: delete it first, or pick another name\n"
+    );
 }

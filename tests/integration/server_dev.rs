@@ -18,6 +18,11 @@ struct DevServer {
 /// Starts `agenttrust server --dev` on a free port and waits (on its output, not a clock) until
 /// it says where it listens.
 fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer {
+    start_on(config_dir, data_dir, "127.0.0.1:0")
+}
+
+/// [`start`] on a given `--listen` address.
+fn start_on(config_dir: &std::path::Path, data_dir: &std::path::Path, listen: &str) -> DevServer {
     let mut command = Command::new(binary());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AGENTTRUST_") {
@@ -25,7 +30,7 @@ fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer 
         }
     }
     let mut child = command
-        .args(["server", "--dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["server", "--dev", "--listen", listen, "--data-dir"])
         .arg(data_dir)
         .env("AGENTTRUST_CONFIG_DIR", config_dir)
         .env("NO_COLOR", "1")
@@ -62,12 +67,14 @@ fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer 
             }
         };
         lines.push(line.clone());
-        if let Some(at) = line.find("listening on http://") {
-            let url = line[at + "listening on ".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
+        let found = ["listening on http://", "from this machine: http://"]
+            .iter()
+            .find_map(|marker| {
+                line.find(marker)
+                    .map(|at| at + marker.len() - "http://".len())
+            });
+        if let Some(at) = found {
+            let url = line[at..].split_whitespace().next().unwrap().to_string();
             // Keep draining output so the child never blocks on a full pipe.
             std::thread::spawn(move || while receiver.recv().is_ok() {});
             return DevServer { child, url, lines };
@@ -207,4 +214,108 @@ fn server_dev_configures_the_cli_and_reuses_its_key() {
     let credentials = std::fs::read_to_string(config_dir.join("credentials.toml")).unwrap();
     assert!(credentials.contains(&key), "the saved key is the first one");
     assert!(second.stop().success());
+}
+
+#[test]
+fn server_dev_on_every_interface_says_so() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config_dir = scratch.path().join("config");
+    let data_dir = scratch.path().join("data");
+    let server = start_on(&config_dir, &data_dir, "0.0.0.0:0");
+    let port = server.url.rsplit(':').next().unwrap().to_string();
+    assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
+    let output = server.lines.join("\n");
+    assert!(
+        output.contains(&format!(
+            "agenttrust gateway listening on 0.0.0.0:{port} (all interfaces); from this \
+             machine: http://127.0.0.1:{port} (press Ctrl-C to stop)"
+        )),
+        "{output}"
+    );
+    assert!(
+        output.contains(&format!(
+            "warning: dev mode on all interfaces: other machines can reach this gateway, over \
+             plain HTTP (API keys travel in clear); --listen 127.0.0.1:{port} keeps it on this \
+             machine"
+        )),
+        "{output}"
+    );
+    let status = cli(&config_dir, &["status", "-o", "json"]);
+    status.success();
+    assert_eq!(status.json()["url"], server.url.as_str());
+    drop(server);
+}
+
+/// `server org create|list` and `server key create` work on the database directly, without a
+/// running gateway or a key; the list counts only keys that still work.
+#[test]
+fn server_org_list_shows_orgs_and_their_working_keys() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config_dir = scratch.path().join("config");
+    let data_dir = scratch.path().join("data");
+    let data = data_dir.to_str().unwrap();
+    let created = cli(
+        &config_dir,
+        &["server", "org", "create", "acme", "--data-dir", data],
+    );
+    created.success();
+    let org_id = created.stdout.trim().to_string();
+    assert_eq!(created.stderr, "created org \"acme\"\n");
+    cli(
+        &config_dir,
+        &["server", "org", "create", "globex", "--data-dir", data],
+    )
+    .success();
+    for role in ["admin", "admin", "runtime"] {
+        cli(
+            &config_dir,
+            &[
+                "server",
+                "key",
+                "create",
+                "--org",
+                "acme",
+                "--role",
+                role,
+                "--data-dir",
+                data,
+            ],
+        )
+        .success();
+    }
+    cli(
+        &config_dir,
+        &["server", "org", "create", "acme", "--data-dir", data],
+    )
+    .code(1);
+
+    let listed = cli(
+        &config_dir,
+        &["server", "org", "list", "--data-dir", data, "-o", "json"],
+    );
+    listed.success();
+    let orgs = listed.json()["orgs"].as_array().unwrap().clone();
+    assert_eq!(orgs.len(), 2, "{}", listed.stdout);
+    assert_eq!(orgs[0]["id"], org_id.as_str());
+    assert_eq!(orgs[0]["name"], "acme");
+    assert_eq!(orgs[0]["active_admin_keys"], 2);
+    assert_eq!(orgs[0]["active_runtime_keys"], 1);
+    assert_eq!(orgs[1]["name"], "globex");
+    assert_eq!(orgs[1]["active_admin_keys"], 0);
+    assert!(orgs[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // Piped tables are tab-separated without a header; -q prints the ids.
+    let table = cli(&config_dir, &["server", "org", "list", "--data-dir", data]);
+    table.success();
+    let first: Vec<&str> = table.stdout.lines().next().unwrap().split('\t').collect();
+    assert_eq!(first[0], org_id);
+    assert_eq!(first[1], "acme");
+    assert_eq!(&first[3..], ["2", "1"]);
+    let quiet = cli(
+        &config_dir,
+        &["server", "org", "list", "--data-dir", data, "-q"],
+    );
+    quiet.success();
+    assert_eq!(quiet.stdout.lines().count(), 2);
+    assert_eq!(quiet.stdout.lines().next().unwrap(), org_id);
 }
