@@ -40,6 +40,7 @@ use axum::routing::{get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::store::group_commit::GroupCommit;
 use crate::store::{SqliteSynchronous, Store, StoreOptions};
 
 use connections::ConnectionLimits;
@@ -106,6 +107,8 @@ impl Default for Settings {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// The group-commit writer the hot writes (decisions) are queued on.
+    pub writer: GroupCommit,
     pub settings: Arc<Settings>,
     pub policies: Arc<policy_cache::PolicyCache>,
 }
@@ -145,6 +148,7 @@ impl Gateway {
             listener,
             local_addr,
             state: AppState {
+                writer: GroupCommit::start(&store),
                 store,
                 settings: Arc::new(Settings {
                     max_token_ttl_seconds: config.max_token_ttl_seconds,

@@ -18,6 +18,7 @@ pub mod approvals;
 pub mod audit;
 pub mod checks;
 pub mod delegations;
+pub mod group_commit;
 pub mod keys;
 pub mod orgs;
 pub mod policies;
@@ -48,6 +49,9 @@ pub enum Error {
     UnsupportedUrl(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The group-commit writer is gone (the gateway is shutting down).
+    #[error("the database writer has stopped")]
+    WriterStopped,
     #[error("cannot create the database file {path}: {source}")]
     CreateFile {
         path: String,
@@ -149,12 +153,12 @@ pub(crate) use on_db;
 /// `&mut PgConnection`): `on_tx!(tx, |conn| query.execute(&mut *conn).await?)`.
 macro_rules! on_tx {
     ($tx:expr, |$conn:ident| $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite(transaction) => {
+        match &mut ($tx).connection {
+            $crate::store::TxConnection::Sqlite(transaction) => {
                 let $conn: &mut sqlx::SqliteConnection = &mut *transaction;
                 $body
             }
-            $crate::store::Tx::Postgres(transaction) => {
+            $crate::store::TxConnection::Postgres(transaction) => {
                 let $conn: &mut sqlx::PgConnection = &mut *transaction;
                 $body
             }
@@ -164,16 +168,36 @@ macro_rules! on_tx {
 pub(crate) use on_tx;
 
 /// An open write transaction; dropped without [`Tx::commit`] it rolls back.
-pub enum Tx {
+///
+/// Audit events appended in it ([`audit::append`]) wait in `audit` and are chained and
+/// inserted at commit, together: the org's chain head is taken once per transaction, at its
+/// end (after every row the transaction locks, the one lock order every write follows), and a
+/// transaction that records many decisions ([`group_commit`]) extends the chain with one
+/// multi-row insert.
+pub struct Tx {
+    pub(crate) connection: TxConnection,
+    audit: audit::Pending,
+}
+
+/// The backend's transaction under a [`Tx`].
+pub enum TxConnection {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(transaction) => transaction.commit().await?,
-            Tx::Postgres(transaction) => transaction.commit().await?,
+    /// Whether this transaction runs on PostgreSQL (row locks need their own statements there).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.connection, TxConnection::Postgres(_))
+    }
+
+    /// Chains and inserts the audit events appended so far, then commits.
+    pub async fn commit(mut self) -> Result<()> {
+        let pending = std::mem::take(&mut self.audit);
+        audit::flush(&mut self, pending).await?;
+        match self.connection {
+            TxConnection::Sqlite(transaction) => transaction.commit().await?,
+            TxConnection::Postgres(transaction) => transaction.commit().await?,
         }
         Ok(())
     }
@@ -186,6 +210,11 @@ impl Tx {
             audit::append(&mut self, event).await?;
         }
         self.commit().await
+    }
+
+    /// The audit events appended and not yet flushed.
+    pub(crate) fn audit_pending(&mut self) -> &mut audit::Pending {
+        &mut self.audit
     }
 }
 
@@ -254,8 +283,14 @@ impl Store {
     /// Opens a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.db() {
-            Db::Sqlite(pools) => Tx::Sqlite(pools.write.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(pools) => Tx {
+                connection: TxConnection::Sqlite(pools.write.begin_with("BEGIN IMMEDIATE").await?),
+                audit: audit::Pending::default(),
+            },
+            Db::Postgres(pool) => Tx {
+                connection: TxConnection::Postgres(pool.begin().await?),
+                audit: audit::Pending::default(),
+            },
         })
     }
 

@@ -16,6 +16,7 @@ mod facts;
 pub mod params;
 mod record;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::actions::CheckDecision;
@@ -39,7 +40,7 @@ pub async fn decide_and_record(
     let policy = state.policies.current(&state.store, &caller.org_id).await?;
     let facts = Facts::load(state, &caller.org_id, params, caller.presented_token()).await?;
     let decision = decide(state, &caller.org_id, params, &facts, &policy).await?;
-    let recorded = record::record(state, caller, params, &facts, &policy, decision).await?;
+    let recorded = record::record(state, caller, params, Arc::new(facts), policy, decision).await?;
     Ok(to_wire(
         recorded.decision,
         recorded.check_id,

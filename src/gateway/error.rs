@@ -63,6 +63,11 @@ impl From<store::Error> for ApiError {
     fn from(error: store::Error) -> ApiError {
         match error {
             store::Error::Conflict(message) => ApiError::conflict(message),
+            store::Error::WriterStopped => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the gateway is shutting down; retry on another replica",
+            ),
             other => {
                 tracing::error!(error = %other, "store failure");
                 ApiError::internal()

@@ -3,6 +3,8 @@
 //! link. Events are appended inside the transaction of the change they describe. Secrets never
 //! enter it: callers pass ids and digests only.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -84,26 +86,19 @@ pub async fn start_chain(tx: &mut Tx, org_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Appends `event` to its org's chain inside `tx`.
+/// Events appended in a transaction, in order, not yet chained (see [`crate::store::Tx`]).
+#[derive(Debug, Default)]
+pub struct Pending {
+    events: Vec<EventRow>,
+}
+
+/// Appends `event` to its org's chain inside `tx`. The event gets its place in the chain (its
+/// `seq`, `prev_hash` and `hash`) when the transaction commits, after every event appended
+/// before it in the same transaction.
 pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
-    // Bumping the head first takes the org's row lock (PostgreSQL) before we read the hash, so
-    // two replicas can't both link to the same predecessor.
-    const BUMP: &str = "UPDATE audit_heads SET last_seq = last_seq + 1 WHERE org_id = $1 \
-                        RETURNING last_seq, last_hash";
-    const INSERT: &str = "INSERT INTO audit_events (org_id, seq, id, kind, actor, subject_type, \
-                          subject_id, detail, created_at, prev_hash, hash) \
-                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-    const SET_HASH: &str = "UPDATE audit_heads SET last_hash = $2 WHERE org_id = $1";
-
-    let (seq, prev_hash): (i64, String) = on_tx!(tx, |conn| sqlx::query_as(BUMP)
-        .bind(event.org_id)
-        .fetch_optional(&mut *conn)
-        .await?)
-    .ok_or_else(|| Error::Corrupt(format!("org {} has no audit chain", event.org_id)))?;
-
-    let mut row = EventRow {
+    tx.audit_pending().events.push(EventRow {
         org_id: event.org_id.to_string(),
-        seq,
+        seq: 0,
         id: new_id(),
         kind: event.kind.to_string(),
         actor: event.actor.0.clone(),
@@ -111,31 +106,95 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
         subject_id: event.subject_id.to_string(),
         detail: to_json_text(&event.detail),
         created_at: event.created_at,
-        prev_hash: prev_hash.clone(),
+        prev_hash: String::new(),
         hash: String::new(),
-    };
-    row.hash = chain_hash(&prev_hash, &row);
+    });
+    Ok(())
+}
 
+/// Most events one INSERT carries (11 parameters each: far below either backend's limit).
+const INSERT_CHUNK: usize = 256;
+
+/// Chains and inserts `pending` inside `tx`, org by org in the order of their ids (one lock
+/// order for every transaction). Per org: one statement takes the head and reserves the
+/// sequence numbers — on PostgreSQL the `UPDATE` holds the org's head row until commit, so two
+/// replicas never link to the same predecessor — then one INSERT per [`INSERT_CHUNK`] events,
+/// then the new head hash.
+pub(crate) async fn flush(tx: &mut Tx, pending: Pending) -> Result<()> {
+    const RESERVE: &str = "UPDATE audit_heads SET last_seq = last_seq + $2 WHERE org_id = $1 \
+                           RETURNING last_seq, last_hash";
+    const SET_HASH: &str = "UPDATE audit_heads SET last_hash = $2 WHERE org_id = $1";
+    if pending.events.is_empty() {
+        return Ok(());
+    }
+    let mut by_org: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
+    for event in pending.events {
+        by_org.entry(event.org_id.clone()).or_default().push(event);
+    }
+    for (org_id, mut events) in by_org {
+        let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+        let (last_seq, mut prev_hash): (i64, String) = on_tx!(tx, |conn| sqlx::query_as(RESERVE)
+            .bind(&org_id)
+            .bind(count)
+            .fetch_optional(&mut *conn)
+            .await?)
+        .ok_or_else(|| Error::Corrupt(format!("org {org_id} has no audit chain")))?;
+        let first_seq = last_seq - count + 1;
+        for (offset, event) in events.iter_mut().enumerate() {
+            event.seq = first_seq + i64::try_from(offset).unwrap_or(i64::MAX);
+            event.prev_hash = prev_hash;
+            event.hash = chain_hash(&event.prev_hash, event);
+            prev_hash = event.hash.clone();
+        }
+        for chunk in events.chunks(INSERT_CHUNK) {
+            insert_events(tx, chunk).await?;
+        }
+        on_tx!(tx, |conn| {
+            sqlx::query(SET_HASH)
+                .bind(&org_id)
+                .bind(&prev_hash)
+                .execute(&mut *conn)
+                .await?;
+        });
+    }
+    Ok(())
+}
+
+/// One multi-row INSERT of chained events.
+async fn insert_events(tx: &mut Tx, events: &[EventRow]) -> Result<()> {
+    let mut sql = format!("INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES ");
+    for index in 0..events.len() {
+        let base = index * 11;
+        if index > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 1..=11 {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(base + column).to_string());
+        }
+        sql.push(')');
+    }
     on_tx!(tx, |conn| {
-        sqlx::query(INSERT)
-            .bind(&row.org_id)
-            .bind(row.seq)
-            .bind(&row.id)
-            .bind(&row.kind)
-            .bind(&row.actor)
-            .bind(&row.subject_type)
-            .bind(&row.subject_id)
-            .bind(&row.detail)
-            .bind(row.created_at)
-            .bind(&row.prev_hash)
-            .bind(&row.hash)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(SET_HASH)
-            .bind(&row.org_id)
-            .bind(&row.hash)
-            .execute(&mut *conn)
-            .await?;
+        let mut query = sqlx::query(&sql);
+        for event in events {
+            query = query
+                .bind(&event.org_id)
+                .bind(event.seq)
+                .bind(&event.id)
+                .bind(&event.kind)
+                .bind(&event.actor)
+                .bind(&event.subject_type)
+                .bind(&event.subject_id)
+                .bind(&event.detail)
+                .bind(event.created_at)
+                .bind(&event.prev_hash)
+                .bind(&event.hash);
+        }
+        query.execute(&mut *conn).await?;
     });
     Ok(())
 }

@@ -13,7 +13,7 @@
 //! serializes everything already.
 
 use super::audit::{self, Actor, NewEvent};
-use super::{Result, Tx, on_tx};
+use super::{Result, Tx, TxConnection, on_tx};
 
 /// One decision to insert.
 #[derive(Debug, Clone)]
@@ -92,15 +92,15 @@ pub async fn live_agent(
     const SQLITE: &str = "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2";
     const POSTGRES: &str =
         "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
-    Ok(match tx {
-        Tx::Sqlite(conn) => {
+    Ok(match &mut tx.connection {
+        TxConnection::Sqlite(conn) => {
             sqlx::query_as(SQLITE)
                 .bind(org_id)
                 .bind(agent_id)
                 .fetch_optional(&mut **conn)
                 .await?
         }
-        Tx::Postgres(conn) => {
+        TxConnection::Postgres(conn) => {
             sqlx::query_as(POSTGRES)
                 .bind(org_id)
                 .bind(agent_id)
@@ -119,15 +119,15 @@ pub async fn live_session_mode(
 ) -> Result<Option<String>> {
     const SQLITE: &str = "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2";
     const POSTGRES: &str = "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
-    Ok(match tx {
-        Tx::Sqlite(conn) => {
+    Ok(match &mut tx.connection {
+        TxConnection::Sqlite(conn) => {
             sqlx::query_scalar(SQLITE)
                 .bind(org_id)
                 .bind(session_id)
                 .fetch_optional(&mut **conn)
                 .await?
         }
-        Tx::Postgres(conn) => {
+        TxConnection::Postgres(conn) => {
             sqlx::query_scalar(POSTGRES)
                 .bind(org_id)
                 .bind(session_id)

@@ -15,7 +15,7 @@ use crate::api::status::DelegationStatus;
 use crate::api::time;
 
 use super::audit::{Actor, NewEvent};
-use super::{Error, Result, Store, Tx, on_db, on_tx, string_list, to_json_text};
+use super::{Error, Result, Store, Tx, TxConnection, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DelegationRow {
@@ -210,15 +210,15 @@ pub async fn chain_ended(
     const DELEGATION_POSTGRES: &str = "SELECT revoked_at, expires_at FROM delegations \
                                        WHERE org_id = $1 AND id = $2 FOR SHARE";
     for agent_id in agents {
-        let status: Option<String> = match tx {
-            Tx::Sqlite(conn) => {
+        let status: Option<String> = match &mut tx.connection {
+            TxConnection::Sqlite(conn) => {
                 sqlx::query_scalar(AGENT_SQLITE)
                     .bind(org_id)
                     .bind(agent_id)
                     .fetch_optional(&mut **conn)
                     .await?
             }
-            Tx::Postgres(conn) => {
+            TxConnection::Postgres(conn) => {
                 sqlx::query_scalar(if lock { AGENT_POSTGRES } else { AGENT_SQLITE })
                     .bind(org_id)
                     .bind(agent_id)
@@ -231,15 +231,15 @@ pub async fn chain_ended(
         }
     }
     for id in delegations {
-        let found: Option<(Option<i64>, i64)> = match tx {
-            Tx::Sqlite(conn) => {
+        let found: Option<(Option<i64>, i64)> = match &mut tx.connection {
+            TxConnection::Sqlite(conn) => {
                 sqlx::query_as(DELEGATION_SQLITE)
                     .bind(org_id)
                     .bind(id)
                     .fetch_optional(&mut **conn)
                     .await?
             }
-            Tx::Postgres(conn) => {
+            TxConnection::Postgres(conn) => {
                 sqlx::query_as(if lock {
                     DELEGATION_POSTGRES
                 } else {

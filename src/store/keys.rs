@@ -151,7 +151,7 @@ pub async fn revoke(
                             AND other.role = 'admin' AND other.revoked_at IS NULL))";
     let now = time::now();
     let mut tx = store.begin().await?;
-    if let super::Tx::Postgres(transaction) = &mut tx {
+    if let super::TxConnection::Postgres(transaction) = &mut tx.connection {
         sqlx::query(LOCK_ORG_POSTGRES)
             .bind(org_id)
             .fetch_optional(&mut **transaction)

@@ -110,6 +110,7 @@ impl Checker {
         }
         Checker {
             app: crate::gateway::AppState {
+                writer: super::group_commit::GroupCommit::start(store),
                 store: store.clone(),
                 settings: std::sync::Arc::default(),
                 policies: std::sync::Arc::default(),

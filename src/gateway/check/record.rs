@@ -1,5 +1,7 @@
-//! Recording a decision: one transaction per check (see [`crate::store::checks`] for the
-//! locking). In order:
+//! Recording a decision: a [`RecordJob`] run by the group-commit writer
+//! ([`crate::store::group_commit`]), in a transaction it may share with other checks (see
+//! [`crate::store::checks`] for the locking). The answer is sent once that transaction has
+//! committed. In order:
 //! 1. re-read what can flip an allow — the agent's status and mode, the session's mode, the
 //!    delegation chain, the presented token — and refuse if it changed;
 //! 2. take one call from every `max_calls` budget of the delegation chain (exact across
@@ -14,6 +16,9 @@ use crate::api::actions::Effect;
 use crate::api::policies::SessionMode;
 use crate::guardian::refusal::{self, DecidedWith, LiveFacts, Refusal};
 use crate::guardian::{ApprovalAction, CompiledPolicy, Decision};
+use std::sync::Arc;
+
+use crate::store::group_commit::{BoxFuture, Job};
 use crate::store::{
     self, Tx,
     agents::Lockout,
@@ -35,138 +40,177 @@ pub struct Recorded {
     pub approval_id: Option<String>,
 }
 
+/// Records `decision` through the group-commit writer (on the agent's lane) and returns what
+/// was finally decided once it is durable.
 pub async fn record(
     state: &AppState,
     caller: &Caller,
     params: &CheckParams,
-    facts: &Facts,
-    policy: &CompiledPolicy,
-    mut decision: Decision,
+    facts: Arc<Facts>,
+    policy: Arc<CompiledPolicy>,
+    decision: Decision,
 ) -> ApiResult<Recorded> {
-    let now = facts.now();
-    let actor = caller.actor();
-    let org_id = caller.org_id.as_str();
-    let check_id = store::new_id();
-    let counted_session = params
-        .session_id
-        .as_deref()
-        .filter(|_| facts.counts_in_session(params));
-    let mut tx = state.store.begin().await?;
-
-    // 1. The facts that can flip an allow, as they are now (rows taken on PostgreSQL).
-    let live = live_facts(&mut tx, org_id, params, facts, counted_session, now).await?;
-    let decided_with = DecidedWith {
-        agent_mode: facts.agent_mode(),
-        session_mode: facts.session_mode(),
-    };
-    if let Some(refused) = refusal::recheck(
-        &decision,
-        &params.agent_id,
-        params.session_id.as_deref(),
-        decided_with,
-        &live,
-    ) {
-        refusal::refuse(&mut decision, &refused, &params.action_name);
-    }
-
-    // 2. Delegation budgets.
-    if decision.allowed
-        && let Some(chain) = facts.delegation()
-        && let Some((max_calls, made)) =
-            store::delegations::take_call(&mut tx, org_id, &chain.budgets()).await?
-    {
-        refusal::refuse(
-            &mut decision,
-            &Refusal::CallBudget { max_calls, made },
-            &params.action_name,
-        );
-    }
-
-    // 3. Approvals.
-    let approval_id = match (&decision.approval, counted_session) {
-        (ApprovalAction::Reuse(id), _) => Some(id.clone()),
-        (ApprovalAction::Create, Some(session_id)) => {
-            open_approval(
-                &mut tx,
-                org_id,
-                session_id,
-                params,
-                policy,
-                &check_id,
-                &actor,
-                &mut decision,
-                now,
-            )
-            .await?
-        }
-        _ => None,
-    };
-
-    // 4. Counters and lockouts.
-    if let Some(session_id) = counted_session {
-        let call = CallCount {
-            read: decision.effect == Effect::Read,
-            denied: decision.counts_as_denial,
-            lockout_after_denials: policy.lockout_after_denials(),
-        };
-        store::sessions::count_call(&mut tx, org_id, session_id, &params.agent_id, call, now)
-            .await?;
-    }
-    if decision.counts_as_denial && facts.agent_is_active() {
-        let lockout = Lockout {
-            after_denials: policy.agent_lockout_after_denials(),
-            window_seconds: policy.agent_lockout_window_seconds(),
-        };
-        if store::agents::count_denial(&mut tx, org_id, &params.agent_id, lockout, now).await? {
-            store::audit::append(
-                &mut tx,
-                NewEvent {
-                    org_id,
-                    kind: "agent.locked",
-                    actor: &actor,
-                    subject_type: "agent",
-                    subject_id: &params.agent_id,
-                    detail: serde_json::json!({
-                        "reason": "lockout",
-                        "denials": lockout.after_denials,
-                        "window_seconds": lockout.window_seconds,
-                        "check_id": check_id,
-                    }),
-                    created_at: now,
-                },
-            )
-            .await?;
-        }
-    }
-
-    // 5. The decision itself.
-    store::checks::insert(
-        &mut tx,
-        &CheckRow {
-            id: &check_id,
-            org_id,
-            agent_id: &params.agent_id,
-            session_id: params.session_id.as_deref(),
-            action_name: &params.action_name,
-            input_summary: &params.input_summary,
-            effect: decision.effect.as_str(),
-            allowed: decision.allowed,
-            elevation_required: decision.elevation_required,
-            reason: &decision.reason,
-            rule: &decision.rule,
-            confidence: decision.confidence,
-            approval_id: approval_id.as_deref(),
-            created_at: now,
-        },
-        &actor,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Recorded {
+    let job = RecordJob {
+        org_id: caller.org_id.clone(),
+        actor: caller.actor(),
+        params: params.clone(),
+        facts,
+        policy,
         decision,
-        check_id,
-        approval_id,
-    })
+        check_id: store::new_id(),
+    };
+    state.writer.write(&params.agent_id, job).await
+}
+
+/// Everything one check's record needs, owned: the writer runs it after the request handed it
+/// over, and may run it twice (see [`crate::store::group_commit`]).
+pub struct RecordJob {
+    org_id: String,
+    actor: Actor,
+    params: CheckParams,
+    facts: Arc<Facts>,
+    policy: Arc<CompiledPolicy>,
+    /// The decision before the record step (each run starts from it).
+    decision: Decision,
+    check_id: String,
+}
+
+impl Job for RecordJob {
+    type Output = Recorded;
+    type Error = ApiError;
+
+    fn run<'a>(&'a self, tx: &'a mut Tx) -> BoxFuture<'a, ApiResult<Recorded>> {
+        Box::pin(self.write(tx))
+    }
+}
+
+impl RecordJob {
+    async fn write(&self, tx: &mut Tx) -> ApiResult<Recorded> {
+        let (params, facts, policy) = (&self.params, self.facts.as_ref(), self.policy.as_ref());
+        let mut decision = self.decision.clone();
+        let now = facts.now();
+        let actor = &self.actor;
+        let org_id = self.org_id.as_str();
+        let check_id = self.check_id.clone();
+        let counted_session = params
+            .session_id
+            .as_deref()
+            .filter(|_| facts.counts_in_session(params));
+
+        // 1. The facts that can flip an allow, as they are now (rows taken on PostgreSQL).
+        let live = live_facts(tx, org_id, params, facts, counted_session, now).await?;
+        let decided_with = DecidedWith {
+            agent_mode: facts.agent_mode(),
+            session_mode: facts.session_mode(),
+        };
+        if let Some(refused) = refusal::recheck(
+            &decision,
+            &params.agent_id,
+            params.session_id.as_deref(),
+            decided_with,
+            &live,
+        ) {
+            refusal::refuse(&mut decision, &refused, &params.action_name);
+        }
+
+        // 2. Delegation budgets.
+        if decision.allowed
+            && let Some(chain) = facts.delegation()
+            && let Some((max_calls, made)) =
+                store::delegations::take_call(tx, org_id, &chain.budgets()).await?
+        {
+            refusal::refuse(
+                &mut decision,
+                &Refusal::CallBudget { max_calls, made },
+                &params.action_name,
+            );
+        }
+
+        // 3. Approvals.
+        let approval_id = match (&decision.approval, counted_session) {
+            (ApprovalAction::Reuse(id), _) => Some(id.clone()),
+            (ApprovalAction::Create, Some(session_id)) => {
+                open_approval(
+                    tx,
+                    org_id,
+                    session_id,
+                    params,
+                    policy,
+                    &check_id,
+                    actor,
+                    &mut decision,
+                    now,
+                )
+                .await?
+            }
+            _ => None,
+        };
+
+        // 4. Counters and lockouts.
+        if let Some(session_id) = counted_session {
+            let call = CallCount {
+                read: decision.effect == Effect::Read,
+                denied: decision.counts_as_denial,
+                lockout_after_denials: policy.lockout_after_denials(),
+            };
+            store::sessions::count_call(tx, org_id, session_id, &params.agent_id, call, now)
+                .await?;
+        }
+        if decision.counts_as_denial && facts.agent_is_active() {
+            let lockout = Lockout {
+                after_denials: policy.agent_lockout_after_denials(),
+                window_seconds: policy.agent_lockout_window_seconds(),
+            };
+            if store::agents::count_denial(tx, org_id, &params.agent_id, lockout, now).await? {
+                store::audit::append(
+                    tx,
+                    NewEvent {
+                        org_id,
+                        kind: "agent.locked",
+                        actor,
+                        subject_type: "agent",
+                        subject_id: &params.agent_id,
+                        detail: serde_json::json!({
+                            "reason": "lockout",
+                            "denials": lockout.after_denials,
+                            "window_seconds": lockout.window_seconds,
+                            "check_id": check_id,
+                        }),
+                        created_at: now,
+                    },
+                )
+                .await?;
+            }
+        }
+
+        // 5. The decision itself.
+        store::checks::insert(
+            tx,
+            &CheckRow {
+                id: &check_id,
+                org_id,
+                agent_id: &params.agent_id,
+                session_id: params.session_id.as_deref(),
+                action_name: &params.action_name,
+                input_summary: &params.input_summary,
+                effect: decision.effect.as_str(),
+                allowed: decision.allowed,
+                elevation_required: decision.elevation_required,
+                reason: &decision.reason,
+                rule: &decision.rule,
+                confidence: decision.confidence,
+                approval_id: approval_id.as_deref(),
+                created_at: now,
+            },
+            actor,
+        )
+        .await?;
+        Ok(Recorded {
+            decision,
+            check_id,
+            approval_id,
+        })
+    }
 }
 
 /// Step 1's reads. The agent's row is taken first on PostgreSQL, then the session's, so checks
