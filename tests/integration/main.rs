@@ -33,6 +33,7 @@ mod cli_usage;
 mod cli_version;
 mod cli_workflow;
 mod delegations;
+mod durability;
 mod guard;
 mod guardian;
 mod limits;

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::harness::{Run, binary};
 
-struct DevServer {
-    child: Child,
-    url: String,
+pub struct DevServer {
+    pub child: Child,
+    pub url: String,
     lines: Vec<String>,
 }
 
@@ -23,6 +23,23 @@ fn start(config_dir: &std::path::Path, data_dir: &std::path::Path) -> DevServer 
 
 /// [`start`] on a given `--listen` address.
 fn start_on(config_dir: &std::path::Path, data_dir: &std::path::Path, listen: &str) -> DevServer {
+    let data_dir = data_dir.to_str().expect("a UTF-8 path");
+    spawn_server(
+        config_dir,
+        &[
+            "server",
+            "--dev",
+            "--listen",
+            listen,
+            "--data-dir",
+            data_dir,
+        ],
+    )
+}
+
+/// Runs `agenttrust ARGS` (a `server` command line) as a child process and waits, on its
+/// output, until it says where it listens.
+pub fn spawn_server(config_dir: &std::path::Path, args: &[&str]) -> DevServer {
     let mut command = Command::new(binary());
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("AGENTTRUST_") {
@@ -30,8 +47,7 @@ fn start_on(config_dir: &std::path::Path, data_dir: &std::path::Path, listen: &s
         }
     }
     let mut child = command
-        .args(["server", "--dev", "--listen", listen, "--data-dir"])
-        .arg(data_dir)
+        .args(args)
         .env("AGENTTRUST_CONFIG_DIR", config_dir)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
