@@ -11,6 +11,7 @@ use super::*;
 use crate::api::keys::Role;
 
 mod durability;
+mod group_commit;
 mod operator_safety;
 
 /// The env var that turns the PostgreSQL run on.
