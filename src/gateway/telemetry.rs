@@ -10,6 +10,7 @@ use crate::api::telemetry::{
 use crate::api::time;
 use crate::guardian::canonical;
 use crate::store;
+use crate::store::group_commit::WriteFn;
 use crate::store::telemetry::{EventFilter, EventRow};
 
 use super::AppState;
@@ -98,7 +99,19 @@ pub async fn report(
         });
     }
     // Only what was stored counts: an event its agent already reported (a retry) is not.
-    let stored = store::telemetry::insert_batch(&state.store, &rows).await?;
+    let lane = rows
+        .first()
+        .map(|row| row.agent_id.clone())
+        .unwrap_or_default();
+    let stored = state
+        .writer
+        .write(
+            &lane,
+            WriteFn::new(rows, |rows, tx| {
+                Box::pin(store::telemetry::insert_batch_in(tx, rows))
+            }),
+        )
+        .await?;
     Ok(Json(ReportResponse {
         accepted: true,
         events_processed: stored,

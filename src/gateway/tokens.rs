@@ -16,6 +16,7 @@ use crate::api::tokens::{
 };
 use crate::guardian::GUARD_TIER_FAST;
 use crate::store;
+use crate::store::group_commit::WriteFn;
 use crate::store::tokens::Revocation;
 
 use super::AppState;
@@ -88,20 +89,25 @@ pub async fn issue(
     let token = secrets::generate(AGENT_TOKEN_PREFIX);
     let issued_at = time::now();
     let expires_at = validate::expiry("ttl", issued_at, ttl)?;
-    let token_id = store::tokens::issue(
-        &state.store,
-        store::tokens::NewToken {
-            org_id: &caller.org_id,
-            agent_id: &agent.id,
-            token_digest: &secrets::digest(&token),
-            scopes: &scopes,
-            session_id: request.session_id.as_deref(),
-            issued_at,
-            expires_at,
-        },
-        &caller.actor(),
-    )
-    .await?;
+    let new_token = store::tokens::NewToken {
+        org_id: caller.org_id.clone(),
+        agent_id: agent.id.clone(),
+        token_digest: secrets::digest(&token),
+        scopes: scopes.clone(),
+        session_id: request.session_id.clone(),
+        issued_at,
+        expires_at,
+        actor: caller.actor(),
+    };
+    let token_id = state
+        .writer
+        .write(
+            &agent.id,
+            WriteFn::new(new_token, |token, tx| {
+                Box::pin(store::tokens::issue_in(tx, token))
+            }),
+        )
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedToken {

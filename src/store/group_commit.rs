@@ -219,3 +219,33 @@ async fn run_alone(store: &Store, mut job: Box<dyn Queued>) {
     }
     job.answer();
 }
+
+/// A job made of owned data and a function over it, for writes that need nothing else:
+/// `WriteFn::new(rows, |rows, tx| Box::pin(telemetry::insert_in(tx, rows)))`.
+pub struct WriteFn<D, R, E> {
+    data: D,
+    write: for<'a> fn(&'a D, &'a mut Tx) -> BoxFuture<'a, Result<R, E>>,
+}
+
+impl<D, R, E> WriteFn<D, R, E> {
+    pub fn new(
+        data: D,
+        write: for<'a> fn(&'a D, &'a mut Tx) -> BoxFuture<'a, Result<R, E>>,
+    ) -> Self {
+        WriteFn { data, write }
+    }
+}
+
+impl<D, R, E> Job for WriteFn<D, R, E>
+where
+    D: Send + Sync + 'static,
+    R: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    type Output = R;
+    type Error = E;
+
+    fn run<'a>(&'a self, tx: &'a mut Tx) -> BoxFuture<'a, Result<R, E>> {
+        (self.write)(&self.data, tx)
+    }
+}

@@ -4,7 +4,7 @@
 use crate::api::telemetry::TelemetryEvent;
 use crate::api::time;
 
-use super::{Result, Store, on_db, on_tx};
+use super::{Result, Store, Tx, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -46,14 +46,21 @@ impl EventRow {
 /// were stored. An event whose `client_event_id` its agent already used is skipped (a retried
 /// report) and not counted.
 pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<u64> {
+    let mut tx = store.begin().await?;
+    let stored = insert_batch_in(&mut tx, events).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// [`insert_batch`] inside `tx` (the gateway queues it on the group-commit writer).
+pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow]) -> Result<u64> {
     const SQL: &str = "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
                        tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
                        received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                        ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING";
-    let mut tx = store.begin().await?;
     let mut stored = 0;
     for event in events {
-        stored += on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        stored += on_tx!(tx, |conn| sqlx::query(SQL)
             .bind(&event.id)
             .bind(&event.org_id)
             .bind(&event.agent_id)
@@ -70,7 +77,6 @@ pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<u64> {
             .await?
             .rows_affected());
     }
-    tx.commit().await?;
     Ok(stored)
 }
 

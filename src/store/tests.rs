@@ -245,16 +245,16 @@ async fn agent_names_are_unique_per_org_and_revocation_takes_the_tokens() {
         for digest in ["t1", "t2"] {
             tokens::issue(
                 &store,
-                tokens::NewToken {
-                    org_id: &org_id,
-                    agent_id: &agent.id,
-                    token_digest: digest,
-                    scopes: &capabilities,
+                &tokens::NewToken {
+                    org_id: org_id.clone(),
+                    agent_id: agent.id.clone(),
+                    token_digest: digest.to_string(),
+                    scopes: capabilities.clone(),
                     session_id: None,
                     issued_at: now,
                     expires_at: now + 300,
+                    actor: Actor::operator(),
                 },
-                &Actor::operator(),
             )
             .await
             .unwrap();

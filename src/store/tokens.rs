@@ -4,8 +4,8 @@
 
 use crate::api::time;
 
-use super::audit::{Actor, NewEvent};
-use super::{Result, Store, on_db, on_tx, string_list, to_json_text};
+use super::audit::{self, Actor, NewEvent};
+use super::{Result, Store, Tx, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRow {
@@ -29,47 +29,59 @@ impl TokenRow {
 }
 
 /// A token to store; the caller generated the secret and passes only its digest.
-pub struct NewToken<'a> {
-    pub org_id: &'a str,
-    pub agent_id: &'a str,
-    pub token_digest: &'a str,
-    pub scopes: &'a [String],
-    pub session_id: Option<&'a str>,
+pub struct NewToken {
+    pub org_id: String,
+    pub agent_id: String,
+    pub token_digest: String,
+    pub scopes: Vec<String>,
+    pub session_id: Option<String>,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// Who issued it (the audit event's actor).
+    pub actor: Actor,
 }
 
-pub async fn issue(store: &Store, token: NewToken<'_>, actor: &Actor) -> Result<String> {
+pub async fn issue(store: &Store, token: &NewToken) -> Result<String> {
+    let mut tx = store.begin().await?;
+    let id = issue_in(&mut tx, token).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// [`issue`] inside `tx` (the gateway queues it on the group-commit writer).
+pub async fn issue_in(tx: &mut Tx, token: &NewToken) -> Result<String> {
     const SQL: &str = "INSERT INTO agent_tokens (id, org_id, agent_id, token_digest, scopes, \
                        session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     let id = super::new_id();
-    let mut tx = store.begin().await?;
-    on_tx!(&mut tx, |conn| {
+    on_tx!(tx, |conn| {
         sqlx::query(SQL)
             .bind(&id)
-            .bind(token.org_id)
-            .bind(token.agent_id)
-            .bind(token.token_digest)
+            .bind(&token.org_id)
+            .bind(&token.agent_id)
+            .bind(&token.token_digest)
             .bind(to_json_text(&token.scopes))
-            .bind(token.session_id)
+            .bind(&token.session_id)
             .bind(token.issued_at)
             .bind(token.expires_at)
             .execute(&mut *conn)
             .await?;
     });
-    tx.commit_audited(Some(NewEvent {
-        org_id: token.org_id,
-        kind: "token.issued",
-        actor,
-        subject_type: "agent_token",
-        subject_id: &id,
-        detail: serde_json::json!({
-            "agent_id": token.agent_id,
-            "scopes": token.scopes,
-            "expires_at": time::format(token.expires_at),
-        }),
-        created_at: token.issued_at,
-    }))
+    audit::append(
+        tx,
+        NewEvent {
+            org_id: &token.org_id,
+            kind: "token.issued",
+            actor: &token.actor,
+            subject_type: "agent_token",
+            subject_id: &id,
+            detail: serde_json::json!({
+                "agent_id": token.agent_id,
+                "scopes": token.scopes,
+                "expires_at": time::format(token.expires_at),
+            }),
+            created_at: token.issued_at,
+        },
+    )
     .await?;
     Ok(id)
 }
