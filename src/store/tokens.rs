@@ -5,6 +5,7 @@
 use crate::api::time;
 
 use super::audit::{Actor, NewEvent};
+use super::changes::{self, Change};
 use super::{Result, Store, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -160,6 +161,7 @@ async fn revoke_found(
     if !changed {
         return Ok(Revocation::AlreadyRevoked);
     }
+    changes::announce(&mut tx, &Change::AgentToken { id: id.clone() }).await?;
     tx.commit_audited(Some(NewEvent {
         org_id,
         kind: "token.revoked",
