@@ -112,7 +112,7 @@ impl Checker {
             app: crate::gateway::AppState {
                 store: store.clone(),
                 settings: std::sync::Arc::default(),
-                policies: std::sync::Arc::default(),
+                caches: std::sync::Arc::default(),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),
