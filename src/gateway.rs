@@ -12,6 +12,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod bootstrap;
+pub mod cache;
 pub mod check;
 pub mod connections;
 pub mod delegations;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod keys;
+pub mod notices;
 pub mod policies;
 pub mod policy_cache;
 pub mod policy_limits;
@@ -41,7 +43,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::store::group_commit::GroupCommit;
-use crate::store::{SqliteSynchronous, Store, StoreOptions};
+use crate::store::{self, SqliteSynchronous, Store, StoreOptions};
 
 use connections::ConnectionLimits;
 use error::ApiError;
@@ -110,7 +112,9 @@ pub struct AppState {
     /// The group-commit writer the hot writes (decisions) are queued on.
     pub writer: GroupCommit,
     pub settings: Arc<Settings>,
-    pub policies: Arc<policy_cache::PolicyCache>,
+    /// This replica's copies of hot rows; a handler that changes one forgets it after the
+    /// commit ([`cache::Caches::forget`]).
+    pub caches: Arc<cache::Caches>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -120,6 +124,8 @@ pub struct Gateway {
     state: AppState,
     body_limit_bytes: usize,
     connection_limits: ConnectionLimits,
+    /// The connection hearing other replicas' changes (PostgreSQL), listening since bind.
+    listening: Option<store::changes::Listener>,
 }
 
 impl Gateway {
@@ -144,6 +150,8 @@ impl Gateway {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let caches = Arc::new(cache::Caches::for_store(&store));
+        let listening = notices::connect(&store, &caches).await;
         Ok(Gateway {
             listener,
             local_addr,
@@ -155,10 +163,11 @@ impl Gateway {
                     max_delegation_ttl_seconds: config.max_delegation_ttl_seconds,
                     policy_limits: config.policy_limits,
                 }),
-                policies: Arc::default(),
+                caches,
             },
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
+            listening,
         })
     }
 
@@ -170,6 +179,11 @@ impl Gateway {
         &self.state.store
     }
 
+    /// This gateway's caches (whether they answer: tests of several replicas look).
+    pub fn caches(&self) -> Arc<cache::Caches> {
+        Arc::clone(&self.state.caches)
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and closes the
     /// database.
     pub async fn serve(
@@ -177,6 +191,13 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let store = self.state.store.clone();
+        // Hears other replicas' changes for as long as this gateway serves, and switches the
+        // caches off whenever it cannot (PostgreSQL); on SQLite it ends at once.
+        let notices = tokio::spawn(notices::listen(
+            store.clone(),
+            Arc::clone(&self.state.caches),
+            self.listening,
+        ));
         let limits = self.connection_limits;
         let app =
             router(self.state, self.body_limit_bytes).layer(axum::middleware::from_fn_with_state(
@@ -184,6 +205,9 @@ impl Gateway {
                 connections::request_timeout,
             ));
         connections::serve(self.listener, app, limits, shutdown).await;
+        // The listener holds a pooled connection: give it back before closing the pool.
+        notices.abort();
+        let _ = notices.await;
         store.close().await;
         Ok(())
     }

@@ -16,6 +16,7 @@
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod changes;
 pub mod checks;
 pub mod delegations;
 pub mod group_commit;

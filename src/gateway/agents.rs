@@ -12,6 +12,7 @@ use crate::api::agents::{
 use crate::api::policies::SessionMode;
 use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::store;
+use crate::store::changes::Change;
 
 use super::AppState;
 use super::auth::Caller;
@@ -137,6 +138,8 @@ pub async fn revoke(
     let revoked = store::agents::revoke(&state.store, &caller.org_id, &id, reason, &caller.actor())
         .await?
         .ok_or_else(|| not_found(&id))?;
+    // Committed: this replica's next check and token use see the revocation.
+    state.caches.forget(&Change::Agent { id: id.clone() });
     Ok(Json(RevokeAgentResponse {
         success: true,
         agent_id: revoked.agent.id,
@@ -189,6 +192,7 @@ async fn change_mode(
     )
     .await?
     .ok_or_else(|| not_found(id))?;
+    state.caches.forget(&Change::Agent { id: id.to_string() });
     Ok(Json(row.into_api()?))
 }
 

@@ -104,7 +104,11 @@ async fn decide(
         Some(name) => validate::name("decided_by", name)?,
         None => actor.0.clone(),
     };
-    let policy = state.policies.current(&state.store, &caller.org_id).await?;
+    let policy = state
+        .caches
+        .policies
+        .current(&state.store, &caller.org_id)
+        .await?;
     let outcome = store::approvals::decide(
         &state.store,
         &caller.org_id,

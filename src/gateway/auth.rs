@@ -1,6 +1,10 @@
 //! Who is calling: an org API key (`X-API-Key`, with a role) or an agent token presented as
 //! `Authorization: Bearer at_…`. Every handler takes a [`Caller`] and asks it for the right it
 //! needs; every query is then scoped by `caller.org_id`.
+//!
+//! Keys and tokens are looked up by digest through the replica's caches (`gateway::cache`): a
+//! revocation is refused on the replica that made it from its answer on, and on every other
+//! replica within a second. Expiry and the agent's status are judged on every request.
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -174,7 +178,9 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 async fn authenticate_key(state: &AppState, key: &str) -> Result<Caller, ApiError> {
     let digest = secrets::digest(key);
-    let row = store::keys::find_active_by_digest(&state.store, &digest)
+    let row = state
+        .caches
+        .api_key(&state.store, &digest)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("invalid or revoked API key"))?;
     let role = row.role()?;
@@ -186,7 +192,9 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Caller, ApiErro
 
 async fn authenticate_agent_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
     let digest = secrets::digest(token);
-    let row = store::tokens::find_by_digest(&state.store, &digest)
+    let row = state
+        .caches
+        .agent_token(&state.store, &digest)
         .await?
         .ok_or_else(|| ApiError::unauthenticated("invalid agent token"))?;
     if row.revoked_at.is_some() {

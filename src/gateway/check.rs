@@ -37,10 +37,22 @@ pub async fn decide_and_record(
     params: &CheckParams,
     started: Instant,
 ) -> ApiResult<CheckDecision> {
-    let policy = state.policies.current(&state.store, &caller.org_id).await?;
+    let policy = state
+        .caches
+        .policies
+        .current(&state.store, &caller.org_id)
+        .await?;
     let facts = Facts::load(state, &caller.org_id, params, caller.presented_token()).await?;
     let decision = decide(state, &caller.org_id, params, &facts, &policy).await?;
     let recorded = record::record(state, caller, params, Arc::new(facts), policy, decision).await?;
+    if recorded.decision.counts_as_denial {
+        // The record transaction counts the denial and may have locked the agent (it tells the
+        // other replicas itself); it has committed, so this replica forgets the agent's row and
+        // its next check sees the lock.
+        state.caches.forget(&store::changes::Change::Agent {
+            id: params.agent_id.clone(),
+        });
+    }
     Ok(to_wire(
         recorded.decision,
         recorded.check_id,

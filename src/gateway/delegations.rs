@@ -88,7 +88,11 @@ pub async fn create(
         validate::expiry("ttl_seconds", now, ttl_seconds)?;
     }
     let capabilities = from.capabilities()?;
-    let policy = state.policies.current(&state.store, &caller.org_id).await?;
+    let policy = state
+        .caches
+        .policies
+        .current(&state.store, &caller.org_id)
+        .await?;
     let granted = delegation::attenuate(
         &Request {
             from_agent_id: &from.id,

@@ -12,6 +12,7 @@ use crate::api::keys::{
 };
 use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::store;
+use crate::store::changes::Change;
 
 use super::AppState;
 use super::auth::{Caller, Principal};
@@ -97,6 +98,8 @@ pub async fn revoke(
     store::keys::revoke(&state.store, &caller.org_id, &id, &caller.actor())
         .await?
         .ok_or_else(|| ApiError::not_found(format!("API key {id} not found")))?;
+    // Committed: from this answer on, this replica refuses the key (others on the notice).
+    state.caches.forget(&Change::ApiKey { id: id.clone() });
     Ok(Json(RevokeKeyResponse {
         success: true,
         id,

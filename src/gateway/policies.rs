@@ -11,7 +11,7 @@ use axum::extract::State;
 use crate::api::policies::{PolicyDocument, PolicyTestRequest, PolicyTestResponse};
 use crate::api::time;
 use crate::guardian::{self, CompiledPolicy};
-use crate::store::{self, policies::Replaced};
+use crate::store::{self, changes::Change, policies::Replaced};
 
 use super::AppState;
 use super::auth::Caller;
@@ -54,7 +54,13 @@ pub async fn replace(
     )
     .await?
     {
-        Replaced::Stored(row) => Ok(Json(stored_document(&row)?)),
+        Replaced::Stored(row) => {
+            // Committed: this replica's next check decides under the new version.
+            state.caches.forget(&Change::Policy {
+                org_id: caller.org_id.clone(),
+            });
+            Ok(Json(stored_document(&row)?))
+        }
         Replaced::Stale { current_version } => Err(ApiError::conflict(format!(
             "the policy changed since version {} was read; the stored version is \
              {current_version} (fetch it again and reapply your change)",
@@ -89,7 +95,13 @@ pub async fn test(
                 .await?
                 .1,
         ),
-        None => state.policies.current(&state.store, &caller.org_id).await?,
+        None => {
+            state
+                .caches
+                .policies
+                .current(&state.store, &caller.org_id)
+                .await?
+        }
     };
     let (decision, matched_rule) =
         check::decide_only(&state, &caller.org_id, &params, &policy, started).await?;

@@ -16,6 +16,7 @@ use crate::api::tokens::{
 };
 use crate::guardian::GUARD_TIER_FAST;
 use crate::store;
+use crate::store::changes::Change;
 use crate::store::group_commit::WriteFn;
 use crate::store::tokens::Revocation;
 
@@ -206,14 +207,17 @@ pub async fn revoke(
     }
     let reason = request.reason.as_deref().unwrap_or(DEFAULT_REVOKE_REASON);
     validate::name("reason", reason)?;
+    let digest = secrets::digest(&request.token);
     let outcome = store::tokens::revoke(
         &state.store,
         &caller.org_id,
-        &secrets::digest(&request.token),
+        &digest,
         reason,
         &caller.actor(),
     )
     .await?;
+    // Committed: from this answer on, this replica refuses the token (others on the notice).
+    state.caches.forget_agent_token_digest(&digest);
     match outcome {
         Revocation::NotFound => Err(ApiError::not_found("token not found")),
         Revocation::Revoked | Revocation::AlreadyRevoked => Ok(Json(RevokeTokenResponse {
@@ -244,6 +248,9 @@ pub async fn revoke_by_id(
         &caller.actor(),
     )
     .await?;
+    state.caches.forget(&Change::AgentToken {
+        id: token_id.clone(),
+    });
     match outcome {
         Revocation::NotFound => Err(ApiError::not_found(format!("token {token_id} not found"))),
         Revocation::Revoked | Revocation::AlreadyRevoked => Ok(Json(RevokeTokenResponse {

@@ -7,6 +7,7 @@ use crate::api::status::AgentStatus;
 use crate::api::time;
 
 use super::audit::{Actor, NewEvent};
+use super::changes::{self, Change};
 use super::{Error, Result, Store, Tx, json_object, on_db, on_tx, string_list, to_json_text};
 
 /// `active`: may act; `revoked`: never again.
@@ -192,6 +193,9 @@ pub async fn set_mode(
         .execute(&mut *conn)
         .await?
         .rows_affected());
+    if changed == 1 {
+        changes::announce(&mut tx, &Change::Agent { id: id.to_string() }).await?;
+    }
     let event = (changed == 1).then(|| NewEvent {
         org_id,
         kind: "agent.mode_changed",
@@ -241,7 +245,12 @@ pub async fn count_denial(
         .fetch_optional(&mut *conn)
         .await?);
     // The threshold is crossed exactly once per window: by the denial whose count equals it.
-    Ok(row.is_some_and(|(mode, count)| mode == MODE_LOCKED && count == lockout.after_denials))
+    let locked =
+        row.is_some_and(|(mode, count)| mode == MODE_LOCKED && count == lockout.after_denials);
+    if locked {
+        changes::announce(tx, &Change::Agent { id: id.to_string() }).await?;
+    }
+    Ok(locked)
 }
 
 /// What a revocation did.
@@ -292,6 +301,7 @@ pub async fn revoke(
         (agents_changed, tokens_revoked)
     });
     let delegations_revoked = if agents_changed == 1 {
+        changes::announce(&mut tx, &Change::Agent { id: id.to_string() }).await?;
         super::delegations::revoke_for_agent(&mut tx, org_id, id, now).await?
     } else {
         0

@@ -4,6 +4,7 @@ use crate::api::keys::{ApiKey, Role};
 use crate::api::time;
 
 use super::audit::{self, Actor, NewEvent};
+use super::changes::{self, Change};
 use super::{Error, Result, Store, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -178,6 +179,7 @@ pub async fn revoke(
             },
         )
         .await?;
+        changes::announce(&mut tx, &Change::ApiKey { id: id.to_string() }).await?;
     } else {
         let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE org_id = $1 AND id = $2");
         let row = on_tx!(&mut tx, |conn| sqlx::query_as::<_, KeyRow>(&sql)

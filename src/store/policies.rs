@@ -4,6 +4,7 @@
 use crate::api::time;
 
 use super::audit::{Actor, NewEvent};
+use super::changes::{self, Change};
 use super::{Result, Store, on_db, on_tx};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -97,6 +98,13 @@ pub async fn replace(
             current_version: version,
         });
     }
+    changes::announce(
+        &mut tx,
+        &Change::Policy {
+            org_id: org_id.to_string(),
+        },
+    )
+    .await?;
     let mut detail = summary;
     if let Some(object) = detail.as_object_mut() {
         object.insert("version".into(), version.into());

@@ -114,7 +114,7 @@ impl Checker {
                 writer: super::group_commit::GroupCommit::start(store),
                 store: store.clone(),
                 settings: std::sync::Arc::default(),
-                policies: std::sync::Arc::default(),
+                caches: std::sync::Arc::default(),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),

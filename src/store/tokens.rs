@@ -5,6 +5,7 @@
 use crate::api::time;
 
 use super::audit::{self, Actor, NewEvent};
+use super::changes::{self, Change};
 use super::{Result, Store, Tx, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -172,6 +173,7 @@ async fn revoke_found(
     if !changed {
         return Ok(Revocation::AlreadyRevoked);
     }
+    changes::announce(&mut tx, &Change::AgentToken { id: id.clone() }).await?;
     tx.commit_audited(Some(NewEvent {
         org_id,
         kind: "token.revoked",

@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agenttrust::api::keys::Role;
+use agenttrust::gateway::cache::Caches;
 use agenttrust::gateway::{Gateway, GatewayConfig, bootstrap};
 use agenttrust::store::Store;
 use reqwest::{Method, StatusCode};
@@ -73,6 +75,27 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Generates one `#[test]` for each listed `fn name(h: &Harness)` that only applies to
+/// PostgreSQL (several replicas on one database; SQLite is one process's file). The CI rule of
+/// [`on_both_backends`] holds: without `AGENTTRUST_TEST_DATABASE_URL` the test fails under
+/// `CI=true` and is skipped locally.
+#[macro_export]
+macro_rules! on_postgres {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn postgres() {
+                    match $crate::harness::Harness::postgres() {
+                        Some(harness) => super::$name(&harness),
+                        None => $crate::harness::postgres_unavailable(),
+                    }
+                }
+            }
+        )*
+    };
+}
+
 /// Whether this run is CI's (`CI` set to anything but empty, `0` or `false`, as CI services do).
 pub fn running_in_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false" | "FALSE"))
@@ -118,6 +141,8 @@ pub struct Harness {
     /// `http://127.0.0.1:PORT`, already listening.
     pub url: String,
     pub store: Store,
+    /// The gateway's caches (to see whether they answer).
+    pub caches: Arc<Caches>,
     /// The org every test starts with, and an admin key of it.
     pub org_id: String,
     pub admin_key: String,
@@ -190,6 +215,38 @@ impl Harness {
         postgres: Option<PostgresDatabase>,
         configure: impl FnOnce(&mut GatewayConfig),
     ) -> Harness {
+        Harness::start_gateway(backend, database_url, scratch, postgres, configure, None)
+    }
+
+    /// A second gateway, in-process with its own runtime and port, on this harness's PostgreSQL
+    /// database: another replica behind the same load balancer. It shares the org and the admin
+    /// key, has its own config dir, and leaves the database to this harness (drop it first:
+    /// a test's locals are dropped before the harness it borrows).
+    pub fn replica(&self) -> Harness {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "replicas share a PostgreSQL database; a SQLite file belongs to one process"
+        );
+        Harness::start_gateway(
+            Backend::Postgres,
+            self.database_url.clone(),
+            tempfile::tempdir().expect("temp dir"),
+            None,
+            |_| {},
+            Some((self.org_id.clone(), self.admin_key.clone())),
+        )
+    }
+
+    /// Starts a gateway; with `org` it joins that org (a replica) instead of creating one.
+    fn start_gateway(
+        backend: Backend,
+        database_url: String,
+        scratch: TempDir,
+        postgres: Option<PostgresDatabase>,
+        configure: impl FnOnce(&mut GatewayConfig),
+        org: Option<(String, String)>,
+    ) -> Harness {
         let runtime = new_runtime();
         let mut config = GatewayConfig::new(database_url.clone(), "127.0.0.1:0".parse().unwrap());
         configure(&mut config);
@@ -198,22 +255,27 @@ impl Harness {
             .expect("the gateway binds");
         let url = format!("http://{}", gateway.local_addr());
         let store: Store = gateway.store().clone();
+        let caches = gateway.caches();
         let (shutdown, shutdown_signal) = oneshot::channel::<()>();
         let served = runtime.spawn(gateway.serve(async move {
             let _ = shutdown_signal.await;
         }));
-        let (org_id, admin_key) = runtime.block_on(async {
-            let org = bootstrap::create_org(&store, "acme").await.expect("org");
-            let key = bootstrap::create_key(&store, &org.id, Role::Admin, "ci")
-                .await
-                .expect("admin key");
-            (org.id.clone(), key.key)
-        });
+        let (org_id, admin_key) = match org {
+            Some(org) => org,
+            None => runtime.block_on(async {
+                let org = bootstrap::create_org(&store, "acme").await.expect("org");
+                let key = bootstrap::create_key(&store, &org.id, Role::Admin, "ci")
+                    .await
+                    .expect("admin key");
+                (org.id.clone(), key.key)
+            }),
+        };
         Harness {
             backend,
             database_url,
             url,
             store,
+            caches,
             org_id,
             admin_key,
             config_dir: tempfile::tempdir().expect("temp dir"),

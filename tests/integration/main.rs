@@ -40,6 +40,7 @@ mod limits;
 mod operator_safety;
 mod policies;
 mod readme_tour;
+mod replicas;
 mod sdk_python;
 mod sdk_rust;
 mod server_dev;

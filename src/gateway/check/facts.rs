@@ -3,6 +3,10 @@
 //! delegation chain a session was made from (every link's status, restrictions and calls made,
 //! so an ancestor's revocation or budget binds), and the presented agent token's scopes.
 //! Nothing here comes from what the caller claims about itself.
+//!
+//! The agent's row comes through the replica's cache (`gateway::cache`); what of it can flip an
+//! allow (status, mode) is read again inside the record transaction, so a stale row can cost
+//! a refusal at record time, never an allow.
 
 use crate::api::delegations::Restrictions;
 use crate::api::policies::SessionMode;
@@ -106,7 +110,10 @@ impl Facts {
         token: Option<PresentedToken>,
     ) -> ApiResult<Facts> {
         let now = time::now();
-        let agent = store::agents::get(&state.store, org_id, &params.agent_id).await?;
+        let agent = state
+            .caches
+            .agent(&state.store, org_id, &params.agent_id)
+            .await?;
         let capabilities = match &agent {
             Some(agent) => agent.capabilities()?,
             None => Vec::new(),
