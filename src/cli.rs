@@ -349,6 +349,19 @@ impl Context {
 
     /// A client with the profile's API key; fails (exit 4) when there is none.
     pub fn client(&self) -> anyhow::Result<Client> {
+        self.require_api_key()?;
+        self.client_without_key_check()
+    }
+
+    /// [`Context::client`] keeping up to `connections` idle connections open for reuse (the
+    /// load of `bench`: one connection per worker, none opened twice).
+    pub fn pooled_client(&self, connections: usize) -> anyhow::Result<Client> {
+        self.require_api_key()?;
+        self.build_client(None, Some(connections))
+    }
+
+    /// Fails (exit 4) when the profile has no API key.
+    fn require_api_key(&self) -> anyhow::Result<()> {
         if self.settings.api_key.is_none() {
             self.check_profile_exists()?;
             return Err(Failure::MissingApiKey {
@@ -356,7 +369,7 @@ impl Context {
             }
             .into());
         }
-        self.client_without_key_check()
+        Ok(())
     }
 
     /// A client for the runtime calls an agent makes (check, telemetry report). With an agent
@@ -365,16 +378,20 @@ impl Context {
     pub fn runtime_client(&self, agent_token: Option<String>) -> anyhow::Result<Client> {
         match agent_token {
             None => self.client(),
-            Some(token) => self.build_client(Some(token)),
+            Some(token) => self.build_client(Some(token), None),
         }
     }
 
     /// A client that sends the API key only if one is configured (`health`, `status`, `login`).
     pub fn client_without_key_check(&self) -> anyhow::Result<Client> {
-        self.build_client(None)
+        self.build_client(None, None)
     }
 
-    fn build_client(&self, agent_token: Option<String>) -> anyhow::Result<Client> {
+    fn build_client(
+        &self,
+        agent_token: Option<String>,
+        idle_connections_per_host: Option<usize>,
+    ) -> anyhow::Result<Client> {
         self.check_profile_exists()?;
         if self.settings.insecure {
             output::warn("TLS certificate verification is disabled (--insecure)");
@@ -388,6 +405,7 @@ impl Context {
             timeout: self.settings.timeout,
             insecure: self.settings.insecure,
             ca_cert: self.settings.ca_cert.clone(),
+            idle_connections_per_host,
         };
         Ok(Client::new(&options)?)
     }
