@@ -11,6 +11,7 @@ pub mod agents;
 pub mod api;
 pub mod approvals;
 pub mod audit;
+pub mod bench;
 pub mod common;
 pub mod completions;
 pub mod delegations;
@@ -153,6 +154,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Send a raw request to the gateway with the profile's URL and key (like `gh api`)
     Api(api::ApiArgs),
+    /// Measure the gateway under load: checks, introspections, token issues, telemetry, each
+    /// beside /health (like pgbench)
+    Bench(bench::BenchArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
     /// Print a man page (`agenttrust man agents list | man -l -`)
@@ -163,15 +167,21 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The gateway needs every core; the CLI starts faster on one thread.
-    #[cfg(feature = "server")]
+    /// The gateway and the load generator need every core; the CLI starts faster on one
+    /// thread.
     pub fn needs_multi_thread_runtime(&self) -> bool {
+        self.runs_the_gateway() || matches!(self.command, Command::Bench(_))
+    }
+
+    /// `agenttrust server …`.
+    #[cfg(feature = "server")]
+    pub fn runs_the_gateway(&self) -> bool {
         matches!(self.command, Command::Server(_))
     }
 
-    /// The gateway needs every core; the CLI starts faster on one thread.
+    /// `agenttrust server …` (not in a client-only build).
     #[cfg(not(feature = "server"))]
-    pub fn needs_multi_thread_runtime(&self) -> bool {
+    pub fn runs_the_gateway(&self) -> bool {
         false
     }
 
@@ -195,7 +205,7 @@ impl Cli {
 pub fn init_logging(cli: &Cli) {
     render::set_color_choice(cli.globals.color);
     let default = match cli.globals.verbose {
-        0 if cli.needs_multi_thread_runtime() => "info",
+        0 if cli.runs_the_gateway() => "info",
         0 => "warn",
         1 => "warn,agenttrust=debug",
         2 => "debug",
@@ -278,6 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),
+                Command::Bench(args) => bench::run(&context, args).await,
                 Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),
