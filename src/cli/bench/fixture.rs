@@ -117,15 +117,14 @@ impl Created {
                 failures.push(format!("revoking it: {error}"));
             }
         }
-        match (failures.is_empty(), &self.agent_id) {
-            (true, _) => Ok(()),
-            (false, agent_id) => Err(anyhow::anyhow!(
-                "cleanup of the bench agent {} failed ({}); revoke it with `agenttrust agents \
-                 revoke {} --yes`",
-                agent_id.as_deref().unwrap_or("-"),
-                failures.join("; "),
-                agent_id.as_deref().unwrap_or("ID"),
-            )),
+        if failures.is_empty() {
+            return Ok(());
         }
+        let agent_id = self.agent_id.as_deref().unwrap_or("ID");
+        Err(anyhow::anyhow!(
+            "cleanup of the bench agent {agent_id} failed ({}); revoke it with `agenttrust \
+             agents revoke {agent_id} --yes`",
+            failures.join("; "),
+        ))
     }
 }

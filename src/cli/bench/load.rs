@@ -284,7 +284,7 @@ async fn open_loop(shared: &Shared, index: usize, rate: u32) -> Worker {
     }
 }
 
-/// Redraws `name: 3.2s of 10s, 12,345 requests, 4,012/s, 0 errors` on stderr until aborted.
+/// Redraws `check: 3.2s of 10.0s, 2048 requests, 640/s, 0 errors` on stderr until aborted.
 async fn show_progress(shared: Arc<Shared>) {
     let mut ticks = tokio::time::interval(PROGRESS_INTERVAL);
     loop {
