@@ -55,6 +55,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand keys 'Manage org API keys'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
+            cand bench 'Measure the gateway under load: checks, introspections, token issues, telemetry, each beside /health (like pgbench)'
             cand completions 'Print a shell completion script'
             cand man 'Print a man page (`agenttrust man agents list | man -l -`)'
             cand server 'Run the embedded AgentTrust-compatible gateway'
@@ -2056,6 +2057,32 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;bench'= {
+            cand --connections 'Concurrent workers, each with its own connection (1-4096)'
+            cand --duration 'How long each scenario is measured: 10s, 1m'
+            cand --rate 'Open loop: requests a second in all, sent at fixed times [default: closed loop]'
+            cand --warmup 'Load before each scenario''s measurement, not recorded: 1s, 0s for none'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;completions'= {
             cand --write-dir 'Write every shell''s file into this dir (used to refresh completions/)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -2324,6 +2351,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand keys 'Manage org API keys'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
+            cand bench 'Measure the gateway under load: checks, introspections, token issues, telemetry, each beside /health (like pgbench)'
             cand completions 'Print a shell completion script'
             cand man 'Print a man page (`agenttrust man agents list | man -l -`)'
             cand server 'Run the embedded AgentTrust-compatible gateway'
@@ -2521,6 +2549,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;audit;verify'= {
         }
         &'agenttrust;help;api'= {
+        }
+        &'agenttrust;help;bench'= {
         }
         &'agenttrust;help;completions'= {
         }

@@ -11,6 +11,7 @@ pub mod agents;
 pub mod api;
 pub mod approvals;
 pub mod audit;
+pub mod bench;
 pub mod common;
 pub mod completions;
 pub mod delegations;
@@ -153,6 +154,9 @@ pub enum Command {
     Audit(audit::AuditArgs),
     /// Send a raw request to the gateway with the profile's URL and key (like `gh api`)
     Api(api::ApiArgs),
+    /// Measure the gateway under load: checks, introspections, token issues, telemetry, each
+    /// beside /health (like pgbench)
+    Bench(bench::BenchArgs),
     /// Print a shell completion script
     Completions(completions::CompletionsArgs),
     /// Print a man page (`agenttrust man agents list | man -l -`)
@@ -163,15 +167,21 @@ pub enum Command {
 }
 
 impl Cli {
-    /// The gateway needs every core; the CLI starts faster on one thread.
-    #[cfg(feature = "server")]
+    /// The gateway and the load generator need every core; the CLI starts faster on one
+    /// thread.
     pub fn needs_multi_thread_runtime(&self) -> bool {
+        self.runs_the_gateway() || matches!(self.command, Command::Bench(_))
+    }
+
+    /// `agenttrust server …`.
+    #[cfg(feature = "server")]
+    pub fn runs_the_gateway(&self) -> bool {
         matches!(self.command, Command::Server(_))
     }
 
-    /// The gateway needs every core; the CLI starts faster on one thread.
+    /// `agenttrust server …` (not in a client-only build).
     #[cfg(not(feature = "server"))]
-    pub fn needs_multi_thread_runtime(&self) -> bool {
+    pub fn runs_the_gateway(&self) -> bool {
         false
     }
 
@@ -195,7 +205,7 @@ impl Cli {
 pub fn init_logging(cli: &Cli) {
     render::set_color_choice(cli.globals.color);
     let default = match cli.globals.verbose {
-        0 if cli.needs_multi_thread_runtime() => "info",
+        0 if cli.runs_the_gateway() => "info",
         0 => "warn",
         1 => "warn,agenttrust=debug",
         2 => "debug",
@@ -278,6 +288,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),
+                Command::Bench(args) => bench::run(&context, args).await,
                 Command::Completions(_) | Command::Man(_) => unreachable!("handled above"),
                 #[cfg(feature = "server")]
                 Command::Server(_) => unreachable!("handled above"),
@@ -349,6 +360,19 @@ impl Context {
 
     /// A client with the profile's API key; fails (exit 4) when there is none.
     pub fn client(&self) -> anyhow::Result<Client> {
+        self.require_api_key()?;
+        self.client_without_key_check()
+    }
+
+    /// [`Context::client`] keeping up to `connections` idle connections open for reuse (the
+    /// load of `bench`: one connection per worker, none opened twice).
+    pub fn pooled_client(&self, connections: usize) -> anyhow::Result<Client> {
+        self.require_api_key()?;
+        self.build_client(None, Some(connections))
+    }
+
+    /// Fails (exit 4) when the profile has no API key.
+    fn require_api_key(&self) -> anyhow::Result<()> {
         if self.settings.api_key.is_none() {
             self.check_profile_exists()?;
             return Err(Failure::MissingApiKey {
@@ -356,7 +380,7 @@ impl Context {
             }
             .into());
         }
-        self.client_without_key_check()
+        Ok(())
     }
 
     /// A client for the runtime calls an agent makes (check, telemetry report). With an agent
@@ -365,16 +389,20 @@ impl Context {
     pub fn runtime_client(&self, agent_token: Option<String>) -> anyhow::Result<Client> {
         match agent_token {
             None => self.client(),
-            Some(token) => self.build_client(Some(token)),
+            Some(token) => self.build_client(Some(token), None),
         }
     }
 
     /// A client that sends the API key only if one is configured (`health`, `status`, `login`).
     pub fn client_without_key_check(&self) -> anyhow::Result<Client> {
-        self.build_client(None)
+        self.build_client(None, None)
     }
 
-    fn build_client(&self, agent_token: Option<String>) -> anyhow::Result<Client> {
+    fn build_client(
+        &self,
+        agent_token: Option<String>,
+        idle_connections_per_host: Option<usize>,
+    ) -> anyhow::Result<Client> {
         self.check_profile_exists()?;
         if self.settings.insecure {
             output::warn("TLS certificate verification is disabled (--insecure)");
@@ -388,6 +416,7 @@ impl Context {
             timeout: self.settings.timeout,
             insecure: self.settings.insecure,
             ca_cert: self.settings.ca_cert.clone(),
+            idle_connections_per_host,
         };
         Ok(Client::new(&options)?)
     }

@@ -12,6 +12,7 @@ pub mod delegations;
 pub mod health;
 pub mod keys;
 pub mod policies;
+pub mod prepared;
 pub mod raw;
 pub mod sessions;
 pub mod telemetry;
@@ -135,6 +136,9 @@ pub struct Options {
     pub insecure: bool,
     /// An extra trusted root certificate (PEM).
     pub ca_cert: Option<PathBuf>,
+    /// Most idle connections kept open per host for reuse (`bench` keeps one per worker);
+    /// `None` keeps every one (reqwest's default).
+    pub idle_connections_per_host: Option<usize>,
 }
 
 /// Which base URL a path is served from (the SDKs' service split; one gateway serves all).
@@ -217,6 +221,9 @@ impl Client {
             .connect_timeout(options.timeout);
         if options.insecure {
             builder = builder.danger_accept_invalid_certs(true);
+        }
+        if let Some(idle) = options.idle_connections_per_host {
+            builder = builder.pool_max_idle_per_host(idle);
         }
         // Loading the system root store costs tens of milliseconds of CPU per process (most of
         // a `guard check`); plain http:// never needs it.
@@ -562,6 +569,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             insecure: false,
             ca_cert: None,
+            idle_connections_per_host: None,
         })
         .unwrap()
     }
@@ -594,6 +602,7 @@ mod tests {
                     timeout: Duration::from_secs(1),
                     insecure: false,
                     ca_cert: None,
+                    idle_connections_per_host: None,
                 })
                 .is_err(),
                 "{bad}"

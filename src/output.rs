@@ -229,6 +229,27 @@ pub fn say(message: impl fmt::Display) {
     let _ = writeln!(stderr, "{}", text.strip_suffix('\n').unwrap_or(&text));
 }
 
+/// Whether stderr is a terminal (where a progress line may be redrawn in place).
+pub fn stderr_is_terminal() -> bool {
+    io::stderr().is_terminal()
+}
+
+/// A progress line on stderr, drawn over the previous one (call only when stderr is a
+/// terminal). Best effort, like all talk.
+pub fn progress(line: &str) {
+    let mut stderr = io::stderr().lock();
+    // Back to the start of the line, the text, then erase whatever a longer line left.
+    let _ = write!(stderr, "\r{line}\x1b[K");
+    let _ = stderr.flush();
+}
+
+/// Erases the progress line, so that what follows starts on a clean line.
+pub fn progress_clear() {
+    let mut stderr = io::stderr().lock();
+    let _ = write!(stderr, "\r\x1b[K");
+    let _ = stderr.flush();
+}
+
 /// A warning on stderr (never silenced: it is about safety).
 pub fn warn(message: impl fmt::Display) {
     let prefix = paint_stderr("warning:", "33");

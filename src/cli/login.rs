@@ -75,6 +75,7 @@ pub async fn run(context: &Context, args: LoginArgs) -> anyhow::Result<()> {
         timeout: settings.timeout,
         insecure: settings.insecure,
         ca_cert: settings.ca_cert.clone(),
+        idle_connections_per_host: None,
     })?;
     // 2xx: an admin key. 403: a valid key without the admin role (a runtime key): it works for
     // checks, telemetry and tokens, so it is saved. Only 401 (unknown key) refuses.

@@ -1,6 +1,8 @@
 //! Action checks (the Guardian pre-flight): `POST /api/v1/agenttrust/check` on the auth URL.
 //! A denial is a successful answer with `allowed: false`, not an error.
 
+use reqwest::Url;
+
 use super::{Client, Error, Response, Service};
 use crate::api::actions::{CheckDecision, CheckRequest};
 
@@ -11,8 +13,12 @@ pub async fn check(
     client: &Client,
     request: &CheckRequest,
 ) -> Result<Response<CheckDecision>, Error> {
-    let url = client.url(Service::Auth, &["api", "v1", "agenttrust", "check"])?;
-    client.post_as_agent(url, request).await
+    client.post_as_agent(check_url(client)?, request).await
+}
+
+/// Where [`check`] posts.
+pub(crate) fn check_url(client: &Client) -> Result<Url, Error> {
+    client.url(Service::Auth, &["api", "v1", "agenttrust", "check"])
 }
 
 /// The first `max_chars` characters of `text`, cut on a char boundary (never mid-UTF-8, which is

@@ -1,6 +1,8 @@
 //! Telemetry: report what happened after a tool ran (`POST /api/v1/telemetry/report`, on the
 //! audit URL) and list stored events page by page (`GET /api/v1/telemetry/events`).
 
+use reqwest::Url;
+
 use super::{Client, Error, Response, Service};
 use crate::api::telemetry::{EventPage, EventQuery, ReportRequest, ReportResponse};
 
@@ -8,8 +10,12 @@ pub async fn report(
     client: &Client,
     request: &ReportRequest,
 ) -> Result<Response<ReportResponse>, Error> {
-    let url = client.url(Service::Audit, &["api", "v1", "telemetry", "report"])?;
-    client.post_as_agent(url, request).await
+    client.post_as_agent(report_url(client)?, request).await
+}
+
+/// Where [`report`] posts (the audit URL).
+pub(crate) fn report_url(client: &Client) -> Result<Url, Error> {
+    client.url(Service::Audit, &["api", "v1", "telemetry", "report"])
 }
 
 pub async fn list(client: &Client, query: &EventQuery) -> Result<Response<EventPage>, Error> {

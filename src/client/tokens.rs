@@ -1,6 +1,8 @@
 //! Agent tokens: issue, introspect, revoke (`/api/v1/agent-tokens/…`, on the auth URL), and
 //! the admin's list and revoke by id (on the base URL).
 
+use reqwest::Url;
+
 use super::{Client, Error, Response, Service, with_query};
 use crate::api::tokens::{
     IntrospectRequest, Introspection, IssueTokenRequest, IssuedToken, RevokeTokenByIdRequest,
@@ -11,16 +13,24 @@ pub async fn issue(
     client: &Client,
     request: &IssueTokenRequest,
 ) -> Result<Response<IssuedToken>, Error> {
-    let url = client.url(Service::Auth, &["api", "v1", "agent-tokens", "issue"])?;
-    client.post(url, request).await
+    client.post(issue_url(client)?, request).await
+}
+
+/// Where [`issue`] posts.
+pub(crate) fn issue_url(client: &Client) -> Result<Url, Error> {
+    client.url(Service::Auth, &["api", "v1", "agent-tokens", "issue"])
 }
 
 pub async fn introspect(
     client: &Client,
     request: &IntrospectRequest,
 ) -> Result<Response<Introspection>, Error> {
-    let url = client.url(Service::Auth, &["api", "v1", "agent-tokens", "introspect"])?;
-    client.post(url, request).await
+    client.post(introspect_url(client)?, request).await
+}
+
+/// Where [`introspect`] posts.
+pub(crate) fn introspect_url(client: &Client) -> Result<Url, Error> {
+    client.url(Service::Auth, &["api", "v1", "agent-tokens", "introspect"])
 }
 
 pub async fn revoke(
