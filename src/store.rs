@@ -345,8 +345,11 @@ async fn connect_sqlite(database_url: &str, synchronous: SqliteSynchronous) -> R
     if !in_memory {
         create_private_file(options.get_filename())?;
     }
+    // A connection to a local file does not go stale: no ping before each use (with sqlx-sqlite
+    // every statement, a ping too, is a round trip to the connection's own thread).
     let write = SqlitePoolOptions::new()
         .max_connections(1)
+        .test_before_acquire(false)
         .connect_with(options.clone())
         .await?;
     let readers = std::thread::available_parallelism()
@@ -355,6 +358,7 @@ async fn connect_sqlite(database_url: &str, synchronous: SqliteSynchronous) -> R
         .max(4);
     let read = SqlitePoolOptions::new()
         .max_connections(readers)
+        .test_before_acquire(false)
         .connect_with(options.read_only(false))
         .await?;
     Ok(SqlitePools { read, write })
@@ -400,6 +404,26 @@ pub(crate) fn json_object(text: &str) -> Result<serde_json::Map<String, serde_js
 /// Serialises a value for a TEXT column (serialising plain data cannot fail).
 pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
+}
+
+/// The `VALUES` list of a multi-row INSERT: `($1, $2), ($3, $4)` for 2 rows of 2 columns.
+pub(crate) fn values_placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 1..=columns {
+            if column > 1 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column).to_string());
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 /// A fresh time-ordered id (UUID v7: new rows land at the end of the index).

@@ -162,22 +162,10 @@ pub(crate) async fn flush(tx: &mut Tx, pending: Pending) -> Result<()> {
 
 /// One multi-row INSERT of chained events.
 async fn insert_events(tx: &mut Tx, events: &[EventRow]) -> Result<()> {
-    let mut sql = format!("INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES ");
-    for index in 0..events.len() {
-        let base = index * 11;
-        if index > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 1..=11 {
-            if column > 1 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(base + column).to_string());
-        }
-        sql.push(')');
-    }
+    let sql = format!(
+        "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES {}",
+        super::values_placeholders(events.len(), 11)
+    );
     on_tx!(tx, |conn| {
         let mut query = sqlx::query(&sql);
         for event in events {

@@ -83,58 +83,70 @@ pub async fn insert(tx: &mut Tx, check: &CheckRow<'_>, actor: &Actor) -> Result<
     .await
 }
 
-/// The agent's status and mode as of now, its row taken for the rest of the transaction.
-pub async fn live_agent(
+/// The rows a check re-reads before it is recorded, as of now.
+#[derive(Debug, Clone, Default)]
+pub struct LiveRows {
+    /// The agent's status and mode (`None`: no such agent).
+    pub agent: Option<(String, String)>,
+    /// The session's mode (`None`: no session asked for, or no such session yet).
+    pub session_mode: Option<String>,
+}
+
+/// The agent's status and mode and, when `session_id` is given, the session's mode, as of now.
+/// On PostgreSQL the agent's row and then the session's row are taken for the rest of the
+/// transaction (two statements: a row lock cannot reach into a subquery). SQLite's single
+/// writer needs no lock, and one statement reads both.
+pub async fn live_rows(
     tx: &mut Tx,
     org_id: &str,
     agent_id: &str,
-) -> Result<Option<(String, String)>> {
-    const SQLITE: &str = "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2";
-    const POSTGRES: &str =
+    session_id: Option<&str>,
+) -> Result<LiveRows> {
+    const SQLITE: &str = "SELECT a.status, a.mode, \
+                          (SELECT s.mode FROM sessions s WHERE s.org_id = $1 AND s.id = $3) \
+                          FROM agents a WHERE a.org_id = $1 AND a.id = $2";
+    const AGENT_POSTGRES: &str =
         "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
-    Ok(match &mut tx.connection {
+    const SESSION_POSTGRES: &str =
+        "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
+    match &mut tx.connection {
         TxConnection::Sqlite(conn) => {
-            sqlx::query_as(SQLITE)
+            let row: Option<(String, String, Option<String>)> = sqlx::query_as(SQLITE)
+                .bind(org_id)
+                .bind(agent_id)
+                .bind(session_id)
+                .fetch_optional(&mut **conn)
+                .await?;
+            Ok(match row {
+                Some((status, mode, session_mode)) => LiveRows {
+                    agent: Some((status, mode)),
+                    session_mode: session_mode.filter(|_| session_id.is_some()),
+                },
+                None => LiveRows::default(),
+            })
+        }
+        TxConnection::Postgres(conn) => {
+            let agent = sqlx::query_as(AGENT_POSTGRES)
                 .bind(org_id)
                 .bind(agent_id)
                 .fetch_optional(&mut **conn)
-                .await?
+                .await?;
+            let session_mode = match session_id {
+                Some(session_id) => {
+                    sqlx::query_scalar(SESSION_POSTGRES)
+                        .bind(org_id)
+                        .bind(session_id)
+                        .fetch_optional(&mut **conn)
+                        .await?
+                }
+                None => None,
+            };
+            Ok(LiveRows {
+                agent,
+                session_mode,
+            })
         }
-        TxConnection::Postgres(conn) => {
-            sqlx::query_as(POSTGRES)
-                .bind(org_id)
-                .bind(agent_id)
-                .fetch_optional(&mut **conn)
-                .await?
-        }
-    })
-}
-
-/// The session's mode as of now (`None`: no such session yet), its row taken for the rest of
-/// the transaction.
-pub async fn live_session_mode(
-    tx: &mut Tx,
-    org_id: &str,
-    session_id: &str,
-) -> Result<Option<String>> {
-    const SQLITE: &str = "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2";
-    const POSTGRES: &str = "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
-    Ok(match &mut tx.connection {
-        TxConnection::Sqlite(conn) => {
-            sqlx::query_scalar(SQLITE)
-                .bind(org_id)
-                .bind(session_id)
-                .fetch_optional(&mut **conn)
-                .await?
-        }
-        TxConnection::Postgres(conn) => {
-            sqlx::query_scalar(POSTGRES)
-                .bind(org_id)
-                .bind(session_id)
-                .fetch_optional(&mut **conn)
-                .await?
-        }
-    })
+    }
 }
 
 /// Why the agent token stopped working as of `now`, if it did.

@@ -54,28 +54,37 @@ pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<u64> {
 
 /// [`insert_batch`] inside `tx` (the gateway queues it on the group-commit writer).
 pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow]) -> Result<u64> {
-    const SQL: &str = "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
-                       tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
-                       received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-                       ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING";
+    // One statement per chunk (12 parameters a row: far below either backend's limit). A
+    // duplicate inside one report is skipped like a retried one.
+    const CHUNK: usize = 256;
     let mut stored = 0;
-    for event in events {
-        stored += on_tx!(tx, |conn| sqlx::query(SQL)
-            .bind(&event.id)
-            .bind(&event.org_id)
-            .bind(&event.agent_id)
-            .bind(&event.session_id)
-            .bind(&event.event_type)
-            .bind(&event.tool_name)
-            .bind(event.duration_ms)
-            .bind(event.success)
-            .bind(&event.error_type)
-            .bind(&event.client_event_id)
-            .bind(event.occurred_at)
-            .bind(event.received_at)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected());
+    for chunk in events.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
+             tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
+             received_at) VALUES {} \
+             ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING",
+            super::values_placeholders(chunk.len(), 12)
+        );
+        stored += on_tx!(tx, |conn| {
+            let mut query = sqlx::query(&sql);
+            for event in chunk {
+                query = query
+                    .bind(&event.id)
+                    .bind(&event.org_id)
+                    .bind(&event.agent_id)
+                    .bind(&event.session_id)
+                    .bind(&event.event_type)
+                    .bind(&event.tool_name)
+                    .bind(event.duration_ms)
+                    .bind(event.success)
+                    .bind(&event.error_type)
+                    .bind(&event.client_event_id)
+                    .bind(event.occurred_at)
+                    .bind(event.received_at);
+            }
+            query.execute(&mut *conn).await?.rows_affected()
+        });
     }
     Ok(stored)
 }

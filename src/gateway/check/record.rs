@@ -223,11 +223,10 @@ async fn live_facts(
     counted_session: Option<&str>,
     now: i64,
 ) -> ApiResult<LiveFacts> {
-    let agent = store::checks::live_agent(tx, org_id, &params.agent_id).await?;
-    let session_mode = match counted_session {
-        Some(session_id) => store::checks::live_session_mode(tx, org_id, session_id).await?,
-        None => None,
-    };
+    let store::checks::LiveRows {
+        agent,
+        session_mode,
+    } = store::checks::live_rows(tx, org_id, &params.agent_id, counted_session).await?;
     let chain_ended = match facts.delegation() {
         Some(chain) => {
             store::delegations::chain_ended(tx, org_id, &[], &chain.link_ids, now, false).await?
