@@ -15,7 +15,72 @@ on_both_backends!(
     oversized_body_is_413,
     unknown_route_is_json_404,
     get_with_content_type_and_no_body_is_accepted,
+    nul_characters_are_400_everywhere,
 );
+
+/// A NUL character cannot be stored in PostgreSQL text: it is refused at the door on every
+/// route (body, query string, path), never a 500, and never a failed write that would roll back
+/// other requests' writes sharing its transaction. The agent picks its own input summary and
+/// session id, so this is an agent's input too.
+fn nul_characters_are_400_everywhere(h: &Harness) {
+    let agent = h.create_agent("nul", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let before = h.row_counts();
+    let bodies = [
+        (
+            "/api/v1/agenttrust/check",
+            json!({"agent_id": agent_id, "action_name": "read_file",
+                   "action_input_summary": "a\u{0}b", "session_id": "s-nul"}),
+        ),
+        (
+            "/api/v1/agenttrust/check",
+            json!({"agent_id": agent_id, "action_name": "read_file",
+                   "input_summary": "ok", "session_id": "s\u{0}"}),
+        ),
+        (
+            "/api/v1/telemetry/report",
+            json!({"agent_id": agent_id, "events": [{"event_type": "tool_call",
+                   "tool_name": "read_file", "success": false, "error_type": "x\u{0}y"}]}),
+        ),
+        (
+            "/api/v1/agents",
+            json!({"name": "n", "description": "d\u{0}"}),
+        ),
+    ];
+    for (path, body) in bodies {
+        // serde_json writes U+0000 as the escape `\u0000`, which is what a client sends.
+        let text = body.to_string();
+        assert!(text.contains("\\u0000"), "{text}");
+        let reply = h.raw(
+            Method::POST,
+            path,
+            &[
+                ("X-API-Key", h.admin_key.clone()),
+                ("Content-Type", "application/json".to_string()),
+            ],
+            Some(text.into_bytes()),
+        );
+        assert_eq!(reply.expect_error(400), "VALIDATION_ERROR");
+        assert!(reply.message().contains("NUL"), "{path}: {}", reply.message());
+    }
+    // An escaped backslash followed by the letters is text, not a NUL.
+    let literal = json!({"agent_id": agent_id, "action_name": "read_file",
+                         "action_input_summary": "C:\\u0000dir"});
+    assert_eq!(h.post("/api/v1/agenttrust/check", literal).ok()["allowed"], true);
+    let after_literal = h.row_counts();
+    assert_eq!(after_literal["checks"], before["checks"] + 1);
+
+    for path in [
+        "/api/v1/agents?name_prefix=a%00".to_string(),
+        format!("/api/v1/agents/{agent_id}%00"),
+        "/api/v1/sessions/s%00".to_string(),
+    ] {
+        let reply = h.get(&path);
+        assert_eq!(reply.expect_error(400), "VALIDATION_ERROR");
+        assert!(reply.message().contains("NUL"), "{path}: {}", reply.message());
+    }
+    assert_eq!(h.row_counts(), after_literal);
+}
 
 fn malformed_json_is_400(h: &Harness) {
     h.create_agent("existing", &[]);
