@@ -187,11 +187,6 @@ pub enum TxConnection {
 }
 
 impl Tx {
-    /// Whether this transaction runs on PostgreSQL (row locks need their own statements there).
-    pub fn is_postgres(&self) -> bool {
-        matches!(self.connection, TxConnection::Postgres(_))
-    }
-
     /// Chains and inserts the audit events appended so far, then commits.
     pub async fn commit(mut self) -> Result<()> {
         let pending = std::mem::take(&mut self.audit);

@@ -45,10 +45,11 @@ pub async fn decide_and_record(
     let facts = Facts::load(state, &caller.org_id, params, caller.presented_token()).await?;
     let decision = decide(state, &caller.org_id, params, &facts, &policy).await?;
     let recorded = record::record(state, caller, params, Arc::new(facts), policy, decision).await?;
-    if recorded.decision.counts_as_denial {
-        // The record transaction counts the denial and may have locked the agent (it tells the
-        // other replicas itself); it has committed, so this replica forgets the agent's row and
-        // its next check sees the lock.
+    if recorded.agent_locked {
+        // The record transaction locked the agent (and told the other replicas); it has
+        // committed, so this replica forgets the agent's row and its next check sees the lock.
+        // Only then: a denial that locks nothing changes no cached row, and forgetting on every
+        // denial would let an agent flood denials into cache scans.
         state.caches.forget(&store::changes::Change::Agent {
             id: params.agent_id.clone(),
         });

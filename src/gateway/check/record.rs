@@ -38,6 +38,8 @@ pub struct Recorded {
     pub decision: Decision,
     pub check_id: String,
     pub approval_id: Option<String>,
+    /// This check's denial locked the agent (its cached row is stale once this commits).
+    pub agent_locked: bool,
 }
 
 /// Records `decision` through the group-commit writer (on the agent's lane) and returns what
@@ -156,12 +158,15 @@ impl RecordJob {
             store::sessions::count_call(tx, org_id, session_id, &params.agent_id, call, now)
                 .await?;
         }
+        let mut agent_locked = false;
         if decision.counts_as_denial && facts.agent_is_active() {
             let lockout = Lockout {
                 after_denials: policy.agent_lockout_after_denials(),
                 window_seconds: policy.agent_lockout_window_seconds(),
             };
-            if store::agents::count_denial(tx, org_id, &params.agent_id, lockout, now).await? {
+            agent_locked =
+                store::agents::count_denial(tx, org_id, &params.agent_id, lockout, now).await?;
+            if agent_locked {
                 store::audit::append(
                     tx,
                     NewEvent {
@@ -209,6 +214,7 @@ impl RecordJob {
             decision,
             check_id,
             approval_id,
+            agent_locked,
         })
     }
 }
