@@ -61,12 +61,19 @@ fn nul_characters_are_400_everywhere(h: &Harness) {
             Some(text.into_bytes()),
         );
         assert_eq!(reply.expect_error(400), "VALIDATION_ERROR");
-        assert!(reply.message().contains("NUL"), "{path}: {}", reply.message());
+        assert!(
+            reply.message().contains("NUL"),
+            "{path}: {}",
+            reply.message()
+        );
     }
     // An escaped backslash followed by the letters is text, not a NUL.
     let literal = json!({"agent_id": agent_id, "action_name": "read_file",
                          "action_input_summary": "C:\\u0000dir"});
-    assert_eq!(h.post("/api/v1/agenttrust/check", literal).ok()["allowed"], true);
+    assert_eq!(
+        h.post("/api/v1/agenttrust/check", literal).ok()["allowed"],
+        true
+    );
     let after_literal = h.row_counts();
     assert_eq!(after_literal["checks"], before["checks"] + 1);
 
@@ -77,7 +84,11 @@ fn nul_characters_are_400_everywhere(h: &Harness) {
     ] {
         let reply = h.get(&path);
         assert_eq!(reply.expect_error(400), "VALIDATION_ERROR");
-        assert!(reply.message().contains("NUL"), "{path}: {}", reply.message());
+        assert!(
+            reply.message().contains("NUL"),
+            "{path}: {}",
+            reply.message()
+        );
     }
     assert_eq!(h.row_counts(), after_literal);
 }

@@ -715,6 +715,20 @@ impl Harness {
         self.post("/api/v1/agenttrust/check", body).ok().clone()
     }
 
+    /// A check sent with an agent token (no API key), as a shell agent holding only its token
+    /// does.
+    pub fn check_with_token(&self, token: &str, body: Value) -> Reply {
+        self.raw(
+            Method::POST,
+            "/api/v1/agenttrust/check",
+            &[
+                ("Authorization", format!("Bearer {token}")),
+                ("Content-Type", "application/json".to_string()),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+    }
+
     /// Replaces the org policy (`PUT /api/v1/policies`) and returns the stored document.
     pub fn put_policy(&self, document: Value) -> Value {
         self.request(Method::PUT, "/api/v1/policies", Some(document))

@@ -59,22 +59,6 @@ fn id(value: &Value) -> String {
         .to_string()
 }
 
-fn check(h: &Harness, body: Value) -> Value {
-    h.check(body)
-}
-
-fn check_with_token(h: &Harness, token: &str, body: Value) -> Reply {
-    h.raw(
-        Method::POST,
-        "/api/v1/agenttrust/check",
-        &[
-            ("Authorization", format!("Bearer {token}")),
-            ("Content-Type", "application/json".to_string()),
-        ],
-        Some(body.to_string().into_bytes()),
-    )
-}
-
 fn introspect(h: &Harness, key: &str, token: &str) -> Reply {
     h.request_as(
         key,
@@ -116,7 +100,7 @@ fn a_token_issued_on_one_replica_works_on_another_until_revoked(h: &Harness) {
     assert_eq!(seen.ok()["active"], true, "{}", seen.text);
     // B now holds the token in memory.
     for _ in 0..3 {
-        let allowed = check_with_token(&b, &token, read.clone());
+        let allowed = b.check_with_token(&token, read.clone());
         assert_eq!(allowed.ok()["allowed"], true, "{}", allowed.text);
     }
 
@@ -127,9 +111,9 @@ fn a_token_issued_on_one_replica_works_on_another_until_revoked(h: &Harness) {
     assert_eq!(revoked.ok()["revoked"], true, "{}", revoked.text);
     let answered = Instant::now();
     // The replica that revoked refuses it at once.
-    check_with_token(h, &token, read.clone()).expect_error(401);
+    h.check_with_token(&token, read.clone()).expect_error(401);
     within_a_second(answered, "B refusing the revoked token", || {
-        check_with_token(&b, &token, read.clone()).status == 401
+        b.check_with_token(&token, read.clone()).status == 401
     });
     let inactive = introspect(&b, &b.admin_key, &token);
     assert_eq!(inactive.ok()["active"], false, "{}", inactive.text);
@@ -166,7 +150,7 @@ fn a_policy_change_reaches_every_replica_within_a_second(h: &Harness) {
     h.put_policy(json!({"rules": []}));
     // B decides under the first version, and keeps it.
     for _ in 0..3 {
-        let decision = check(&b, send.clone());
+        let decision = b.check(send.clone());
         assert_eq!(decision["allowed"], true, "{decision}");
     }
 
@@ -174,13 +158,13 @@ fn a_policy_change_reaches_every_replica_within_a_second(h: &Harness) {
         {"id": "no-messages", "tools": ["send_message"], "decision": "deny"}
     ]}));
     let answered = Instant::now();
-    let here = check(h, send.clone());
+    let here = h.check(send.clone());
     assert_eq!(
         here["allowed"], false,
         "A decides under the new policy at once: {here}"
     );
     within_a_second(answered, "B deciding under the new policy", || {
-        check(&b, send.clone())["allowed"] == false
+        b.check(send.clone())["allowed"] == false
     });
     audit_chain_verifies(h, &b);
 }
@@ -193,10 +177,7 @@ fn an_agent_lockout_is_exact_across_replicas(h: &Harness) {
     let agent = id(&h.create_agent("flooder", &[]));
     // Both replicas know the agent (standard) before the flood.
     for replica in [h, &b] {
-        let read = check(
-            replica,
-            json!({"agent_id": agent, "action_name": "read_files"}),
-        );
+        let read = replica.check(json!({"agent_id": agent, "action_name": "read_files"}));
         assert_eq!(read["allowed"], true, "{read}");
     }
 
@@ -207,10 +188,8 @@ fn an_agent_lockout_is_exact_across_replicas(h: &Harness) {
             let replica = if index % 2 == 0 { h } else { &b };
             let agent = agent.clone();
             scope.spawn(move || {
-                let decision = check(
-                    replica,
-                    json!({"agent_id": agent, "action_name": "grant_admin_role"}),
-                );
+                let decision =
+                    replica.check(json!({"agent_id": agent, "action_name": "grant_admin_role"}));
                 assert_eq!(decision["allowed"], false, "{decision}");
             });
         }
@@ -224,17 +203,11 @@ fn an_agent_lockout_is_exact_across_replicas(h: &Harness) {
         .expect("the agent");
     assert_eq!(counted, [denials]);
     for replica in [h, &b] {
-        let locked = check(
-            replica,
-            json!({"agent_id": agent, "action_name": "send_message"}),
-        );
+        let locked = replica.check(json!({"agent_id": agent, "action_name": "send_message"}));
         assert_eq!(locked["allowed"], false, "{locked}");
         assert_eq!(locked["rule"], "agent:locked", "{locked}");
         // Locked agents still read; the read leaves the locked row in memory.
-        let read = check(
-            replica,
-            json!({"agent_id": agent, "action_name": "read_files"}),
-        );
+        let read = replica.check(json!({"agent_id": agent, "action_name": "read_files"}));
         assert_eq!(read["allowed"], true, "{read}");
     }
 
@@ -294,11 +267,9 @@ fn a_delegation_budget_is_exact_across_replicas(h: &Harness) {
                 };
                 let helper = helper.clone();
                 scope.spawn(move || {
-                    let decision = check(
-                        replica,
-                        json!({"agent_id": helper, "action_name": "read_files",
-                               "session_id": session}),
-                    );
+                    let decision = replica
+                        .check(json!({"agent_id": helper, "action_name": "read_files",
+                               "session_id": session}));
                     decision["allowed"] == true
                 })
             })
@@ -331,7 +302,7 @@ fn one_pending_approval_per_request_across_replicas(h: &Harness) {
                 let replica = if index % 2 == 0 { h } else { &b };
                 let request = request.clone();
                 scope.spawn(move || {
-                    let decision = check(replica, request);
+                    let decision = replica.check(request);
                     assert_eq!(decision["allowed"], false, "{decision}");
                     assert_eq!(decision["elevation_required"], true, "{decision}");
                     decision["approval_id"]
@@ -366,7 +337,7 @@ fn an_approval_decided_on_one_replica_ends_a_wait_on_another(h: &Harness) {
     let session = format!("sess-{}", uuid::Uuid::new_v4());
     let request = json!({"agent_id": agent, "session_id": session, "action_name": "delete_all",
                          "action_source": "api", "action_input_summary": "delete everything"});
-    let pending = check(h, request.clone());
+    let pending = h.check(request.clone());
     let approval_id = pending["approval_id"]
         .as_str()
         .unwrap_or_else(|| panic!("an approval id: {pending}"))
@@ -387,7 +358,7 @@ fn an_approval_decided_on_one_replica_ends_a_wait_on_another(h: &Harness) {
         waiting.join().expect("the wait").success();
     });
     // The retried call is allowed, on either replica.
-    let retried = check(&b, request);
+    let retried = b.check(request);
     assert_eq!(retried["allowed"], true, "{retried}");
     audit_chain_verifies(h, &b);
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::harness::{Harness, Reply};
+use crate::harness::Harness;
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -40,19 +40,6 @@ fn check(h: &Harness, agent_id: &str, tool: &str, extra: Value) -> Value {
         body.extend(extra.clone());
     }
     h.check(body)
-}
-
-/// A check sent with an agent token (no API key), as a shell agent holding only its token does.
-fn check_with_token(h: &Harness, token: &str, body: Value) -> Reply {
-    h.raw(
-        Method::POST,
-        "/api/v1/agenttrust/check",
-        &[
-            ("Authorization", format!("Bearer {token}")),
-            ("Content-Type", "application/json".to_string()),
-        ],
-        Some(body.to_string().into_bytes()),
-    )
 }
 
 fn rule(decision: &Value) -> &str {
@@ -103,8 +90,7 @@ fn a_stated_effect_can_only_raise(h: &Harness) {
         .as_str()
         .unwrap()
         .to_string();
-    let reply = check_with_token(
-        h,
+    let reply = h.check_with_token(
         &token,
         json!({"action_name": "sudo_grant_admin", "action_effect": "read"}),
     );
@@ -403,8 +389,7 @@ fn registered_sessions_can_be_required(h: &Harness) {
         opened.text
     );
     let shell_session = opened.body["session_id"].as_str().unwrap().to_string();
-    let read = check_with_token(
-        h,
+    let read = h.check_with_token(
         &token,
         json!({"action_name": "read_files", "session_id": shell_session}),
     );
@@ -424,9 +409,9 @@ fn an_agent_token_is_a_ceiling(h: &Harness) {
         .as_str()
         .unwrap()
         .to_string();
-    let allowed = check_with_token(h, &token, json!({"action_name": "web_search"}));
+    let allowed = h.check_with_token(&token, json!({"action_name": "web_search"}));
     assert_eq!(allowed.body["allowed"], true, "{}", allowed.text);
-    let outside = check_with_token(h, &token, json!({"action_name": "send_email"}));
+    let outside = h.check_with_token(&token, json!({"action_name": "send_email"}));
     assert_eq!(outside.body["allowed"], false, "{}", outside.text);
     assert_eq!(rule(&outside.body), "token:scope", "{}", outside.text);
     // A token issued for a session acts only in it.
@@ -435,18 +420,16 @@ fn an_agent_token_is_a_ceiling(h: &Harness) {
         json!({"agent_id": agent, "scopes": ["web:search"], "ttl": 300, "session_id": "sess-t"}),
     );
     let bound = reply.body["token"].as_str().unwrap().to_string();
-    let elsewhere = check_with_token(
-        h,
+    let elsewhere = h.check_with_token(
         &bound,
         json!({"action_name": "web_search", "session_id": "sess-other"}),
     );
     elsewhere.expect_error(403);
-    let implied = check_with_token(h, &bound, json!({"action_name": "web_search"}));
+    let implied = h.check_with_token(&bound, json!({"action_name": "web_search"}));
     assert_eq!(implied.body["session_id"], "sess-t", "{}", implied.text);
     // Another agent's id in the body is refused.
     let other = id(&h.create_agent("someone-else", &[]));
-    let impersonation = check_with_token(
-        h,
+    let impersonation = h.check_with_token(
         &token,
         json!({"agent_id": other, "action_name": "web_search"}),
     );
