@@ -25,7 +25,57 @@ on_both_backends!(
     pending_approvals_are_capped,
     no_allow_follows_a_revocation_in_the_audit_order,
     no_child_delegation_outlives_a_parent_revoked_concurrently,
+    a_cached_agent_token_stops_at_its_revocation,
 );
+
+/// The gateway keeps agent tokens it has seen in memory. An agent that keeps using its token
+/// (so the row is cached) is refused on its very next request once the token, or the agent, is
+/// revoked: by the check and by every other endpoint that takes the token.
+fn a_cached_agent_token_stops_at_its_revocation(h: &Harness) {
+    let agent = h.create_agent("cached", &["files:read"]);
+    let agent_id = id(&agent);
+    let report = |token: &str| {
+        h.raw(
+            Method::POST,
+            "/api/v1/telemetry/report",
+            &[
+                ("Authorization", format!("Bearer {token}")),
+                ("Content-Type", "application/json".to_string()),
+            ],
+            Some(
+                json!({"events": [{"event_type": "tool_call", "tool_name": "read_file",
+                                   "success": true}]})
+                .to_string()
+                .into_bytes(),
+            ),
+        )
+    };
+    let read = json!({"action_name": "read_file"});
+
+    let first = h.issue_token(&agent_id, &["files:read"], 600);
+    let (token, token_id) = (
+        first["token"].as_str().unwrap(),
+        first["token_id"].as_str().unwrap(),
+    );
+    for _ in 0..3 {
+        h.check_with_token(token, read.clone()).ok();
+        report(token).ok();
+    }
+    h.run(&["tokens", "revoke", "--id", token_id, "--yes"])
+        .success();
+    assert_eq!(report(token).status, 401);
+    assert_eq!(h.check_with_token(token, read.clone()).status, 401);
+
+    let second = h.issue_token(&agent_id, &["files:read"], 600);
+    let token = second["token"].as_str().unwrap();
+    for _ in 0..3 {
+        h.check_with_token(token, read.clone()).ok();
+        report(token).ok();
+    }
+    h.run(&["agents", "revoke", &agent_id, "--yes"]).success();
+    assert_eq!(report(token).status, 401);
+    assert_eq!(h.check_with_token(token, read).status, 401);
+}
 
 fn id(value: &Value) -> String {
     value["id"]
