@@ -18,11 +18,13 @@ pub mod approvals;
 pub mod audit;
 pub mod changes;
 pub mod checks;
+mod deferred;
 pub mod delegations;
 pub mod group_commit;
 pub mod keys;
 pub mod orgs;
 pub mod policies;
+pub mod script;
 pub mod sessions;
 pub mod telemetry;
 pub mod tokens;
@@ -174,9 +176,13 @@ pub(crate) use on_tx;
 /// inserted at commit, together: the org's chain head is taken once per transaction, at its
 /// end (after every row the transaction locks, the one lock order every write follows), and a
 /// transaction that records many decisions ([`group_commit`]) extends the chain with one
-/// multi-row insert.
+/// multi-row insert. Rows nothing in the transaction reads back (decisions, issued tokens)
+/// wait the same way in `deferred` and are inserted at commit, one statement per table; on
+/// SQLite every statement of the commit after the heads' reservation is one round trip
+/// ([`script`]).
 pub struct Tx {
     pub(crate) connection: TxConnection,
+    deferred: deferred::Deferred,
     audit: audit::Pending,
 }
 
@@ -189,8 +195,15 @@ pub enum TxConnection {
 impl Tx {
     /// Chains and inserts the audit events appended so far, then commits.
     pub async fn commit(mut self) -> Result<()> {
-        let pending = std::mem::take(&mut self.audit);
-        audit::flush(&mut self, pending).await?;
+        let mut writes = std::mem::take(&mut self.deferred).into_script();
+        if let TxConnection::Postgres(_) = self.connection {
+            // Rows are written before the org's audit-chain head is taken, the one lock order
+            // of every write (the inserts take key-share locks on the rows they reference).
+            std::mem::take(&mut writes).execute(&mut self).await?;
+        }
+        let events = std::mem::take(&mut self.audit);
+        audit::flush(&mut self, events, &mut writes).await?;
+        writes.execute(&mut self).await?;
         match self.connection {
             TxConnection::Sqlite(transaction) => transaction.commit().await?,
             TxConnection::Postgres(transaction) => transaction.commit().await?,
@@ -206,6 +219,11 @@ impl Tx {
             audit::append(&mut self, event).await?;
         }
         self.commit().await
+    }
+
+    /// The rows held for insertion at commit.
+    pub(crate) fn deferred(&mut self) -> &mut deferred::Deferred {
+        &mut self.deferred
     }
 
     /// The audit events appended and not yet flushed.
@@ -281,10 +299,12 @@ impl Store {
         Ok(match self.db() {
             Db::Sqlite(pools) => Tx {
                 connection: TxConnection::Sqlite(pools.write.begin_with("BEGIN IMMEDIATE").await?),
+                deferred: deferred::Deferred::default(),
                 audit: audit::Pending::default(),
             },
             Db::Postgres(pool) => Tx {
                 connection: TxConnection::Postgres(pool.begin().await?),
+                deferred: deferred::Deferred::default(),
                 audit: audit::Pending::default(),
             },
         })

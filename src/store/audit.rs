@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::script::{self, Script};
 use super::{Error, Result, Store, Tx, new_id, on_db, on_tx, to_json_text};
 
 /// The chain's first `prev_hash`.
@@ -115,12 +116,13 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
 /// Most events one INSERT carries (11 parameters each: far below either backend's limit).
 const INSERT_CHUNK: usize = 256;
 
-/// Chains and inserts `pending` inside `tx`, org by org in the order of their ids (one lock
-/// order for every transaction). Per org: one statement takes the head and reserves the
-/// sequence numbers — on PostgreSQL the `UPDATE` holds the org's head row until commit, so two
-/// replicas never link to the same predecessor — then one INSERT per [`INSERT_CHUNK`] events,
-/// then the new head hash.
-pub(crate) async fn flush(tx: &mut Tx, pending: Pending) -> Result<()> {
+/// Chains `pending` inside `tx`, org by org in the order of their ids (one lock order for every
+/// transaction), and adds its writes to `writes`, which the caller runs next. Per org: one
+/// statement, run here, takes the head and reserves the sequence numbers — on PostgreSQL the
+/// `UPDATE` holds the org's head row until commit, so two replicas never link to the same
+/// predecessor — then, in `writes`, one INSERT per [`INSERT_CHUNK`] events and the new head
+/// hash.
+pub(crate) async fn flush(tx: &mut Tx, pending: Pending, writes: &mut Script) -> Result<()> {
     const RESERVE: &str = "UPDATE audit_heads SET last_seq = last_seq + $2 WHERE org_id = $1 \
                            RETURNING last_seq, last_hash";
     const SET_HASH: &str = "UPDATE audit_heads SET last_hash = $2 WHERE org_id = $1";
@@ -146,45 +148,40 @@ pub(crate) async fn flush(tx: &mut Tx, pending: Pending) -> Result<()> {
             event.hash = chain_hash(&event.prev_hash, event);
             prev_hash = event.hash.clone();
         }
-        for chunk in events.chunks(INSERT_CHUNK) {
-            insert_events(tx, chunk).await?;
+        while !events.is_empty() {
+            let rest = events.split_off(events.len().min(INSERT_CHUNK));
+            let chunk = std::mem::replace(&mut events, rest);
+            writes.push(
+                format!(
+                    "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES {}",
+                    super::values_placeholders(chunk.len(), 11)
+                ),
+                chunk.into_iter().flat_map(event_values).collect(),
+            );
         }
-        on_tx!(tx, |conn| {
-            sqlx::query(SET_HASH)
-                .bind(&org_id)
-                .bind(&prev_hash)
-                .execute(&mut *conn)
-                .await?;
-        });
+        writes.push(
+            SET_HASH,
+            vec![script::Value::Text(org_id), script::Value::Text(prev_hash)],
+        );
     }
     Ok(())
 }
 
-/// One multi-row INSERT of chained events.
-async fn insert_events(tx: &mut Tx, events: &[EventRow]) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES {}",
-        super::values_placeholders(events.len(), 11)
-    );
-    on_tx!(tx, |conn| {
-        let mut query = sqlx::query(&sql);
-        for event in events {
-            query = query
-                .bind(&event.org_id)
-                .bind(event.seq)
-                .bind(&event.id)
-                .bind(&event.kind)
-                .bind(&event.actor)
-                .bind(&event.subject_type)
-                .bind(&event.subject_id)
-                .bind(&event.detail)
-                .bind(event.created_at)
-                .bind(&event.prev_hash)
-                .bind(&event.hash);
-        }
-        query.execute(&mut *conn).await?;
-    });
-    Ok(())
+/// A chained event's values, in the order of [`EVENT_COLUMNS`].
+fn event_values(event: EventRow) -> [script::Value; 11] {
+    [
+        script::Value::Text(event.org_id),
+        script::Value::Integer(event.seq),
+        script::Value::Text(event.id),
+        script::Value::Text(event.kind),
+        script::Value::Text(event.actor),
+        script::Value::Text(event.subject_type),
+        script::Value::Text(event.subject_id),
+        script::Value::Text(event.detail),
+        script::Value::Integer(event.created_at),
+        script::Value::Text(event.prev_hash),
+        script::Value::Text(event.hash),
+    ]
 }
 
 const EVENT_COLUMNS: &str = "org_id, seq, id, kind, actor, subject_type, subject_id, detail, \

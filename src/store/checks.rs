@@ -13,7 +13,10 @@
 //! serializes everything already.
 
 use super::audit::{self, Actor, NewEvent};
-use super::{Result, Tx, TxConnection, on_tx};
+use super::deferred::Table;
+use super::script::{Script, Value, column};
+use super::{Result, Tx, TxConnection};
+use sqlx::sqlite::SqliteRow;
 
 /// One decision to insert.
 #[derive(Debug, Clone)]
@@ -34,31 +37,50 @@ pub struct CheckRow<'a> {
     pub created_at: i64,
 }
 
-/// Inserts the decision and appends its `check.decided` audit event.
+/// The `checks` table, for rows held until commit ([`crate::store::Tx`]).
+static CHECKS: Table = Table {
+    name: "checks",
+    columns: &[
+        "id",
+        "org_id",
+        "agent_id",
+        "session_id",
+        "action_name",
+        "input_summary",
+        "effect",
+        "allowed",
+        "elevation_required",
+        "reason",
+        "rule",
+        "confidence",
+        "created_at",
+        "approval_id",
+    ],
+};
+
+/// Records the decision in `tx` and appends its `check.decided` audit event. The row is
+/// inserted when `tx` commits ([`crate::store::Tx`]): nothing in a check's transaction reads it back.
 pub async fn insert(tx: &mut Tx, check: &CheckRow<'_>, actor: &Actor) -> Result<()> {
-    const SQL: &str = "INSERT INTO checks (id, org_id, agent_id, session_id, action_name, \
-                       input_summary, effect, allowed, elevation_required, reason, rule, confidence, \
-                       created_at, approval_id) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
-    on_tx!(tx, |conn| {
-        sqlx::query(SQL)
-            .bind(check.id)
-            .bind(check.org_id)
-            .bind(check.agent_id)
-            .bind(check.session_id)
-            .bind(check.action_name)
-            .bind(check.input_summary)
-            .bind(check.effect)
-            .bind(check.allowed)
-            .bind(check.elevation_required)
-            .bind(check.reason)
-            .bind(check.rule)
-            .bind(check.confidence)
-            .bind(check.created_at)
-            .bind(check.approval_id)
-            .execute(&mut *conn)
-            .await?;
-    });
+    let text = |value: &str| Value::Text(value.to_string());
+    tx.deferred().insert(
+        &CHECKS,
+        vec![
+            text(check.id),
+            text(check.org_id),
+            text(check.agent_id),
+            Value::OptionalText(check.session_id.map(str::to_string)),
+            text(check.action_name),
+            text(check.input_summary),
+            text(check.effect),
+            Value::Boolean(check.allowed),
+            Value::Boolean(check.elevation_required),
+            text(check.reason),
+            text(check.rule),
+            Value::Real(check.confidence),
+            Value::Integer(check.created_at),
+            Value::OptionalText(check.approval_id.map(str::to_string)),
+        ],
+    );
     audit::append(
         tx,
         NewEvent {
@@ -90,45 +112,52 @@ pub struct LiveRows {
     pub agent: Option<(String, String)>,
     /// The session's mode (`None`: no session asked for, or no such session yet).
     pub session_mode: Option<String>,
+    /// Why the presented agent token stopped working, if it did (`None` also when no token was
+    /// presented).
+    pub token_ended: Option<String>,
 }
 
-/// The agent's status and mode and, when `session_id` is given, the session's mode, as of now.
-/// On PostgreSQL the agent's row and then the session's row are taken for the rest of the
-/// transaction (two statements: a row lock cannot reach into a subquery). SQLite's single
-/// writer needs no lock, and one statement reads both.
+/// The agent's status and mode, the session's mode when `session_id` is given, and the state of
+/// the presented token when `token_id` is given, as of `now`, in one statement on SQLite (its
+/// single writer needs no lock). On PostgreSQL the agent's row (with the token's state) and then
+/// the session's row are taken for the rest of the transaction: two statements, as a row lock
+/// cannot reach into a subquery.
 pub async fn live_rows(
     tx: &mut Tx,
     org_id: &str,
     agent_id: &str,
     session_id: Option<&str>,
+    token_id: Option<&str>,
+    now: i64,
 ) -> Result<LiveRows> {
-    const SQLITE: &str = "SELECT a.status, a.mode, \
-                          (SELECT s.mode FROM sessions s WHERE s.org_id = $1 AND s.id = $3) \
-                          FROM agents a WHERE a.org_id = $1 AND a.id = $2";
-    const AGENT_POSTGRES: &str =
-        "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
+    const AGENT_POSTGRES: &str = "SELECT a.status, a.mode, \
+                                  (SELECT CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' \
+                                   WHEN t.expires_at <= $4 THEN 'expired' ELSE 'live' END \
+                                   FROM agent_tokens t WHERE t.id = $3) \
+                                  FROM agents a WHERE a.org_id = $1 AND a.id = $2 \
+                                  FOR NO KEY UPDATE OF a";
     const SESSION_POSTGRES: &str =
         "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
     match &mut tx.connection {
         TxConnection::Sqlite(conn) => {
-            let row: Option<(String, String, Option<String>)> = sqlx::query_as(SQLITE)
-                .bind(org_id)
-                .bind(agent_id)
-                .bind(session_id)
-                .fetch_optional(&mut **conn)
-                .await?;
-            Ok(match row {
-                Some((status, mode, session_mode)) => LiveRows {
-                    agent: Some((status, mode)),
-                    session_mode: session_mode.filter(|_| session_id.is_some()),
-                },
-                None => LiveRows::default(),
-            })
+            let mut script = Script::default();
+            script.push(
+                LIVE_ROWS_SQLITE,
+                live_rows_values(org_id, agent_id, session_id, token_id, now),
+            );
+            let rows = script.fetch(conn).await?;
+            live_rows_of(
+                rows.first().and_then(|rows| rows.first()),
+                session_id,
+                token_id,
+            )
         }
         TxConnection::Postgres(conn) => {
-            let agent = sqlx::query_as(AGENT_POSTGRES)
+            let row: Option<(String, String, Option<String>)> = sqlx::query_as(AGENT_POSTGRES)
                 .bind(org_id)
                 .bind(agent_id)
+                .bind(token_id)
+                .bind(now)
                 .fetch_optional(&mut **conn)
                 .await?;
             let session_mode = match session_id {
@@ -141,26 +170,71 @@ pub async fn live_rows(
                 }
                 None => None,
             };
-            Ok(LiveRows {
-                agent,
-                session_mode,
+            Ok(match row {
+                Some((status, mode, token_state)) => LiveRows {
+                    agent: Some((status, mode)),
+                    session_mode,
+                    token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
+                },
+                None => LiveRows {
+                    session_mode,
+                    ..LiveRows::default()
+                },
             })
         }
     }
 }
 
-/// Why the agent token stopped working as of `now`, if it did.
-pub async fn token_ended(tx: &mut Tx, token_id: &str, now: i64) -> Result<Option<String>> {
-    const SQL: &str = "SELECT revoked_at, expires_at FROM agent_tokens WHERE id = $1";
-    let row: Option<(Option<i64>, i64)> = on_tx!(tx, |conn| sqlx::query_as(SQL)
-        .bind(token_id)
-        .fetch_optional(&mut *conn)
-        .await?);
-    Ok(match row {
-        None | Some((Some(_), _)) => Some("the agent token was revoked".to_string()),
-        Some((None, expires_at)) if expires_at <= now => {
-            Some("the agent token expired".to_string())
-        }
-        Some(_) => None,
+/// SQLite's one statement of [`live_rows`] (the token's state as one value: NULL when no token
+/// was asked for or it does not exist). It returns no row when the agent does not exist.
+pub const LIVE_ROWS_SQLITE: &str = "SELECT a.status, a.mode, \
+     (SELECT s.mode FROM sessions s WHERE s.org_id = $1 AND s.id = $3), \
+     (SELECT CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' \
+      WHEN t.expires_at <= $5 THEN 'expired' ELSE 'live' END \
+      FROM agent_tokens t WHERE t.id = $4) \
+     FROM agents a WHERE a.org_id = $1 AND a.id = $2";
+
+/// The values of [`LIVE_ROWS_SQLITE`].
+pub fn live_rows_values(
+    org_id: &str,
+    agent_id: &str,
+    session_id: Option<&str>,
+    token_id: Option<&str>,
+    now: i64,
+) -> Vec<Value> {
+    vec![
+        Value::Text(org_id.to_string()),
+        Value::Text(agent_id.to_string()),
+        Value::OptionalText(session_id.map(str::to_string)),
+        Value::OptionalText(token_id.map(str::to_string)),
+        Value::Integer(now),
+    ]
+}
+
+/// [`LiveRows`] from the row [`LIVE_ROWS_SQLITE`] returned (`None`: no such agent).
+pub fn live_rows_of(
+    row: Option<&SqliteRow>,
+    session_id: Option<&str>,
+    token_id: Option<&str>,
+) -> Result<LiveRows> {
+    let Some(row) = row else {
+        return Ok(LiveRows::default());
+    };
+    let session_mode: Option<String> = column(row, 2)?;
+    let token_state: Option<String> = column(row, 3)?;
+    Ok(LiveRows {
+        agent: Some((column(row, 0)?, column(row, 1)?)),
+        session_mode: session_mode.filter(|_| session_id.is_some()),
+        token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
     })
+}
+
+/// Why a presented token stopped working, from its state in [`live_rows`] (`None`: it is
+/// live). A token that is gone counts as revoked.
+fn token_ended(state: Option<&str>) -> Option<String> {
+    match state {
+        Some("live") => None,
+        Some("expired") => Some("the agent token expired".to_string()),
+        _ => Some("the agent token was revoked".to_string()),
+    }
 }

@@ -15,6 +15,14 @@
 //! again alone, in its own transaction, so one bad request never fails another and each gets
 //! its own error. Jobs therefore keep no state between runs.
 //!
+//! On SQLite every statement is a round trip to the driver's connection thread, and those round
+//! trips, not SQLite's work, are what a batch costs. A job that can say beforehand which
+//! statements it will run, assuming what it decided on still holds ([`Job::speculate`]), has
+//! them run together with its neighbours' in one round trip, each job behind a savepoint; it
+//! then confirms from the rows read ([`Job::confirm`]). The first job whose assumption failed is
+//! rolled back to its savepoint, with every job after it, and runs the ordinary way: the
+//! outcome is the same as running the jobs one after the other.
+//!
 //! Writes are spread over lanes by a key (the agent): SQLite has one writer connection and so
 //! one lane; PostgreSQL runs a few lanes in parallel, and keeping one agent's writes on one lane
 //! keeps their row locks in one queue on this replica.
@@ -26,7 +34,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, Error, Store, Tx};
+use sqlx::sqlite::SqliteRow;
+
+use super::script::Script;
+use super::{Db, Error, Store, Tx, TxConnection};
 
 /// A boxed future that may borrow (the transaction a job runs in).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -49,12 +60,39 @@ pub trait Job: Send + Sync + 'static {
     /// Runs the write in `tx`. It may run again in another transaction after a rollback (see
     /// the module docs), so it reads everything it decides on inside `tx`.
     fn run<'a>(&'a self, tx: &'a mut Tx) -> BoxFuture<'a, Result<Self::Output, Self::Error>>;
+
+    /// SQLite: the statements this job would run if what it decided on still holds, when it
+    /// can tell them beforehand (`None`, the default: it cannot).
+    fn speculate(&self) -> Option<Script> {
+        None
+    }
+
+    /// Ends a speculative run from the rows each statement of [`Job::speculate`] returned, in
+    /// `tx` where they ran. `None` when what the job assumed did not hold: its statements are
+    /// then undone and it runs with [`Job::run`]. It must not have changed `tx` then.
+    fn confirm<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        rows: Vec<Vec<SqliteRow>>,
+    ) -> BoxFuture<'a, Option<Result<Self::Output, Self::Error>>> {
+        let _ = (tx, rows);
+        Box::pin(async { None })
+    }
 }
 
 /// A queued job and where its answer goes, whatever its types.
 trait Queued: Send {
     /// Runs the job, keeping its result; false when it failed.
     fn run<'a>(&'a mut self, tx: &'a mut Tx) -> BoxFuture<'a, bool>;
+    /// [`Job::speculate`].
+    fn speculate(&self) -> Option<Script>;
+    /// [`Job::confirm`], keeping its result: `Some(false)` when it failed, `None` when its
+    /// assumption did not hold.
+    fn confirm<'a>(
+        &'a mut self,
+        tx: &'a mut Tx,
+        rows: Vec<Vec<SqliteRow>>,
+    ) -> BoxFuture<'a, Option<bool>>;
     /// Sends the kept result (the job's transaction committed, or the job failed).
     fn answer(self: Box<Self>);
     /// Sends `error` instead (the transaction could not begin or commit).
@@ -74,6 +112,23 @@ impl<J: Job> Queued for Entry<J> {
             let succeeded = result.is_ok();
             self.result = Some(result);
             succeeded
+        })
+    }
+
+    fn speculate(&self) -> Option<Script> {
+        self.job.speculate()
+    }
+
+    fn confirm<'a>(
+        &'a mut self,
+        tx: &'a mut Tx,
+        rows: Vec<Vec<SqliteRow>>,
+    ) -> BoxFuture<'a, Option<bool>> {
+        Box::pin(async move {
+            let result = self.job.confirm(tx, rows).await?;
+            let succeeded = result.is_ok();
+            self.result = Some(result);
+            Some(succeeded)
         })
     }
 
@@ -107,19 +162,28 @@ impl std::fmt::Debug for GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writers of `store` (one per lane) on the current Tokio runtime.
+    /// Starts the writers of `store` (one per lane).
+    ///
+    /// SQLite's writer runs on a thread of its own: each statement is a round trip to the
+    /// driver's connection thread, and on the request runtime every one of those wake-ups would
+    /// queue behind the HTTP tasks, so a batch's latency (and with it the throughput of the one
+    /// writer) would grow with the load it is meant to absorb. PostgreSQL's lanes stay on the
+    /// current runtime: their connections' sockets belong to the runtime that opened them.
     pub fn start(store: &Store) -> GroupCommit {
         let lanes = match store.db() {
             Db::Sqlite(_) => 1,
             Db::Postgres(_) => POSTGRES_LANES,
         };
-        let senders: Vec<_> = (0..lanes)
-            .map(|_| {
-                let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-                tokio::spawn(write_lane(store.clone(), receiver));
-                sender
-            })
-            .collect();
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..lanes).map(|_| mpsc::channel(QUEUE_DEPTH)).unzip();
+        match store.db() {
+            Db::Sqlite(_) => spawn_writer_thread(store.clone(), receivers),
+            Db::Postgres(_) => {
+                for receiver in receivers {
+                    tokio::spawn(write_lane(store.clone(), receiver));
+                }
+            }
+        }
         GroupCommit {
             lanes: senders.into(),
         }
@@ -154,6 +218,36 @@ fn lane_of(key: &str, lanes: usize) -> usize {
     usize::try_from(hasher.finish() % lanes as u64).unwrap_or(0)
 }
 
+/// Runs the lanes on a thread of their own with its own (single-threaded) runtime, until every
+/// handle is dropped. If the thread cannot start, the lanes' queues are closed and every write
+/// fails with [`Error::WriterStopped`], which is logged here.
+fn spawn_writer_thread(store: Store, receivers: Vec<mpsc::Receiver<Box<dyn Queued>>>) {
+    let started = std::thread::Builder::new()
+        .name("agenttrust-writer".to_string())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the writer's runtime; writes will fail");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let mut lanes = tokio::task::JoinSet::new();
+                for receiver in receivers {
+                    lanes.spawn(write_lane(store.clone(), receiver));
+                }
+                while lanes.join_next().await.is_some() {}
+            });
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, "cannot start the writer thread; writes will fail");
+    }
+}
+
 /// One writer: takes whatever is queued (up to [`MAX_BATCH`]) and commits it as one batch.
 async fn write_lane(store: Store, mut receiver: mpsc::Receiver<Box<dyn Queued>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -171,14 +265,7 @@ async fn commit_batch(store: &Store, mut batch: Vec<Box<dyn Queued>>) {
     }
     match store.begin().await {
         Ok(mut tx) => {
-            let mut all_succeeded = true;
-            for job in batch.iter_mut() {
-                if !job.run(&mut tx).await {
-                    all_succeeded = false;
-                    break;
-                }
-            }
-            if all_succeeded {
+            if run_jobs(&mut tx, &mut batch).await {
                 match tx.commit().await {
                     Ok(()) => {
                         for job in batch {
@@ -204,6 +291,99 @@ async fn commit_batch(store: &Store, mut batch: Vec<Box<dyn Queued>>) {
     for job in batch {
         run_alone(store, job).await;
     }
+}
+
+/// Runs the jobs of a batch in `tx`, in order; false as soon as one failed.
+async fn run_jobs(tx: &mut Tx, batch: &mut [Box<dyn Queued>]) -> bool {
+    let speculative = matches!(tx.connection, TxConnection::Sqlite(_));
+    let mut next = 0;
+    while next < batch.len() {
+        if speculative {
+            let run = SPECULATION_RUN.min(batch.len() - next);
+            let scripts: Vec<Script> = batch[next..next + run]
+                .iter()
+                .map_while(|job| job.speculate())
+                .collect();
+            if !scripts.is_empty() {
+                let jobs = scripts.len();
+                match speculate(tx, &mut batch[next..next + jobs], scripts).await {
+                    Speculated::All => {
+                        next += jobs;
+                        continue;
+                    }
+                    // The job at `confirmed` runs the ordinary way, below.
+                    Speculated::UpTo(confirmed) => next += confirmed,
+                    Speculated::Failed => return false,
+                }
+            }
+        }
+        if !batch[next].run(tx).await {
+            return false;
+        }
+        next += 1;
+    }
+    true
+}
+
+/// Most jobs one speculative run carries. The driver keeps a prepared statement per distinct
+/// script text, and preparing a script costs far more than running it: runs of at most this
+/// many jobs, of few shapes, keep the scripts of a busy writer few enough to stay prepared.
+const SPECULATION_RUN: usize = 16;
+
+/// How a speculative run of jobs ended.
+enum Speculated {
+    /// Every job confirmed.
+    All,
+    /// The jobs before this index confirmed; this one's assumption failed, and its statements
+    /// and those of every job after it are undone.
+    UpTo(usize),
+    /// A statement or a job failed (the batch is rolled back).
+    Failed,
+}
+
+/// Runs the statements of `jobs` (`scripts`, one per job) in one round trip, each job's behind
+/// a savepoint of its own, then confirms the jobs in order.
+async fn speculate(tx: &mut Tx, jobs: &mut [Box<dyn Queued>], scripts: Vec<Script>) -> Speculated {
+    let mut script = Script::default();
+    let mut statements = Vec::with_capacity(scripts.len());
+    for (index, job_script) in scripts.into_iter().enumerate() {
+        script.push(format!("SAVEPOINT speculation_{index}"), Vec::new());
+        statements.push(job_script.len());
+        script.append(job_script);
+    }
+    let TxConnection::Sqlite(conn) = &mut tx.connection else {
+        return Speculated::Failed;
+    };
+    let rows = match script.fetch(conn).await {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(%error, "a speculative run of writes failed");
+            return Speculated::Failed;
+        }
+    };
+    let mut rows = rows.into_iter();
+    for (index, job) in jobs.iter_mut().enumerate() {
+        let _savepoint = rows.next();
+        let job_rows: Vec<Vec<SqliteRow>> = rows.by_ref().take(statements[index]).collect();
+        match job.confirm(tx, job_rows).await {
+            Some(true) => {}
+            Some(false) => return Speculated::Failed,
+            None => {
+                let TxConnection::Sqlite(conn) = &mut tx.connection else {
+                    return Speculated::Failed;
+                };
+                let undo = format!("ROLLBACK TO speculation_{index}");
+                return match sqlx::query(&undo).execute(&mut **conn).await {
+                    Ok(_) => Speculated::UpTo(index),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot undo a speculative write");
+                        Speculated::Failed
+                    }
+                };
+            }
+        }
+    }
+    Speculated::All
 }
 
 /// Runs one job in its own transaction and answers it.

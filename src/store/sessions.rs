@@ -6,6 +6,7 @@
 use crate::api::time;
 
 use super::audit::{Actor, NewEvent};
+use super::script::{Script, Value};
 use super::{Result, Store, Tx, on_db, on_tx, to_json_text};
 
 /// The mode a session starts in.
@@ -89,42 +90,54 @@ pub async fn count_call(
     call: CallCount,
     now: i64,
 ) -> Result<()> {
-    const SQL: &str = "INSERT INTO sessions (org_id, id, agent_id, source, mode, scope_ceiling, \
-                       total_calls, read_calls, write_calls, denied_calls, created_at, last_activity_at) \
-                       VALUES ($1, $2, $3, $4, $5, '[]', 1, $6, $7, $8, $9, $9) \
-                       ON CONFLICT (org_id, id) DO UPDATE SET \
-                       total_calls = sessions.total_calls + 1, \
-                       read_calls = sessions.read_calls + excluded.read_calls, \
-                       write_calls = sessions.write_calls + excluded.write_calls, \
-                       denied_calls = sessions.denied_calls + excluded.denied_calls, \
-                       last_activity_at = excluded.last_activity_at, \
-                       mode = CASE WHEN excluded.denied_calls > 0 \
-                       AND sessions.denied_calls + 1 - sessions.denials_at_unlock >= $10 \
-                       THEN 'locked' ELSE sessions.mode END";
-    let read_calls = i64::from(call.read);
-    let write_calls = i64::from(!call.read);
-    let denied_calls = i64::from(call.denied);
+    let mut script = Script::default();
+    script.push(
+        COUNT_CALL,
+        count_call_values(org_id, session_id, agent_id, call, now),
+    );
+    script.execute(tx).await
+}
+
+/// The statement of [`count_call`].
+pub const COUNT_CALL: &str = "INSERT INTO sessions (org_id, id, agent_id, source, mode, \
+    scope_ceiling, total_calls, read_calls, write_calls, denied_calls, created_at, \
+    last_activity_at) \
+    VALUES ($1, $2, $3, $4, $5, '[]', 1, $6, $7, $8, $9, $9) \
+    ON CONFLICT (org_id, id) DO UPDATE SET \
+    total_calls = sessions.total_calls + 1, \
+    read_calls = sessions.read_calls + excluded.read_calls, \
+    write_calls = sessions.write_calls + excluded.write_calls, \
+    denied_calls = sessions.denied_calls + excluded.denied_calls, \
+    last_activity_at = excluded.last_activity_at, \
+    mode = CASE WHEN excluded.denied_calls > 0 \
+    AND sessions.denied_calls + 1 - sessions.denials_at_unlock >= $10 \
+    THEN 'locked' ELSE sessions.mode END";
+
+/// The values of [`COUNT_CALL`].
+pub fn count_call_values(
+    org_id: &str,
+    session_id: &str,
+    agent_id: &str,
+    call: CallCount,
+    now: i64,
+) -> Vec<Value> {
     let mode = if call.denied && call.lockout_after_denials <= 1 {
         MODE_LOCKED
     } else {
         MODE_STANDARD
     };
-    on_tx!(tx, |conn| {
-        sqlx::query(SQL)
-            .bind(org_id)
-            .bind(session_id)
-            .bind(agent_id)
-            .bind(SOURCE_SDK)
-            .bind(mode)
-            .bind(read_calls)
-            .bind(write_calls)
-            .bind(denied_calls)
-            .bind(now)
-            .bind(call.lockout_after_denials)
-            .execute(&mut *conn)
-            .await?;
-    });
-    Ok(())
+    vec![
+        Value::Text(org_id.to_string()),
+        Value::Text(session_id.to_string()),
+        Value::Text(agent_id.to_string()),
+        Value::Text(SOURCE_SDK.to_string()),
+        Value::Text(mode.to_string()),
+        Value::Integer(i64::from(call.read)),
+        Value::Integer(i64::from(!call.read)),
+        Value::Integer(i64::from(call.denied)),
+        Value::Integer(now),
+        Value::Integer(call.lockout_after_denials),
+    ]
 }
 
 /// A session opened explicitly (MCP, API token, delegation, federation).

@@ -6,6 +6,8 @@ use crate::api::time;
 
 use super::audit::{self, Actor, NewEvent};
 use super::changes::{self, Change};
+use super::deferred::Table;
+use super::script::Value;
 use super::{Result, Store, Tx, on_db, on_tx, string_list, to_json_text};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,24 +51,39 @@ pub async fn issue(store: &Store, token: &NewToken) -> Result<String> {
     Ok(id)
 }
 
-/// [`issue`] inside `tx` (the gateway queues it on the group-commit writer).
+/// The `agent_tokens` columns an issue writes, for rows held until commit.
+static ISSUED_TOKENS: Table = Table {
+    name: "agent_tokens",
+    columns: &[
+        "id",
+        "org_id",
+        "agent_id",
+        "token_digest",
+        "scopes",
+        "session_id",
+        "issued_at",
+        "expires_at",
+    ],
+};
+
+/// [`issue`] inside `tx` (the gateway queues it on the group-commit writer). The row is
+/// inserted when `tx` commits (nothing in the transaction reads it back), so a batch of issues
+/// is one INSERT.
 pub async fn issue_in(tx: &mut Tx, token: &NewToken) -> Result<String> {
-    const SQL: &str = "INSERT INTO agent_tokens (id, org_id, agent_id, token_digest, scopes, \
-                       session_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
     let id = super::new_id();
-    on_tx!(tx, |conn| {
-        sqlx::query(SQL)
-            .bind(&id)
-            .bind(&token.org_id)
-            .bind(&token.agent_id)
-            .bind(&token.token_digest)
-            .bind(to_json_text(&token.scopes))
-            .bind(&token.session_id)
-            .bind(token.issued_at)
-            .bind(token.expires_at)
-            .execute(&mut *conn)
-            .await?;
-    });
+    tx.deferred().insert(
+        &ISSUED_TOKENS,
+        vec![
+            Value::Text(id.clone()),
+            Value::Text(token.org_id.clone()),
+            Value::Text(token.agent_id.clone()),
+            Value::Text(token.token_digest.clone()),
+            Value::Text(to_json_text(&token.scopes)),
+            Value::OptionalText(token.session_id.clone()),
+            Value::Integer(token.issued_at),
+            Value::Integer(token.expires_at),
+        ],
+    );
     audit::append(
         tx,
         NewEvent {

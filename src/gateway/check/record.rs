@@ -19,6 +19,7 @@ use crate::guardian::{ApprovalAction, CompiledPolicy, Decision};
 use std::sync::Arc;
 
 use crate::store::group_commit::{BoxFuture, Job};
+use crate::store::script::Script;
 use crate::store::{
     self, Tx,
     agents::Lockout,
@@ -27,6 +28,7 @@ use crate::store::{
     checks::CheckRow,
     sessions::CallCount,
 };
+use sqlx::sqlite::SqliteRow;
 
 use super::super::AppState;
 use super::super::auth::Caller;
@@ -84,9 +86,113 @@ impl Job for RecordJob {
     fn run<'a>(&'a self, tx: &'a mut Tx) -> BoxFuture<'a, ApiResult<Recorded>> {
         Box::pin(self.write(tx))
     }
+
+    /// The common check — no delegation budget to take, no approval to open, no denial to
+    /// count — writes the same two statements whatever it reads (the live rows, then the
+    /// session's call count), provided the re-check passes; [`Job::confirm`] re-checks.
+    fn speculate(&self) -> Option<Script> {
+        let (params, facts) = (&self.params, self.facts.as_ref());
+        if facts.delegation().is_some()
+            || matches!(self.decision.approval, ApprovalAction::Create)
+            || self.decision.counts_as_denial
+        {
+            return None;
+        }
+        let mut script = Script::default();
+        script.push(
+            store::checks::LIVE_ROWS_SQLITE,
+            store::checks::live_rows_values(
+                &self.org_id,
+                &params.agent_id,
+                self.counted_session(),
+                facts.token().map(|token| token.id.as_str()),
+                facts.now(),
+            ),
+        );
+        if let Some(session_id) = self.counted_session() {
+            script.push(
+                store::sessions::COUNT_CALL,
+                store::sessions::count_call_values(
+                    &self.org_id,
+                    session_id,
+                    &params.agent_id,
+                    self.call_count(&self.decision),
+                    facts.now(),
+                ),
+            );
+        }
+        Some(script)
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        rows: Vec<Vec<SqliteRow>>,
+    ) -> BoxFuture<'a, Option<ApiResult<Recorded>>> {
+        Box::pin(async move {
+            let (params, facts) = (&self.params, self.facts.as_ref());
+            let live = store::checks::live_rows_of(
+                rows.first().and_then(|rows| rows.first()),
+                self.counted_session(),
+                facts.token().map(|token| token.id.as_str()),
+            )
+            .map_err(ApiError::from)
+            .and_then(|rows| live_facts_of(rows, None));
+            let live = match live {
+                Ok(live) => live,
+                Err(error) => return Some(Err(error)),
+            };
+            if refusal::recheck(
+                &self.decision,
+                &params.agent_id,
+                params.session_id.as_deref(),
+                self.decided_with(),
+                &live,
+            )
+            .is_some()
+            {
+                // Refused now: the call counted as allowed is undone and recorded the long way.
+                return None;
+            }
+            let approval_id = match &self.decision.approval {
+                ApprovalAction::Reuse(id) => Some(id.clone()),
+                _ => None,
+            };
+            Some(
+                self.finish(tx, self.decision.clone(), approval_id, false)
+                    .await,
+            )
+        })
+    }
 }
 
 impl RecordJob {
+    /// The session the call counts in: the one asked for, when the agent is known, active and
+    /// owns it.
+    fn counted_session(&self) -> Option<&str> {
+        self.params
+            .session_id
+            .as_deref()
+            .filter(|_| self.facts.counts_in_session(&self.params))
+    }
+
+    /// How `decision` counts in the session.
+    fn call_count(&self, decision: &Decision) -> CallCount {
+        CallCount {
+            read: decision.effect == Effect::Read,
+            denied: decision.counts_as_denial,
+            lockout_after_denials: self.policy.lockout_after_denials(),
+        }
+    }
+
+    /// The modes the decision was made with.
+    fn decided_with(&self) -> DecidedWith {
+        DecidedWith {
+            agent_mode: self.facts.agent_mode(),
+            session_mode: self.facts.session_mode(),
+        }
+    }
+
     async fn write(&self, tx: &mut Tx) -> ApiResult<Recorded> {
         let (params, facts, policy) = (&self.params, self.facts.as_ref(), self.policy.as_ref());
         let mut decision = self.decision.clone();
@@ -94,22 +200,15 @@ impl RecordJob {
         let actor = &self.actor;
         let org_id = self.org_id.as_str();
         let check_id = self.check_id.clone();
-        let counted_session = params
-            .session_id
-            .as_deref()
-            .filter(|_| facts.counts_in_session(params));
+        let counted_session = self.counted_session();
 
         // 1. The facts that can flip an allow, as they are now (rows taken on PostgreSQL).
         let live = live_facts(tx, org_id, params, facts, counted_session, now).await?;
-        let decided_with = DecidedWith {
-            agent_mode: facts.agent_mode(),
-            session_mode: facts.session_mode(),
-        };
         if let Some(refused) = refusal::recheck(
             &decision,
             &params.agent_id,
             params.session_id.as_deref(),
-            decided_with,
+            self.decided_with(),
             &live,
         ) {
             refusal::refuse(&mut decision, &refused, &params.action_name);
@@ -150,11 +249,7 @@ impl RecordJob {
 
         // 4. Counters and lockouts.
         if let Some(session_id) = counted_session {
-            let call = CallCount {
-                read: decision.effect == Effect::Read,
-                denied: decision.counts_as_denial,
-                lockout_after_denials: policy.lockout_after_denials(),
-            };
+            let call = self.call_count(&decision);
             store::sessions::count_call(tx, org_id, session_id, &params.agent_id, call, now)
                 .await?;
         }
@@ -189,11 +284,24 @@ impl RecordJob {
         }
 
         // 5. The decision itself.
+        self.finish(tx, decision, approval_id, agent_locked).await
+    }
+
+    /// Step 5: records the final decision (inserted, with its audit event, when `tx` commits).
+    async fn finish(
+        &self,
+        tx: &mut Tx,
+        decision: Decision,
+        approval_id: Option<String>,
+        agent_locked: bool,
+    ) -> ApiResult<Recorded> {
+        let params = &self.params;
+        let check_id = self.check_id.clone();
         store::checks::insert(
             tx,
             &CheckRow {
                 id: &check_id,
-                org_id,
+                org_id: &self.org_id,
                 agent_id: &params.agent_id,
                 session_id: params.session_id.as_deref(),
                 action_name: &params.action_name,
@@ -205,9 +313,9 @@ impl RecordJob {
                 rule: &decision.rule,
                 confidence: decision.confidence,
                 approval_id: approval_id.as_deref(),
-                created_at: now,
+                created_at: self.facts.now(),
             },
-            actor,
+            &self.actor,
         )
         .await?;
         Ok(Recorded {
@@ -229,20 +337,34 @@ async fn live_facts(
     counted_session: Option<&str>,
     now: i64,
 ) -> ApiResult<LiveFacts> {
-    let store::checks::LiveRows {
-        agent,
-        session_mode,
-    } = store::checks::live_rows(tx, org_id, &params.agent_id, counted_session).await?;
+    let rows = store::checks::live_rows(
+        tx,
+        org_id,
+        &params.agent_id,
+        counted_session,
+        facts.token().map(|token| token.id.as_str()),
+        now,
+    )
+    .await?;
     let chain_ended = match facts.delegation() {
         Some(chain) => {
             store::delegations::chain_ended(tx, org_id, &[], &chain.link_ids, now, false).await?
         }
         None => None,
     };
-    let token_ended = match facts.token() {
-        Some(token) => store::checks::token_ended(tx, &token.id, now).await?,
-        None => None,
-    };
+    live_facts_of(rows, chain_ended)
+}
+
+/// The live facts from the re-read rows and, for a delegated session, why its chain ended.
+fn live_facts_of(
+    rows: store::checks::LiveRows,
+    chain_ended: Option<String>,
+) -> ApiResult<LiveFacts> {
+    let store::checks::LiveRows {
+        agent,
+        session_mode,
+        token_ended,
+    } = rows;
     let parse = |text: &str| {
         text.parse::<SessionMode>().map_err(|error| {
             tracing::error!(%error, "stored mode is unknown");
