@@ -78,8 +78,11 @@ fn terminals_get_relative_times_and_short_ids_scripts_get_them_whole() {
         ["ID", "FROM", "TO", "SCOPE", "STATUS", "EXPIRES", "PARENT"]
     );
     let short = |id: &str| format!("{}…", &id[..9]);
+    // Cells are two spaces apart at least; a cell narrower than its column by an odd number
+    // leaves one more space before the next, hence the trim.
     let cells: Vec<&str> = lines[1]
         .split("  ")
+        .map(str::trim)
         .filter(|cell| !cell.is_empty())
         .collect();
     // An hour from creation: `in 1h`, or `in 59m` when a second ticked in between.

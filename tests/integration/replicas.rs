@@ -22,6 +22,7 @@ on_postgres!(
     a_delegation_budget_is_exact_across_replicas,
     one_pending_approval_per_request_across_replicas,
     an_approval_decided_on_one_replica_ends_a_wait_on_another,
+    a_replica_that_loses_its_notices_stops_trusting_its_caches,
 );
 
 /// How soon a change made on one replica must be seen on every other.
@@ -141,6 +142,68 @@ fn a_revoked_api_key_is_refused_everywhere_within_a_second(h: &Harness) {
     introspect(h, &h.admin_key, "at_unknown").ok();
     introspect(&b, &b.admin_key, "at_unknown").ok();
     audit_chain_verifies(h, &b);
+}
+
+/// A replica whose notice connection dies (a failover, a network cut, an operator's
+/// `pg_terminate_backend`) cannot know what changed meanwhile: it must stop answering from its
+/// caches at once, not after its heartbeat's silence limit, and turn them back on once it
+/// listens again.
+fn a_replica_that_loses_its_notices_stops_trusting_its_caches(h: &Harness) {
+    let b = replica(h);
+    let (key, key_id) = h.new_key(Role::Runtime);
+    for replica in [h, &b] {
+        for _ in 0..3 {
+            introspect(replica, &key, "at_unknown").ok();
+        }
+    }
+
+    let cut = terminate_listeners(&h.database_url);
+    assert!(
+        cut >= 2,
+        "both replicas' notice connections are cut ({cut} were)"
+    );
+    // The revocation's notice is sent while B is not listening: B must not need it.
+    h.request(Method::DELETE, &format!("/api/v1/keys/{key_id}"), None)
+        .ok();
+    let answered = Instant::now();
+    within_a_second(
+        answered,
+        "B refusing the revoked key, its notices lost",
+        || introspect(&b, &key, "at_unknown").status == 401,
+    );
+
+    let since = Instant::now();
+    while !(h.caches.serving() && b.caches.serving()) {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the replicas listen again and turn their caches back on"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    introspect(&b, &b.admin_key, "at_unknown").ok();
+    introspect(&b, &key, "at_unknown").expect_error(401);
+}
+
+/// Terminates every notice connection (the sessions whose last statement was a LISTEN) to the
+/// test's database; how many there were.
+fn terminate_listeners(database_url: &str) -> i64 {
+    use sqlx::Connection;
+    const TERMINATE: &str = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                             AND query ILIKE 'LISTEN%'";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut conn = sqlx::PgConnection::connect(database_url)
+            .await
+            .expect("connect to the test database");
+        sqlx::query_scalar(TERMINATE)
+            .fetch_one(&mut conn)
+            .await
+            .expect("terminate the listeners")
+    })
 }
 
 fn a_policy_change_reaches_every_replica_within_a_second(h: &Harness) {
