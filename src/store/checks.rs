@@ -119,9 +119,9 @@ pub struct LiveRows {
 
 /// The agent's status and mode, the session's mode when `session_id` is given, and the state of
 /// the presented token when `token_id` is given, as of `now`, in one statement on SQLite (its
-/// single writer needs no lock). On PostgreSQL the agent's row (with the token's state) and then
-/// the session's row are taken for the rest of the transaction: two statements, as a row lock
-/// cannot reach into a subquery.
+/// single writer needs no lock). On PostgreSQL the agent's row, the token's (shared) and the
+/// session's are taken in that order for the rest of the transaction, one statement each, as a
+/// row lock cannot reach into a subquery: a revocation of any of them is ordered with the check.
 pub async fn live_rows(
     tx: &mut Tx,
     org_id: &str,
@@ -130,12 +130,13 @@ pub async fn live_rows(
     token_id: Option<&str>,
     now: i64,
 ) -> Result<LiveRows> {
-    const AGENT_POSTGRES: &str = "SELECT a.status, a.mode, \
-                                  (SELECT CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' \
-                                   WHEN t.expires_at <= $4 THEN 'expired' ELSE 'live' END \
-                                   FROM agent_tokens t WHERE t.id = $3) \
-                                  FROM agents a WHERE a.org_id = $1 AND a.id = $2 \
-                                  FOR NO KEY UPDATE OF a";
+    const AGENT_POSTGRES: &str =
+        "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
+    // Shared: a revocation of the token (an update of its row) waits for this check's commit,
+    // or this read waits for the revocation's and sees it.
+    const TOKEN_POSTGRES: &str = "SELECT CASE WHEN revoked_at IS NOT NULL THEN 'revoked' \
+                                  WHEN expires_at <= $2 THEN 'expired' ELSE 'live' END \
+                                  FROM agent_tokens WHERE id = $1 FOR SHARE";
     const SESSION_POSTGRES: &str =
         "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
     match &mut tx.connection {
@@ -153,13 +154,21 @@ pub async fn live_rows(
             )
         }
         TxConnection::Postgres(conn) => {
-            let row: Option<(String, String, Option<String>)> = sqlx::query_as(AGENT_POSTGRES)
+            let agent: Option<(String, String)> = sqlx::query_as(AGENT_POSTGRES)
                 .bind(org_id)
                 .bind(agent_id)
-                .bind(token_id)
-                .bind(now)
                 .fetch_optional(&mut **conn)
                 .await?;
+            let token_state: Option<String> = match token_id {
+                Some(token_id) => {
+                    sqlx::query_scalar(TOKEN_POSTGRES)
+                        .bind(token_id)
+                        .bind(now)
+                        .fetch_optional(&mut **conn)
+                        .await?
+                }
+                None => None,
+            };
             let session_mode = match session_id {
                 Some(session_id) => {
                     sqlx::query_scalar(SESSION_POSTGRES)
@@ -170,16 +179,10 @@ pub async fn live_rows(
                 }
                 None => None,
             };
-            Ok(match row {
-                Some((status, mode, token_state)) => LiveRows {
-                    agent: Some((status, mode)),
-                    session_mode,
-                    token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
-                },
-                None => LiveRows {
-                    session_mode,
-                    ..LiveRows::default()
-                },
+            Ok(LiveRows {
+                agent,
+                session_mode,
+                token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
             })
         }
     }

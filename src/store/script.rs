@@ -137,7 +137,13 @@ impl Script {
     }
 
     /// The statements as one text with one sequence of placeholders, and the values in order.
-    fn joined(self) -> (String, Vec<Value>) {
+    fn joined(mut self) -> (String, Vec<Value>) {
+        if self.statements.len() == 1
+            && let Some(statement) = self.statements.pop()
+        {
+            // Nothing to renumber (the ordinary path's single statements).
+            return (statement.sql, statement.values);
+        }
         let mut sql = String::new();
         let mut values = Vec::new();
         for statement in self.statements {

@@ -26,6 +26,7 @@ on_both_backends!(
     no_allow_follows_a_revocation_in_the_audit_order,
     no_child_delegation_outlives_a_parent_revoked_concurrently,
     a_cached_agent_token_stops_at_its_revocation,
+    no_allow_follows_a_token_revocation_in_the_audit_order,
 );
 
 /// The gateway keeps agent tokens it has seen in memory. An agent that keeps using its token
@@ -75,6 +76,61 @@ fn a_cached_agent_token_stops_at_its_revocation(h: &Harness) {
     h.run(&["agents", "revoke", &agent_id, "--yes"]).success();
     assert_eq!(report(token).status, 401);
     assert_eq!(h.check_with_token(token, read).status, 401);
+}
+
+/// An agent keeps checking with its token while the token is revoked: whatever it was told
+/// before, no decision recorded after the revocation (in the audit order) allowed anything.
+fn no_allow_follows_a_token_revocation_in_the_audit_order(h: &Harness) {
+    let agent_id = id(&h.create_agent("token-racer", &["files:read"]));
+    let issued = h.issue_token(&agent_id, &["files:read"], 600);
+    let token = issued["token"].as_str().unwrap().to_string();
+    let token_id = issued["token_id"].as_str().unwrap().to_string();
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            let token = token.clone();
+            scope.spawn(move || {
+                for call in 0..15 {
+                    let reply = h.check_with_token(
+                        &token,
+                        json!({"action_name": "read_file",
+                               "session_id": format!("token-race-{worker}-{}", call % 3)}),
+                    );
+                    assert!(
+                        reply.status == 200 || reply.status == 401,
+                        "{} {}",
+                        reply.status,
+                        reply.text
+                    );
+                }
+            });
+        }
+        scope.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            h.run(&["tokens", "revoke", "--id", &token_id, "--yes"])
+                .success();
+        });
+    });
+    let events = h
+        .block_on(agenttrust::store::audit::list(&h.store, &h.org_id))
+        .unwrap();
+    let revoked_at = events
+        .iter()
+        .position(|event| event.kind == "token.revoked")
+        .expect("the token was revoked");
+    let late_allows = events[revoked_at..]
+        .iter()
+        .filter(|event| event.kind == "check.decided")
+        .filter(|event| {
+            let detail: Value = serde_json::from_str(&event.detail).unwrap();
+            detail["agent_id"] == agent_id.as_str() && detail["allowed"] == true
+        })
+        .count();
+    assert_eq!(late_allows, 0, "allowed checks after token.revoked");
+    assert_eq!(
+        h.block_on(agenttrust::store::audit::verify(&h.store, &h.org_id))
+            .unwrap(),
+        None
+    );
 }
 
 fn id(value: &Value) -> String {
