@@ -190,6 +190,18 @@ _agenttrust() {
             agenttrust__subcmd__audit__subcmd__help,verify)
                 cmd="agenttrust__subcmd__audit__subcmd__help__subcmd__verify"
                 ;;
+            agenttrust__subcmd__bench,help)
+                cmd="agenttrust__subcmd__bench__subcmd__help"
+                ;;
+            agenttrust__subcmd__bench,seed)
+                cmd="agenttrust__subcmd__bench__subcmd__seed"
+                ;;
+            agenttrust__subcmd__bench__subcmd__help,help)
+                cmd="agenttrust__subcmd__bench__subcmd__help__subcmd__help"
+                ;;
+            agenttrust__subcmd__bench__subcmd__help,seed)
+                cmd="agenttrust__subcmd__bench__subcmd__help__subcmd__seed"
+                ;;
             agenttrust__subcmd__delegations,create)
                 cmd="agenttrust__subcmd__delegations__subcmd__create"
                 ;;
@@ -399,6 +411,9 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__help__subcmd__audit,verify)
                 cmd="agenttrust__subcmd__help__subcmd__audit__subcmd__verify"
+                ;;
+            agenttrust__subcmd__help__subcmd__bench,seed)
+                cmd="agenttrust__subcmd__help__subcmd__bench__subcmd__seed"
                 ;;
             agenttrust__subcmd__help__subcmd__delegations,create)
                 cmd="agenttrust__subcmd__help__subcmd__delegations__subcmd__create"
@@ -2220,7 +2235,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__bench)
-            opts="-o -q -v -h -V --connections --duration --rate --warmup --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version check introspect issue telemetry health"
+            opts="-o -q -v -h -V --connections --duration --rate --warmup --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version check introspect issue telemetry health seed help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2239,6 +2254,110 @@ _agenttrust() {
                     return 0
                     ;;
                 --warmup)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__bench__subcmd__help)
+            opts="seed help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__bench__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__bench__subcmd__help__subcmd__seed)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__bench__subcmd__seed)
+            opts="-o -q -v -h -V --agents --checks --connections --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agents)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --checks)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3878,8 +3997,22 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help__subcmd__bench)
-            opts=""
+            opts="seed"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__bench__subcmd__seed)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

@@ -2082,6 +2082,41 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
+            cand seed 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;bench;seed'= {
+            cand --agents 'Agents to register'
+            cand --checks 'Checks to make, spread over the new agents'
+            cand --connections 'Concurrent workers, each with its own connection (1-4096)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;bench;help'= {
+            cand seed 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;bench;help;seed'= {
+        }
+        &'agenttrust;bench;help;help'= {
         }
         &'agenttrust;completions'= {
             cand --write-dir 'Write every shell''s file into this dir (used to refresh completions/)'
@@ -2551,6 +2586,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;api'= {
         }
         &'agenttrust;help;bench'= {
+            cand seed 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
+        }
+        &'agenttrust;help;bench;seed'= {
         }
         &'agenttrust;help;completions'= {
         }

@@ -1601,28 +1601,53 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s v -l verbo
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l connections -d 'Concurrent workers, each with its own connection (1-4096)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l duration -d 'How long each scenario is measured: 10s, 1m' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l rate -d 'Open loop: requests a second in all, sent at fixed times [default: closed loop]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l warmup -d 'Load before each scenario\'s measurement, not recorded: 1s, 0s for none' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l connections -d 'Concurrent workers, each with its own connection (1-4096)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l duration -d 'How long each scenario is measured: 10s, 1m' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l rate -d 'Open loop: requests a second in all, sent at fixed times [default: closed loop]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l warmup -d 'Load before each scenario\'s measurement, not recorded: 1s, 0s for none' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
 always\t'Always colour, even into a pipe'
 never\t'Never colour'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -a "seed" -d 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and not __fish_seen_subcommand_from seed help" -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l agents -d 'Agents to register' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l checks -d 'Checks to make, spread over the new agents' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l connections -d 'Concurrent workers, each with its own connection (1-4096)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from seed" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "seed" -d 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand bench; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l write-dir -d 'Write every shell\'s file into this dir (used to refresh completions/)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand completions" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
@@ -1816,5 +1841,6 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "seed" -d 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "org" -d 'Manage orgs in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "key" -d 'Mint org API keys in the database'

@@ -9,11 +9,12 @@ mod fixture;
 mod load;
 mod report;
 mod scenario;
+mod seed;
 
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use self::fixture::Created;
 use self::load::{Load, Plan};
@@ -37,6 +38,7 @@ Examples:
   agenttrust bench                                  every scenario, 16 connections, 10s each
   agenttrust bench check --connections 32 --duration 30s
   agenttrust bench check,introspect --rate 2000 --duration 20s -o json
+  agenttrust bench seed --agents 100000 --checks 900000   fill the gateway first (see bench seed -h)
 
 Every scenario is run after GET /health with the same settings, and reported beside it: \
 REQ/S_VS_HEALTH and P99_VS_HEALTH are the scenario's throughput and p99 latency over those of \
@@ -60,7 +62,10 @@ an org whose audit log you want to keep small.
 
 Exit status: 0 when every request succeeded; 1 when some failed (after the report) or the run \
 was interrupted; 69 when the gateway is unreachable.")]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Scenarios to run, comma-separated or repeated [default: all]
     #[arg(value_name = "SCENARIO", value_enum, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
@@ -79,6 +84,13 @@ pub struct BenchArgs {
     /// Load before each scenario's measurement, not recorded: 1s, 0s for none
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = config::parse_duration)]
     pub warmup: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Fill the gateway with agents and checks through the API, to measure it at a size (like
+    /// pgbench -i)
+    Seed(seed::SeedArgs),
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {
@@ -116,6 +128,9 @@ impl BenchArgs {
 }
 
 pub async fn run(context: &Context, args: BenchArgs) -> anyhow::Result<Outcome> {
+    if let Some(BenchCommand::Seed(seed)) = args.command {
+        return seed::run(context, seed).await;
+    }
     let scenarios = args.scenarios();
     let plan = args.plan();
     let client = context.pooled_client(plan.connections)?;

@@ -12,6 +12,8 @@ on_both_backends!(
     every_scenario_is_measured_beside_health_and_cleaned_up,
     an_open_loop_schedules_rate_times_duration,
     a_check_the_policy_denies_is_not_measured,
+    seed_registers_agents_and_spreads_checks_over_them,
+    a_seed_stops_at_the_first_refused_check,
 );
 
 const SCENARIOS: [&str; 5] = ["health", "check", "introspect", "issue", "telemetry"];
@@ -207,6 +209,97 @@ fn a_check_the_policy_denies_is_not_measured(h: &Harness) {
     assert_eq!(assert_cleaned_up(h), 1);
 }
 
+/// The agents a seed registered (by their name), as the gateway lists them.
+fn seeded_agents(h: &Harness, prefix: &str) -> Vec<Value> {
+    h.get(&format!("/api/v1/agents?name_prefix={prefix}&limit=100"))
+        .ok()["agents"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn seed_registers_agents_and_spreads_checks_over_them(h: &Harness) {
+    let before = h.row_counts();
+    let run = h.run(&[
+        "bench",
+        "seed",
+        "--agents",
+        "7",
+        "--checks",
+        "23",
+        "--connections",
+        "3",
+        "-o",
+        "json",
+    ]);
+    run.success();
+    let report = run.json();
+    assert_eq!(report["agents_created"], 7, "{report}");
+    assert_eq!(report["checks_made"], 23, "{report}");
+    let prefix = report["name_prefix"].as_str().unwrap();
+    assert!(prefix.starts_with("agenttrust-seed-"), "{prefix}");
+
+    // Exactly what it says, in the store: every agent and every check is audited, nothing else
+    // was written, and the chain still verifies.
+    let after = h.row_counts();
+    let grew = |table: &str| after[table] - before[table];
+    assert_eq!(grew("agents"), 7, "{before:?} → {after:?}");
+    assert_eq!(grew("checks"), 23);
+    assert_eq!(grew("audit_events"), 30);
+    assert_eq!(grew("agent_tokens"), 0);
+    let agents = seeded_agents(h, prefix);
+    assert_eq!(agents.len(), 7);
+    for agent in &agents {
+        // Seeded data stays as it is: nothing is revoked afterwards.
+        assert_eq!(agent["status"], "active", "{agent}");
+        assert_eq!(agent["capabilities"], json!(["bench:read"]), "{agent}");
+    }
+    // The checks go round the agents: 23 over 7 is 3 or 4 each.
+    for agent in &agents {
+        let id = agent["id"].as_str().unwrap();
+        let made = h
+            .sql_integers(&format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM checks WHERE agent_id = '{id}' \
+                 AND allowed = TRUE"
+            ))
+            .unwrap()[0];
+        assert!((3..=4).contains(&made), "agent {id} got {made} checks");
+    }
+    let verified = h.run(&["audit", "verify", "-o", "json"]);
+    verified.success();
+    assert_eq!(verified.json()["valid"], true);
+}
+
+fn a_seed_stops_at_the_first_refused_check(h: &Harness) {
+    h.put_policy(json!({
+        "rules": [{"id": "no-seed", "tools": ["read_*"], "decision": "deny",
+                   "reason": "no reads today"}]
+    }));
+    let before = h.row_counts();
+    let run = h.run(&[
+        "bench",
+        "seed",
+        "--agents",
+        "2",
+        "--checks",
+        "500",
+        "--connections",
+        "4",
+        "-o",
+        "json",
+    ]);
+    run.code(1);
+    assert!(run.stderr.contains("no reads today"), "{}", run.stderr);
+    assert!(run.stderr.contains("rule:no-seed"), "{}", run.stderr);
+    // The report says how far it got: the agents, and no allowed check.
+    let report = run.json();
+    assert_eq!(report["agents_created"], 2, "{report}");
+    assert_eq!(report["checks_made"], 0, "{report}");
+    // Every worker stops at its first refusal: at most one denied check each, not 500.
+    let denied = h.row_counts()["checks"] - before["checks"];
+    assert!((1..=4).contains(&denied), "{denied} checks were made");
+}
+
 #[test]
 fn bad_input_is_a_usage_error() {
     let h = Harness::sqlite();
@@ -218,6 +311,11 @@ fn bad_input_is_a_usage_error() {
         (&["bench", "--rate", "0"], "--rate"),
         (&["bench", "--duration", "0s"], "more than 0"),
         (&["bench", "--warmup", "soon"], "--warmup"),
+        (&["bench", "seed", "--agents", "0"], "--agents"),
+        (&["bench", "seed", "--checks=-1"], "--checks"),
+        (&["bench", "seed", "--connections", "0"], "--connections"),
+        (&["bench", "check", "seed"], "seed"),
+        (&["bench", "seed", "check"], "check"),
     ] {
         let run = h.run(args);
         run.code(2);

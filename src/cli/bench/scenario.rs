@@ -19,7 +19,7 @@ use crate::client::{self, Client};
 
 /// The tool every check and telemetry event of a run names: a read, allowed by default.
 pub const TOOL_NAME: &str = "read_file";
-const INPUT_SUMMARY: &str = "/tmp/agenttrust-bench/input.txt";
+pub const INPUT_SUMMARY: &str = "/tmp/agenttrust-bench/input.txt";
 /// Events in one telemetry report.
 pub const EVENTS_PER_REPORT: usize = 10;
 /// Lifetime of the tokens the `issue` scenario issues (they die with the agent anyway).
