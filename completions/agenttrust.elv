@@ -52,6 +52,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand guard 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
+            cand federation 'Federation: trust external OIDC issuers (providers, subject links), verify and issue ID tokens, open sessions from them'
             cand keys 'Manage org API keys'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
@@ -1833,6 +1834,669 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;delegations;help;help'= {
         }
+        &'agenttrust;federation'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand providers 'External OIDC issuers the org trusts: add (by discovery), list, get, update, delete'
+            cand subjects 'Which subject of a provider acts as which agent of the org: link, list, unlink'
+            cand verify 'Verify an ID token (a provider''s or this gateway''s) for this org'
+            cand tokens 'ID tokens signed by this gateway for its agents: issue, revoke'
+            cand session 'Open a session from an ID token, bounded by its provider''s trust level'
+            cand sessions 'Open a session from an ID token, bounded by its provider''s trust level'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;providers'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand add 'Register an issuer: its discovery document is fetched and its `issuer` must match (`-q` prints the provider id)'
+            cand list 'List the org''s providers'
+            cand get 'Show one provider'
+            cand update 'Change a provider''s name, trust level, status, audience, subject claim or JWKS URL; `--status disabled` stops its tokens and its sessions at once'
+            cand disable 'Stop trusting a provider: its tokens are refused and its sessions end at once'
+            cand enable 'Trust a disabled provider again'
+            cand remove 'Remove a provider and its subject links; its sessions end (asks first; --yes without a terminal)'
+            cand delete 'Remove a provider and its subject links; its sessions end (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;providers;add'= {
+            cand --name 'A name to tell providers apart [default: the issuer]'
+            cand --trust-level 'How far its sessions may go: low (reads), standard (up to mutating), high (policy)'
+            cand --jwks-uri 'The issuer''s JWKS URL, for an issuer without a discovery document (skips discovery)'
+            cand --audience 'The `aud` its tokens must carry [default: <gateway public URL>/orgs/<org id>]'
+            cand --subject-claim 'The claim naming the external subject [default: sub]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --disabled 'Register it disabled'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;list'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;get'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;update'= {
+            cand --name 'name'
+            cand --trust-level 'low, standard or high'
+            cand --status 'active or disabled'
+            cand --audience 'audience'
+            cand --subject-claim 'subject-claim'
+            cand --jwks-uri 'jwks-uri'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;disable'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;enable'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;remove'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;delete'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;providers;help'= {
+            cand add 'Register an issuer: its discovery document is fetched and its `issuer` must match (`-q` prints the provider id)'
+            cand list 'List the org''s providers'
+            cand get 'Show one provider'
+            cand update 'Change a provider''s name, trust level, status, audience, subject claim or JWKS URL; `--status disabled` stops its tokens and its sessions at once'
+            cand disable 'Stop trusting a provider: its tokens are refused and its sessions end at once'
+            cand enable 'Trust a disabled provider again'
+            cand remove 'Remove a provider and its subject links; its sessions end (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;providers;help;add'= {
+        }
+        &'agenttrust;federation;providers;help;list'= {
+        }
+        &'agenttrust;federation;providers;help;get'= {
+        }
+        &'agenttrust;federation;providers;help;update'= {
+        }
+        &'agenttrust;federation;providers;help;disable'= {
+        }
+        &'agenttrust;federation;providers;help;enable'= {
+        }
+        &'agenttrust;federation;providers;help;remove'= {
+        }
+        &'agenttrust;federation;providers;help;help'= {
+        }
+        &'agenttrust;federation;subjects'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand link 'Let SUBJECT of the provider act as an agent of the org'
+            cand list 'List the provider''s linked subjects'
+            cand unlink 'Remove a link (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;subjects;link'= {
+            cand --agent 'Agent id or name'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;subjects;list'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;subjects;unlink'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;subjects;help'= {
+            cand link 'Let SUBJECT of the provider act as an agent of the org'
+            cand list 'List the provider''s linked subjects'
+            cand unlink 'Remove a link (asks first; --yes without a terminal)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;subjects;help;link'= {
+        }
+        &'agenttrust;federation;subjects;help;list'= {
+        }
+        &'agenttrust;federation;subjects;help;unlink'= {
+        }
+        &'agenttrust;federation;subjects;help;help'= {
+        }
+        &'agenttrust;federation;verify'= {
+            cand --issuer 'The issuer it must come from'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;tokens'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand issue 'Issue an ID token signed by this gateway for an agent (`-q` prints only the token)'
+            cand revoke 'Revoke an ID token this gateway issued: it fails verification here from then on'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;tokens;issue'= {
+            cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
+            cand --audience 'Who the token is for: the relying party''s expected audience [default: this gateway]'
+            cand --scopes 'Scopes (from the agent''s capabilities): comma-separated or repeated'
+            cand --ttl 'Lifetime: 300, 300s, 5m, 1h [default: 5m]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;tokens;revoke'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;tokens;help'= {
+            cand issue 'Issue an ID token signed by this gateway for an agent (`-q` prints only the token)'
+            cand revoke 'Revoke an ID token this gateway issued: it fails verification here from then on'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;tokens;help;issue'= {
+        }
+        &'agenttrust;federation;tokens;help;revoke'= {
+        }
+        &'agenttrust;federation;tokens;help;help'= {
+        }
+        &'agenttrust;federation;session'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand init 'Open a federation session from an ID token (`-q` prints the session id)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;sessions'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand init 'Open a federation session from an ID token (`-q` prints the session id)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;session;init'= {
+            cand --issuer 'The issuer it must come from'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;sessions;init'= {
+            cand --issuer 'The issuer it must come from'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;federation;session;help'= {
+            cand init 'Open a federation session from an ID token (`-q` prints the session id)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;session;help;init'= {
+        }
+        &'agenttrust;federation;session;help;help'= {
+        }
+        &'agenttrust;federation;sessions;help'= {
+            cand init 'Open a federation session from an ID token (`-q` prints the session id)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;sessions;help;init'= {
+        }
+        &'agenttrust;federation;sessions;help;help'= {
+        }
+        &'agenttrust;federation;help'= {
+            cand providers 'External OIDC issuers the org trusts: add (by discovery), list, get, update, delete'
+            cand subjects 'Which subject of a provider acts as which agent of the org: link, list, unlink'
+            cand verify 'Verify an ID token (a provider''s or this gateway''s) for this org'
+            cand tokens 'ID tokens signed by this gateway for its agents: issue, revoke'
+            cand session 'Open a session from an ID token, bounded by its provider''s trust level'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;federation;help;providers'= {
+            cand add 'Register an issuer: its discovery document is fetched and its `issuer` must match (`-q` prints the provider id)'
+            cand list 'List the org''s providers'
+            cand get 'Show one provider'
+            cand update 'Change a provider''s name, trust level, status, audience, subject claim or JWKS URL; `--status disabled` stops its tokens and its sessions at once'
+            cand disable 'Stop trusting a provider: its tokens are refused and its sessions end at once'
+            cand enable 'Trust a disabled provider again'
+            cand remove 'Remove a provider and its subject links; its sessions end (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;federation;help;providers;add'= {
+        }
+        &'agenttrust;federation;help;providers;list'= {
+        }
+        &'agenttrust;federation;help;providers;get'= {
+        }
+        &'agenttrust;federation;help;providers;update'= {
+        }
+        &'agenttrust;federation;help;providers;disable'= {
+        }
+        &'agenttrust;federation;help;providers;enable'= {
+        }
+        &'agenttrust;federation;help;providers;remove'= {
+        }
+        &'agenttrust;federation;help;subjects'= {
+            cand link 'Let SUBJECT of the provider act as an agent of the org'
+            cand list 'List the provider''s linked subjects'
+            cand unlink 'Remove a link (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;federation;help;subjects;link'= {
+        }
+        &'agenttrust;federation;help;subjects;list'= {
+        }
+        &'agenttrust;federation;help;subjects;unlink'= {
+        }
+        &'agenttrust;federation;help;verify'= {
+        }
+        &'agenttrust;federation;help;tokens'= {
+            cand issue 'Issue an ID token signed by this gateway for an agent (`-q` prints only the token)'
+            cand revoke 'Revoke an ID token this gateway issued: it fails verification here from then on'
+        }
+        &'agenttrust;federation;help;tokens;issue'= {
+        }
+        &'agenttrust;federation;help;tokens;revoke'= {
+        }
+        &'agenttrust;federation;help;session'= {
+            cand init 'Open a federation session from an ID token (`-q` prints the session id)'
+        }
+        &'agenttrust;federation;help;session;init'= {
+        }
+        &'agenttrust;federation;help;help'= {
+        }
         &'agenttrust;keys'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -2174,8 +2838,10 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --header-read-timeout 'How long a client may take to send a request''s headers (also ends idle connections)'
             cand --request-timeout 'How long one request, its body included, may take before it is answered with a 503'
             cand --max-delegation-ttl 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused'
+            cand --public-url 'The URL clients reach this gateway at (behind a load balancer: its URL); the issuer name of the ID tokens it signs [default: http://<listen address>]'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2186,6 +2852,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
             cand --dev 'Create (once) an org and an admin key and save them as profile `local`'
+            cand --federation-allow-http 'Fetch federation providers'' documents over plain http from any host (by default only https, or http to a loopback address)'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -2199,11 +2866,13 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
             cand org 'Manage orgs in the database'
             cand key 'Mint org API keys in the database'
+            cand signing-key 'The gateway''s signing keys (ID tokens): list, rotate, make a key-encryption key'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;server;org'= {
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2231,6 +2900,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;server;org;create'= {
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2255,6 +2925,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;server;org;list'= {
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2290,6 +2961,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;server;key'= {
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2319,6 +2991,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --name 'A label to tell keys apart'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2348,9 +3021,129 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;server;key;help;help'= {
         }
+        &'agenttrust;server;signing-key'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List the signing keys: which one signs, which are still published'
+            cand rotate 'Make a new signing key; the old one stays published for --overlap, so the tokens it signed keep verifying until they expire'
+            cand secret 'Print a new random key-encryption key, for --signing-key-secret-file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;signing-key;list'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;server;signing-key;rotate'= {
+            cand --overlap 'How long the old key stays published: at least the server''s --max-token-ttl'
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;server;signing-key;secret'= {
+            cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
+            cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
+            cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;server;signing-key;help'= {
+            cand list 'List the signing keys: which one signs, which are still published'
+            cand rotate 'Make a new signing key; the old one stays published for --overlap, so the tokens it signed keep verifying until they expire'
+            cand secret 'Print a new random key-encryption key, for --signing-key-secret-file'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;server;signing-key;help;list'= {
+        }
+        &'agenttrust;server;signing-key;help;rotate'= {
+        }
+        &'agenttrust;server;signing-key;help;secret'= {
+        }
+        &'agenttrust;server;signing-key;help;help'= {
+        }
         &'agenttrust;server;help'= {
             cand org 'Manage orgs in the database'
             cand key 'Mint org API keys in the database'
+            cand signing-key 'The gateway''s signing keys (ID tokens): list, rotate, make a key-encryption key'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;server;help;org'= {
@@ -2365,6 +3158,17 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand create 'Mint an API key for an org; prints the key once'
         }
         &'agenttrust;server;help;key;create'= {
+        }
+        &'agenttrust;server;help;signing-key'= {
+            cand list 'List the signing keys: which one signs, which are still published'
+            cand rotate 'Make a new signing key; the old one stays published for --overlap, so the tokens it signed keep verifying until they expire'
+            cand secret 'Print a new random key-encryption key, for --signing-key-secret-file'
+        }
+        &'agenttrust;server;help;signing-key;list'= {
+        }
+        &'agenttrust;server;help;signing-key;rotate'= {
+        }
+        &'agenttrust;server;help;signing-key;secret'= {
         }
         &'agenttrust;server;help;help'= {
         }
@@ -2383,6 +3187,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand guard 'The runtime seatbelt for shell-scripted agents: check, run, report (exit codes are the API)'
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
+            cand federation 'Federation: trust external OIDC issuers (providers, subject links), verify and issue ID tokens, open sessions from them'
             cand keys 'Manage org API keys'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
@@ -2564,6 +3369,62 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;help;delegations;tree'= {
         }
+        &'agenttrust;help;federation'= {
+            cand providers 'External OIDC issuers the org trusts: add (by discovery), list, get, update, delete'
+            cand subjects 'Which subject of a provider acts as which agent of the org: link, list, unlink'
+            cand verify 'Verify an ID token (a provider''s or this gateway''s) for this org'
+            cand tokens 'ID tokens signed by this gateway for its agents: issue, revoke'
+            cand session 'Open a session from an ID token, bounded by its provider''s trust level'
+        }
+        &'agenttrust;help;federation;providers'= {
+            cand add 'Register an issuer: its discovery document is fetched and its `issuer` must match (`-q` prints the provider id)'
+            cand list 'List the org''s providers'
+            cand get 'Show one provider'
+            cand update 'Change a provider''s name, trust level, status, audience, subject claim or JWKS URL; `--status disabled` stops its tokens and its sessions at once'
+            cand disable 'Stop trusting a provider: its tokens are refused and its sessions end at once'
+            cand enable 'Trust a disabled provider again'
+            cand remove 'Remove a provider and its subject links; its sessions end (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;help;federation;providers;add'= {
+        }
+        &'agenttrust;help;federation;providers;list'= {
+        }
+        &'agenttrust;help;federation;providers;get'= {
+        }
+        &'agenttrust;help;federation;providers;update'= {
+        }
+        &'agenttrust;help;federation;providers;disable'= {
+        }
+        &'agenttrust;help;federation;providers;enable'= {
+        }
+        &'agenttrust;help;federation;providers;remove'= {
+        }
+        &'agenttrust;help;federation;subjects'= {
+            cand link 'Let SUBJECT of the provider act as an agent of the org'
+            cand list 'List the provider''s linked subjects'
+            cand unlink 'Remove a link (asks first; --yes without a terminal)'
+        }
+        &'agenttrust;help;federation;subjects;link'= {
+        }
+        &'agenttrust;help;federation;subjects;list'= {
+        }
+        &'agenttrust;help;federation;subjects;unlink'= {
+        }
+        &'agenttrust;help;federation;verify'= {
+        }
+        &'agenttrust;help;federation;tokens'= {
+            cand issue 'Issue an ID token signed by this gateway for an agent (`-q` prints only the token)'
+            cand revoke 'Revoke an ID token this gateway issued: it fails verification here from then on'
+        }
+        &'agenttrust;help;federation;tokens;issue'= {
+        }
+        &'agenttrust;help;federation;tokens;revoke'= {
+        }
+        &'agenttrust;help;federation;session'= {
+            cand init 'Open a federation session from an ID token (`-q` prints the session id)'
+        }
+        &'agenttrust;help;federation;session;init'= {
+        }
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'
             cand list 'List keys, oldest first (never the secrets, only their prefixes)'
@@ -2597,6 +3458,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;server'= {
             cand org 'Manage orgs in the database'
             cand key 'Mint org API keys in the database'
+            cand signing-key 'The gateway''s signing keys (ID tokens): list, rotate, make a key-encryption key'
         }
         &'agenttrust;help;server;org'= {
             cand create 'Create an org; prints its id'
@@ -2610,6 +3472,17 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand create 'Mint an API key for an org; prints the key once'
         }
         &'agenttrust;help;server;key;create'= {
+        }
+        &'agenttrust;help;server;signing-key'= {
+            cand list 'List the signing keys: which one signs, which are still published'
+            cand rotate 'Make a new signing key; the old one stays published for --overlap, so the tokens it signed keep verifying until they expire'
+            cand secret 'Print a new random key-encryption key, for --signing-key-secret-file'
+        }
+        &'agenttrust;help;server;signing-key;list'= {
+        }
+        &'agenttrust;help;server;signing-key;rotate'= {
+        }
+        &'agenttrust;help;server;signing-key;secret'= {
         }
         &'agenttrust;help;help'= {
         }

@@ -18,6 +18,7 @@ pub mod approvals;
 pub mod audit;
 pub mod delegations;
 pub mod error;
+pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod policies;

@@ -15,6 +15,7 @@ pub mod bench;
 pub mod common;
 pub mod completions;
 pub mod delegations;
+pub mod federation;
 pub mod guard;
 pub mod health;
 pub mod keys;
@@ -148,6 +149,9 @@ pub enum Command {
     Policies(policies::PoliciesArgs),
     /// Delegate capabilities between agents: create, list, get, revoke, open a session, tree
     Delegations(delegations::DelegationsArgs),
+    /// Federation: trust external OIDC issuers (providers, subject links), verify and issue ID
+    /// tokens, open sessions from them
+    Federation(federation::FederationArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// Read the org's audit log and verify its hash chain
@@ -285,6 +289,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Guard(args) => guard::run(&context, args).await,
                 Command::Policies(args) => policies::run(&context, args).await,
                 Command::Delegations(args) => done(delegations::run(&context, args).await),
+                Command::Federation(args) => federation::run(&context, args).await,
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),

@@ -9,6 +9,7 @@ pub mod agents;
 pub mod approvals;
 pub mod audit;
 pub mod delegations;
+pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod policies;
@@ -328,6 +329,14 @@ impl Client {
         body: &B,
     ) -> Result<Response<T>, Error> {
         self.send(Method::PUT, url, Some(body), false).await
+    }
+
+    pub(crate) async fn patch<T: DeserializeOwned, B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+    ) -> Result<Response<T>, Error> {
+        self.send(Method::PATCH, url, Some(body), false).await
     }
 
     pub(crate) async fn delete<T: DeserializeOwned>(&self, url: Url) -> Result<Response<T>, Error> {

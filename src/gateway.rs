@@ -18,14 +18,17 @@ pub mod connections;
 pub mod delegations;
 pub mod error;
 pub mod extract;
+pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod notices;
+pub mod outbound;
 pub mod policies;
 pub mod policy_cache;
 pub mod policy_limits;
 pub mod secrets;
 pub mod sessions;
+pub mod signing;
 pub mod telemetry;
 pub mod tokens;
 pub mod validate;
@@ -38,7 +41,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -69,6 +72,17 @@ pub struct GatewayConfig {
     pub sqlite_synchronous: SqliteSynchronous,
     pub policy_limits: PolicyLimits,
     pub connection_limits: ConnectionLimits,
+    /// The URL clients reach this gateway at, which names it as an OIDC issuer; `None`: made
+    /// from the bound address (`http://127.0.0.1:PORT`).
+    pub public_url: Option<String>,
+    /// The key-encryption key sealing the signing keys' private halves.
+    pub signing_secret: Option<signing::SigningSecret>,
+    /// Fetch federation documents over plain http from any host, not only loopback.
+    pub federation_allow_http: bool,
+    /// The least time between two fetches of one provider's JWKS.
+    pub jwks_min_refresh_interval: std::time::Duration,
+    /// How long a replica uses its copy of the signing keys before reading them again.
+    pub signing_keys_reload_after: std::time::Duration,
 }
 
 impl GatewayConfig {
@@ -82,6 +96,11 @@ impl GatewayConfig {
             sqlite_synchronous: SqliteSynchronous::default(),
             policy_limits: PolicyLimits::default(),
             connection_limits: ConnectionLimits::default(),
+            public_url: None,
+            signing_secret: None,
+            federation_allow_http: false,
+            jwks_min_refresh_interval: federation::jwks::MIN_REFRESH_INTERVAL,
+            signing_keys_reload_after: signing::RELOAD_AFTER,
         }
     }
 }
@@ -115,6 +134,8 @@ pub struct AppState {
     /// This replica's copies of hot rows; a handler that changes one forgets it after the
     /// commit ([`cache::Caches::forget`]).
     pub caches: Arc<cache::Caches>,
+    /// This gateway as an OIDC issuer, and its trust in others.
+    pub federation: Arc<federation::Federation>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -150,6 +171,29 @@ impl Gateway {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
+        let issuer = match &config.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => local_url(local_addr),
+        };
+        let signing = signing::SigningKeys::start_with(
+            &store,
+            config.signing_secret.clone(),
+            config.signing_keys_reload_after,
+        )
+        .await
+        .context("loading the gateway's signing keys")?;
+        if !signing.seals() {
+            tracing::warn!(
+                "no --signing-key-secret-file: the private halves of the gateway's signing keys \
+                 are stored unsealed in the database"
+            );
+        }
+        let federation = Arc::new(federation::Federation {
+            issuer,
+            signing,
+            outbound: outbound::Outbound::new(config.federation_allow_http),
+            jwks: federation::jwks::JwksCache::new(config.jwks_min_refresh_interval),
+        });
         let caches = Arc::new(cache::Caches::for_store(&store));
         let listening = notices::connect(&store, &caches).await;
         Ok(Gateway {
@@ -164,6 +208,7 @@ impl Gateway {
                     policy_limits: config.policy_limits,
                 }),
                 caches,
+                federation,
             },
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
@@ -173,6 +218,11 @@ impl Gateway {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The name this gateway issues ID tokens under.
+    pub fn issuer(&self) -> &str {
+        &self.state.federation.issuer
     }
 
     pub fn store(&self) -> &Store {
@@ -217,6 +267,49 @@ impl Gateway {
 pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route(
+            "/.well-known/openid-configuration",
+            get(federation::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(federation::jwks))
+        .route(
+            "/api/v1/federation/providers",
+            post(federation::register_provider).get(federation::list_providers),
+        )
+        .route(
+            "/api/v1/federation/providers/{provider_id}",
+            get(federation::get_provider)
+                .patch(federation::update_provider)
+                .delete(federation::delete_provider),
+        )
+        .route(
+            "/api/v1/federation/providers/{provider_id}/subjects",
+            post(federation::link_subject).get(federation::list_subjects),
+        )
+        .route(
+            "/api/v1/federation/providers/{provider_id}/subjects/{subject}",
+            delete(federation::unlink_subject),
+        )
+        .route(
+            "/api/v1/federation/tokens/verify",
+            post(federation::verify_token),
+        )
+        .route(
+            "/api/v1/federation/tokens/introspect",
+            post(federation::verify_token),
+        )
+        .route(
+            "/api/v1/federation/tokens/issue",
+            post(federation::issue_token),
+        )
+        .route(
+            "/api/v1/federation/tokens/revoke",
+            post(federation::revoke_token),
+        )
+        .route(
+            "/api/v1/federation/sessions/init",
+            post(federation::init_session),
+        )
         .route("/api/v1/agents", post(agents::create).get(agents::list))
         .route("/api/v1/agents/{agent_id}", get(agents::get))
         .route("/api/v1/agents/{agent_id}/revoke", post(agents::revoke))
@@ -300,6 +393,17 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
         "METHOD_NOT_ALLOWED",
         format!("{method} is not allowed on {}", uri.path()),
     )
+}
+
+/// The URL a client on this machine reaches `address` at: a wildcard address becomes loopback.
+pub fn local_url(address: SocketAddr) -> String {
+    let host = match address.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("http://{host}:{}", address.port())
 }
 
 /// A database URL fit for logs: the password replaced.

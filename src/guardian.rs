@@ -15,8 +15,8 @@ pub mod scope;
 
 pub use classify::{Classification, classify};
 pub use decide::{
-    AgentFacts, ApprovalAction, ApprovalState, CheckInput, Decision, DelegationFacts, SessionFacts,
-    decide,
+    AgentFacts, ApprovalAction, ApprovalState, CheckInput, Decision, DelegationFacts,
+    FederationFacts, SessionFacts, decide, trust_ceiling,
 };
 pub use policy::{CompiledPolicy, PolicyError, RuleProblem, compile};
 

@@ -20,12 +20,14 @@ pub mod changes;
 pub mod checks;
 mod deferred;
 pub mod delegations;
+pub mod federation;
 pub mod group_commit;
 pub mod keys;
 pub mod orgs;
 pub mod policies;
 pub mod script;
 pub mod sessions;
+pub mod signing_keys;
 pub mod telemetry;
 pub mod tokens;
 
@@ -246,6 +248,10 @@ const TABLES: &[&str] = &[
     "policies",
     "approvals",
     "delegations",
+    "signing_keys",
+    "federation_providers",
+    "federation_subjects",
+    "federation_tokens",
 ];
 
 impl Store {

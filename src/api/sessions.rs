@@ -12,6 +12,8 @@ pub const SOURCE_MCP: &str = "mcp";
 pub const SOURCE_API: &str = "api";
 /// Opened by a shell agent (`agenttrust guard session start`).
 pub const SOURCE_SHELL: &str = "shell";
+/// Opened from an external issuer's ID token (`POST /api/v1/federation/sessions/init`).
+pub const SOURCE_FEDERATION: &str = "federation";
 
 /// The Session object; `session_id`, `agent_id` and `org_id` are always present (the Rust SDK
 /// requires them).
@@ -27,6 +29,16 @@ pub struct Session {
     pub server_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegation_id: Option<String>,
+    /// A federation session's provider, issuer and trust level (the most it may do), and when
+    /// it ends (the external token's expiry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// `standard`, `read_only`, `elevated` (an admin's choice, or an approval's grant is live),
     /// `locked`.
     #[serde(default)]

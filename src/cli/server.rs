@@ -16,7 +16,7 @@ use crate::api::keys::Role;
 use crate::config::{self, ConfigStore, env};
 use crate::gateway::connections::{self, ConnectionLimits};
 use crate::gateway::policy_limits::{self, PolicyLimits};
-use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets};
+use crate::gateway::{self, Gateway, GatewayConfig, bootstrap, secrets, signing};
 use crate::output::{self, Printer, View};
 use crate::store::{self, SqliteSynchronous, Store};
 
@@ -72,6 +72,16 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = config::parse_duration)]
     pub max_delegation_ttl: Duration,
 
+    /// The URL clients reach this gateway at (behind a load balancer: its URL); the issuer
+    /// name of the ID tokens it signs [default: http://<listen address>]
+    #[arg(long, env = env::PUBLIC_URL, value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Fetch federation providers' documents over plain http from any host (by default only
+    /// https, or http to a loopback address)
+    #[arg(long)]
+    pub federation_allow_http: bool,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -92,6 +102,13 @@ pub struct DatabaseArgs {
     /// Directory of the default SQLite file [default: the platform's data dir]
     #[arg(long, env = env::DATA_DIR, global = true)]
     pub data_dir: Option<PathBuf>,
+
+    /// A file holding the key-encryption key that seals the private halves of the gateway's
+    /// signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one).
+    /// Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made
+    /// on first start; with PostgreSQL: none, the keys are stored unsealed]
+    #[arg(long, env = env::SIGNING_KEY_SECRET_FILE, global = true, value_name = "PATH")]
+    pub signing_key_secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +119,24 @@ pub enum ServerCommand {
     /// Mint org API keys in the database
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The gateway's signing keys (ID tokens): list, rotate, make a key-encryption key
+    #[command(subcommand)]
+    SigningKey(SigningKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SigningKeyCommand {
+    /// List the signing keys: which one signs, which are still published
+    List,
+    /// Make a new signing key; the old one stays published for --overlap, so the tokens it
+    /// signed keep verifying until they expire
+    Rotate {
+        /// How long the old key stays published: at least the server's --max-token-ttl
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = config::parse_duration)]
+        overlap: Duration,
+    },
+    /// Print a new random key-encryption key, for --signing-key-secret-file
+    Secret,
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,8 +198,182 @@ pub async fn run(
             output::data_lines(&[created.key])?;
             Ok(())
         }
+        Some(ServerCommand::SigningKey(command)) => {
+            signing_key_command(command, &args.database, &database_url, printer).await
+        }
         None => serve(args, &database_url, config_dir_override).await,
     }
+}
+
+/// The key-encryption key: the configured file, else (SQLite) the file beside the database,
+/// made on first use; `None` (PostgreSQL without one, or an in-memory database).
+fn signing_secret(
+    args: &DatabaseArgs,
+    database_url: &str,
+) -> anyhow::Result<Option<signing::SigningSecret>> {
+    let (path, create) = match &args.signing_key_secret_file {
+        Some(path) => (path.clone(), false),
+        None => match sqlite_file(database_url) {
+            Some(database) => (
+                PathBuf::from(format!("{}.signing-secret", database.display())),
+                true,
+            ),
+            None => return Ok(None),
+        },
+    };
+    if create && !path.exists() {
+        write_private_file(&path, &signing::SigningSecret::generate_text()?)
+            .with_context(|| format!("cannot create the signing-key secret {}", path.display()))?;
+        tracing::info!(path = %path.display(), "created the key-encryption key of the signing keys");
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the signing-key secret {}", path.display()))?;
+    let secret = signing::SigningSecret::parse(&text)
+        .map_err(|error| anyhow::anyhow!("the signing-key secret {}: {error}", path.display()))?;
+    Ok(Some(secret))
+}
+
+/// The file of a `sqlite://PATH` URL; `None` for PostgreSQL or an in-memory database.
+fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.contains(":memory:") || database_url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Creates `path` with `text`, readable by its owner only; refuses to replace a file.
+fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    let mut file = open.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+async fn signing_key_command(
+    command: SigningKeyCommand,
+    database: &DatabaseArgs,
+    database_url: &str,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    match command {
+        SigningKeyCommand::Secret => {
+            output::data_lines(&[signing::SigningSecret::generate_text()?.trim().to_string()])?;
+            Ok(())
+        }
+        SigningKeyCommand::List => {
+            let store = Store::connect(database_url).await?;
+            list_signing_keys(&store, printer).await
+        }
+        SigningKeyCommand::Rotate { overlap } => {
+            let secret = signing_secret(database, database_url)?;
+            let store = Store::connect(database_url).await?;
+            signing::check_secret(&store, secret.as_ref())
+                .await
+                .context("refusing to rotate: the new key would be sealed under another secret")?;
+            let key = signing::generate(secret.as_ref())?;
+            let overlap_seconds = i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX);
+            let retired = store::signing_keys::rotate(
+                &store,
+                key.as_new(),
+                crate::api::time::now(),
+                overlap_seconds,
+                &store::audit::Actor::operator(),
+            )
+            .await?;
+            output::say(format!(
+                "signing key {} now signs; {} retired (published for {} more, until the tokens \
+                 they signed expire); replicas use the new key within {} s",
+                key.id,
+                if retired.is_empty() {
+                    "no key was".to_string()
+                } else {
+                    retired.join(", ")
+                },
+                crate::cli::approvals::humanize(overlap),
+                signing::RELOAD_AFTER.as_secs()
+            ));
+            output::data_lines(&[key.id])?;
+            Ok(())
+        }
+    }
+}
+
+async fn list_signing_keys(store: &Store, printer: &Printer) -> anyhow::Result<()> {
+    let keys = store::signing_keys::list(store).await?;
+    let now = crate::api::time::now();
+    let state = |key: &store::signing_keys::SigningKeyRow| {
+        if key.retired_at.is_none() {
+            "signing"
+        } else if key.is_published(now) {
+            "published"
+        } else {
+            "expired"
+        }
+    };
+    let format_time = |time: Option<i64>| time.map(crate::api::time::format);
+    let raw = serde_json::json!({
+        "keys": keys.iter().map(|key| {
+            let mut object = serde_json::json!({
+                "id": key.id,
+                "algorithm": key.algorithm,
+                "state": state(key),
+                "sealed": key.sealed_with != "none",
+                "created_at": crate::api::time::format(key.created_at),
+            });
+            if let Some(retired_at) = format_time(key.retired_at) {
+                object["retired_at"] = retired_at.into();
+            }
+            if let Some(until) = format_time(key.published_until) {
+                object["published_until"] = until.into();
+            }
+            object
+        }).collect::<Vec<_>>(),
+    });
+    let ids: Vec<String> = keys.iter().map(|key| key.id.clone()).collect();
+    let rows = keys
+        .iter()
+        .map(|key| {
+            vec![
+                key.id.clone(),
+                key.algorithm.clone(),
+                state(key).to_string(),
+                if key.sealed_with == "none" {
+                    "no"
+                } else {
+                    "yes"
+                }
+                .to_string(),
+                printer.time(&crate::api::time::format(key.created_at)),
+                format_time(key.published_until)
+                    .map(|until| printer.time(&until))
+                    .unwrap_or_else(|| "-".to_string()),
+            ]
+        })
+        .collect();
+    printer.show(
+        &raw,
+        &ids,
+        View::Rows {
+            headers: vec![
+                "ID",
+                "ALGORITHM",
+                "STATE",
+                "SEALED",
+                "CREATED",
+                "PUBLISHED UNTIL",
+            ],
+            rows,
+        },
+    )?;
+    Ok(())
 }
 
 /// `server org list`: read straight from the database, like `org create` (no key needed: whoever
@@ -231,6 +440,12 @@ async fn serve(
         header_read_timeout: args.header_read_timeout,
         request_timeout: args.request_timeout,
     };
+    config.public_url = match &args.public_url {
+        Some(url) => Some(public_url(url)?),
+        None => None,
+    };
+    config.signing_secret = signing_secret(&args.database, database_url)?;
+    config.federation_allow_http = args.federation_allow_http;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(
             "--sqlite-synchronous normal: commits are not synced one by one; the last answered \
@@ -270,6 +485,20 @@ async fn serve(
     gateway.serve(shutdown_signal()).await?;
     output::say("agenttrust gateway stopped");
     Ok(())
+}
+
+/// `--public-url`: an absolute http(s) URL without query or fragment; a trailing `/` dropped.
+fn public_url(text: &str) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(text.trim())
+        .with_context(|| format!("--public-url {text:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        anyhow::bail!("--public-url {text:?} must be an http(s) URL without query or fragment");
+    }
+    Ok(text.trim().trim_end_matches('/').to_string())
 }
 
 /// First start: org + admin key + profile. Later starts: keep the profile when its key still
@@ -347,13 +576,7 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// The URL a client on this machine uses: a wildcard listen address becomes loopback.
 fn client_url(address: SocketAddr) -> String {
-    let host = match address.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
-        ip if ip.is_unspecified() => "[::1]".to_string(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        std::net::IpAddr::V4(ip) => ip.to_string(),
-    };
-    format!("http://{host}:{}", address.port())
+    gateway::local_url(address)
 }
 
 /// Completes on SIGINT or SIGTERM.

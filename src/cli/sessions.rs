@@ -253,7 +253,9 @@ pub async fn unlock(context: &Context, id: &str) -> anyhow::Result<()> {
     show_session(context, &response.raw, &response.value)
 }
 
-fn show_session(
+/// One session as a record (federation sessions also show their provider, issuer, trust
+/// level and end).
+pub fn show_session(
     context: &Context,
     raw: &serde_json::Value,
     session: &Session,
@@ -268,6 +270,10 @@ fn show_session(
             ("source", or_dash(Some(&session.source))),
             ("server_id", or_dash(session.server_id.as_deref())),
             ("delegation_id", or_dash(session.delegation_id.as_deref())),
+            ("provider_id", or_dash(session.provider_id.as_deref())),
+            ("issuer", or_dash(session.issuer.as_deref())),
+            ("trust_level", or_dash(session.trust_level.as_deref())),
+            ("expires_at", or_dash(session.expires_at.as_deref())),
             ("mode", or_dash(Some(&session.mode))),
             ("scope_ceiling", join_or_dash(&session.scope_ceiling)),
             ("allowed_actions", join_or_dash(&session.allowed_actions)),

@@ -26,6 +26,10 @@ pub const DATABASE_URL: &str = "AGENTTRUST_DATABASE_URL";
 pub const LISTEN: &str = "AGENTTRUST_LISTEN";
 pub const DATA_DIR: &str = "AGENTTRUST_DATA_DIR";
 pub const MAX_TOKEN_TTL: &str = "AGENTTRUST_MAX_TOKEN_TTL";
+/// The URL clients reach the gateway at; names it as an OIDC issuer.
+pub const PUBLIC_URL: &str = "AGENTTRUST_PUBLIC_URL";
+/// The file holding the key-encryption key of the gateway's signing keys.
+pub const SIGNING_KEY_SECRET_FILE: &str = "AGENTTRUST_SIGNING_KEY_SECRET_FILE";
 /// Not ours, but respected: <https://no-color.org>.
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Not ours, but respected (<https://bixense.com/clicolors/>): `0` turns colour off.

@@ -252,6 +252,7 @@ pub async fn session(
             scope_ceiling: &scope,
             token_id: None,
             delegation_id: Some(&row.id),
+            federation: None,
         },
         &caller.actor(),
     )

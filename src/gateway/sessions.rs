@@ -89,6 +89,7 @@ async fn open_registered(
             scope_ceiling: token.as_ref().map_or(&[][..], |token| &token.scopes[..]),
             token_id: token.as_ref().map(|token| token.id.as_str()),
             delegation_id: None,
+            federation: None,
         },
         &caller.actor(),
     )
@@ -137,6 +138,7 @@ pub async fn init_api(
             scope_ceiling: &scopes,
             token_id: Some(&token.id),
             delegation_id: None,
+            federation: None,
         },
         &caller.actor(),
     )
@@ -261,6 +263,10 @@ pub async fn to_wire(state: &AppState, row: SessionRow) -> ApiResult<Session> {
         source: row.source,
         server_id: row.server_id,
         delegation_id: row.delegation_id,
+        provider_id: row.provider_id,
+        issuer: row.issuer,
+        trust_level: row.trust_level,
+        expires_at: row.expires_at.map(time::format),
         mode,
         allowed_actions: Vec::new(),
         total_calls: count(row.total_calls),

@@ -5,10 +5,14 @@
 //!    outside a registered session when the policy requires one (`session:unregistered`);
 //! 2. a session made from a delegation that is revoked or expired (also through an ancestor)
 //!    may do nothing either (`delegation:revoked`, `delegation:expired`); like identity, a fact
-//!    that does not count as a denial;
+//!    that does not count as a denial; nor may a federation session whose provider was
+//!    disabled or deleted, or whose external token has expired (`federation:provider`,
+//!    `federation:expired`);
 //! 3. the effect: classified from the action name and input summary (or set for the tool by the
 //!    org's policy, `tool_effects`), raised — never lowered — by the effect the caller states;
-//!    then an agent token presented by the caller bounds the call by its scopes (`token:scope`);
+//!    then an agent token presented by the caller bounds the call by its scopes (`token:scope`),
+//!    and a federation session's trust level bounds its effect (`federation:trust_level`: `low`
+//!    reads only, `standard` up to mutating, `high` no bound of its own);
 //! 4. in a delegation session, the call must be covered by the delegation's scope
 //!    (`delegation:scope`) and obey every restriction of the chain
 //!    (`delegation:restriction:tools|effects|max_calls|paths`); see [`super::scope`]. Passing
@@ -25,6 +29,7 @@
 
 use crate::api::actions::Effect;
 use crate::api::delegations::Restrictions;
+use crate::api::federation::TrustLevel;
 use crate::api::policies::{SessionMode, Verdict};
 use crate::api::time;
 
@@ -59,6 +64,27 @@ pub struct SessionFacts<'a> {
     pub registered: bool,
     /// The delegation the session was made from, if any.
     pub delegation: Option<DelegationFacts<'a>>,
+    /// Set for a federation session.
+    pub federation: Option<FederationFacts>,
+}
+
+/// What the gateway knows now of the issuer a federation session was opened on.
+#[derive(Debug, Clone, Copy)]
+pub struct FederationFacts {
+    pub trust_level: TrustLevel,
+    /// The provider still exists and is active (always, for this gateway's own tokens).
+    pub provider_active: bool,
+    /// When the external token expired, or will (Unix seconds).
+    pub expires_at: i64,
+}
+
+/// The most a session vouched for at `level` may do.
+pub fn trust_ceiling(level: TrustLevel) -> Effect {
+    match level {
+        TrustLevel::Low => Effect::Read,
+        TrustLevel::Standard => Effect::Mutating,
+        TrustLevel::High => Effect::Admin,
+    }
 }
 
 /// The delegation a session was made from, as the store knows it now.
@@ -245,6 +271,28 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
         );
     }
 
+    let federation = input.session.and_then(|session| session.federation);
+    if let Some(federation) = &federation {
+        if !federation.provider_active {
+            return identity_denial(
+                "federation:provider",
+                "the provider that vouched for this federation session is disabled or deleted: \
+                 the session may do nothing"
+                    .to_string(),
+            );
+        }
+        if input.now >= federation.expires_at {
+            return identity_denial(
+                "federation:expired",
+                format!(
+                    "this federation session ended at {}, when the token it was opened with \
+                     expired; open a new one with a fresh token",
+                    time::format(federation.expires_at)
+                ),
+            );
+        }
+    }
+
     // 3. What the call does, in words: `delete_all is destructive ("delete" in the action name)`.
     let session_mode = input
         .session
@@ -276,6 +324,25 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
                         scopes.join(", ")
                     )
                 },
+            )
+        };
+    }
+
+    // 3. A federation session's provider is trusted so far.
+    if let Some(federation) = &federation
+        && effect > trust_ceiling(federation.trust_level)
+    {
+        return Decision {
+            counts_as_denial: true,
+            confidence: classification.confidence,
+            ..identity_denial(
+                "federation:trust_level",
+                format!(
+                    "the provider of this federation session is trusted at level {}, which \
+                     allows {} calls at most: {what}",
+                    federation.trust_level,
+                    trust_ceiling(federation.trust_level)
+                ),
             )
         };
     }

@@ -490,6 +490,7 @@ fn check(
                 calls_made: &calls_made,
                 ..facts
             }),
+            federation: None,
         }),
         approval: if call.approved {
             ApprovalState::Approved {

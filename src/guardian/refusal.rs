@@ -5,9 +5,10 @@
 //! the rule and the reason of each, as it does for every other decision.
 
 use crate::api::actions::Effect;
+use crate::api::federation::TrustLevel;
 use crate::api::policies::SessionMode;
 
-use super::decide::{ApprovalAction, Decision};
+use super::decide::{ApprovalAction, Decision, trust_ceiling};
 use super::scope::{MAX_CALLS_RULE, max_calls_reason};
 
 /// The facts that can flip an allow, as read inside the record transaction.
@@ -22,6 +23,10 @@ pub struct LiveFacts {
     pub chain_ended: Option<String>,
     /// Why the presented agent token stopped working, if it did.
     pub token_ended: Option<String>,
+    /// Why a federation session's provider stopped vouching for it (disabled or deleted).
+    pub provider_ended: Option<String>,
+    /// A federation session's provider's trust level now.
+    pub provider_trust: Option<TrustLevel>,
 }
 
 /// Why a check is refused at record time.
@@ -32,6 +37,12 @@ pub enum Refusal {
     },
     ChainEnded(String),
     TokenEnded(String),
+    /// A federation session's provider was disabled or deleted.
+    ProviderEnded(String),
+    /// A federation session's provider's trust was lowered below the call's effect.
+    TrustLowered {
+        level: TrustLevel,
+    },
     AgentLocked {
         agent_id: String,
     },
@@ -58,6 +69,8 @@ impl Refusal {
             Refusal::AgentRevoked { .. } => "agent:revoked",
             Refusal::ChainEnded(_) => "delegation:revoked",
             Refusal::TokenEnded(_) => "token:revoked",
+            Refusal::ProviderEnded(_) => "federation:provider",
+            Refusal::TrustLowered { .. } => "federation:trust_level",
             Refusal::AgentLocked { .. } => "agent:locked",
             Refusal::SessionLocked { .. } => "session:locked",
             Refusal::AgentReadOnly => "agent:read_only",
@@ -73,9 +86,14 @@ impl Refusal {
             Refusal::AgentRevoked { agent_id } => {
                 format!("agent {agent_id} was revoked {while_deciding}")
             }
-            Refusal::ChainEnded(why) | Refusal::TokenEnded(why) => {
+            Refusal::ChainEnded(why) | Refusal::TokenEnded(why) | Refusal::ProviderEnded(why) => {
                 format!("{why} {while_deciding}")
             }
+            Refusal::TrustLowered { level } => format!(
+                "the provider of this federation session was lowered to trust level {level} \
+                 {while_deciding}, which allows {} calls at most: {action_name} is {effect}",
+                trust_ceiling(*level)
+            ),
             Refusal::AgentLocked { agent_id } => format!(
                 "agent {agent_id} was locked {while_deciding}, and may only read: {action_name} \
                  is {effect}"
@@ -117,7 +135,10 @@ impl Refusal {
     pub fn counts_as_denial(&self) -> bool {
         !matches!(
             self,
-            Refusal::AgentRevoked { .. } | Refusal::ChainEnded(_) | Refusal::TokenEnded(_)
+            Refusal::AgentRevoked { .. }
+                | Refusal::ChainEnded(_)
+                | Refusal::TokenEnded(_)
+                | Refusal::ProviderEnded(_)
         )
     }
 }
@@ -151,6 +172,14 @@ pub fn recheck(
     }
     if let Some(why) = &live.token_ended {
         return Some(Refusal::TokenEnded(why.clone()));
+    }
+    if let Some(why) = &live.provider_ended {
+        return Some(Refusal::ProviderEnded(why.clone()));
+    }
+    if let Some(level) = live.provider_trust
+        && decision.effect > trust_ceiling(level)
+    {
+        return Some(Refusal::TrustLowered { level });
     }
     if decision.effect == Effect::Read {
         return None;
@@ -262,11 +291,39 @@ mod tests {
         assert_eq!(check(&write, read_only.clone()), Some("session:read_only"));
         let approved = allowed(Effect::Mutating, "approval:ap-1");
         assert_eq!(check(&approved, read_only), None);
+        let disabled = LiveFacts {
+            provider_ended: Some("the federation session's provider was disabled".to_string()),
+            ..live()
+        };
+        assert_eq!(check(&read, disabled), Some("federation:provider"));
+        let lowered = LiveFacts {
+            provider_trust: Some(TrustLevel::Low),
+            ..live()
+        };
+        assert_eq!(
+            check(&write, lowered.clone()),
+            Some("federation:trust_level")
+        );
+        assert_eq!(check(&read, lowered), None, "low trust still reads");
+        // Even a human's approval does not lift a provider's trust ceiling.
+        let high_risk = allowed(Effect::Destructive, "approval:ap-2");
+        let standard = LiveFacts {
+            provider_trust: Some(TrustLevel::Standard),
+            ..live()
+        };
+        assert_eq!(check(&high_risk, standard), Some("federation:trust_level"));
     }
 
     #[test]
     fn refusals_for_facts_do_not_count_against_the_agent() {
         assert!(!Refusal::ChainEnded(String::new()).counts_as_denial());
+        assert!(!Refusal::ProviderEnded(String::new()).counts_as_denial());
+        assert!(
+            Refusal::TrustLowered {
+                level: TrustLevel::Low
+            }
+            .counts_as_denial()
+        );
         assert!(
             Refusal::CallBudget {
                 max_calls: 3,

@@ -4,6 +4,7 @@
 
 use crate::api::actions::Effect;
 use crate::api::delegations::Restrictions;
+use crate::api::federation::TrustLevel;
 use crate::api::policies::{PolicyDocument, SessionMode};
 
 use super::*;
@@ -73,6 +74,7 @@ struct Session {
     agent_id: &'static str,
     total_calls: i64,
     delegation: Option<Delegated>,
+    federation: Option<FederationFacts>,
 }
 
 const fn session(mode: SessionMode) -> Option<Session> {
@@ -82,6 +84,7 @@ const fn session(mode: SessionMode) -> Option<Session> {
         agent_id: "agent-1",
         total_calls: 0,
         delegation: None,
+        federation: None,
     })
 }
 
@@ -122,6 +125,7 @@ const fn delegated(scope: &'static [&'static str], chain: &'static [Limits]) -> 
             scope,
             chain,
         }),
+        federation: None,
     })
 }
 
@@ -163,6 +167,27 @@ const fn ended(because: &'static str) -> Option<Session> {
             inactive_because: Some(because),
             scope: &["*:*"],
             chain: &[],
+        }),
+        federation: None,
+    })
+}
+
+/// A federation session of agent-1, vouched for at `trust_level`.
+const fn federated(
+    trust_level: TrustLevel,
+    provider_active: bool,
+    expires_at: i64,
+) -> Option<Session> {
+    Some(Session {
+        mode: SessionMode::Standard,
+        ceiling: &[],
+        agent_id: "agent-1",
+        total_calls: 0,
+        delegation: None,
+        federation: Some(FederationFacts {
+            trust_level,
+            provider_active,
+            expires_at,
         }),
     })
 }
@@ -272,6 +297,16 @@ fn cases() -> Vec<Case> {
         (Case { name: "a stated read cannot lower an admin call", action: "sudo_grant_admin", effect: Some(Effect::Read), ..BASE }, denied("default:admin")),
         (Case { name: "unknown verb is mutating", action: "frobnicate", ..BASE }, allowed("default:mutating")),
         (Case { name: "dangerous input raises the effect", action: "shell", summary: "rm -rf /", session_id: SID, ..BASE }, create("default:destructive")),
+        // Federation sessions: the provider's trust level bounds the effect, a disabled provider
+        // or an expired token ends the session; neither identity fact counts as a denial.
+        (Case { name: "low trust reads", session_id: SID, session: federated(TrustLevel::Low, true, NOW + 60), ..BASE }, allowed("default:read")),
+        (Case { name: "low trust cannot write", action: "send_email", session_id: SID, session: federated(TrustLevel::Low, true, NOW + 60), counters: Some(true), reason: "trusted at level low", ..BASE }, denied("federation:trust_level")),
+        (Case { name: "low trust cannot write by stating read", action: "send_email", effect: Some(Effect::Read), session_id: SID, session: federated(TrustLevel::Low, true, NOW + 60), counters: Some(true), ..BASE }, denied("federation:trust_level")),
+        (Case { name: "standard trust writes", action: "send_email", session_id: SID, session: federated(TrustLevel::Standard, true, NOW + 60), ..BASE }, allowed("default:mutating")),
+        (Case { name: "standard trust never destroys, not even with approval", action: "delete_all", session_id: SID, session: federated(TrustLevel::Standard, true, NOW + 60), counters: Some(true), ..BASE }, denied("federation:trust_level")),
+        (Case { name: "high trust leaves it to the policy", action: "delete_all", session_id: SID, session: federated(TrustLevel::High, true, NOW + 60), ..BASE }, create("default:destructive")),
+        (Case { name: "a disabled provider ends its sessions", session_id: SID, session: federated(TrustLevel::High, false, NOW + 60), counters: Some(false), reason: "disabled or deleted", ..BASE }, denied("federation:provider")),
+        (Case { name: "an expired token ends its session", session_id: SID, session: federated(TrustLevel::High, true, NOW), counters: Some(false), reason: "fresh token", ..BASE }, denied("federation:expired")),
         // Identity.
         (Case { name: "unknown agent", agent: Agent::Unknown, session_id: SID, counters: Some(false), ..BASE }, denied("agent:unknown")),
         (Case { name: "revoked agent", agent: Agent::Revoked, counters: Some(false), ..BASE }, denied("agent:revoked")),
@@ -470,6 +505,7 @@ fn run(case: &Case, policy: &CompiledPolicy) -> Decision {
                 restrictions: &restrictions,
                 calls_made: &calls_made,
             }),
+            federation: session.federation,
         }),
         approval: case.approval,
         policy,
@@ -541,7 +577,9 @@ fn decision_table() {
                 && !decision.rule.starts_with("agent:")
                 && decision.rule != "session:agent-mismatch"
                 && decision.rule != "delegation:revoked"
-                && decision.rule != "delegation:expired",
+                && decision.rule != "delegation:expired"
+                && decision.rule != "federation:provider"
+                && decision.rule != "federation:expired",
             "{context}"
         );
         assert!((0.0..=1.0).contains(&decision.confidence), "{context}");

@@ -115,21 +115,36 @@ pub struct LiveRows {
     /// Why the presented agent token stopped working, if it did (`None` also when no token was
     /// presented).
     pub token_ended: Option<String>,
+    /// A federation session's provider: its status and trust level (`None`: no provider asked
+    /// for, or the provider is gone: the caller knows which it asked).
+    pub provider: Option<(String, String)>,
 }
 
-/// The agent's status and mode, the session's mode when `session_id` is given, and the state of
-/// the presented token when `token_id` is given, as of `now`, in one statement on SQLite (its
-/// single writer needs no lock). On PostgreSQL the agent's row, the token's (shared) and the
-/// session's are taken in that order for the rest of the transaction, one statement each, as a
-/// row lock cannot reach into a subquery: a revocation of any of them is ordered with the check.
-pub async fn live_rows(
-    tx: &mut Tx,
-    org_id: &str,
-    agent_id: &str,
-    session_id: Option<&str>,
-    token_id: Option<&str>,
-    now: i64,
-) -> Result<LiveRows> {
+/// The rows a check re-reads, named: the session, token and federation provider are optional.
+#[derive(Debug, Clone, Copy)]
+pub struct LiveKeys<'a> {
+    pub org_id: &'a str,
+    pub agent_id: &'a str,
+    pub session_id: Option<&'a str>,
+    pub token_id: Option<&'a str>,
+    pub provider_id: Option<&'a str>,
+}
+
+/// The agent's status and mode, the session's mode when `session_id` is given, the state of
+/// the presented token when `token_id` is given, and the federation provider's status and trust
+/// level when `provider_id` is given, as of `now`, in one statement on SQLite (its single writer
+/// needs no lock). On PostgreSQL the agent's row, the provider's and the token's (shared) and
+/// the session's are taken in that order for the rest of the transaction, one statement each,
+/// as a row lock cannot reach into a subquery: a revocation (or a provider disabled or its trust
+/// lowered) is ordered with the check.
+pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<LiveRows> {
+    let LiveKeys {
+        org_id,
+        agent_id,
+        session_id,
+        token_id,
+        provider_id,
+    } = keys;
     const AGENT_POSTGRES: &str =
         "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
     // Shared: a revocation of the token (an update of its row) waits for this check's commit,
@@ -139,19 +154,16 @@ pub async fn live_rows(
                                   FROM agent_tokens WHERE id = $1 FOR SHARE";
     const SESSION_POSTGRES: &str =
         "SELECT mode FROM sessions WHERE org_id = $1 AND id = $2 FOR UPDATE";
+    // Shared, like the token's: disabling the provider or lowering its trust waits for this
+    // check's commit, or this read waits for that change and sees it.
+    const PROVIDER_POSTGRES: &str = "SELECT status, trust_level FROM federation_providers \
+                                     WHERE org_id = $1 AND id = $2 FOR SHARE";
     match &mut tx.connection {
         TxConnection::Sqlite(conn) => {
             let mut script = Script::default();
-            script.push(
-                LIVE_ROWS_SQLITE,
-                live_rows_values(org_id, agent_id, session_id, token_id, now),
-            );
+            script.push(LIVE_ROWS_SQLITE, live_rows_values(keys, now));
             let rows = script.fetch(conn).await?;
-            live_rows_of(
-                rows.first().and_then(|rows| rows.first()),
-                session_id,
-                token_id,
-            )
+            live_rows_of(rows.first().and_then(|rows| rows.first()), keys)
         }
         TxConnection::Postgres(conn) => {
             let agent: Option<(String, String)> = sqlx::query_as(AGENT_POSTGRES)
@@ -159,6 +171,16 @@ pub async fn live_rows(
                 .bind(agent_id)
                 .fetch_optional(&mut **conn)
                 .await?;
+            let provider: Option<(String, String)> = match provider_id {
+                Some(provider_id) => {
+                    sqlx::query_as(PROVIDER_POSTGRES)
+                        .bind(org_id)
+                        .bind(provider_id)
+                        .fetch_optional(&mut **conn)
+                        .await?
+                }
+                None => None,
+            };
             let token_state: Option<String> = match token_id {
                 Some(token_id) => {
                     sqlx::query_scalar(TOKEN_POSTGRES)
@@ -183,6 +205,7 @@ pub async fn live_rows(
                 agent,
                 session_mode,
                 token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
+                provider,
             })
         }
     }
@@ -194,41 +217,39 @@ pub const LIVE_ROWS_SQLITE: &str = "SELECT a.status, a.mode, \
      (SELECT s.mode FROM sessions s WHERE s.org_id = $1 AND s.id = $3), \
      (SELECT CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' \
       WHEN t.expires_at <= $5 THEN 'expired' ELSE 'live' END \
-      FROM agent_tokens t WHERE t.id = $4) \
+      FROM agent_tokens t WHERE t.id = $4), \
+     (SELECT p.status FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6), \
+     (SELECT p.trust_level FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6) \
      FROM agents a WHERE a.org_id = $1 AND a.id = $2";
 
 /// The values of [`LIVE_ROWS_SQLITE`].
-pub fn live_rows_values(
-    org_id: &str,
-    agent_id: &str,
-    session_id: Option<&str>,
-    token_id: Option<&str>,
-    now: i64,
-) -> Vec<Value> {
+pub fn live_rows_values(keys: LiveKeys<'_>, now: i64) -> Vec<Value> {
     vec![
-        Value::Text(org_id.to_string()),
-        Value::Text(agent_id.to_string()),
-        Value::OptionalText(session_id.map(str::to_string)),
-        Value::OptionalText(token_id.map(str::to_string)),
+        Value::Text(keys.org_id.to_string()),
+        Value::Text(keys.agent_id.to_string()),
+        Value::OptionalText(keys.session_id.map(str::to_string)),
+        Value::OptionalText(keys.token_id.map(str::to_string)),
         Value::Integer(now),
+        Value::OptionalText(keys.provider_id.map(str::to_string)),
     ]
 }
 
 /// [`LiveRows`] from the row [`LIVE_ROWS_SQLITE`] returned (`None`: no such agent).
-pub fn live_rows_of(
-    row: Option<&SqliteRow>,
-    session_id: Option<&str>,
-    token_id: Option<&str>,
-) -> Result<LiveRows> {
+pub fn live_rows_of(row: Option<&SqliteRow>, keys: LiveKeys<'_>) -> Result<LiveRows> {
     let Some(row) = row else {
         return Ok(LiveRows::default());
     };
     let session_mode: Option<String> = column(row, 2)?;
     let token_state: Option<String> = column(row, 3)?;
+    let provider_status: Option<String> = column(row, 4)?;
+    let provider_trust: Option<String> = column(row, 5)?;
     Ok(LiveRows {
         agent: Some((column(row, 0)?, column(row, 1)?)),
-        session_mode: session_mode.filter(|_| session_id.is_some()),
-        token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
+        session_mode: session_mode.filter(|_| keys.session_id.is_some()),
+        token_ended: keys
+            .token_id
+            .and_then(|_| token_ended(token_state.as_deref())),
+        provider: provider_status.zip(provider_trust),
     })
 }
 

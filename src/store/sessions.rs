@@ -33,15 +33,21 @@ pub struct SessionRow {
     pub denials_at_unlock: i64,
     pub token_id: Option<String>,
     pub delegation_id: Option<String>,
+    pub provider_id: Option<String>,
+    pub issuer: Option<String>,
+    pub trust_level: Option<String>,
+    pub expires_at: Option<i64>,
 }
 
 impl SessionRow {
     /// The most this session may do: `None` when it has no ceiling. A session opened from a
-    /// token or a delegation is bounded by its scopes even when there are none; others have a
-    /// ceiling only when one was set.
+    /// token (an agent token, or an ID token of this gateway's own) or a delegation is bounded
+    /// by its scopes even when there are none; others have a ceiling only when one was set.
     pub fn scope_ceiling(&self) -> Result<Option<Vec<String>>> {
         let scopes = super::string_list(&self.scope_ceiling)?;
-        let bounded = self.token_id.is_some() || self.delegation_id.is_some();
+        let own_id_token =
+            self.source == crate::api::sessions::SOURCE_FEDERATION && self.provider_id.is_none();
+        let bounded = self.token_id.is_some() || self.delegation_id.is_some() || own_id_token;
         Ok((bounded || !scopes.is_empty()).then_some(scopes))
     }
 
@@ -59,7 +65,8 @@ impl SessionRow {
 
 const COLUMNS: &str = "org_id, id, agent_id, source, server_id, mode, scope_ceiling, total_calls, \
                        read_calls, write_calls, denied_calls, created_at, last_activity_at, \
-                       denials_at_unlock, token_id, delegation_id";
+                       denials_at_unlock, token_id, delegation_id, provider_id, issuer, \
+                       trust_level, expires_at";
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<SessionRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND id = $2");
@@ -149,12 +156,26 @@ pub struct NewSession<'a> {
     pub scope_ceiling: &'a [String],
     pub token_id: Option<&'a str>,
     pub delegation_id: Option<&'a str>,
+    /// Set for a federation session: who vouched for it and until when.
+    pub federation: Option<FederationOrigin<'a>>,
+}
+
+/// The external issuer a federation session was opened on.
+#[derive(Debug, Clone, Copy)]
+pub struct FederationOrigin<'a> {
+    /// `None` for a token of this gateway's own.
+    pub provider_id: Option<&'a str>,
+    pub issuer: &'a str,
+    pub trust_level: &'a str,
+    /// The external token's expiry (Unix seconds): the session ends with it.
+    pub expires_at: i64,
 }
 
 pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Result<SessionRow> {
     const SQL: &str = "INSERT INTO sessions (org_id, id, agent_id, source, server_id, mode, \
-                       scope_ceiling, created_at, last_activity_at, token_id, delegation_id) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)";
+                       scope_ceiling, created_at, last_activity_at, token_id, delegation_id, \
+                       provider_id, issuer, trust_level, expires_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14)";
     let id = super::new_id();
     let now = time::now();
     let mut tx = store.begin().await?;
@@ -170,6 +191,10 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
             .bind(now)
             .bind(session.token_id)
             .bind(session.delegation_id)
+            .bind(session.federation.and_then(|origin| origin.provider_id))
+            .bind(session.federation.map(|origin| origin.issuer))
+            .bind(session.federation.map(|origin| origin.trust_level))
+            .bind(session.federation.map(|origin| origin.expires_at))
             .execute(&mut *conn)
             .await?;
     });
@@ -185,6 +210,9 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
             "server_id": session.server_id,
             "scope_ceiling": session.scope_ceiling,
             "delegation_id": session.delegation_id,
+            "provider_id": session.federation.and_then(|origin| origin.provider_id),
+            "issuer": session.federation.map(|origin| origin.issuer),
+            "trust_level": session.federation.map(|origin| origin.trust_level),
         }),
         created_at: now,
     }))

@@ -115,6 +115,14 @@ impl Checker {
                 store: store.clone(),
                 settings: std::sync::Arc::default(),
                 caches: std::sync::Arc::default(),
+                federation: std::sync::Arc::new(crate::gateway::federation::Federation {
+                    issuer: "http://127.0.0.1:0".to_string(),
+                    signing: crate::gateway::signing::SigningKeys::start(store, None)
+                        .await
+                        .unwrap(),
+                    outbound: crate::gateway::outbound::Outbound::new(false),
+                    jwks: Default::default(),
+                }),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),
@@ -871,6 +879,7 @@ async fn a_delegation_call_budget_holds_across_its_sessions_when_checks_race() {
                     scope_ceiling: &["files:read".to_string()],
                     token_id: None,
                     delegation_id: Some(&delegation.id),
+                    federation: None,
                 },
                 &Actor::operator(),
             )
@@ -921,6 +930,7 @@ async fn a_delegation_call_budget_holds_across_its_sessions_when_checks_race() {
                 scope_ceiling: &["files:read".to_string()],
                 token_id: None,
                 delegation_id: Some(&delegation.id),
+                federation: None,
             },
             &Actor::operator(),
         )

@@ -35,6 +35,8 @@ mod cli_version;
 mod cli_workflow;
 mod delegations;
 mod durability;
+mod federation;
+mod federation_idp;
 mod guard;
 mod guardian;
 mod limits;

@@ -1,5 +1,5 @@
-//! The product README's quick start, the elevation loop (guard → approval → retry) and delegations
-//! (create, list, session, re-delegate, revoke) through the
+//! The product README's quick start, the elevation loop (guard → approval → retry), delegations
+//! (create, list, session, re-delegate, revoke) and federation (providers, verify, sessions) through the
 //! official Python SDK `agenttrustid` 0.3.0 and 0.4.0 (from PyPI, each in its own venv under
 //! `target/sdk-venvs/`), against a real gateway.
 
@@ -17,6 +17,8 @@ on_both_backends!(
     elevation_with_0_4_0,
     delegations_with_0_3_0,
     delegations_with_0_4_0,
+    federation_with_0_3_0,
+    federation_with_0_4_0,
 );
 
 fn quickstart_with_0_3_0(h: &Harness) {
@@ -41,6 +43,14 @@ fn delegations_with_0_3_0(h: &Harness) {
 
 fn delegations_with_0_4_0(h: &Harness) {
     run_script(h, "0.4.0", "delegations");
+}
+
+fn federation_with_0_3_0(h: &Harness) {
+    run_script(h, "0.3.0", "federation");
+}
+
+fn federation_with_0_4_0(h: &Harness) {
+    run_script(h, "0.4.0", "federation");
 }
 
 /// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.

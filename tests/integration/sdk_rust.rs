@@ -1,11 +1,13 @@
 //! The same quick start, and the elevation loop (`AgentTrustGuard` → `ApprovalsAPI` → retry, with
 //! `SessionsAPI`), and `Delegations` (its `create` reads the `{"delegation": …}` wrapper, its `get`
-//! a bare object), through the official Rust crate `agenttrustid` 0.5.0, whose serde parsers are
+//! a bare object), and `Federation` (issue, verify, providers, sessions, revoke), through the official Rust crate `agenttrustid` 0.5.0, whose serde parsers are
 //! strict (required fields, no nulls, no duplicate aliases).
 
 use agenttrustid::{
     ActionCheckRequest, AgentTrustClient, AgentTrustError, AgentTrustGuard, CreateAgentRequest,
-    CreateDelegationRequest, IntrospectTokenRequest, IssueTokenRequest, TelemetryEvent,
+    CreateDelegationRequest, IntrospectTokenRequest, IssueFederatedIDTokenRequest,
+    IssueTokenRequest, RegisterFederationProviderRequest, TelemetryEvent,
+    VerifyFederatedTokenRequest,
 };
 
 use crate::harness::Harness;
@@ -17,6 +19,7 @@ on_both_backends!(
     elevation_loop_with_the_rust_sdk,
     sessions_with_the_rust_sdk,
     delegations_with_the_rust_sdk,
+    federation_with_the_rust_sdk,
 );
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
@@ -481,4 +484,90 @@ fn delegations_with_the_rust_sdk(h: &Harness) {
         client.delegations().get(&uuid::Uuid::new_v4().to_string()),
         Err(AgentTrustError::NotFound { .. })
     ));
+}
+
+/// The gateway federates with itself: the SDK issues an ID token for an agent (its parser
+/// refuses an answer with both `token` and `id_token`), verifies it as the gateway's own,
+/// registers the gateway's issuer as a provider (discovery), opens a federation session through
+/// it, revokes the token (which the provider path then refuses too) and deletes the provider.
+fn federation_with_the_rust_sdk(h: &Harness) {
+    let client = client(h, &h.admin_key);
+    let federation = client.federation();
+    let agent = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-federated".to_string(),
+            capabilities: vec!["files:read".to_string()],
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let issued = federation
+        .issue_token(
+            &agent.id,
+            &IssueFederatedIDTokenRequest {
+                audience: Some(format!("{}/orgs/{}", h.url, h.org_id)),
+                scopes: vec!["files:read".to_string()],
+                ttl: Some(120),
+                nonce: None,
+            },
+        )
+        .expect("federation.issue_token");
+    assert_eq!(issued.id_token.split('.').count(), 3, "{}", issued.id_token);
+    assert_eq!(issued.expires_in, 120);
+    let request = VerifyFederatedTokenRequest {
+        token: issued.id_token.clone(),
+        issuer_hint: None,
+    };
+    let own = federation.introspect_token(&request).expect("introspect");
+    assert!(own.valid, "{own:?}");
+    assert_eq!(own.agent_id.as_deref(), Some(agent.id.as_str()));
+    assert_eq!(own.issuer.as_deref(), Some(h.url.as_str()));
+
+    let provider = federation
+        .register_provider(&RegisterFederationProviderRequest {
+            issuer: h.url.clone(),
+            name: "itself".to_string(),
+            trust_level: Some("standard".to_string()),
+        })
+        .expect("federation.register_provider");
+    assert_eq!(provider.issuer, h.url);
+    assert_eq!(provider.trust_level, "standard");
+    assert_eq!(provider.status, "active");
+    assert_eq!(
+        provider.jwks_uri,
+        format!("{}/.well-known/jwks.json", h.url)
+    );
+    let listed = federation.list_providers().expect("list_providers");
+    assert!(listed.iter().any(|listed| listed.id == provider.id));
+
+    h.post(
+        &format!("/api/v1/federation/providers/{}/subjects", provider.id),
+        serde_json::json!({ "subject": agent.id, "agent_id": agent.id }),
+    )
+    .expect_status(201..=201);
+    let session = federation.init_session(&request).expect("init_session");
+    assert_eq!(session.source, "federation");
+    assert_eq!(session.agent_id, agent.id);
+    assert_eq!(session.org_id, h.org_id);
+
+    match federation.init_session(&VerifyFederatedTokenRequest {
+        token: "not-a-jwt".to_string(),
+        issuer_hint: None,
+    }) {
+        Err(AgentTrustError::Authentication { .. }) => {}
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+
+    federation
+        .revoke_token(&issued.id_token)
+        .expect("federation.revoke_token");
+    let revoked = federation.introspect_token(&request).expect("introspect");
+    assert!(!revoked.valid);
+    assert_eq!(revoked.error.as_deref(), Some("revoked"));
+
+    federation
+        .delete_provider(&provider.id)
+        .expect("federation.delete_provider");
+    let listed = federation.list_providers().expect("list_providers");
+    assert!(listed.iter().all(|listed| listed.id != provider.id));
 }

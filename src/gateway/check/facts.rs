@@ -9,12 +9,13 @@
 //! a refusal at record time, never an allow.
 
 use crate::api::delegations::Restrictions;
+use crate::api::federation::{ProviderStatus, TrustLevel};
 use crate::api::policies::SessionMode;
 use crate::api::status::{ApprovalStatus, DelegationStatus};
 use crate::api::time;
 use crate::guardian::{
     self, AgentFacts, ApprovalState, CheckInput, CompiledPolicy, Decision, DelegationFacts,
-    SessionFacts,
+    FederationFacts, SessionFacts,
 };
 use crate::store::{self, agents::AgentRow, approvals::ApprovalRow, sessions::SessionRow};
 
@@ -32,6 +33,7 @@ pub struct Facts {
     session_mode: SessionMode,
     scope_ceiling: Option<Vec<String>>,
     delegation: Option<Chain>,
+    federation: Option<FederationFacts>,
     token: Option<PresentedToken>,
     now: i64,
 }
@@ -142,6 +144,10 @@ impl Facts {
             Some(id) => Some(Chain::load(&state.store, org_id, id, now).await?),
             None => None,
         };
+        let federation = match &session {
+            Some(session) => federation_facts(state, org_id, session).await?,
+            None => None,
+        };
         Ok(Facts {
             agent,
             capabilities,
@@ -150,6 +156,7 @@ impl Facts {
             session_mode,
             scope_ceiling,
             delegation,
+            federation,
             token,
             now,
         })
@@ -182,6 +189,7 @@ impl Facts {
                 scope_ceiling: self.scope_ceiling.as_deref(),
                 registered: session.is_registered(),
                 delegation: self.delegation.as_ref().map(Chain::facts),
+                federation: self.federation,
             }),
             approval,
             policy,
@@ -222,6 +230,12 @@ impl Facts {
     pub fn token(&self) -> Option<&PresentedToken> {
         self.token.as_ref()
     }
+
+    /// The provider a federation session was opened on, when the check is decided in one.
+    pub fn provider_id(&self) -> Option<&str> {
+        self.federation.as_ref()?;
+        self.session.as_ref()?.provider_id.as_deref()
+    }
 }
 
 fn stored_mode(text: &str, holder: &str, id: &str) -> ApiResult<SessionMode> {
@@ -245,4 +259,41 @@ pub fn approval_state(row: &ApprovalRow, now: i64) -> ApprovalState<'_> {
         },
         _ => ApprovalState::Expired { id: &row.id },
     }
+}
+
+/// A federation session's standing now: its trust level (the lower of the level it was opened
+/// at and its provider's now, so lowering a provider's trust binds its open sessions at once,
+/// and raising it never widens them), whether its provider is still active (read at every
+/// check, so disabling or deleting a provider stops its sessions at once), and its end.
+async fn federation_facts(
+    state: &AppState,
+    org_id: &str,
+    session: &SessionRow,
+) -> ApiResult<Option<FederationFacts>> {
+    let Some(trust_level) = &session.trust_level else {
+        return Ok(None);
+    };
+    let corrupt = || {
+        tracing::error!(session = %session.id, "a federation session has corrupt federation facts");
+        ApiError::internal()
+    };
+    let mut trust_level: TrustLevel = trust_level.parse().map_err(|_| corrupt())?;
+    let provider_active = match &session.provider_id {
+        None => true,
+        Some(provider_id) => {
+            match store::federation::get_provider(&state.store, org_id, provider_id).await? {
+                Some(provider) => {
+                    let now: TrustLevel = provider.trust_level.parse().map_err(|_| corrupt())?;
+                    trust_level = trust_level.min(now);
+                    provider.status == ProviderStatus::Active.as_str()
+                }
+                None => false,
+            }
+        }
+    };
+    Ok(Some(FederationFacts {
+        trust_level,
+        provider_active,
+        expires_at: session.expires_at.ok_or_else(corrupt)?,
+    }))
 }

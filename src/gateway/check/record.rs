@@ -13,6 +13,7 @@
 //! 5. insert the decision and its audit event, and commit — before the answer is sent.
 
 use crate::api::actions::Effect;
+use crate::api::federation::{ProviderStatus, TrustLevel};
 use crate::api::policies::SessionMode;
 use crate::guardian::refusal::{self, DecidedWith, LiveFacts, Refusal};
 use crate::guardian::{ApprovalAction, CompiledPolicy, Decision};
@@ -101,13 +102,7 @@ impl Job for RecordJob {
         let mut script = Script::default();
         script.push(
             store::checks::LIVE_ROWS_SQLITE,
-            store::checks::live_rows_values(
-                &self.org_id,
-                &params.agent_id,
-                self.counted_session(),
-                facts.token().map(|token| token.id.as_str()),
-                facts.now(),
-            ),
+            store::checks::live_rows_values(self.live_keys(), facts.now()),
         );
         if let Some(session_id) = self.counted_session() {
             script.push(
@@ -130,14 +125,12 @@ impl Job for RecordJob {
         rows: Vec<Vec<SqliteRow>>,
     ) -> BoxFuture<'a, Option<ApiResult<Recorded>>> {
         Box::pin(async move {
-            let (params, facts) = (&self.params, self.facts.as_ref());
-            let live = store::checks::live_rows_of(
-                rows.first().and_then(|rows| rows.first()),
-                self.counted_session(),
-                facts.token().map(|token| token.id.as_str()),
-            )
-            .map_err(ApiError::from)
-            .and_then(|rows| live_facts_of(rows, None));
+            let params = &self.params;
+            let keys = self.live_keys();
+            let live =
+                store::checks::live_rows_of(rows.first().and_then(|rows| rows.first()), keys)
+                    .map_err(ApiError::from)
+                    .and_then(|rows| live_facts_of(rows, keys, None));
             let live = match live {
                 Ok(live) => live,
                 Err(error) => return Some(Err(error)),
@@ -186,6 +179,17 @@ impl RecordJob {
     }
 
     /// The modes the decision was made with.
+    /// The rows the record transaction reads again.
+    fn live_keys(&self) -> store::checks::LiveKeys<'_> {
+        store::checks::LiveKeys {
+            org_id: &self.org_id,
+            agent_id: &self.params.agent_id,
+            session_id: self.counted_session(),
+            token_id: self.facts.token().map(|token| token.id.as_str()),
+            provider_id: self.facts.provider_id(),
+        }
+    }
+
     fn decided_with(&self) -> DecidedWith {
         DecidedWith {
             agent_mode: self.facts.agent_mode(),
@@ -203,7 +207,7 @@ impl RecordJob {
         let counted_session = self.counted_session();
 
         // 1. The facts that can flip an allow, as they are now (rows taken on PostgreSQL).
-        let live = live_facts(tx, org_id, params, facts, counted_session, now).await?;
+        let live = live_facts(tx, org_id, self.live_keys(), facts, now).await?;
         if let Some(refused) = refusal::recheck(
             &decision,
             &params.agent_id,
@@ -332,39 +336,48 @@ impl RecordJob {
 async fn live_facts(
     tx: &mut Tx,
     org_id: &str,
-    params: &CheckParams,
+    keys: store::checks::LiveKeys<'_>,
     facts: &Facts,
-    counted_session: Option<&str>,
     now: i64,
 ) -> ApiResult<LiveFacts> {
-    let rows = store::checks::live_rows(
-        tx,
-        org_id,
-        &params.agent_id,
-        counted_session,
-        facts.token().map(|token| token.id.as_str()),
-        now,
-    )
-    .await?;
+    let rows = store::checks::live_rows(tx, keys, now).await?;
     let chain_ended = match facts.delegation() {
         Some(chain) => {
             store::delegations::chain_ended(tx, org_id, &[], &chain.link_ids, now, false).await?
         }
         None => None,
     };
-    live_facts_of(rows, chain_ended)
+    live_facts_of(rows, keys, chain_ended)
 }
 
 /// The live facts from the re-read rows and, for a delegated session, why its chain ended.
 fn live_facts_of(
     rows: store::checks::LiveRows,
+    keys: store::checks::LiveKeys<'_>,
     chain_ended: Option<String>,
 ) -> ApiResult<LiveFacts> {
     let store::checks::LiveRows {
         agent,
         session_mode,
         token_ended,
+        provider,
     } = rows;
+    let (provider_ended, provider_trust) = match (keys.provider_id, provider) {
+        (None, _) => (None, None),
+        (Some(_), None) => (
+            Some("the federation session's provider was deleted".to_string()),
+            None,
+        ),
+        (Some(_), Some((status, trust_level))) => {
+            let trust_level = trust_level.parse::<TrustLevel>().map_err(|error| {
+                tracing::error!(%error, "a provider's stored trust level is unknown");
+                ApiError::internal()
+            })?;
+            let ended = (status != ProviderStatus::Active.as_str())
+                .then(|| "the federation session's provider was disabled".to_string());
+            (ended, Some(trust_level))
+        }
+    };
     let parse = |text: &str| {
         text.parse::<SessionMode>().map_err(|error| {
             tracing::error!(%error, "stored mode is unknown");
@@ -379,6 +392,8 @@ fn live_facts_of(
         session_mode: session_mode.as_deref().map(parse).transpose()?,
         chain_ended,
         token_ended,
+        provider_ended,
+        provider_trust,
     })
 }
 

@@ -1,0 +1,203 @@
+//! The gateway's outbound HTTP (today: OIDC discovery documents and JWKS of federation
+//! providers). One client for every fetch, with a connect and a total timeout, a cap on the
+//! size of an answer (read chunk by chunk, so a huge body is cut off, not buffered), and
+//! redirects followed only within the same scheme, host and port. Plain `http://` is refused
+//! except to a loopback address (a provider on this machine) or when the operator allows it.
+
+use std::time::Duration;
+
+use reqwest::Url;
+
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a whole fetch may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest answer read.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+const MAX_REDIRECTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url} is not a valid URL")]
+    BadUrl { url: String },
+    #[error(
+        "{url} uses plain http; an issuer's documents are fetched over https (http is allowed \
+         to a loopback address, or everywhere with --federation-allow-http)"
+    )]
+    PlainHttp { url: String },
+    #[error("cannot fetch {url}: {reason}")]
+    Transport { url: String, reason: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} answered more than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+    #[error("{url} did not answer a JSON object: {reason}")]
+    NotJson { url: String, reason: String },
+}
+
+/// The client; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    client: reqwest::Client,
+    allow_http: bool,
+}
+
+impl Outbound {
+    pub fn new(allow_http: bool) -> Outbound {
+        let redirect = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error("too many redirects");
+            }
+            let same_origin = attempt.previous().first().is_some_and(|first| {
+                first.scheme() == attempt.url().scheme()
+                    && first.host_str() == attempt.url().host_str()
+                    && first.port_or_known_default() == attempt.url().port_or_known_default()
+            });
+            if same_origin {
+                attempt.follow()
+            } else {
+                attempt.error("a redirect to another host is not followed")
+            }
+        });
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(FETCH_TIMEOUT)
+            .redirect(redirect)
+            .user_agent(concat!("agenttrust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|error| panic!("the outbound HTTP client cannot start: {error}"));
+        Outbound { client, allow_http }
+    }
+
+    /// Refuses what this client will not fetch, before any connection.
+    pub fn check_url(&self, url: &str) -> Result<Url, FetchError> {
+        let parsed = Url::parse(url).map_err(|_| FetchError::BadUrl {
+            url: url.to_string(),
+        })?;
+        match parsed.scheme() {
+            "https" => {}
+            "http" if self.allow_http || is_loopback(&parsed) => {}
+            "http" => {
+                return Err(FetchError::PlainHttp {
+                    url: url.to_string(),
+                });
+            }
+            _ => {
+                return Err(FetchError::BadUrl {
+                    url: url.to_string(),
+                });
+            }
+        }
+        if parsed.host_str().is_none_or(str::is_empty) || !parsed.username().is_empty() {
+            return Err(FetchError::BadUrl {
+                url: url.to_string(),
+            });
+        }
+        Ok(parsed)
+    }
+
+    /// GETs `url` and parses the answer as a JSON object.
+    pub async fn get_json(
+        &self,
+        url: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, FetchError> {
+        let parsed = self.check_url(url)?;
+        let transport = |error: reqwest::Error| FetchError::Transport {
+            url: url.to_string(),
+            reason: describe(&error),
+        };
+        let mut response = self
+            .client
+            .get(parsed)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+                limit: MAX_BODY_BYTES,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(FetchError::TooLarge {
+                    url: url.to_string(),
+                    limit: MAX_BODY_BYTES,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|error| FetchError::NotJson {
+            url: url.to_string(),
+            reason: error.to_string(),
+        })
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The error and its causes on one line (reqwest's own text is terse: "error sending request").
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        let strict = Outbound::new(false);
+        assert!(strict.check_url("https://idp.example.com/x").is_ok());
+        assert!(strict.check_url("http://127.0.0.1:9/x").is_ok());
+        assert!(strict.check_url("http://localhost:9/x").is_ok());
+        assert!(strict.check_url("http://[::1]:9/x").is_ok());
+        assert!(matches!(
+            strict.check_url("http://idp.example.com/x"),
+            Err(FetchError::PlainHttp { .. })
+        ));
+        assert!(matches!(
+            strict.check_url("file:///etc/passwd"),
+            Err(FetchError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            strict.check_url("https://user:pw@idp.example.com/"),
+            Err(FetchError::BadUrl { .. })
+        ));
+        assert!(
+            Outbound::new(true)
+                .check_url("http://idp.example.com/x")
+                .is_ok()
+        );
+    }
+}
