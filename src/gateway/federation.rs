@@ -462,6 +462,7 @@ pub async fn init_session(
                 issuer: &verified.issuer,
                 trust_level: trust_level.as_str(),
                 expires_at: verified.expires_at,
+                token_id: verified.issued_here.as_deref(),
             }),
         },
         &caller.actor(),

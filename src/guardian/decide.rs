@@ -6,8 +6,8 @@
 //! 2. a session made from a delegation that is revoked or expired (also through an ancestor)
 //!    may do nothing either (`delegation:revoked`, `delegation:expired`); like identity, a fact
 //!    that does not count as a denial; nor may a federation session whose provider was
-//!    disabled or deleted, or whose external token has expired (`federation:provider`,
-//!    `federation:expired`);
+//!    disabled or deleted, whose ID token (issued by this gateway) was revoked, or whose token
+//!    has expired (`federation:provider`, `federation:revoked`, `federation:expired`);
 //! 3. the effect: classified from the action name and input summary (or set for the tool by the
 //!    org's policy, `tool_effects`), raised — never lowered — by the effect the caller states;
 //!    then an agent token presented by the caller bounds the call by its scopes (`token:scope`),
@@ -76,6 +76,8 @@ pub struct FederationFacts {
     pub provider_active: bool,
     /// When the external token expired, or will (Unix seconds).
     pub expires_at: i64,
+    /// This gateway issued the token, and has revoked it since.
+    pub token_revoked: bool,
 }
 
 /// The most a session vouched for at `level` may do.
@@ -278,6 +280,14 @@ pub fn decide(input: &CheckInput<'_>) -> Decision {
                 "federation:provider",
                 "the provider that vouched for this federation session is disabled or deleted: \
                  the session may do nothing"
+                    .to_string(),
+            );
+        }
+        if federation.token_revoked {
+            return identity_denial(
+                "federation:revoked",
+                "the ID token this federation session was opened with was revoked: the session \
+                 may do nothing"
                     .to_string(),
             );
         }

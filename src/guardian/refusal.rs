@@ -27,6 +27,8 @@ pub struct LiveFacts {
     pub provider_ended: Option<String>,
     /// A federation session's provider's trust level now.
     pub provider_trust: Option<TrustLevel>,
+    /// The ID token a federation session was opened with was revoked.
+    pub federation_token_revoked: bool,
 }
 
 /// Why a check is refused at record time.
@@ -39,6 +41,8 @@ pub enum Refusal {
     TokenEnded(String),
     /// A federation session's provider was disabled or deleted.
     ProviderEnded(String),
+    /// The ID token a federation session was opened with was revoked.
+    FederationTokenRevoked,
     /// A federation session's provider's trust was lowered below the call's effect.
     TrustLowered {
         level: TrustLevel,
@@ -70,6 +74,7 @@ impl Refusal {
             Refusal::ChainEnded(_) => "delegation:revoked",
             Refusal::TokenEnded(_) => "token:revoked",
             Refusal::ProviderEnded(_) => "federation:provider",
+            Refusal::FederationTokenRevoked => "federation:revoked",
             Refusal::TrustLowered { .. } => "federation:trust_level",
             Refusal::AgentLocked { .. } => "agent:locked",
             Refusal::SessionLocked { .. } => "session:locked",
@@ -89,6 +94,10 @@ impl Refusal {
             Refusal::ChainEnded(why) | Refusal::TokenEnded(why) | Refusal::ProviderEnded(why) => {
                 format!("{why} {while_deciding}")
             }
+            Refusal::FederationTokenRevoked => format!(
+                "the ID token this federation session was opened with was revoked \
+                 {while_deciding}"
+            ),
             Refusal::TrustLowered { level } => format!(
                 "the provider of this federation session was lowered to trust level {level} \
                  {while_deciding}, which allows {} calls at most: {action_name} is {effect}",
@@ -139,6 +148,7 @@ impl Refusal {
                 | Refusal::ChainEnded(_)
                 | Refusal::TokenEnded(_)
                 | Refusal::ProviderEnded(_)
+                | Refusal::FederationTokenRevoked
         )
     }
 }
@@ -175,6 +185,9 @@ pub fn recheck(
     }
     if let Some(why) = &live.provider_ended {
         return Some(Refusal::ProviderEnded(why.clone()));
+    }
+    if live.federation_token_revoked {
+        return Some(Refusal::FederationTokenRevoked);
     }
     if let Some(level) = live.provider_trust
         && decision.effect > trust_ceiling(level)
@@ -318,6 +331,7 @@ mod tests {
     fn refusals_for_facts_do_not_count_against_the_agent() {
         assert!(!Refusal::ChainEnded(String::new()).counts_as_denial());
         assert!(!Refusal::ProviderEnded(String::new()).counts_as_denial());
+        assert!(!Refusal::FederationTokenRevoked.counts_as_denial());
         assert!(
             Refusal::TrustLowered {
                 level: TrustLevel::Low

@@ -188,6 +188,7 @@ const fn federated(
             trust_level,
             provider_active,
             expires_at,
+            token_revoked: false,
         }),
     })
 }
@@ -579,6 +580,7 @@ fn decision_table() {
                 && decision.rule != "delegation:revoked"
                 && decision.rule != "delegation:expired"
                 && decision.rule != "federation:provider"
+                && decision.rule != "federation:revoked"
                 && decision.rule != "federation:expired",
             "{context}"
         );

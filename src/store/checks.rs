@@ -118,6 +118,8 @@ pub struct LiveRows {
     /// A federation session's provider: its status and trust level (`None`: no provider asked
     /// for, or the provider is gone: the caller knows which it asked).
     pub provider: Option<(String, String)>,
+    /// The ID token a federation session was opened with was revoked (or is gone).
+    pub federation_token_revoked: bool,
 }
 
 /// The rows a check re-reads, named: the session, token and federation provider are optional.
@@ -128,6 +130,8 @@ pub struct LiveKeys<'a> {
     pub session_id: Option<&'a str>,
     pub token_id: Option<&'a str>,
     pub provider_id: Option<&'a str>,
+    /// The ID token (issued by this gateway) a federation session was opened with.
+    pub federation_token_id: Option<&'a str>,
 }
 
 /// The agent's status and mode, the session's mode when `session_id` is given, the state of
@@ -144,6 +148,7 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
         session_id,
         token_id,
         provider_id,
+        federation_token_id,
     } = keys;
     const AGENT_POSTGRES: &str =
         "SELECT status, mode FROM agents WHERE org_id = $1 AND id = $2 FOR NO KEY UPDATE";
@@ -158,6 +163,8 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
     // check's commit, or this read waits for that change and sees it.
     const PROVIDER_POSTGRES: &str = "SELECT status, trust_level FROM federation_providers \
                                      WHERE org_id = $1 AND id = $2 FOR SHARE";
+    const FEDERATION_TOKEN_POSTGRES: &str =
+        "SELECT revoked_at IS NOT NULL FROM federation_tokens WHERE id = $1 FOR SHARE";
     match &mut tx.connection {
         TxConnection::Sqlite(conn) => {
             let mut script = Script::default();
@@ -180,6 +187,14 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
                         .await?
                 }
                 None => None,
+            };
+            let federation_token_revoked = match federation_token_id {
+                Some(id) => sqlx::query_scalar::<_, bool>(FEDERATION_TOKEN_POSTGRES)
+                    .bind(id)
+                    .fetch_optional(&mut **conn)
+                    .await?
+                    .unwrap_or(true),
+                None => false,
             };
             let token_state: Option<String> = match token_id {
                 Some(token_id) => {
@@ -206,6 +221,7 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
                 session_mode,
                 token_ended: token_id.and_then(|_| token_ended(token_state.as_deref())),
                 provider,
+                federation_token_revoked,
             })
         }
     }
@@ -219,7 +235,9 @@ pub const LIVE_ROWS_SQLITE: &str = "SELECT a.status, a.mode, \
       WHEN t.expires_at <= $5 THEN 'expired' ELSE 'live' END \
       FROM agent_tokens t WHERE t.id = $4), \
      (SELECT p.status FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6), \
-     (SELECT p.trust_level FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6) \
+     (SELECT p.trust_level FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6), \
+     (SELECT CASE WHEN f.revoked_at IS NULL THEN 'live' ELSE 'revoked' END \
+      FROM federation_tokens f WHERE f.id = $7) \
      FROM agents a WHERE a.org_id = $1 AND a.id = $2";
 
 /// The values of [`LIVE_ROWS_SQLITE`].
@@ -231,6 +249,7 @@ pub fn live_rows_values(keys: LiveKeys<'_>, now: i64) -> Vec<Value> {
         Value::OptionalText(keys.token_id.map(str::to_string)),
         Value::Integer(now),
         Value::OptionalText(keys.provider_id.map(str::to_string)),
+        Value::OptionalText(keys.federation_token_id.map(str::to_string)),
     ]
 }
 
@@ -243,6 +262,7 @@ pub fn live_rows_of(row: Option<&SqliteRow>, keys: LiveKeys<'_>) -> Result<LiveR
     let token_state: Option<String> = column(row, 3)?;
     let provider_status: Option<String> = column(row, 4)?;
     let provider_trust: Option<String> = column(row, 5)?;
+    let federation_token: Option<String> = column(row, 6)?;
     Ok(LiveRows {
         agent: Some((column(row, 0)?, column(row, 1)?)),
         session_mode: session_mode.filter(|_| keys.session_id.is_some()),
@@ -250,6 +270,8 @@ pub fn live_rows_of(row: Option<&SqliteRow>, keys: LiveKeys<'_>) -> Result<LiveR
             .token_id
             .and_then(|_| token_ended(token_state.as_deref())),
         provider: provider_status.zip(provider_trust),
+        federation_token_revoked: keys.federation_token_id.is_some()
+            && federation_token.as_deref() != Some("live"),
     })
 }
 

@@ -37,6 +37,7 @@ pub struct SessionRow {
     pub issuer: Option<String>,
     pub trust_level: Option<String>,
     pub expires_at: Option<i64>,
+    pub federation_token_id: Option<String>,
 }
 
 impl SessionRow {
@@ -66,7 +67,7 @@ impl SessionRow {
 const COLUMNS: &str = "org_id, id, agent_id, source, server_id, mode, scope_ceiling, total_calls, \
                        read_calls, write_calls, denied_calls, created_at, last_activity_at, \
                        denials_at_unlock, token_id, delegation_id, provider_id, issuer, \
-                       trust_level, expires_at";
+                       trust_level, expires_at, federation_token_id";
 
 pub async fn get(store: &Store, org_id: &str, id: &str) -> Result<Option<SessionRow>> {
     let sql = format!("SELECT {COLUMNS} FROM sessions WHERE org_id = $1 AND id = $2");
@@ -169,13 +170,16 @@ pub struct FederationOrigin<'a> {
     pub trust_level: &'a str,
     /// The external token's expiry (Unix seconds): the session ends with it.
     pub expires_at: i64,
+    /// The token's id when this gateway issued it: its revocation ends the session.
+    pub token_id: Option<&'a str>,
 }
 
 pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Result<SessionRow> {
     const SQL: &str = "INSERT INTO sessions (org_id, id, agent_id, source, server_id, mode, \
                        scope_ceiling, created_at, last_activity_at, token_id, delegation_id, \
-                       provider_id, issuer, trust_level, expires_at) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14)";
+                       provider_id, issuer, trust_level, expires_at, federation_token_id) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13, $14, \
+                       $15)";
     let id = super::new_id();
     let now = time::now();
     let mut tx = store.begin().await?;
@@ -195,6 +199,7 @@ pub async fn create(store: &Store, session: NewSession<'_>, actor: &Actor) -> Re
             .bind(session.federation.map(|origin| origin.issuer))
             .bind(session.federation.map(|origin| origin.trust_level))
             .bind(session.federation.map(|origin| origin.expires_at))
+            .bind(session.federation.and_then(|origin| origin.token_id))
             .execute(&mut *conn)
             .await?;
     });

@@ -969,6 +969,11 @@ fn this_gateway_issues_verifies_and_revokes_id_tokens(h: &Harness) {
         .expect_error(400);
     assert_eq!(h.row_counts(), before);
 
+    let session_id = str_of(&session["session_id"]);
+    assert_eq!(
+        check_in(h, &courier, &session_id, "read_file")["allowed"],
+        true
+    );
     let revoked = h
         .run(&["federation", "tokens", "revoke", &token, "-o", "json"])
         .success()
@@ -977,6 +982,10 @@ fn this_gateway_issues_verifies_and_revokes_id_tokens(h: &Harness) {
     let refused = h.run(&["federation", "verify", &token]);
     refused.code(1);
     assert!(refused.stderr.contains("revoked"), "{}", refused.stderr);
+    // The session opened with it ends with it.
+    let ended = check_in(h, &courier, &session_id, "read_file");
+    assert_eq!(ended["allowed"], false);
+    assert_eq!(ended["rule"], "federation:revoked");
     h.post(
         "/api/v1/federation/sessions/init",
         json!({ "token": token }),

@@ -236,6 +236,13 @@ impl Facts {
         self.federation.as_ref()?;
         self.session.as_ref()?.provider_id.as_deref()
     }
+
+    /// The ID token (issued by this gateway) a federation session was opened with, when the
+    /// check is decided in one.
+    pub fn federation_token_id(&self) -> Option<&str> {
+        self.federation.as_ref()?;
+        self.session.as_ref()?.federation_token_id.as_deref()
+    }
 }
 
 fn stored_mode(text: &str, holder: &str, id: &str) -> ApiResult<SessionMode> {
@@ -291,9 +298,14 @@ async fn federation_facts(
             }
         }
     };
+    let token_revoked = match &session.federation_token_id {
+        Some(token_id) => store::federation::id_token_revoked(&state.store, token_id).await?,
+        None => false,
+    };
     Ok(Some(FederationFacts {
         trust_level,
         provider_active,
         expires_at: session.expires_at.ok_or_else(corrupt)?,
+        token_revoked,
     }))
 }

@@ -187,6 +187,7 @@ impl RecordJob {
             session_id: self.counted_session(),
             token_id: self.facts.token().map(|token| token.id.as_str()),
             provider_id: self.facts.provider_id(),
+            federation_token_id: self.facts.federation_token_id(),
         }
     }
 
@@ -361,6 +362,7 @@ fn live_facts_of(
         session_mode,
         token_ended,
         provider,
+        federation_token_revoked,
     } = rows;
     let (provider_ended, provider_trust) = match (keys.provider_id, provider) {
         (None, _) => (None, None),
@@ -394,6 +396,7 @@ fn live_facts_of(
         token_ended,
         provider_ended,
         provider_trust,
+        federation_token_revoked,
     })
 }
 

@@ -100,6 +100,9 @@ pub struct Verified {
     pub origin: Origin,
     /// The active agent of the org the token acts as, if any.
     pub agent_id: Option<String>,
+    /// The token's id when this gateway issued it (whichever way it was verified): its
+    /// revocation ends the sessions opened with it.
+    pub issued_here: Option<String>,
 }
 
 /// A token that did not: why, and the issuer it claimed when it could be read.
@@ -260,8 +263,12 @@ async fn verify_from_provider(
         .unwrap_or(0);
     // An org that trusts this very gateway as a provider: what the gateway knows of its own
     // tokens (a revocation, by any org it issued to) still holds.
-    if issuer == federation.issuer
-        && let Some(jti) = claims.get("jti").and_then(serde_json::Value::as_str)
+    let issued_here = claims
+        .get("jti")
+        .and_then(serde_json::Value::as_str)
+        .filter(|_| issuer == federation.issuer)
+        .map(str::to_string);
+    if let Some(jti) = &issued_here
         && store::federation::id_token_revoked(&state.store, jti).await?
     {
         return invalid_here(invalid::REVOKED.to_string());
@@ -283,6 +290,7 @@ async fn verify_from_provider(
         expires_at,
         origin: Origin::Provider(Box::new(provider)),
         agent_id,
+        issued_here,
     }))
 }
 
@@ -353,6 +361,7 @@ async fn verify_own(
         issuer,
         subject: claims.sub,
         expires_at: claims.exp,
+        issued_here: Some(claims.jti.clone()),
         origin: Origin::Gateway {
             token_id: claims.jti,
             scopes: claims

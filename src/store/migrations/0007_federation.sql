@@ -63,8 +63,10 @@ CREATE TABLE federation_tokens (
 CREATE INDEX federation_tokens_by_org ON federation_tokens (org_id, id);
 
 -- A federation session: which provider vouched for it, at what trust level, until when (the
--- external token's expiry).
+-- external token's expiry), and, when this gateway issued the token, which one (its revocation
+-- ends the session).
 ALTER TABLE sessions ADD COLUMN provider_id TEXT;
+ALTER TABLE sessions ADD COLUMN federation_token_id TEXT;
 ALTER TABLE sessions ADD COLUMN issuer TEXT;
 ALTER TABLE sessions ADD COLUMN trust_level TEXT;
 ALTER TABLE sessions ADD COLUMN expires_at BIGINT;
