@@ -496,37 +496,10 @@ pub async fn issue_token(
         }
         None => state.federation.issuer.clone(),
     };
-    let requested_ttl = request.ttl.unwrap_or(DEFAULT_ID_TOKEN_TTL_SECONDS);
-    if requested_ttl <= 0 {
-        return Err(ApiError::validation(format!(
-            "ttl must be a positive number of seconds, not {requested_ttl}"
-        )));
-    }
-    let max_ttl = state.settings.max_token_ttl_seconds;
-    let ttl = requested_ttl.min(max_ttl);
-    let mut warnings = Vec::new();
-    if ttl < requested_ttl {
-        warnings.push(format!(
-            "ttl {requested_ttl} s was capped to {max_ttl} s, the longest this gateway issues \
-             tokens for (server option --max-token-ttl)"
-        ));
-    }
-    let agent = store::agents::get(&state.store, &caller.org_id, &request.agent_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("agent {} not found", request.agent_id)))?;
-    if !agent.is_active() {
-        return Err(ApiError::conflict(format!(
-            "agent {} is {}; it cannot be issued tokens",
-            agent.id, agent.status
-        )));
-    }
-    let capabilities = agent.capabilities()?;
-    if let Some(extra) = scopes.iter().find(|scope| !capabilities.contains(scope)) {
-        return Err(ApiError::validation(format!(
-            "scope {extra:?} is not among the agent's capabilities ({})",
-            crate::api::join_or_dash(&capabilities)
-        )));
-    }
+    let (ttl, warnings) =
+        super::tokens::capped_ttl(&state, request.ttl, DEFAULT_ID_TOKEN_TTL_SECONDS)?;
+    let agent =
+        super::tokens::issuable_agent(&state, &caller.org_id, &request.agent_id, &scopes).await?;
     let issued_at = time::now();
     let expires_at = validate::expiry("ttl", issued_at, ttl)?;
     let token_id = store::new_id();

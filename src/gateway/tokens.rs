@@ -28,27 +28,19 @@ use super::extract::{JsonBody, PathId, QueryParams};
 use super::secrets::{self, AGENT_TOKEN_PREFIX};
 use super::validate;
 
-pub async fn issue(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonBody(request): JsonBody<IssueTokenRequest>,
-) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
-    caller.require_key()?;
-    if request.agent_id.is_empty() {
-        return Err(ApiError::validation("agent_id is required"));
-    }
-    let scopes = validate::scope_list("scopes", &request.scopes)?;
-    if let Some(session_id) = &request.session_id {
-        validate::identifier("session_id", session_id)?;
-    }
-    let requested_ttl = request.ttl.unwrap_or(DEFAULT_TTL_SECONDS);
+/// The lifetime of a token to issue: `requested` (or `default`), positive, capped — not
+/// refused — at the server's `--max-token-ttl` like Vault's max_ttl, with a warning saying so.
+pub fn capped_ttl(
+    state: &AppState,
+    requested: Option<i64>,
+    default: i64,
+) -> ApiResult<(i64, Vec<String>)> {
+    let requested_ttl = requested.unwrap_or(default);
     if requested_ttl <= 0 {
         return Err(ApiError::validation(format!(
             "ttl must be a positive number of seconds, not {requested_ttl}"
         )));
     }
-    // Capped, not refused: like Vault's max_ttl, asking for more gets the most allowed, and the
-    // answer says so in `warnings`.
     let max_ttl = state.settings.max_token_ttl_seconds;
     let ttl = requested_ttl.min(max_ttl);
     let mut warnings = Vec::new();
@@ -58,18 +50,28 @@ pub async fn issue(
              tokens for (server option --max-token-ttl)"
         ));
     }
+    Ok((ttl, warnings))
+}
 
-    let agent = store::agents::get(&state.store, &caller.org_id, &request.agent_id)
+/// The agent a token (an agent token or an ID token) is issued for: of the org, active, and
+/// holding every scope asked for — the same ceiling as a delegation's: a token carries only
+/// what its agent holds, and an agent registered without capabilities holds nothing to hand
+/// out.
+pub async fn issuable_agent(
+    state: &AppState,
+    org_id: &str,
+    agent_id: &str,
+    scopes: &[String],
+) -> ApiResult<store::agents::AgentRow> {
+    let agent = store::agents::get(&state.store, org_id, agent_id)
         .await?
-        .ok_or_else(|| agent_not_found(&request.agent_id))?;
+        .ok_or_else(|| agent_not_found(agent_id))?;
     if !agent.is_active() {
         return Err(ApiError::conflict(format!(
             "agent {} is {}; it cannot be issued tokens",
             agent.id, agent.status
         )));
     }
-    // The same ceiling as a delegation's: a token carries only what its agent holds, and an
-    // agent registered without capabilities holds nothing to hand out.
     let capabilities = agent.capabilities()?;
     if let Some(extra) = scopes.iter().find(|scope| !capabilities.contains(scope)) {
         return Err(ApiError::validation(if capabilities.is_empty() {
@@ -86,6 +88,24 @@ pub async fn issue(
             )
         }));
     }
+    Ok(agent)
+}
+
+pub async fn issue(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(request): JsonBody<IssueTokenRequest>,
+) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
+    caller.require_key()?;
+    if request.agent_id.is_empty() {
+        return Err(ApiError::validation("agent_id is required"));
+    }
+    let scopes = validate::scope_list("scopes", &request.scopes)?;
+    if let Some(session_id) = &request.session_id {
+        validate::identifier("session_id", session_id)?;
+    }
+    let (ttl, warnings) = capped_ttl(&state, request.ttl, DEFAULT_TTL_SECONDS)?;
+    let agent = issuable_agent(&state, &caller.org_id, &request.agent_id, &scopes).await?;
 
     let token = secrets::generate(AGENT_TOKEN_PREFIX);
     let issued_at = time::now();

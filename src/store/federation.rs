@@ -152,14 +152,7 @@ pub async fn list_providers(store: &Store, org_id: &str) -> Result<Vec<ProviderR
 }
 
 pub async fn get_provider(store: &Store, org_id: &str, id: &str) -> Result<Option<ProviderRow>> {
-    let sql = format!(
-        "SELECT {PROVIDER_COLUMNS} FROM federation_providers WHERE org_id = $1 AND id = $2"
-    );
-    Ok(on_db!(store, |pool| sqlx::query_as::<_, ProviderRow>(&sql)
-        .bind(org_id)
-        .bind(id)
-        .fetch_optional(pool)
-        .await?))
+    provider_where(store, org_id, ProviderKey::Id, id).await
 }
 
 /// The org's provider for `issuer` (compared byte for byte).
@@ -168,12 +161,32 @@ pub async fn provider_by_issuer(
     org_id: &str,
     issuer: &str,
 ) -> Result<Option<ProviderRow>> {
+    provider_where(store, org_id, ProviderKey::Issuer, issuer).await
+}
+
+/// The two unique keys of a provider within its org.
+#[derive(Clone, Copy)]
+enum ProviderKey {
+    Id,
+    Issuer,
+}
+
+async fn provider_where(
+    store: &Store,
+    org_id: &str,
+    key: ProviderKey,
+    value: &str,
+) -> Result<Option<ProviderRow>> {
+    let column = match key {
+        ProviderKey::Id => "id",
+        ProviderKey::Issuer => "issuer",
+    };
     let sql = format!(
-        "SELECT {PROVIDER_COLUMNS} FROM federation_providers WHERE org_id = $1 AND issuer = $2"
+        "SELECT {PROVIDER_COLUMNS} FROM federation_providers WHERE org_id = $1 AND {column} = $2"
     );
     Ok(on_db!(store, |pool| sqlx::query_as::<_, ProviderRow>(&sql)
         .bind(org_id)
-        .bind(issuer)
+        .bind(value)
         .fetch_optional(pool)
         .await?))
 }
