@@ -168,7 +168,8 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
     match &mut tx.connection {
         TxConnection::Sqlite(conn) => {
             let mut script = Script::default();
-            script.push(LIVE_ROWS_SQLITE, live_rows_values(keys, now));
+            let (statement, values) = live_rows_statement(keys, now);
+            script.push(statement, values);
             let rows = script.fetch(conn).await?;
             live_rows_of(rows.first().and_then(|rows| rows.first()), keys)
         }
@@ -233,6 +234,16 @@ pub const LIVE_ROWS_SQLITE: &str = "SELECT a.status, a.mode, \
      (SELECT s.mode FROM sessions s WHERE s.org_id = $1 AND s.id = $3), \
      (SELECT CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' \
       WHEN t.expires_at <= $5 THEN 'expired' ELSE 'live' END \
+      FROM agent_tokens t WHERE t.id = $4) \
+     FROM agents a WHERE a.org_id = $1 AND a.id = $2";
+
+/// [`LIVE_ROWS_SQLITE`] for a check in a federation session: also its provider's status and
+/// trust level, and whether the ID token it was opened with is revoked. A statement of its own,
+/// so the common check reads no more than it did before federation.
+pub const LIVE_ROWS_FEDERATION_SQLITE: &str = "SELECT a.status, a.mode, \
+     (SELECT s.mode FROM sessions s WHERE s.org_id = $1 AND s.id = $3), \
+     (SELECT CASE WHEN t.revoked_at IS NOT NULL THEN 'revoked' \
+      WHEN t.expires_at <= $5 THEN 'expired' ELSE 'live' END \
       FROM agent_tokens t WHERE t.id = $4), \
      (SELECT p.status FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6), \
      (SELECT p.trust_level FROM federation_providers p WHERE p.org_id = $1 AND p.id = $6), \
@@ -240,29 +251,43 @@ pub const LIVE_ROWS_SQLITE: &str = "SELECT a.status, a.mode, \
       FROM federation_tokens f WHERE f.id = $7) \
      FROM agents a WHERE a.org_id = $1 AND a.id = $2";
 
-/// The values of [`LIVE_ROWS_SQLITE`].
-pub fn live_rows_values(keys: LiveKeys<'_>, now: i64) -> Vec<Value> {
-    vec![
+/// The statement that reads `keys` on SQLite, and its values.
+pub fn live_rows_statement(keys: LiveKeys<'_>, now: i64) -> (&'static str, Vec<Value>) {
+    let mut values = vec![
         Value::Text(keys.org_id.to_string()),
         Value::Text(keys.agent_id.to_string()),
         Value::OptionalText(keys.session_id.map(str::to_string)),
         Value::OptionalText(keys.token_id.map(str::to_string)),
         Value::Integer(now),
-        Value::OptionalText(keys.provider_id.map(str::to_string)),
-        Value::OptionalText(keys.federation_token_id.map(str::to_string)),
-    ]
+    ];
+    if keys.provider_id.is_none() && keys.federation_token_id.is_none() {
+        return (LIVE_ROWS_SQLITE, values);
+    }
+    values.push(Value::OptionalText(keys.provider_id.map(str::to_string)));
+    values.push(Value::OptionalText(
+        keys.federation_token_id.map(str::to_string),
+    ));
+    (LIVE_ROWS_FEDERATION_SQLITE, values)
 }
 
-/// [`LiveRows`] from the row [`LIVE_ROWS_SQLITE`] returned (`None`: no such agent).
+/// [`LiveRows`] from the row [`live_rows_statement`]'s statement returned (`None`: no such
+/// agent).
 pub fn live_rows_of(row: Option<&SqliteRow>, keys: LiveKeys<'_>) -> Result<LiveRows> {
     let Some(row) = row else {
         return Ok(LiveRows::default());
     };
     let session_mode: Option<String> = column(row, 2)?;
     let token_state: Option<String> = column(row, 3)?;
-    let provider_status: Option<String> = column(row, 4)?;
-    let provider_trust: Option<String> = column(row, 5)?;
-    let federation_token: Option<String> = column(row, 6)?;
+    let federation = keys.provider_id.is_some() || keys.federation_token_id.is_some();
+    let (provider_status, provider_trust, federation_token): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = if federation {
+        (column(row, 4)?, column(row, 5)?, column(row, 6)?)
+    } else {
+        (None, None, None)
+    };
     Ok(LiveRows {
         agent: Some((column(row, 0)?, column(row, 1)?)),
         session_mode: session_mode.filter(|_| keys.session_id.is_some()),

@@ -100,10 +100,8 @@ impl Job for RecordJob {
             return None;
         }
         let mut script = Script::default();
-        script.push(
-            store::checks::LIVE_ROWS_SQLITE,
-            store::checks::live_rows_values(self.live_keys(), facts.now()),
-        );
+        let (statement, values) = store::checks::live_rows_statement(self.live_keys(), facts.now());
+        script.push(statement, values);
         if let Some(session_id) = self.counted_session() {
             script.push(
                 store::sessions::COUNT_CALL,
