@@ -220,11 +220,6 @@ impl Gateway {
         self.local_addr
     }
 
-    /// The name this gateway issues ID tokens under.
-    pub fn issuer(&self) -> &str {
-        &self.state.federation.issuer
-    }
-
     pub fn store(&self) -> &Store {
         &self.state.store
     }
@@ -422,7 +417,23 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{local_url, redact_url};
+
+    #[test]
+    fn wildcard_addresses_become_loopback() {
+        assert_eq!(
+            local_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            local_url("127.0.0.1:9000".parse().unwrap()),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            local_url("[::1]:9000".parse().unwrap()),
+            "http://[::1]:9000"
+        );
+    }
 
     #[test]
     fn passwords_never_reach_logs() {

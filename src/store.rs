@@ -361,10 +361,8 @@ async fn connect_sqlite(database_url: &str, synchronous: SqliteSynchronous) -> R
         })
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(10));
-    // An in-memory database (`sqlite::memory:`, `?mode=memory`) has no file to protect.
-    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
-    if !in_memory {
-        create_private_file(options.get_filename())?;
+    if let Some(path) = sqlite_file(database_url) {
+        create_private_file(&path)?;
     }
     // A connection to a local file does not go stale: no ping before each use (with sqlx-sqlite
     // every statement, a ping too, is a round trip to the connection's own thread).
@@ -383,6 +381,20 @@ async fn connect_sqlite(database_url: &str, synchronous: SqliteSynchronous) -> R
         .connect_with(options.read_only(false))
         .await?;
     Ok(SqlitePools { read, write })
+}
+
+/// The file of a `sqlite:` database URL, as SQLite opens it; `None` for an in-memory database
+/// (`sqlite::memory:`, `?mode=memory`), which has no file, or for a URL that is not SQLite's.
+pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    // sqlx parses any URL as SQLite options (a `postgres://…` URL included): only ours count.
+    if !database_url.starts_with("sqlite:")
+        || database_url.contains(":memory:")
+        || database_url.contains("mode=memory")
+    {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(database_url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 /// Creates the database file with mode 0600 when it does not exist yet, so SQLite (which would

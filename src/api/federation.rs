@@ -17,8 +17,6 @@ use super::{Extra, empty_as_none, null_as_empty};
 pub const DEFAULT_ID_TOKEN_TTL_SECONDS: i64 = 300;
 /// The claim naming the subject when a provider names no other.
 pub const DEFAULT_SUBJECT_CLAIM: &str = "sub";
-/// The algorithms a token may be signed with; never `none`, never an HMAC.
-pub const ALLOWED_ALGORITHMS: &[&str] = &["RS256", "PS256", "ES256", "EdDSA"];
 
 /// How far a provider is trusted: the most its sessions may do (ordered from least to most).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]

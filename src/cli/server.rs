@@ -213,7 +213,7 @@ fn signing_secret(
 ) -> anyhow::Result<Option<signing::SigningSecret>> {
     let (path, create) = match &args.signing_key_secret_file {
         Some(path) => (path.clone(), false),
-        None => match sqlite_file(database_url) {
+        None => match store::sqlite_file(database_url) {
             Some(database) => (
                 PathBuf::from(format!("{}.signing-secret", database.display())),
                 true,
@@ -231,18 +231,6 @@ fn signing_secret(
     let secret = signing::SigningSecret::parse(&text)
         .map_err(|error| anyhow::anyhow!("the signing-key secret {}: {error}", path.display()))?;
     Ok(Some(secret))
-}
-
-/// The file of a `sqlite://PATH` URL; `None` for PostgreSQL or an in-memory database.
-fn sqlite_file(database_url: &str) -> Option<PathBuf> {
-    let rest = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.contains(":memory:") || database_url.contains("mode=memory") {
-        return None;
-    }
-    Some(PathBuf::from(path))
 }
 
 /// Creates `path` with `text`, readable by its owner only; refuses to replace a file.
@@ -453,7 +441,7 @@ async fn serve(
         );
     }
     let gateway = Gateway::bind(config).await?;
-    let url = client_url(gateway.local_addr());
+    let url = gateway::local_url(gateway.local_addr());
 
     if args.dev {
         dev_bootstrap(gateway.store(), &url, config_dir_override).await?;
@@ -574,11 +562,6 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data dir {}", dir.display()))
 }
 
-/// The URL a client on this machine uses: a wildcard listen address becomes loopback.
-fn client_url(address: SocketAddr) -> String {
-    gateway::local_url(address)
-}
-
 /// Completes on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let interrupt = async {
@@ -606,25 +589,4 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wildcard_addresses_become_loopback() {
-        assert_eq!(
-            client_url("0.0.0.0:8080".parse().unwrap()),
-            "http://127.0.0.1:8080"
-        );
-        assert_eq!(
-            client_url("127.0.0.1:9000".parse().unwrap()),
-            "http://127.0.0.1:9000"
-        );
-        assert_eq!(
-            client_url("[::1]:9000".parse().unwrap()),
-            "http://[::1]:9000"
-        );
-    }
 }

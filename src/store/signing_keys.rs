@@ -84,6 +84,7 @@ pub async fn rotate(
             .await?;
         retired
     });
+    tx.commit().await?;
     // The audit chains are per org; a gateway-wide key change is logged, not chained.
     tracing::info!(
         key_id = key.id,
@@ -91,7 +92,6 @@ pub async fn rotate(
         actor = %actor.0,
         "signing key rotated"
     );
-    tx.commit().await?;
     Ok(retired)
 }
 

@@ -944,3 +944,16 @@ async fn a_delegation_call_budget_holds_across_its_sessions_when_checks_race() {
         assert_eq!(audit::verify(&store, &org_id).await.unwrap(), None);
     }
 }
+
+#[test]
+fn only_a_sqlite_url_names_a_database_file() {
+    assert_eq!(
+        sqlite_file("sqlite:///var/lib/agenttrust/agenttrust.db?mode=rwc"),
+        Some(std::path::PathBuf::from(
+            "/var/lib/agenttrust/agenttrust.db"
+        ))
+    );
+    assert_eq!(sqlite_file("sqlite::memory:"), None);
+    assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
+    assert_eq!(sqlite_file("postgres://app@db:5432/agenttrust"), None);
+}

@@ -462,6 +462,33 @@ fn provider_tokens_verify_and_every_forgery_is_refused_with_its_reason(h: &Harne
         ),
         ("not a JWT", "not-a-jwt".to_string(), "malformed token"),
         ("four parts", format!("{valid}.extra"), "malformed token"),
+        // A token that brings its own key, or says where to fetch one, does not get to choose:
+        // only the provider's registered JWKS counts.
+        (
+            "its own key in the header",
+            impostor.sign_with(
+                Header {
+                    kid: Some("es-1".into()),
+                    jwk: Some(serde_json::from_value(impostor.public_jwk.clone()).unwrap()),
+                    ..Header::new(Algorithm::ES256)
+                },
+                &claims,
+            ),
+            "bad signature",
+        ),
+        (
+            "a key URL in the header",
+            impostor.sign_with(
+                Header {
+                    kid: Some("attacker".into()),
+                    jku: Some(format!("{}/jwks", idp.issuer)),
+                    x5u: Some("https://attacker.example/cert.pem".into()),
+                    ..Header::new(Algorithm::ES256)
+                },
+                &claims,
+            ),
+            "unknown key",
+        ),
     ];
     let before = h.row_counts();
     for (name, token, reason) in &forgeries {
@@ -710,14 +737,15 @@ fn registration_checks_the_issuer_and_changes_nothing_when_it_fails(h: &Harness)
         reply.expect_error(400);
         assert!(reply.message().contains(words), "{body}: {}", reply.text);
     };
+    // The issuer as its tokens name it, byte for byte: a trailing slash is another issuer.
+    refuse(
+        json!({ "issuer": format!("{}/", idp.issuer), "name": "x" }),
+        &format!("is for issuer \"{}\"", idp.issuer),
+    );
     idp.claim_issuer("https://impostor.example");
     refuse(
         json!({ "issuer": idp.issuer, "name": "x" }),
         "is for issuer \"https://impostor.example\"",
-    );
-    refuse(
-        json!({ "issuer": format!("{}/", idp.issuer), "name": "x" }),
-        "cannot register",
     );
     refuse(
         json!({ "issuer": "http://idp.example.com", "name": "x" }),
@@ -827,6 +855,37 @@ fn providers_are_admin_only_and_scoped_to_their_org(h: &Harness) {
         None,
     );
     as_agent.expect_error(403);
+    // An agent holding only its own token can neither mint ID tokens nor turn one into a
+    // session: those take an org key.
+    for (path, body) in [
+        (
+            "/api/v1/federation/tokens/issue",
+            json!({ "agent_id": courier }),
+        ),
+        (
+            "/api/v1/federation/tokens/verify",
+            json!({ "token": "x.y.z" }),
+        ),
+        (
+            "/api/v1/federation/sessions/init",
+            json!({ "token": "x.y.z" }),
+        ),
+        (
+            "/api/v1/federation/tokens/revoke",
+            json!({ "token": "x.y.z" }),
+        ),
+    ] {
+        let reply = h.raw(
+            Method::POST,
+            path,
+            &[
+                ("Authorization", format!("Bearer {token}")),
+                ("Content-Type", "application/json".to_string()),
+            ],
+            Some(body.to_string().into_bytes()),
+        );
+        reply.expect_error(403);
+    }
 
     // Another org sees none of it, and cannot link its subjects to our agents.
     let (_, other_key) = h.other_org("other");

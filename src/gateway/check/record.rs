@@ -176,7 +176,6 @@ impl RecordJob {
         }
     }
 
-    /// The modes the decision was made with.
     /// The rows the record transaction reads again.
     fn live_keys(&self) -> store::checks::LiveKeys<'_> {
         store::checks::LiveKeys {
@@ -189,6 +188,7 @@ impl RecordJob {
         }
     }
 
+    /// The modes the decision was made with.
     fn decided_with(&self) -> DecidedWith {
         DecidedWith {
             agent_mode: self.facts.agent_mode(),
