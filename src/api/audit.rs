@@ -15,6 +15,8 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub id: String,
+    #[serde(default)]
+    pub org_id: String,
     /// Position in the org's chain, from 1.
     pub seq: i64,
     /// `agent.created`, `token.revoked`, `check.decided`, …

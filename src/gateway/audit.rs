@@ -82,7 +82,7 @@ pub async fn verify(
     }))
 }
 
-fn to_wire(row: EventRow) -> AuditEvent {
+pub(crate) fn to_wire(row: EventRow) -> AuditEvent {
     // The stored detail is the JSON text that was hashed; shown as the object it encodes. A
     // detail that does not parse is shown as its text, so a tampered row can still be read.
     let detail = match serde_json::from_str(&row.detail) {
@@ -92,6 +92,7 @@ fn to_wire(row: EventRow) -> AuditEvent {
     };
     AuditEvent {
         id: row.id,
+        org_id: row.org_id,
         seq: row.seq,
         kind: row.kind,
         actor: row.actor,

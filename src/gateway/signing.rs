@@ -106,7 +106,7 @@ impl SigningSecret {
         hex::encode(Sha256::digest(self.key))[..16].to_string()
     }
 
-    fn sealed_with(&self) -> String {
+    pub(crate) fn sealed_with(&self) -> String {
         format!("{SEALED_PREFIX}{}", self.fingerprint())
     }
 
@@ -120,7 +120,7 @@ impl SigningSecret {
 
     /// `nonce || ciphertext || tag`, in base64; the key id is bound as associated data, so a
     /// sealed half cannot be moved to another row.
-    fn seal(&self, key_id: &str, plain: &[u8]) -> Result<String, SigningError> {
+    pub(crate) fn seal(&self, key_id: &str, plain: &[u8]) -> Result<String, SigningError> {
         let mut nonce = [0_u8; aead::NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -138,7 +138,7 @@ impl SigningSecret {
         Ok(STANDARD.encode(out))
     }
 
-    fn open(&self, key_id: &str, sealed: &str) -> Option<Vec<u8>> {
+    pub(crate) fn open(&self, key_id: &str, sealed: &str) -> Option<Vec<u8>> {
         let bytes = STANDARD.decode(sealed).ok()?;
         if bytes.len() < aead::NONCE_LEN {
             return None;
@@ -297,6 +297,12 @@ impl SigningKeys {
     /// Whether private halves made here are sealed.
     pub fn seals(&self) -> bool {
         self.secret.is_some()
+    }
+
+    /// The operator's key-encryption key, which also seals other secrets the gateway must send
+    /// on (a SIEM destination's token); `None` when the operator configured none.
+    pub(crate) fn secret(&self) -> Option<&SigningSecret> {
+        self.secret.as_ref()
     }
 
     fn current(&self) -> Arc<Loaded> {

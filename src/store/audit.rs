@@ -184,7 +184,7 @@ fn event_values(event: EventRow) -> [script::Value; 11] {
     ]
 }
 
-const EVENT_COLUMNS: &str = "org_id, seq, id, kind, actor, subject_type, subject_id, detail, \
+pub(crate) const EVENT_COLUMNS: &str = "org_id, seq, id, kind, actor, subject_type, subject_id, detail, \
                              created_at, prev_hash, hash";
 
 /// An org's events in chain order, oldest first (the whole chain: for tests and small orgs;
