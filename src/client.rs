@@ -343,6 +343,43 @@ impl Client {
         self.send::<T, ()>(Method::DELETE, url, None, false).await
     }
 
+    /// Opens a Server-Sent Events stream at `url` (resuming after `last_event_id`) and answers
+    /// the response whose body is the stream. The client's timeout bounds connecting and the
+    /// answer's headers only: a stream lasts as long as it is followed.
+    pub(crate) async fn open_event_stream(
+        &self,
+        url: Url,
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, Error> {
+        let shown_url = url.to_string();
+        tracing::debug!(url = %shown_url, last_event_id, "opening an event stream");
+        let mut request = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            // No total timeout for the stream itself (a year stands for none).
+            .timeout(Duration::from_secs(365 * 24 * 3600));
+        if let Some(key) = &self.api_key {
+            request = request.header("X-API-Key", key);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        let response = tokio::time::timeout(self.timeout, request.send())
+            .await
+            .map_err(|_| Error::Timeout {
+                url: shown_url.clone(),
+                timeout: self.timeout,
+            })?
+            .map_err(|error| self.transport_error(&shown_url, error))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(gateway_error(status.as_u16(), &bytes));
+        }
+        Ok(response)
+    }
+
     async fn send<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,

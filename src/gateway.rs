@@ -58,6 +58,9 @@ pub const DEFAULT_MAX_TOKEN_TTL_SECONDS: i64 = 3600;
 pub const DEFAULT_MAX_DELEGATION_TTL_SECONDS: i64 = 30 * 24 * 60 * 60;
 /// The largest request body accepted, unless configured otherwise.
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// How often the audit chains' heads are signed, when they grew.
+pub const DEFAULT_AUDIT_CHECKPOINT_INTERVAL: std::time::Duration =
+    std::time::Duration::from_secs(60);
 
 /// How to run a gateway.
 #[derive(Debug, Clone)]
@@ -83,6 +86,9 @@ pub struct GatewayConfig {
     pub jwks_min_refresh_interval: std::time::Duration,
     /// How long a replica uses its copy of the signing keys before reading them again.
     pub signing_keys_reload_after: std::time::Duration,
+    /// How often the heads of the audit chains that grew are signed; `None`: never (only on
+    /// demand, `POST /api/v1/audit/checkpoints`).
+    pub audit_checkpoint_interval: Option<std::time::Duration>,
 }
 
 impl GatewayConfig {
@@ -101,6 +107,7 @@ impl GatewayConfig {
             federation_allow_http: false,
             jwks_min_refresh_interval: federation::jwks::MIN_REFRESH_INTERVAL,
             signing_keys_reload_after: signing::RELOAD_AFTER,
+            audit_checkpoint_interval: Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL),
         }
     }
 }
@@ -147,6 +154,7 @@ pub struct Gateway {
     connection_limits: ConnectionLimits,
     /// The connection hearing other replicas' changes (PostgreSQL), listening since bind.
     listening: Option<store::changes::Listener>,
+    audit_checkpoint_interval: Option<std::time::Duration>,
 }
 
 impl Gateway {
@@ -213,6 +221,7 @@ impl Gateway {
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
             listening,
+            audit_checkpoint_interval: config.audit_checkpoint_interval,
         })
     }
 
@@ -243,6 +252,10 @@ impl Gateway {
             Arc::clone(&self.state.caches),
             self.listening,
         ));
+        let checkpoints = self
+            .audit_checkpoint_interval
+            .filter(|interval| !interval.is_zero())
+            .map(|interval| tokio::spawn(audit::sign_checkpoints(self.state.clone(), interval)));
         let limits = self.connection_limits;
         let app =
             router(self.state, self.body_limit_bytes).layer(axum::middleware::from_fn_with_state(
@@ -253,6 +266,10 @@ impl Gateway {
         // The listener holds a pooled connection: give it back before closing the pool.
         notices.abort();
         let _ = notices.await;
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.abort();
+            let _ = checkpoints.await;
+        }
         store.close().await;
         Ok(())
     }
@@ -330,7 +347,14 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .route("/api/v1/policies/test", post(policies::test))
         .route("/api/v1/audit/events", get(audit::events))
+        .route("/api/v1/audit/events/{event_id}", get(audit::event))
+        .route("/api/v1/audit/stream", get(audit::stream))
         .route("/api/v1/audit/verify", get(audit::verify))
+        .route(
+            "/api/v1/audit/checkpoints",
+            get(audit::checkpoints).post(audit::create_checkpoint),
+        )
+        .route("/api/v1/audit/keys", get(audit::keys))
         .route("/mcp/sessions/init", post(sessions::init))
         .route("/mcp/sessions/{session_id}", get(sessions::get))
         .route(

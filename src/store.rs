@@ -136,6 +136,9 @@ pub enum Db {
 #[derive(Debug, Clone)]
 pub struct Store {
     db: Arc<Db>,
+    /// Counts the commits that appended audit events in this process: a follower of the chain
+    /// waits on it instead of polling (other replicas' appends it reads on a timer).
+    appended: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// Runs `$body` with `$pool` bound to the backend's read pool (a `&SqlitePool` or `&PgPool`):
@@ -186,6 +189,8 @@ pub struct Tx {
     pub(crate) connection: TxConnection,
     deferred: deferred::Deferred,
     audit: audit::Pending,
+    /// The store's [`Store::audit_appended`] counter, bumped when this commits events.
+    appended: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// The backend's transaction under a [`Tx`].
@@ -204,11 +209,16 @@ impl Tx {
             std::mem::take(&mut writes).execute(&mut self).await?;
         }
         let events = std::mem::take(&mut self.audit);
+        let appends = !events.is_empty();
         audit::flush(&mut self, events, &mut writes).await?;
         writes.execute(&mut self).await?;
         match self.connection {
             TxConnection::Sqlite(transaction) => transaction.commit().await?,
             TxConnection::Postgres(transaction) => transaction.commit().await?,
+        }
+        if appends {
+            self.appended
+                .send_modify(|count| *count = count.wrapping_add(1));
         }
         Ok(())
     }
@@ -245,6 +255,7 @@ const TABLES: &[&str] = &[
     "telemetry_events",
     "audit_events",
     "audit_heads",
+    "audit_checkpoints",
     "policies",
     "approvals",
     "delegations",
@@ -272,13 +283,25 @@ impl Store {
         } else {
             return Err(Error::UnsupportedUrl(database_url.to_string()));
         };
-        let store = Store { db: Arc::new(db) };
+        let store = Store {
+            db: Arc::new(db),
+            appended: Arc::new(tokio::sync::watch::Sender::new(0)),
+        };
         store.migrate().await?;
+        let indexed = audit::index_agents(&store).await?;
+        if indexed > 0 {
+            tracing::info!(events = indexed, "indexed older audit events by agent");
+        }
         Ok(store)
     }
 
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// A receiver that sees a change whenever this process commits audit events.
+    pub fn audit_appended(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.appended.subscribe()
     }
 
     /// `sqlite` or `postgres`, for logs and `/health`.
@@ -307,11 +330,13 @@ impl Store {
                 connection: TxConnection::Sqlite(pools.write.begin_with("BEGIN IMMEDIATE").await?),
                 deferred: deferred::Deferred::default(),
                 audit: audit::Pending::default(),
+                appended: Arc::clone(&self.appended),
             },
             Db::Postgres(pool) => Tx {
                 connection: TxConnection::Postgres(pool.begin().await?),
                 deferred: deferred::Deferred::default(),
                 audit: audit::Pending::default(),
+                appended: Arc::clone(&self.appended),
             },
         })
     }

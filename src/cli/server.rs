@@ -72,6 +72,11 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = config::parse_duration)]
     pub max_delegation_ttl: Duration,
 
+    /// How often the head of every audit chain that grew is signed (a checkpoint an export is
+    /// verified against offline); 0 signs only on demand (`audit export` asks for one)
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = config::parse_duration)]
+    pub audit_checkpoint_interval: Duration,
+
     /// The URL clients reach this gateway at (behind a load balancer: its URL); the issuer
     /// name of the ID tokens it signs [default: http://<listen address>]
     #[arg(long, env = env::PUBLIC_URL, value_name = "URL")]
@@ -419,6 +424,8 @@ async fn serve(
         .filter(|seconds| *seconds > 0)
         .context("--max-delegation-ttl must be at least one second")?;
     config.sqlite_synchronous = args.sqlite_synchronous;
+    config.audit_checkpoint_interval =
+        Some(args.audit_checkpoint_interval).filter(|interval| !interval.is_zero());
     config.policy_limits = PolicyLimits {
         max_rules: args.max_policy_rules,
         max_compiled_bytes: args.max_policy_compiled_bytes,

@@ -301,6 +301,7 @@ impl SigningKeys {
 
     /// The operator's key-encryption key, which also seals other secrets the gateway must send
     /// on (a SIEM destination's token); `None` when the operator configured none.
+    #[allow(dead_code)] // used by SIEM destinations (a branch being merged)
     pub(crate) fn secret(&self) -> Option<&SigningSecret> {
         self.secret.as_ref()
     }
@@ -343,11 +344,22 @@ impl SigningKeys {
         store: &Store,
         claims: &T,
     ) -> Result<(String, String), SigningError> {
+        self.sign_typed(store, "JWT", claims).await
+    }
+
+    /// [`SigningKeys::sign`] with the `typ` header `typ`, which tells what the signed document
+    /// is, so that one kind cannot be passed off as another.
+    pub async fn sign_typed<T: Serialize>(
+        &self,
+        store: &Store,
+        typ: &str,
+        claims: &T,
+    ) -> Result<(String, String), SigningError> {
         let loaded = self.fresh(store, false).await?;
         let active = loaded.active.clone().ok_or(SigningError::NoKey)?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(active.id.clone());
-        header.typ = Some("JWT".to_string());
+        header.typ = Some(typ.to_string());
         let token = jsonwebtoken::encode(&header, claims, &active.encoding)?;
         Ok((token, active.id.clone()))
     }
@@ -387,6 +399,17 @@ impl SigningKeys {
         let loaded = self.fresh(store, true).await?;
         Ok(find(&loaded))
     }
+}
+
+/// Every public key the gateway ever signed with, retired ones included, as a JWK Set. A signed
+/// audit checkpoint is verified with it however old it is; the OIDC JWKS drops a key once the
+/// tokens it signed have expired.
+pub async fn key_history(store: &Store) -> Result<serde_json::Value, SigningError> {
+    let mut keys = Vec::new();
+    for row in signing_keys::list(store).await? {
+        keys.push(published_key(&row)?.jwk);
+    }
+    Ok(serde_json::json!({ "keys": keys }))
 }
 
 /// Fails unless `secret` opens the current signing key (what a replica started with it could

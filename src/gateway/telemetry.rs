@@ -107,8 +107,8 @@ pub async fn report(
         .writer
         .write(
             &lane,
-            WriteFn::new(rows, |rows, tx| {
-                Box::pin(store::telemetry::insert_batch_in(tx, rows))
+            WriteFn::new((rows, caller.actor()), |(rows, actor), tx| {
+                Box::pin(store::telemetry::insert_batch_in(tx, rows, actor))
             }),
         )
         .await?;

@@ -6,13 +6,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::script::{self, Script};
 use super::{Error, Result, Store, Tx, new_id, on_db, on_tx, to_json_text};
-
-/// The chain's first `prev_hash`.
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use crate::api::audit::GENESIS_HASH;
+use crate::api::audit::{HashedFields, event_agent};
 
 /// Who did it: `key:<id>`, `agent:<id>` or `operator` (the `agenttrust server` subcommands).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,27 +49,39 @@ pub struct EventRow {
     pub created_at: i64,
     pub prev_hash: String,
     pub hash: String,
+    /// The agent the event concerns ([`event_agent`]; `""` for none): not hashed, derived from
+    /// what is, and checked by [`verify_chain`].
+    pub agent_id: Option<String>,
 }
 
-/// The digest that links an event to its predecessor.
-pub fn chain_hash(prev_hash: &str, event: &EventRow) -> String {
-    let mut hasher = Sha256::new();
-    for part in [
-        prev_hash,
-        &event.seq.to_string(),
-        &event.id,
-        &event.kind,
-        &event.actor,
-        &event.subject_type,
-        &event.subject_id,
-        &event.detail,
-        &event.created_at.to_string(),
-    ] {
-        hasher.update(part.as_bytes());
-        // A separator that cannot occur inside the parts' UTF-8 keeps field boundaries unambiguous.
-        hasher.update([0xff]);
+impl EventRow {
+    fn hashed(&self) -> HashedFields<'_> {
+        HashedFields {
+            seq: self.seq,
+            id: &self.id,
+            kind: &self.kind,
+            actor: &self.actor,
+            subject_type: &self.subject_type,
+            subject_id: &self.subject_id,
+            detail: &self.detail,
+            created_at: self.created_at,
+        }
     }
-    hex::encode(hasher.finalize())
+
+    /// The agent this event concerns, from its hashed fields.
+    fn derived_agent(&self) -> String {
+        event_agent(
+            &self.subject_type,
+            &self.subject_id,
+            &self.actor,
+            &self.detail,
+        )
+    }
+}
+
+/// The digest that links an event to its predecessor ([`crate::api::audit::chain_hash`]).
+pub fn chain_hash(prev_hash: &str, event: &EventRow) -> String {
+    crate::api::audit::chain_hash(prev_hash, &event.hashed())
 }
 
 /// Starts an org's chain; called once, when the org is created.
@@ -93,11 +103,17 @@ pub struct Pending {
     events: Vec<EventRow>,
 }
 
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
 /// Appends `event` to its org's chain inside `tx`. The event gets its place in the chain (its
 /// `seq`, `prev_hash` and `hash`) when the transaction commits, after every event appended
 /// before it in the same transaction.
 pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
-    tx.audit_pending().events.push(EventRow {
+    let mut row = EventRow {
         org_id: event.org_id.to_string(),
         seq: 0,
         id: new_id(),
@@ -109,11 +125,14 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
         created_at: event.created_at,
         prev_hash: String::new(),
         hash: String::new(),
-    });
+        agent_id: None,
+    };
+    row.agent_id = Some(row.derived_agent());
+    tx.audit_pending().events.push(row);
     Ok(())
 }
 
-/// Most events one INSERT carries (11 parameters each: far below either backend's limit).
+/// Most events one INSERT carries (12 parameters each: far below either backend's limit).
 const INSERT_CHUNK: usize = 256;
 
 /// Chains `pending` inside `tx`, org by org in the order of their ids (one lock order for every
@@ -154,7 +173,7 @@ pub(crate) async fn flush(tx: &mut Tx, pending: Pending, writes: &mut Script) ->
             writes.push(
                 format!(
                     "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES {}",
-                    super::values_placeholders(chunk.len(), 11)
+                    super::values_placeholders(chunk.len(), 12)
                 ),
                 chunk.into_iter().flat_map(event_values).collect(),
             );
@@ -168,7 +187,7 @@ pub(crate) async fn flush(tx: &mut Tx, pending: Pending, writes: &mut Script) ->
 }
 
 /// A chained event's values, in the order of [`EVENT_COLUMNS`].
-fn event_values(event: EventRow) -> [script::Value; 11] {
+fn event_values(event: EventRow) -> [script::Value; 12] {
     [
         script::Value::Text(event.org_id),
         script::Value::Integer(event.seq),
@@ -181,11 +200,12 @@ fn event_values(event: EventRow) -> [script::Value; 11] {
         script::Value::Integer(event.created_at),
         script::Value::Text(event.prev_hash),
         script::Value::Text(event.hash),
+        script::Value::OptionalText(event.agent_id),
     ]
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "org_id, seq, id, kind, actor, subject_type, subject_id, detail, \
-                             created_at, prev_hash, hash";
+                             created_at, prev_hash, hash, agent_id";
 
 /// An org's events in chain order, oldest first (the whole chain: for tests and small orgs;
 /// [`page`] is the bounded read).
@@ -219,6 +239,194 @@ pub async fn page(
         .await?))
 }
 
+/// A kind a listing keeps: exactly this kind, or every kind starting with a prefix (`check.`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KindPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+/// What a listing keeps; every filter given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Any of these kinds (none: every kind).
+    pub kinds: Vec<KindPattern>,
+    pub agent_id: Option<String>,
+    pub subject_type: Option<String>,
+    pub subject_id: Option<String>,
+    /// Created at or after (unix seconds).
+    pub since: Option<i64>,
+    /// Created at or before (unix seconds).
+    pub until: Option<i64>,
+}
+
+/// Where a listing starts and which way it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// Oldest first, from the event after this sequence number.
+    After(i64),
+    /// Newest first, from the event before this sequence number.
+    Before(i64),
+}
+
+/// Up to `limit` events of the org from `position` that `filter` keeps. An agent filter is a
+/// range scan of `(org_id, agent_id, seq)`; `since` first finds the first event it keeps
+/// through `(org_id, created_at)`, so a recent window of a long chain is not read from the
+/// start.
+pub async fn list_filtered(
+    store: &Store,
+    org_id: &str,
+    position: Position,
+    filter: &EventFilter,
+    limit: u32,
+) -> Result<Vec<EventRow>> {
+    let (mut after_seq, before_seq, order) = match position {
+        Position::After(seq) => (seq, i64::MAX, "ASC"),
+        Position::Before(seq) => (0, seq, "DESC"),
+    };
+    if let Some(since) = filter.since {
+        const FIRST: &str =
+            "SELECT MIN(seq) FROM audit_events WHERE org_id = $1 AND created_at >= $2";
+        let first: Option<i64> = on_db!(store, |pool| sqlx::query_scalar(FIRST)
+            .bind(org_id)
+            .bind(since)
+            .fetch_one(pool)
+            .await?);
+        match first {
+            Some(first) => after_seq = after_seq.max(first - 1),
+            None => return Ok(Vec::new()),
+        }
+    }
+    let mut values = vec![
+        script::Value::Text(org_id.to_string()),
+        script::Value::Integer(after_seq),
+        script::Value::Integer(before_seq),
+    ];
+    let mut sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM audit_events WHERE org_id = $1 AND seq > $2 AND seq < $3"
+    );
+    let mut bind = |sql: &mut String, clause: &str, value: script::Value| {
+        values.push(value);
+        sql.push_str(&clause.replace('?', &format!("${}", values.len())));
+    };
+    if let Some(agent_id) = &filter.agent_id {
+        bind(
+            &mut sql,
+            " AND agent_id = ?",
+            script::Value::Text(agent_id.clone()),
+        );
+    }
+    if let Some(subject_type) = &filter.subject_type {
+        bind(
+            &mut sql,
+            " AND subject_type = ?",
+            script::Value::Text(subject_type.clone()),
+        );
+    }
+    if let Some(subject_id) = &filter.subject_id {
+        bind(
+            &mut sql,
+            " AND subject_id = ?",
+            script::Value::Text(subject_id.clone()),
+        );
+    }
+    if let Some(since) = filter.since {
+        bind(
+            &mut sql,
+            " AND created_at >= ?",
+            script::Value::Integer(since),
+        );
+    }
+    if let Some(until) = filter.until {
+        bind(
+            &mut sql,
+            " AND created_at <= ?",
+            script::Value::Integer(until),
+        );
+    }
+    if !filter.kinds.is_empty() {
+        sql.push_str(" AND (");
+        for (index, kind) in filter.kinds.iter().enumerate() {
+            if index > 0 {
+                sql.push_str(" OR ");
+            }
+            match kind {
+                KindPattern::Exact(kind) => {
+                    bind(&mut sql, "kind = ?", script::Value::Text(kind.clone()));
+                }
+                // `substr` rather than `LIKE`: `_` in a kind is no wildcard.
+                KindPattern::Prefix(prefix) => {
+                    let length = i64::try_from(prefix.chars().count()).unwrap_or(i64::MAX);
+                    bind(
+                        &mut sql,
+                        &format!("substr(kind, 1, {length}) = ?"),
+                        script::Value::Text(prefix.clone()),
+                    );
+                }
+            }
+        }
+        sql.push(')');
+    }
+    bind(
+        &mut sql,
+        &format!(" ORDER BY seq {order} LIMIT ?"),
+        script::Value::Integer(i64::from(limit)),
+    );
+    Ok(on_db!(store, |pool| script::bind_values!(
+        sqlx::query_as::<_, EventRow>(&sql),
+        &values
+    )
+    .fetch_all(pool)
+    .await?))
+}
+
+/// One event of the org by its id.
+pub async fn find(store: &Store, org_id: &str, event_id: &str) -> Result<Option<EventRow>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE id = $1 AND org_id = $2");
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, EventRow>(&sql)
+        .bind(event_id)
+        .bind(org_id)
+        .fetch_optional(pool)
+        .await?))
+}
+
+/// One event of the org by its place in the chain.
+pub async fn at_seq(store: &Store, org_id: &str, seq: i64) -> Result<Option<EventRow>> {
+    Ok(page(store, org_id, seq - 1, seq, 1).await?.pop())
+}
+
+/// Fills in the agent of events stored before the column existed, a page at a time; run at
+/// start-up, and a no-op (one index probe) once done. Safe on several replicas at once: each
+/// writes the same derived value.
+pub async fn index_agents(store: &Store) -> Result<u64> {
+    const PAGE: u32 = 1000;
+    const UPDATE: &str = "UPDATE audit_events SET agent_id = $3 WHERE org_id = $1 AND seq = $2";
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE agent_id IS NULL LIMIT {PAGE}");
+    let mut indexed = 0;
+    loop {
+        let rows = on_db!(store, |pool| sqlx::query_as::<_, EventRow>(&sql)
+            .fetch_all(pool)
+            .await?);
+        if rows.is_empty() {
+            return Ok(indexed);
+        }
+        let mut tx = store.begin().await?;
+        for row in &rows {
+            on_tx!(tx, |conn| {
+                sqlx::query(UPDATE)
+                    .bind(&row.org_id)
+                    .bind(row.seq)
+                    .bind(row.derived_agent())
+                    .execute(&mut *conn)
+                    .await?;
+            });
+        }
+        tx.commit().await?;
+        indexed += rows.len() as u64;
+    }
+}
+
 /// The head of an org's chain: the last sequence number and hash appended. `None` when the org
 /// has no chain (no such org).
 pub async fn head(store: &Store, org_id: &str) -> Result<Option<(i64, String)>> {
@@ -245,6 +453,8 @@ pub struct Break {
 pub struct Verification {
     /// Events read and found linked before the walk stopped.
     pub events_checked: u64,
+    /// Signed checkpoints found matching before the walk stopped.
+    pub checkpoints_checked: u64,
     /// `None` when the whole chain, up to the head read at the start, is intact.
     pub broken: Option<Break>,
 }
@@ -252,31 +462,87 @@ pub struct Verification {
 /// Events read per query while verifying: memory stays bounded whatever the chain's length.
 pub const VERIFY_PAGE_SIZE: u32 = 500;
 
-/// Walks an org's chain from the genesis to the head read at the start, `page_size` events at a
-/// time, and stops at the first event that does not link: a missing sequence number, a
-/// `prev_hash` that is not its predecessor's hash, content that does not hash to its `hash`, or
-/// a head that names a sequence number or hash the events do not end with (a dropped tail).
-/// Events appended during the walk are beyond the head read first, so they are not judged.
-pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result<Verification> {
+/// Which events a verification walks: `from_seq` (at least 1) to `to_seq` (`None`: the head read
+/// at the start). A range that starts later than 1 links its first event to the stored hash
+/// of the event before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifyRange {
+    pub from_seq: i64,
+    pub to_seq: Option<i64>,
+}
+
+impl VerifyRange {
+    pub const WHOLE: VerifyRange = VerifyRange {
+        from_seq: 1,
+        to_seq: None,
+    };
+}
+
+/// Judges a signed checkpoint's signature: `Err(reason)` when it does not verify.
+pub type CheckpointJudge<'a> =
+    &'a (dyn Fn(&CheckpointRow) -> std::result::Result<(), String> + Sync);
+
+/// Walks an org's chain over `range`, `page_size` events at a time, and stops at the first
+/// event that does not link: a missing sequence number, a `prev_hash` that is not its
+/// predecessor's hash, content that does not hash to its `hash`, an agent index that is not the
+/// one its content names, a signed checkpoint whose hash is not its event's or whose signature
+/// `judge` refuses, or (for a walk reaching the head) a head that names a sequence number or
+/// hash the events do not end with (a dropped tail). Events appended during the walk are beyond
+/// the head read first, so they are not judged.
+pub async fn verify_range(
+    store: &Store,
+    org_id: &str,
+    range: VerifyRange,
+    page_size: u32,
+    judge: CheckpointJudge<'_>,
+) -> Result<Verification> {
     let Some((head_seq, head_hash)) = head(store, org_id).await? else {
         return Err(Error::Corrupt(format!("org {org_id} has no audit chain")));
     };
     let page_size = page_size.max(1);
-    let mut prev_hash = GENESIS_HASH.to_string();
-    let mut last_seq = 0;
-    let mut checked: u64 = 0;
+    let from_seq = range.from_seq.max(1);
+    let to_seq = range.to_seq.map_or(head_seq, |to| to.min(head_seq));
     let broken = |seq: i64, event: Option<&EventRow>, reason: String| Break {
         seq,
         event_id: event.map(|event| event.id.clone()),
         kind: event.map(|event| event.kind.clone()),
         reason,
     };
-    loop {
-        let events = page(store, org_id, last_seq, head_seq, page_size).await?;
+    let mut last_seq = from_seq - 1;
+    let mut prev_hash = if last_seq == 0 {
+        GENESIS_HASH.to_string()
+    } else {
+        match at_seq(store, org_id, last_seq).await? {
+            Some(event) => event.hash,
+            None => {
+                return Ok(Verification {
+                    events_checked: 0,
+                    checkpoints_checked: 0,
+                    broken: Some(broken(
+                        last_seq,
+                        None,
+                        format!("event {last_seq}, which the range links to, is missing"),
+                    )),
+                });
+            }
+        }
+    };
+    let mut checked: u64 = 0;
+    let mut checkpoints_checked: u64 = 0;
+    let stop = |checked, checkpoints_checked, problem| {
+        Ok(Verification {
+            events_checked: checked,
+            checkpoints_checked,
+            broken: Some(problem),
+        })
+    };
+    while last_seq < to_seq {
+        let events = page(store, org_id, last_seq, to_seq, page_size).await?;
         let Some(last) = events.last() else {
             break;
         };
-        let next_after = last.seq;
+        let checkpoints = checkpoints_between(store, org_id, last_seq, last.seq).await?;
+        let mut checkpoints = checkpoints.iter().peekable();
         for event in &events {
             let expected_seq = last_seq + 1;
             let problem = if event.seq != expected_seq {
@@ -308,24 +574,54 @@ pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result
                         event.seq, event.id
                     ),
                 ))
+            } else if event.agent_id.as_deref() != Some(event.derived_agent().as_str()) {
+                Some(broken(
+                    event.seq,
+                    Some(event),
+                    format!(
+                        "event {} ({}) is indexed under another agent than the one its content \
+                         names",
+                        event.seq, event.id
+                    ),
+                ))
             } else {
                 None
             };
             if let Some(problem) = problem {
-                return Ok(Verification {
-                    events_checked: checked,
-                    broken: Some(problem),
-                });
+                return stop(checked, checkpoints_checked, problem);
             }
             checked += 1;
             last_seq = event.seq;
             prev_hash = event.hash.clone();
-        }
-        if next_after >= head_seq {
-            break;
+            while let Some(checkpoint) =
+                checkpoints.next_if(|checkpoint| checkpoint.seq <= event.seq)
+            {
+                let problem = if checkpoint.seq != event.seq || checkpoint.hash != event.hash {
+                    Some(format!(
+                        "the checkpoint signed at event {} does not match the chain: the events \
+                         up to it were rewritten after it was signed",
+                        checkpoint.seq
+                    ))
+                } else {
+                    judge(checkpoint).err().map(|reason| {
+                        format!(
+                            "the checkpoint at event {} is not validly signed: {reason}",
+                            checkpoint.seq
+                        )
+                    })
+                };
+                if let Some(reason) = problem {
+                    return stop(
+                        checked,
+                        checkpoints_checked,
+                        broken(checkpoint.seq, None, reason),
+                    );
+                }
+                checkpoints_checked += 1;
+            }
         }
     }
-    let tail_problem = if last_seq != head_seq {
+    let tail_problem = if last_seq != to_seq {
         Some(broken(
             last_seq + 1,
             None,
@@ -335,7 +631,7 @@ pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result
                 last_seq + 1
             ),
         ))
-    } else if prev_hash != head_hash {
+    } else if to_seq == head_seq && prev_hash != head_hash {
         Some(broken(
             last_seq,
             None,
@@ -346,8 +642,15 @@ pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result
     };
     Ok(Verification {
         events_checked: checked,
+        checkpoints_checked,
         broken: tail_problem,
     })
+}
+
+/// Walks an org's whole chain, leaving checkpoints' signatures unjudged (their hashes are still
+/// compared): [`verify_range`] with [`VerifyRange::WHOLE`].
+pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result<Verification> {
+    verify_range(store, org_id, VerifyRange::WHOLE, page_size, &|_| Ok(())).await
 }
 
 /// Walks an org's chain and returns the sequence number of the first event that does not link,
@@ -355,4 +658,93 @@ pub async fn verify_chain(store: &Store, org_id: &str, page_size: u32) -> Result
 pub async fn verify(store: &Store, org_id: &str) -> Result<Option<i64>> {
     let verification = verify_chain(store, org_id, VERIFY_PAGE_SIZE).await?;
     Ok(verification.broken.map(|broken| broken.seq))
+}
+
+/// A signed chain head.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CheckpointRow {
+    pub org_id: String,
+    pub seq: i64,
+    pub hash: String,
+    pub created_at: i64,
+    pub key_id: String,
+    /// The compact JWS.
+    pub signature: String,
+}
+
+const CHECKPOINT_COLUMNS: &str = "org_id, seq, hash, created_at, key_id, signature";
+
+/// Stores a checkpoint; one that another replica stored first for the same head is kept (both
+/// sign the same facts). Answers whether this one was stored.
+pub async fn insert_checkpoint(store: &Store, checkpoint: &CheckpointRow) -> Result<bool> {
+    let sql = format!(
+        "INSERT INTO audit_checkpoints ({CHECKPOINT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (org_id, seq) DO NOTHING"
+    );
+    let mut tx = store.begin().await?;
+    let stored = on_tx!(tx, |conn| sqlx::query(&sql)
+        .bind(&checkpoint.org_id)
+        .bind(checkpoint.seq)
+        .bind(&checkpoint.hash)
+        .bind(checkpoint.created_at)
+        .bind(&checkpoint.key_id)
+        .bind(&checkpoint.signature)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+    tx.commit().await?;
+    Ok(stored == 1)
+}
+
+/// An org's checkpoints with `after_seq < seq <= until_seq`, oldest first.
+pub async fn checkpoints_between(
+    store: &Store,
+    org_id: &str,
+    after_seq: i64,
+    until_seq: i64,
+) -> Result<Vec<CheckpointRow>> {
+    let sql = format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints \
+         WHERE org_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+    );
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, CheckpointRow>(
+        &sql
+    )
+    .bind(org_id)
+    .bind(after_seq)
+    .bind(until_seq)
+    .fetch_all(pool)
+    .await?))
+}
+
+/// Up to `limit` of an org's checkpoints after `after_seq`, oldest first.
+pub async fn checkpoints(
+    store: &Store,
+    org_id: &str,
+    after_seq: i64,
+    limit: u32,
+) -> Result<Vec<CheckpointRow>> {
+    let sql = format!(
+        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints \
+         WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+    );
+    Ok(on_db!(store, |pool| sqlx::query_as::<_, CheckpointRow>(
+        &sql
+    )
+    .bind(org_id)
+    .bind(after_seq)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?))
+}
+
+/// The orgs whose chain grew since their last checkpoint, with their heads: what the periodic
+/// signer signs next.
+pub async fn unsigned_heads(store: &Store) -> Result<Vec<(String, i64, String)>> {
+    const SQL: &str = "SELECT h.org_id, h.last_seq, h.last_hash FROM audit_heads h \
+                       WHERE h.last_seq > COALESCE((SELECT MAX(c.seq) FROM audit_checkpoints c \
+                       WHERE c.org_id = h.org_id), 0)";
+    Ok(on_db!(store, |pool| sqlx::query_as(SQL)
+        .fetch_all(pool)
+        .await?))
 }

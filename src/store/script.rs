@@ -45,6 +45,7 @@ macro_rules! bind_values {
         query
     }};
 }
+pub(crate) use bind_values;
 
 /// One statement and its values.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 use crate::api::telemetry::TelemetryEvent;
 use crate::api::time;
 
+use super::audit::{self, Actor, NewEvent};
 use super::{Result, Store, Tx, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,16 +45,17 @@ impl EventRow {
 
 /// Stores a validated batch in one transaction: all of it or none, and returns how many events
 /// were stored. An event whose `client_event_id` its agent already used is skipped (a retried
-/// report) and not counted.
-pub async fn insert_batch(store: &Store, events: &[EventRow]) -> Result<u64> {
+/// report) and not counted. Each stored event is also a `telemetry.reported` audit event, so it
+/// reaches whatever follows the audit log (SIEM destinations, `audit tail`).
+pub async fn insert_batch(store: &Store, events: &[EventRow], actor: &Actor) -> Result<u64> {
     let mut tx = store.begin().await?;
-    let stored = insert_batch_in(&mut tx, events).await?;
+    let stored = insert_batch_in(&mut tx, events, actor).await?;
     tx.commit().await?;
     Ok(stored)
 }
 
 /// [`insert_batch`] inside `tx` (the gateway queues it on the group-commit writer).
-pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow]) -> Result<u64> {
+pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow], actor: &Actor) -> Result<u64> {
     // One statement per chunk (12 parameters a row: far below either backend's limit). A
     // duplicate inside one report is skipped like a retried one.
     const CHUNK: usize = 256;
@@ -63,10 +65,10 @@ pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow]) -> Result<u64> {
             "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
              tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
              received_at) VALUES {} \
-             ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING",
+             ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING RETURNING id",
             super::values_placeholders(chunk.len(), 12)
         );
-        stored += on_tx!(tx, |conn| {
+        let stored_ids = on_tx!(tx, |conn| {
             let mut query = sqlx::query(&sql);
             for event in chunk {
                 query = query
@@ -83,8 +85,41 @@ pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow]) -> Result<u64> {
                     .bind(event.occurred_at)
                     .bind(event.received_at);
             }
-            query.execute(&mut *conn).await?.rows_affected()
+            let ids: Vec<String> = query
+                .fetch_all(&mut *conn)
+                .await?
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, 0))
+                .collect();
+            ids
         });
+        let stored_ids: std::collections::HashSet<String> = stored_ids.into_iter().collect();
+        for event in chunk.iter().filter(|event| stored_ids.contains(&event.id)) {
+            stored += 1;
+            audit::append(
+                tx,
+                NewEvent {
+                    org_id: &event.org_id,
+                    kind: "telemetry.reported",
+                    actor,
+                    subject_type: "telemetry",
+                    subject_id: &event.id,
+                    detail: serde_json::json!({
+                        "agent_id": event.agent_id,
+                        "session_id": event.session_id,
+                        "event_type": event.event_type,
+                        "tool_name": event.tool_name,
+                        "duration_ms": event.duration_ms,
+                        "success": event.success,
+                        "error_type": event.error_type,
+                        "event_id": event.client_event_id,
+                        "occurred_at": time::format(event.occurred_at),
+                    }),
+                    created_at: event.received_at,
+                },
+            )
+            .await?;
+        }
     }
     Ok(stored)
 }

@@ -392,7 +392,9 @@ async fn telemetry_pages_follow_the_cursor_without_gaps_or_repeats() {
                 received_at: now,
             })
             .collect();
-        telemetry::insert_batch(&store, &rows).await.unwrap();
+        telemetry::insert_batch(&store, &rows, &audit::Actor::operator())
+            .await
+            .unwrap();
         // A retried report: the named events are not stored twice.
         let retried: Vec<EventRow> = rows
             .iter()
@@ -402,7 +404,9 @@ async fn telemetry_pages_follow_the_cursor_without_gaps_or_repeats() {
                 ..row.clone()
             })
             .collect();
-        telemetry::insert_batch(&store, &retried).await.unwrap();
+        telemetry::insert_batch(&store, &retried, &audit::Actor::operator())
+            .await
+            .unwrap();
         let mut seen = Vec::new();
         let mut cursor: Option<String> = None;
         loop {

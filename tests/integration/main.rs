@@ -14,6 +14,7 @@ mod api_resources;
 mod api_tokens;
 mod approvals;
 mod audit;
+mod audit_log;
 mod bench;
 mod bounds;
 mod cli_api;

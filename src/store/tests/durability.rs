@@ -100,6 +100,7 @@ async fn verification_walks_the_chain_page_by_page_and_names_the_first_break() {
                 verification,
                 audit::Verification {
                     events_checked: total,
+                    checkpoints_checked: 0,
                     broken: None
                 },
                 "page size {page_size} on {}",
