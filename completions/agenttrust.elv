@@ -2631,11 +2631,21 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --help 'Print help (see more with ''--help'')'
             cand -V 'Print version'
             cand --version 'Print version'
-            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
-            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand list 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'
+            cand get 'Show one audit event, with its detail and hashes'
+            cand tail 'Print the latest events; with -f, follow new ones as they are appended (reconnecting)'
+            cand verify 'Verify the org''s audit chain online, or an export file offline (exit 0 intact, 1 not)'
+            cand export 'Write the audit log, from --since or --from-seq, as JSON Lines that `verify --offline` checks'
+            cand checkpoints 'List the signed checkpoints of the chain''s head, or sign the head now'
+            cand keys 'Print every public key the gateway signed checkpoints with (a JWK Set for `verify --offline --key`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;audit;list'= {
+            cand --kind 'Only these kinds: exact (check.decided) or a prefix (federation.*); repeat or separate with commas'
+            cand --agent 'Only events concerning this agent (its subject, its agent_id, or its actor)'
+            cand --subject 'Only events about this subject: TYPE or TYPE:ID (agent:agt_…, policy)'
+            cand --since 'Only events at or after this time: RFC 3339, or a duration ago (30m, 24h)'
+            cand --until 'Only events at or before this time: RFC 3339, or a duration ago'
             cand --limit 'Events per page (1-1000) [default: the gateway''s, 100]'
             cand --cursor 'Start at this cursor (the `next_cursor` of a previous page)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
@@ -2647,6 +2657,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --reverse 'Newest first'
             cand --all 'Follow `next_cursor` until the last page'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
@@ -2660,7 +2671,194 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;audit;get'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;tail'= {
+            cand --kind 'Only these kinds: exact (check.decided) or a prefix (federation.*); repeat or separate with commas'
+            cand --agent 'Only events concerning this agent (its subject, its agent_id, or its actor)'
+            cand --subject 'Only events about this subject: TYPE or TYPE:ID (agent:agt_…, policy)'
+            cand --since 'Only events at or after this time: RFC 3339, or a duration ago (30m, 24h)'
+            cand --until 'Only events at or before this time: RFC 3339, or a duration ago'
+            cand -n 'How many of the latest events to print first (0-1000)'
+            cand --lines 'How many of the latest events to print first (0-1000)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -f 'Keep following: print each new event as it is appended; Ctrl-C stops (exit 0)'
+            cand --follow 'Keep following: print each new event as it is appended; Ctrl-C stops (exit 0)'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'agenttrust;audit;verify'= {
+            cand --from-seq 'Start at this event (its link to the event before is checked against the stored hash)'
+            cand --to-seq 'Stop at this event'
+            cand --offline 'Verify this export file (`-` for stdin) without a gateway'
+            cand --key 'With --offline: the gateway''s public keys, a JWK Set file (from `agenttrust audit keys`)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;export'= {
+            cand --since 'Start at the first event at or after this time: RFC 3339, or a duration ago (24h)'
+            cand --from-seq 'Start at this event [default: 1, the whole chain]'
+            cand --output-file 'Write to this file instead of stdout (replaced only once the export is complete)'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;checkpoints'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand list 'List signed checkpoints, oldest first'
+            cand create 'Sign the chain''s head now'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;audit;checkpoints;list'= {
+            cand --after-seq 'Checkpoints after this event'
+            cand --limit 'Checkpoints per page (1-1000) [default: the gateway''s, 100]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --all 'Follow every page'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;checkpoints;create'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;audit;checkpoints;help'= {
+            cand list 'List signed checkpoints, oldest first'
+            cand create 'Sign the chain''s head now'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;audit;checkpoints;help;list'= {
+        }
+        &'agenttrust;audit;checkpoints;help;create'= {
+        }
+        &'agenttrust;audit;checkpoints;help;help'= {
+        }
+        &'agenttrust;audit;keys'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
@@ -2683,13 +2881,34 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --version 'Print version'
         }
         &'agenttrust;audit;help'= {
-            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
-            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand list 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'
+            cand get 'Show one audit event, with its detail and hashes'
+            cand tail 'Print the latest events; with -f, follow new ones as they are appended (reconnecting)'
+            cand verify 'Verify the org''s audit chain online, or an export file offline (exit 0 intact, 1 not)'
+            cand export 'Write the audit log, from --since or --from-seq, as JSON Lines that `verify --offline` checks'
+            cand checkpoints 'List the signed checkpoints of the chain''s head, or sign the head now'
+            cand keys 'Print every public key the gateway signed checkpoints with (a JWK Set for `verify --offline --key`)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;audit;help;list'= {
         }
+        &'agenttrust;audit;help;get'= {
+        }
+        &'agenttrust;audit;help;tail'= {
+        }
         &'agenttrust;audit;help;verify'= {
+        }
+        &'agenttrust;audit;help;export'= {
+        }
+        &'agenttrust;audit;help;checkpoints'= {
+            cand list 'List signed checkpoints, oldest first'
+            cand create 'Sign the chain''s head now'
+        }
+        &'agenttrust;audit;help;checkpoints;list'= {
+        }
+        &'agenttrust;audit;help;checkpoints;create'= {
+        }
+        &'agenttrust;audit;help;keys'= {
         }
         &'agenttrust;audit;help;help'= {
         }
@@ -2838,6 +3057,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --header-read-timeout 'How long a client may take to send a request''s headers (also ends idle connections)'
             cand --request-timeout 'How long one request, its body included, may take before it is answered with a 503'
             cand --max-delegation-ttl 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused'
+            cand --audit-checkpoint-interval 'How often the head of every audit chain that grew is signed (a checkpoint an export is verified against offline); 0 signs only on demand (`audit export` asks for one)'
             cand --public-url 'The URL clients reach this gateway at (behind a load balancer: its URL); the issuer name of the ID tokens it signs [default: http://<listen address>]'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
@@ -3437,12 +3657,33 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys;revoke'= {
         }
         &'agenttrust;help;audit'= {
-            cand list 'List audit events in chain order, oldest first (`--all` follows every page)'
-            cand verify 'Verify the org''s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+            cand list 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'
+            cand get 'Show one audit event, with its detail and hashes'
+            cand tail 'Print the latest events; with -f, follow new ones as they are appended (reconnecting)'
+            cand verify 'Verify the org''s audit chain online, or an export file offline (exit 0 intact, 1 not)'
+            cand export 'Write the audit log, from --since or --from-seq, as JSON Lines that `verify --offline` checks'
+            cand checkpoints 'List the signed checkpoints of the chain''s head, or sign the head now'
+            cand keys 'Print every public key the gateway signed checkpoints with (a JWK Set for `verify --offline --key`)'
         }
         &'agenttrust;help;audit;list'= {
         }
+        &'agenttrust;help;audit;get'= {
+        }
+        &'agenttrust;help;audit;tail'= {
+        }
         &'agenttrust;help;audit;verify'= {
+        }
+        &'agenttrust;help;audit;export'= {
+        }
+        &'agenttrust;help;audit;checkpoints'= {
+            cand list 'List signed checkpoints, oldest first'
+            cand create 'Sign the chain''s head now'
+        }
+        &'agenttrust;help;audit;checkpoints;list'= {
+        }
+        &'agenttrust;help;audit;checkpoints;create'= {
+        }
+        &'agenttrust;help;audit;keys'= {
         }
         &'agenttrust;help;api'= {
         }

@@ -1678,27 +1678,37 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand keys; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
 json\t'The gateway\'s JSON, as received'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
 always\t'Always colour, even into a pipe'
 never\t'Never colour'"
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "list" -d 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "get" -d 'Show one audit event, with its detail and hashes'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "tail" -d 'Print the latest events; with -f, follow new ones as they are appended (reconnecting)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "verify" -d 'Verify the org\'s audit chain online, or an export file offline (exit 0 intact, 1 not)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "export" -d 'Write the audit log, from --since or --from-seq, as JSON Lines that `verify --offline` checks'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "checkpoints" -d 'List the signed checkpoints of the chain\'s head, or sign the head now'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "keys" -d 'Print every public key the gateway signed checkpoints with (a JWK Set for `verify --offline --key`)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and not __fish_seen_subcommand_from list get tail verify export checkpoints keys help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l kind -d 'Only these kinds: exact (check.decided) or a prefix (federation.*); repeat or separate with commas' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l agent -d 'Only events concerning this agent (its subject, its agent_id, or its actor)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l subject -d 'Only events about this subject: TYPE or TYPE:ID (agent:agt_…, policy)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l since -d 'Only events at or after this time: RFC 3339, or a duration ago (30m, 24h)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l until -d 'Only events at or before this time: RFC 3339, or a duration ago' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l limit -d 'Events per page (1-1000) [default: the gateway\'s, 100]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l cursor -d 'Start at this cursor (the `next_cursor` of a previous page)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
@@ -1712,6 +1722,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
 always\t'Always colour, even into a pipe'
 never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l reverse -d 'Newest first'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l all -d 'Follow `next_cursor` until the last page'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
@@ -1720,6 +1731,53 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from get" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l kind -d 'Only these kinds: exact (check.decided) or a prefix (federation.*); repeat or separate with commas' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l agent -d 'Only events concerning this agent (its subject, its agent_id, or its actor)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l subject -d 'Only events about this subject: TYPE or TYPE:ID (agent:agt_…, policy)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l since -d 'Only events at or after this time: RFC 3339, or a duration ago (30m, 24h)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l until -d 'Only events at or before this time: RFC 3339, or a duration ago' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s n -l lines -d 'How many of the latest events to print first (0-1000)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s f -l follow -d 'Keep following: print each new event as it is appended; Ctrl-C stops (exit 0)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from tail" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l from-seq -d 'Start at this event (its link to the event before is checked against the stored hash)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l to-seq -d 'Stop at this event' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l offline -d 'Verify this export file (`-` for stdin) without a gateway' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l key -d 'With --offline: the gateway\'s public keys, a JWK Set file (from `agenttrust audit keys`)' -r -F
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
@@ -1738,8 +1796,73 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l since -d 'Start at the first event at or after this time: RFC 3339, or a duration ago (24h)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l from-seq -d 'Start at this event [default: 1, the whole chain]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l output-file -d 'Write to this file instead of stdout (replaced only once the export is complete)' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from export" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -f -a "list" -d 'List signed checkpoints, oldest first'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -f -a "create" -d 'Sign the chain\'s head now'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from checkpoints" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l profile -d 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l url -d 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -s o -l output -d 'Output format [env: AGENTTRUST_OUTPUT] [default: table]' -r -f -a "table\t'Aligned columns on a terminal, tab-separated values otherwise'
+json\t'The gateway\'s JSON, as received'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l jq -d 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l timeout -d 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l ca-cert -d 'Trust this PEM CA certificate in addition to the system roots' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l config-dir -d 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform\'s, e.g. ~/.config/agenttrust]' -r -F
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l color -d 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never' -r -f -a "auto\t'Colour on a terminal, unless CLICOLOR_FORCE, NO_COLOR, CLICOLOR=0 or TERM=dumb say otherwise'
+always\t'Always colour, even into a pipe'
+never\t'Never colour'"
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l insecure -d 'Skip TLS certificate verification (unsafe; warns)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l no-input -d 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -s q -l quiet -d 'Print only the primary value (an id, a token, a key)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -s v -l verbose -d 'More logging on stderr (-v debug, -vv everything)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -l wide -d 'Tables: every column whole (ids not shortened, not fitted to the terminal\'s width)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from keys" -s V -l version -d 'Print version'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "list" -d 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "get" -d 'Show one audit event, with its detail and hashes'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "tail" -d 'Print the latest events; with -f, follow new ones as they are appended (reconnecting)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Verify the org\'s audit chain online, or an export file offline (exit 0 intact, 1 not)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write the audit log, from --since or --from-seq, as JSON Lines that `verify --offline` checks'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "checkpoints" -d 'List the signed checkpoints of the chain\'s head, or sign the head now'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "keys" -d 'Print every public key the gateway signed checkpoints with (a JWK Set for `verify --offline --key`)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand audit; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s d -l data -d 'Request body: JSON text, @FILE to read a file, or - to read stdin' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand api" -s H -l header -d 'Extra request header (repeatable): \'Name: value\'' -r
@@ -1857,6 +1980,7 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l header-read-timeout -d 'How long a client may take to send a request\'s headers (also ends idle connections)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l request-timeout -d 'How long one request, its body included, may take before it is answered with a 503' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l max-delegation-ttl -d 'The longest lifetime a delegation may be created for; a longer `ttl_seconds` is refused' -r
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l audit-checkpoint-interval -d 'How often the head of every audit chain that grew is signed (a checkpoint an export is verified against offline); 0 signs only on demand (`audit export` asks for one)' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l public-url -d 'The URL clients reach this gateway at (behind a load balancer: its URL); the issuer name of the ID tokens it signs [default: http://<listen address>]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l database-url -d '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]' -r
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand server; and not __fish_seen_subcommand_from org key signing-key help" -l data-dir -d 'Directory of the default SQLite file [default: the platform\'s data dir]' -r -F
@@ -2038,8 +2162,13 @@ complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_s
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "create" -d 'Create a key; the secret is shown once (`-q` prints only the key)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "list" -d 'List keys, oldest first (never the secrets, only their prefixes)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from keys" -f -a "revoke" -d 'Revoke a key (asks first, warning when it is the key in use; --yes without a terminal). The org\'s last active admin key cannot be revoked: create another admin key first'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit events in chain order, oldest first (`--all` follows every page)'
-complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Verify the org\'s audit chain (exit 0 intact, 1 broken, naming the first broken event)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "list" -d 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "get" -d 'Show one audit event, with its detail and hashes'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "tail" -d 'Print the latest events; with -f, follow new ones as they are appended (reconnecting)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "verify" -d 'Verify the org\'s audit chain online, or an export file offline (exit 0 intact, 1 not)'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "export" -d 'Write the audit log, from --since or --from-seq, as JSON Lines that `verify --offline` checks'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "checkpoints" -d 'List the signed checkpoints of the chain\'s head, or sign the head now'
+complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from audit" -f -a "keys" -d 'Print every public key the gateway signed checkpoints with (a JWK Set for `verify --offline --key`)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from bench" -f -a "seed" -d 'Fill the gateway with agents and checks through the API, to measure it at a size (like pgbench -i)'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "org" -d 'Manage orgs in the database'
 complete -c agenttrust -n "__fish_agenttrust_using_subcommand help; and __fish_seen_subcommand_from server" -f -a "key" -d 'Mint org API keys in the database'
