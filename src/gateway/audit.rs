@@ -79,13 +79,7 @@ pub async fn events(
     let mut rows =
         store::audit::list_filtered(&state.store, &caller.org_id, position, &filter, limit + 1)
             .await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_cursor = if more {
-        rows.last().map(|row| row.seq.to_string())
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut rows, limit).map(|row| row.seq.to_string());
     Ok(Json(AuditEventPage {
         events: rows.into_iter().map(to_wire).collect(),
         next_cursor,
@@ -142,9 +136,9 @@ pub async fn stream(
                 .0
         }
     };
-    let key_id = match &caller.principal {
-        Principal::Key { id, .. } => id.clone(),
-        Principal::Agent { .. } => return Err(ApiError::internal()),
+    // `require_admin` let only an API key through.
+    let Principal::Key { id: key_id, .. } = caller.principal.clone() else {
+        return Err(ApiError::internal());
     };
     let recheck = match state.store.db() {
         Db::Sqlite(_) => STREAM_RECHECK_SQLITE,
@@ -163,11 +157,9 @@ pub async fn stream(
     };
     let events = futures_util::stream::unfold(follower, |mut follower| async move {
         let row = follower.next().await?;
-        let data = serde_json::to_string(&to_wire(row.clone())).unwrap_or_default();
-        let event = Event::default()
-            .event("audit")
-            .id(row.seq.to_string())
-            .data(data);
+        let id = row.seq.to_string();
+        let data = serde_json::to_string(&to_wire(row)).unwrap_or_default();
+        let event = Event::default().event("audit").id(id).data(data);
         Some((Ok(event), follower))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
@@ -312,14 +304,9 @@ pub async fn checkpoints(
     let limit = validate::page_limit(query.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
     let after_seq = query.after_seq.unwrap_or(0).max(0);
     let mut rows =
-        store::audit::checkpoints(&state.store, &caller.org_id, after_seq, limit + 1).await?;
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next_after_seq = if more {
-        rows.last().map(|row| row.seq)
-    } else {
-        None
-    };
+        store::audit::checkpoints(&state.store, &caller.org_id, after_seq, i64::MAX, limit + 1)
+            .await?;
+    let next_after_seq = cut_page(&mut rows, limit).map(|row| row.seq);
     Ok(Json(AuditCheckpointPage {
         checkpoints: rows.into_iter().map(checkpoint_to_wire).collect(),
         next_after_seq,
@@ -429,6 +416,14 @@ pub async fn sign_checkpoints(state: AppState, interval: Duration) {
             }
         }
     }
+}
+
+/// Cuts a page fetched with one row more than `limit` back to `limit`, and answers its last row
+/// when another page follows (what the next page's cursor names).
+fn cut_page<T>(rows: &mut Vec<T>, limit: u32) -> Option<&T> {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    rows.last().filter(|_| more)
 }
 
 /// The filters of a listing or a stream, validated.

@@ -696,16 +696,27 @@ pub async fn insert_checkpoint(store: &Store, checkpoint: &CheckpointRow) -> Res
     Ok(stored == 1)
 }
 
-/// An org's checkpoints with `after_seq < seq <= until_seq`, oldest first.
+/// Every checkpoint of an org with `after_seq < seq <= until_seq`, oldest first.
 pub async fn checkpoints_between(
     store: &Store,
     org_id: &str,
     after_seq: i64,
     until_seq: i64,
 ) -> Result<Vec<CheckpointRow>> {
+    checkpoints(store, org_id, after_seq, until_seq, u32::MAX).await
+}
+
+/// Up to `limit` of an org's checkpoints with `after_seq < seq <= until_seq`, oldest first.
+pub async fn checkpoints(
+    store: &Store,
+    org_id: &str,
+    after_seq: i64,
+    until_seq: i64,
+    limit: u32,
+) -> Result<Vec<CheckpointRow>> {
     let sql = format!(
         "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints \
-         WHERE org_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq"
+         WHERE org_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
     );
     Ok(on_db!(store, |pool| sqlx::query_as::<_, CheckpointRow>(
         &sql
@@ -713,26 +724,6 @@ pub async fn checkpoints_between(
     .bind(org_id)
     .bind(after_seq)
     .bind(until_seq)
-    .fetch_all(pool)
-    .await?))
-}
-
-/// Up to `limit` of an org's checkpoints after `after_seq`, oldest first.
-pub async fn checkpoints(
-    store: &Store,
-    org_id: &str,
-    after_seq: i64,
-    limit: u32,
-) -> Result<Vec<CheckpointRow>> {
-    let sql = format!(
-        "SELECT {CHECKPOINT_COLUMNS} FROM audit_checkpoints \
-         WHERE org_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
-    );
-    Ok(on_db!(store, |pool| sqlx::query_as::<_, CheckpointRow>(
-        &sql
-    )
-    .bind(org_id)
-    .bind(after_seq)
     .bind(i64::from(limit))
     .fetch_all(pool)
     .await?))
