@@ -23,6 +23,7 @@ on_both_backends!(
     telemetry_flows_into_the_chain_once,
     the_stream_resumes_after_the_last_event_id,
     a_range_verifies_apart_from_a_break_outside_it,
+    older_events_are_indexed_by_agent_and_the_index_is_verified,
     a_rewritten_history_is_caught_by_the_signed_checkpoint,
     an_export_verifies_offline_and_every_edit_is_caught,
     cli_lists_gets_and_tails,
@@ -367,6 +368,39 @@ fn a_range_verifies_apart_from_a_break_outside_it(h: &Harness) {
         h.get(&format!("/api/v1/audit/verify?{bad}"))
             .expect_error(400);
     }
+}
+
+fn older_events_are_indexed_by_agent_and_the_index_is_verified(h: &Harness) {
+    let kim = agent(h, "kim");
+    h.check(json!({"agent_id": kim, "action_name": "read_file"}));
+    // Events stored before the index existed have none; start-up fills it in.
+    h.sql_execute(&format!(
+        "UPDATE audit_events SET agent_id = NULL WHERE org_id = '{}'",
+        h.org_id
+    ));
+    assert!(events(h, &format!("agent_id={kim}")).is_empty());
+    let indexed = h.block_on(audit::index_agents(&h.store)).unwrap();
+    assert!(indexed >= 4, "{indexed}");
+    assert_eq!(
+        kinds(&events(h, &format!("agent_id={kim}"))),
+        ["agent.created", "check.decided"]
+    );
+    assert_eq!(h.block_on(audit::index_agents(&h.store)).unwrap(), 0);
+    assert_eq!(h.get("/api/v1/audit/verify").ok()["valid"], true);
+
+    // Hiding an event from an agent's listing by editing the index is caught.
+    let check = events(h, "kind=check.decided")[0].clone();
+    h.sql_execute(&format!(
+        "UPDATE audit_events SET agent_id = 'someone-else' WHERE org_id = '{}' AND seq = {}",
+        h.org_id, check["seq"]
+    ));
+    let caught = h.get("/api/v1/audit/verify").ok().clone();
+    assert_eq!(caught["valid"], false);
+    assert_eq!(caught["first_broken_seq"], check["seq"]);
+    assert!(
+        caught["reason"].as_str().unwrap().contains("another agent"),
+        "{caught}"
+    );
 }
 
 fn a_rewritten_history_is_caught_by_the_signed_checkpoint(h: &Harness) {
