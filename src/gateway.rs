@@ -29,6 +29,7 @@ pub mod policy_limits;
 pub mod secrets;
 pub mod sessions;
 pub mod signing;
+pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
 pub mod validate;
@@ -83,6 +84,8 @@ pub struct GatewayConfig {
     pub jwks_min_refresh_interval: std::time::Duration,
     /// How long a replica uses its copy of the signing keys before reading them again.
     pub signing_keys_reload_after: std::time::Duration,
+    /// SIEM streaming: plain-http rule and the delivery engine's timing.
+    pub streaming: streaming::StreamingOptions,
 }
 
 impl GatewayConfig {
@@ -101,6 +104,7 @@ impl GatewayConfig {
             federation_allow_http: false,
             jwks_min_refresh_interval: federation::jwks::MIN_REFRESH_INTERVAL,
             signing_keys_reload_after: signing::RELOAD_AFTER,
+            streaming: streaming::StreamingOptions::default(),
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct AppState {
     pub caches: Arc<cache::Caches>,
     /// This gateway as an OIDC issuer, and its trust in others.
     pub federation: Arc<federation::Federation>,
+    /// SIEM streaming: its outbound client and the delivery engine's settings.
+    pub streaming: Arc<streaming::Streaming>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -188,6 +194,15 @@ impl Gateway {
                  are stored unsealed in the database"
             );
         }
+        let streaming = Arc::new(streaming::Streaming {
+            outbound: outbound::Outbound::new(config.streaming.allow_http),
+            host: reqwest::Url::parse(&issuer)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_string))
+                .unwrap_or_else(|| "agenttrust".to_string()),
+            secret: signing.secret().cloned(),
+            options: config.streaming.clone(),
+        });
         let federation = Arc::new(federation::Federation {
             issuer,
             signing,
@@ -209,6 +224,7 @@ impl Gateway {
                 }),
                 caches,
                 federation,
+                streaming,
             },
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
@@ -243,6 +259,16 @@ impl Gateway {
             Arc::clone(&self.state.caches),
             self.listening,
         ));
+        // Streams the audit log to the org's SIEM destinations (several replicas share the work
+        // through leases); its leases are given back when it stops.
+        let streaming_owner = uuid::Uuid::new_v4().to_string();
+        let streaming = self.state.streaming.options.enabled.then(|| {
+            tokio::spawn(streaming::delivery::run(
+                store.clone(),
+                Arc::clone(&self.state.streaming),
+                streaming_owner.clone(),
+            ))
+        });
         let limits = self.connection_limits;
         let app =
             router(self.state, self.body_limit_bytes).layer(axum::middleware::from_fn_with_state(
@@ -253,6 +279,13 @@ impl Gateway {
         // The listener holds a pooled connection: give it back before closing the pool.
         notices.abort();
         let _ = notices.await;
+        if let Some(streaming) = streaming {
+            streaming.abort();
+            let _ = streaming.await;
+            if let Err(error) = store::streaming::release_all(&store, &streaming_owner).await {
+                tracing::warn!(%error, "could not give back the SIEM delivery leases");
+            }
+        }
         store.close().await;
         Ok(())
     }
@@ -330,6 +363,24 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         )
         .route("/api/v1/policies/test", post(policies::test))
         .route("/api/v1/audit/events", get(audit::events))
+        .route(
+            "/api/v1/siem/destinations",
+            post(streaming::create).get(streaming::list),
+        )
+        .route(
+            "/api/v1/siem/destinations/{destination_id}",
+            get(streaming::get)
+                .put(streaming::update)
+                .delete(streaming::delete),
+        )
+        .route(
+            "/api/v1/siem/destinations/{destination_id}/logs",
+            get(streaming::logs),
+        )
+        .route(
+            "/api/v1/siem/destinations/{destination_id}/test",
+            post(streaming::test),
+        )
         .route("/api/v1/audit/verify", get(audit::verify))
         .route("/mcp/sessions/init", post(sessions::init))
         .route("/mcp/sessions/{session_id}", get(sessions::get))
