@@ -25,7 +25,7 @@ use tokio::runtime::Runtime;
 use crate::harness::Harness;
 use crate::on_both_backends_with;
 
-const HEC_TOKEN: &str = "hec-0c1f-secret-token";
+pub(crate) const HEC_TOKEN: &str = "hec-0c1f-secret-token";
 const DD_KEY: &str = "dd-api-key-secret";
 const ES_KEY: &str = "es-api-key-secret";
 const HOOK_SECRET: &str = "webhook-signing-secret";
@@ -88,7 +88,7 @@ mod two_replicas_deliver_each_event_once {
 // ---- a strict local receiver -------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Product {
+pub(crate) enum Product {
     Splunk,
     Datadog,
     Elastic,
@@ -113,19 +113,19 @@ fn answer(status: u16) -> Answer {
 }
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     path: String,
     headers: BTreeMap<String, String>,
     body: String,
     /// What the receiver answered.
     status: u16,
     /// The events the request carried (parsed per the product's format).
-    events: Vec<Value>,
+    pub(crate) events: Vec<Value>,
     at: Instant,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 }
@@ -141,8 +141,8 @@ struct ReceiverState {
     elastic_ids: HashSet<String>,
 }
 
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<Mutex<ReceiverState>>,
     runtime: Option<Runtime>,
 }
@@ -156,7 +156,7 @@ impl Drop for Receiver {
 }
 
 impl Receiver {
-    fn start(product: Product) -> Receiver {
+    pub(crate) fn start(product: Product) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -197,7 +197,7 @@ impl Receiver {
         self.state.lock().unwrap().down = down;
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub(crate) fn requests(&self) -> Vec<Received> {
         self.state.lock().unwrap().requests.clone()
     }
 
