@@ -410,6 +410,19 @@ pub async fn deliveries(
     Ok((rows, u64::try_from(total).unwrap_or(0)))
 }
 
+/// Deletes the delivery records older than `before` (unix seconds); how many went.
+pub async fn prune_deliveries(store: &Store, before: i64) -> Result<u64> {
+    const SQL: &str = "DELETE FROM siem_deliveries WHERE delivered_at < $1";
+    let mut tx = store.begin().await?;
+    let deleted = on_tx!(&mut tx, |conn| sqlx::query(SQL)
+        .bind(before)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected());
+    tx.commit().await?;
+    Ok(deleted)
+}
+
 /// Records a test delivery (it moves no cursor).
 pub async fn record_test(store: &Store, row: &DeliveryRow) -> Result<()> {
     let mut tx = store.begin().await?;

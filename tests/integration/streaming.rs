@@ -51,6 +51,7 @@ on_both_backends_with!(configure;
     filters_select_kinds_and_prefixes,
     elastic_conflicts_on_a_resend_count_as_delivered,
     streaming_cli_commands,
+    logs_follow_prints_each_record_once,
 );
 
 /// A restart needs the harness itself (not a borrow of it): one test per backend, by hand.
@@ -1225,4 +1226,73 @@ fn streaming_cli_commands(h: &Harness) {
             .args(["streaming", "list"]),
     )
     .code(4);
+}
+
+fn logs_follow_prints_each_record_once(h: &Harness) {
+    use std::io::BufRead;
+    let receiver = Receiver::start(Product::Splunk);
+    let created = destination(h, Product::Splunk, &receiver, json!({"is_active": false}));
+    let id = created["id"].as_str().unwrap().to_string();
+    let test_path = format!("/api/v1/siem/destinations/{id}/test");
+    h.post(&test_path, json!({})).ok();
+    let mut command = std::process::Command::new(crate::harness::binary());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AGENTTRUST_") {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args([
+            "streaming",
+            "logs",
+            &id,
+            "--follow",
+            "--interval",
+            "200ms",
+            "-o",
+            "json",
+        ])
+        .env("AGENTTRUST_URL", &h.url)
+        .env("AGENTTRUST_API_KEY", &h.admin_key)
+        .env("AGENTTRUST_CONFIG_DIR", h.config_dir.path())
+        .env("HOME", h.scratch.path())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let reader = {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                lines
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
+            }
+        })
+    };
+    wait_until("the first record", Duration::from_secs(10), || {
+        lines.lock().unwrap().len() == 1
+    });
+    receiver.script([answer(503)]);
+    h.post(&test_path, json!({})).ok();
+    wait_until("the second record", Duration::from_secs(10), || {
+        lines.lock().unwrap().len() == 2
+    });
+    // A few more polls print nothing again.
+    std::thread::sleep(Duration::from_millis(700));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["status"], "success");
+    assert_eq!(lines[1]["status"], "failure");
+    assert_eq!(lines[1]["status_code"], 503);
+    assert_ne!(lines[0]["id"], lines[1]["id"]);
 }

@@ -52,6 +52,10 @@ pub struct StreamingOptions {
     pub lease: Duration,
 }
 
+/// How long delivery records are kept, and how often a replica prunes older ones.
+pub const DELIVERY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The most a destination's `Retry-After` may delay it.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// Events read per plan: at most a batch's worth of matches is kept.
@@ -86,10 +90,18 @@ fn millis(duration: Duration) -> i64 {
 pub async fn run(store: Store, streaming: Arc<Streaming>, owner: String) {
     let mut ticker = tokio::time::interval(streaming.options.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pruned_at: Option<std::time::Instant> = None;
     loop {
         ticker.tick().await;
         if let Err(error) = poll(&store, &streaming, &owner).await {
             tracing::warn!(%error, "SIEM delivery: this poll failed; the next one retries");
+        }
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned_at = Some(std::time::Instant::now());
+            let before = time::now() - i64::try_from(DELIVERY_RETENTION.as_secs()).unwrap_or(0);
+            if let Err(error) = rows::prune_deliveries(&store, before).await {
+                tracing::warn!(%error, "SIEM delivery: old delivery records were not pruned");
+            }
         }
     }
 }

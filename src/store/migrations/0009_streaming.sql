@@ -59,3 +59,5 @@ CREATE TABLE siem_deliveries (
     delivered_at    BIGINT NOT NULL
 );
 CREATE INDEX siem_deliveries_by_destination ON siem_deliveries (destination_id, id);
+-- Records older than the retention period are pruned by time.
+CREATE INDEX siem_deliveries_by_time ON siem_deliveries (delivered_at);
