@@ -769,9 +769,10 @@ fn splunk_receives_every_decision_once_in_order(h: &Harness) {
         Duration::from_secs(10),
         || subject_ids(&receiver.accepted(), "check.decided").len() >= checks.len(),
     );
-    // Within the flush interval (1 s) plus the poll and the clock's second.
+    // Within the flush interval (1 s), plus the clock's second and the poll, plus slack for a
+    // loaded CI machine: a flush interval not honoured would take the 30 s default or more.
     assert!(
-        decided_at.elapsed() < Duration::from_secs(4),
+        decided_at.elapsed() < Duration::from_secs(5),
         "took {:?}",
         decided_at.elapsed()
     );
