@@ -342,6 +342,18 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// The attempt with `secret` masked in its reason: a destination that echoes the request's
+    /// headers in its error answer must not put the token into the delivery log or the logs.
+    fn without(mut self, secret: &str) -> Attempt {
+        if let Verdict::Retry { reason, .. } | Verdict::Rejected { reason, .. } = &mut self.verdict
+            && !secret.is_empty()
+            && reason.contains(secret)
+        {
+            *reason = reason.replace(secret, crate::api::streaming::MASKED_TOKEN);
+        }
+        self
+    }
+
     /// The delivery record of this attempt.
     pub fn record(
         &self,
@@ -406,7 +418,7 @@ pub async fn send(streaming: &Streaming, row: &DestinationRow, batch: &Batch) ->
         Ok(prepared) => prepared,
         Err(reason) => return refused(reason),
     };
-    match streaming
+    let attempt = match streaming
         .outbound
         .post(&prepared.url, prepared.headers, prepared.body)
         .await
@@ -428,6 +440,10 @@ pub async fn send(streaming: &Streaming, row: &DestinationRow, batch: &Batch) ->
             },
             status_code: None,
         },
+    };
+    match token {
+        Some(token) => attempt.without(&token),
+        None => attempt,
     }
 }
 
@@ -461,6 +477,22 @@ mod tests {
         assert!(!selects(&filter, "token.issued"));
         assert!(selects(&[], "anything"));
         assert!(selects(&["*".to_string()], "anything"));
+    }
+
+    #[test]
+    fn a_token_echoed_by_the_destination_is_masked() {
+        let attempt = Attempt {
+            verdict: Verdict::Rejected {
+                reason: "HTTP 401: bad header Authorization: Splunk hec-secret".to_string(),
+                skippable: false,
+            },
+            status_code: Some(401),
+        }
+        .without("hec-secret");
+        assert!(matches!(
+            attempt.verdict,
+            Verdict::Rejected { reason, .. } if reason.ends_with("Splunk ********")
+        ));
     }
 
     #[test]
