@@ -52,6 +52,7 @@ on_both_backends_with!(configure;
     elastic_conflicts_on_a_resend_count_as_delivered,
     streaming_cli_commands,
     logs_follow_prints_each_record_once,
+    a_live_lease_holds_off_other_replicas_until_it_expires,
 );
 
 /// A restart needs the harness itself (not a borrow of it): one test per backend, by hand.
@@ -1296,4 +1297,44 @@ fn logs_follow_prints_each_record_once(h: &Harness) {
     assert_eq!(lines[1]["status"], "failure");
     assert_eq!(lines[1]["status_code"], 503);
     assert_ne!(lines[0]["id"], lines[1]["id"]);
+}
+
+fn a_live_lease_holds_off_other_replicas_until_it_expires(h: &Harness) {
+    let receiver = Receiver::start(Product::Splunk);
+    // Paused while the lease is planted, so nothing is sent before it.
+    let created = destination(h, Product::Splunk, &receiver, json!({"is_active": false}));
+    let id = created["id"].as_str().unwrap().to_string();
+    // Another replica (one that died mid-batch, say) holds the lease for 1.5 s more.
+    let expires = Instant::now() + Duration::from_millis(1500);
+    let until_ms = chrono::Utc::now().timestamp_millis() + 1500;
+    let leased = h.sql_execute(&format!(
+        "UPDATE siem_destinations SET lease_owner = 'crashed-replica', \
+         lease_expires_at_ms = {until_ms} WHERE id = '{id}'"
+    ));
+    assert_eq!(leased, 1);
+    h.request(
+        Method::PUT,
+        &format!("/api/v1/siem/destinations/{id}"),
+        Some(json!({"is_active": true})),
+    )
+    .ok();
+    let checks = decisions(h, 3);
+    wait_until(
+        "delivery once the lease expired",
+        Duration::from_secs(10),
+        || subject_ids(&receiver.accepted(), "check.decided").len() == checks.len(),
+    );
+    let first = receiver.requests()[0].at;
+    assert!(
+        first >= expires - Duration::from_millis(50),
+        "sent {:?} before the lease expired",
+        expires - first
+    );
+    assert_once_in_order(&receiver.accepted());
+    wait_until("the lease given back", Duration::from_secs(5), || {
+        h.sql_integers(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM siem_destinations WHERE id = '{id}' \
+             AND lease_owner IS NULL"
+        )) == Some(vec![1])
+    });
 }
