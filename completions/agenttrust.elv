@@ -53,6 +53,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand federation 'Federation: trust external OIDC issuers (providers, subject links), verify and issue ID tokens, open sessions from them'
+            cand streaming 'Stream the audit log to SIEMs (Splunk HEC, Datadog, Elasticsearch, signed webhooks): destinations, delivery logs, test deliveries'
             cand keys 'Manage org API keys'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
@@ -2497,6 +2498,267 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;federation;help;help'= {
         }
+        &'agenttrust;streaming'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand create 'Stream the audit log to a SIEM: Splunk HEC, Datadog, Elasticsearch or a signed webhook (`-q` prints the destination id)'
+            cand list 'List the org''s destinations'
+            cand get 'Show one destination (its token masked) and its delivery state'
+            cand update 'Change a destination''s name, endpoint, token, batching, filter or state'
+            cand delete 'Stop streaming to a destination and forget its delivery log (asks first; --yes without a terminal)'
+            cand remove 'Stop streaming to a destination and forget its delivery log (asks first; --yes without a terminal)'
+            cand logs 'A destination''s delivery attempts, newest first (--follow: print new ones as they come)'
+            cand test 'Send one test event to a destination now (exit 1 when it does not arrive)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;streaming;create'= {
+            cand --name 'A name to tell destinations apart'
+            cand --type 'splunk (alias splunk_hec), datadog, elastic or webhook'
+            cand --endpoint 'Where events are POSTed (https; http only to a loopback address unless the gateway allows it)'
+            cand --endpoint-url 'Where events are POSTed (https; http only to a loopback address unless the gateway allows it)'
+            cand --batch-size 'Events per batch, 1 to 1000 [default: 100]'
+            cand --flush-interval 'Longest an event waits for a full batch: 30, 30s, 5m (1s to 1h) [default: 30s]'
+            cand --filter 'Only these event kinds (check.decided) or prefixes (agent.*): comma-separated or repeated [default: every event]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --auth-token-stdin 'Read the destination''s token (HEC token, Datadog API key, Elasticsearch API key, webhook signing secret) from stdin'
+            cand --skip-rejected-batches 'Pass over a batch the destination rejects as malformed (400, 413, 422) instead of retrying it until fixed'
+            cand --inactive 'Create it paused (nothing is sent until `update --active true`)'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;list'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;get'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;update'= {
+            cand --name 'name'
+            cand --endpoint 'endpoint'
+            cand --endpoint-url 'endpoint'
+            cand --active 'true: stream; false: pause (the cursor waits)'
+            cand --batch-size 'batch-size'
+            cand --flush-interval 'flush-interval'
+            cand --filter 'Replace the filter: kinds or prefixes, comma-separated or repeated'
+            cand --skip-rejected-batches 'skip-rejected-batches'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --auth-token-stdin 'Read a new token from stdin'
+            cand --clear-filter 'Send every event again (remove the filter)'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;delete'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;remove'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;logs'= {
+            cand --limit 'How many records, 1 to 1000 [default: 50]'
+            cand --interval 'With --follow: time between polls [default: 2s]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand -f 'Keep polling and print each new record once (oldest first); Ctrl-C stops (exit 0)'
+            cand --follow 'Keep polling and print each new record once (oldest first); Ctrl-C stops (exit 0)'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;test'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;streaming;help'= {
+            cand create 'Stream the audit log to a SIEM: Splunk HEC, Datadog, Elasticsearch or a signed webhook (`-q` prints the destination id)'
+            cand list 'List the org''s destinations'
+            cand get 'Show one destination (its token masked) and its delivery state'
+            cand update 'Change a destination''s name, endpoint, token, batching, filter or state'
+            cand delete 'Stop streaming to a destination and forget its delivery log (asks first; --yes without a terminal)'
+            cand logs 'A destination''s delivery attempts, newest first (--follow: print new ones as they come)'
+            cand test 'Send one test event to a destination now (exit 1 when it does not arrive)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;streaming;help;create'= {
+        }
+        &'agenttrust;streaming;help;list'= {
+        }
+        &'agenttrust;streaming;help;get'= {
+        }
+        &'agenttrust;streaming;help;update'= {
+        }
+        &'agenttrust;streaming;help;delete'= {
+        }
+        &'agenttrust;streaming;help;logs'= {
+        }
+        &'agenttrust;streaming;help;test'= {
+        }
+        &'agenttrust;streaming;help;help'= {
+        }
         &'agenttrust;keys'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -3073,6 +3335,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
             cand --dev 'Create (once) an org and an admin key and save them as profile `local`'
             cand --federation-allow-http 'Fetch federation providers'' documents over plain http from any host (by default only https, or http to a loopback address)'
+            cand --streaming-allow-http 'Stream the audit log to SIEM destinations over plain http on any host (by default only https, or http to a loopback address)'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -3408,6 +3671,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand policies 'Get, set, validate (offline) and test the org''s policy'
             cand delegations 'Delegate capabilities between agents: create, list, get, revoke, open a session, tree'
             cand federation 'Federation: trust external OIDC issuers (providers, subject links), verify and issue ID tokens, open sessions from them'
+            cand streaming 'Stream the audit log to SIEMs (Splunk HEC, Datadog, Elasticsearch, signed webhooks): destinations, delivery logs, test deliveries'
             cand keys 'Manage org API keys'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
@@ -3644,6 +3908,29 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand init 'Open a federation session from an ID token (`-q` prints the session id)'
         }
         &'agenttrust;help;federation;session;init'= {
+        }
+        &'agenttrust;help;streaming'= {
+            cand create 'Stream the audit log to a SIEM: Splunk HEC, Datadog, Elasticsearch or a signed webhook (`-q` prints the destination id)'
+            cand list 'List the org''s destinations'
+            cand get 'Show one destination (its token masked) and its delivery state'
+            cand update 'Change a destination''s name, endpoint, token, batching, filter or state'
+            cand delete 'Stop streaming to a destination and forget its delivery log (asks first; --yes without a terminal)'
+            cand logs 'A destination''s delivery attempts, newest first (--follow: print new ones as they come)'
+            cand test 'Send one test event to a destination now (exit 1 when it does not arrive)'
+        }
+        &'agenttrust;help;streaming;create'= {
+        }
+        &'agenttrust;help;streaming;list'= {
+        }
+        &'agenttrust;help;streaming;get'= {
+        }
+        &'agenttrust;help;streaming;update'= {
+        }
+        &'agenttrust;help;streaming;delete'= {
+        }
+        &'agenttrust;help;streaming;logs'= {
+        }
+        &'agenttrust;help;streaming;test'= {
         }
         &'agenttrust;help;keys'= {
             cand create 'Create a key; the secret is shown once (`-q` prints only the key)'

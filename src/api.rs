@@ -24,6 +24,7 @@ pub mod keys;
 pub mod policies;
 pub mod sessions;
 pub mod status;
+pub mod streaming;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;

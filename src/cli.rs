@@ -28,6 +28,7 @@ pub mod profile;
 pub mod server;
 pub mod sessions;
 pub mod status;
+pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
 pub mod version;
@@ -152,6 +153,9 @@ pub enum Command {
     /// Federation: trust external OIDC issuers (providers, subject links), verify and issue ID
     /// tokens, open sessions from them
     Federation(federation::FederationArgs),
+    /// Stream the audit log to SIEMs (Splunk HEC, Datadog, Elasticsearch, signed webhooks):
+    /// destinations, delivery logs, test deliveries
+    Streaming(streaming::StreamingArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// Read the org's audit log and verify its hash chain
@@ -290,6 +294,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Policies(args) => policies::run(&context, args).await,
                 Command::Delegations(args) => done(delegations::run(&context, args).await),
                 Command::Federation(args) => federation::run(&context, args).await,
+                Command::Streaming(args) => streaming::run(&context, args).await,
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),

@@ -16,6 +16,7 @@ pub mod policies;
 pub mod prepared;
 pub mod raw;
 pub mod sessions;
+pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
 

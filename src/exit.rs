@@ -34,6 +34,7 @@ pub mod code {
     pub const ELEVATION_REQUIRED: &str = "ELEVATION_REQUIRED";
     pub const APPROVAL_EXPIRED: &str = "APPROVAL_EXPIRED";
     pub const TOKEN_INACTIVE: &str = "TOKEN_INACTIVE";
+    pub const DELIVERY_FAILED: &str = "DELIVERY_FAILED";
     pub const USAGE_ERROR: &str = "USAGE_ERROR";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const API_KEY_MISSING: &str = "API_KEY_MISSING";
@@ -80,6 +81,12 @@ pub enum Outcome {
     TokenInactive {
         reasoning: String,
     },
+    /// `streaming test`: the test event did not arrive (the destination refused it or could
+    /// not be reached): 1.
+    DeliveryFailed {
+        destination_id: String,
+        reason: String,
+    },
     /// `guard run`: the wrapped command's own exit status, passed through silently.
     CommandStatus(u8),
 }
@@ -108,7 +115,9 @@ impl Outcome {
             Outcome::ElevationRequired { .. } | Outcome::ApprovalPending { .. } => {
                 ELEVATION_REQUIRED
             }
-            Outcome::ApprovalExpired { .. } | Outcome::TokenInactive { .. } => FAILURE,
+            Outcome::ApprovalExpired { .. }
+            | Outcome::TokenInactive { .. }
+            | Outcome::DeliveryFailed { .. } => FAILURE,
             Outcome::CommandStatus(code) => *code,
         }
     }
@@ -195,6 +204,20 @@ impl Outcome {
                 code::TOKEN_INACTIVE,
                 format!("token inactive: {}", reason_or_default(reasoning)),
                 None,
+            ),
+            Outcome::DeliveryFailed {
+                destination_id,
+                reason,
+            } => report(
+                code::DELIVERY_FAILED,
+                format!(
+                    "the test event did not reach destination {destination_id}: {}",
+                    reason_or_default(reason)
+                ),
+                Some(format!(
+                    "check its endpoint and token; `agenttrust streaming logs {destination_id}` \
+                     shows every attempt"
+                )),
             ),
         }
     }

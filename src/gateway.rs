@@ -29,6 +29,7 @@ pub mod policy_limits;
 pub mod secrets;
 pub mod sessions;
 pub mod signing;
+pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
 pub mod validate;
@@ -89,6 +90,8 @@ pub struct GatewayConfig {
     /// How often the heads of the audit chains that grew are signed; `None`: never (only on
     /// demand, `POST /api/v1/audit/checkpoints`).
     pub audit_checkpoint_interval: Option<std::time::Duration>,
+    /// SIEM streaming: plain-http rule and the delivery engine's timing.
+    pub streaming: streaming::StreamingOptions,
 }
 
 impl GatewayConfig {
@@ -108,6 +111,7 @@ impl GatewayConfig {
             jwks_min_refresh_interval: federation::jwks::MIN_REFRESH_INTERVAL,
             signing_keys_reload_after: signing::RELOAD_AFTER,
             audit_checkpoint_interval: Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL),
+            streaming: streaming::StreamingOptions::default(),
         }
     }
 }
@@ -143,6 +147,8 @@ pub struct AppState {
     pub caches: Arc<cache::Caches>,
     /// This gateway as an OIDC issuer, and its trust in others.
     pub federation: Arc<federation::Federation>,
+    /// SIEM streaming: its outbound client and the delivery engine's settings.
+    pub streaming: Arc<streaming::Streaming>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -196,6 +202,15 @@ impl Gateway {
                  are stored unsealed in the database"
             );
         }
+        let streaming = Arc::new(streaming::Streaming {
+            outbound: outbound::Outbound::new(config.streaming.allow_http),
+            host: reqwest::Url::parse(&issuer)
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_string))
+                .unwrap_or_else(|| "agenttrust".to_string()),
+            secret: signing.secret().cloned(),
+            options: config.streaming.clone(),
+        });
         let federation = Arc::new(federation::Federation {
             issuer,
             signing,
@@ -217,6 +232,7 @@ impl Gateway {
                 }),
                 caches,
                 federation,
+                streaming,
             },
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
@@ -256,6 +272,16 @@ impl Gateway {
             .audit_checkpoint_interval
             .filter(|interval| !interval.is_zero())
             .map(|interval| tokio::spawn(audit::sign_checkpoints(self.state.clone(), interval)));
+        // Streams the audit log to the org's SIEM destinations (several replicas share the work
+        // through leases); its leases are given back when it stops.
+        let streaming_owner = uuid::Uuid::new_v4().to_string();
+        let streaming = self.state.streaming.options.enabled.then(|| {
+            tokio::spawn(streaming::delivery::run(
+                store.clone(),
+                Arc::clone(&self.state.streaming),
+                streaming_owner.clone(),
+            ))
+        });
         let limits = self.connection_limits;
         let app =
             router(self.state, self.body_limit_bytes).layer(axum::middleware::from_fn_with_state(
@@ -269,6 +295,13 @@ impl Gateway {
         if let Some(checkpoints) = checkpoints {
             checkpoints.abort();
             let _ = checkpoints.await;
+        }
+        if let Some(streaming) = streaming {
+            streaming.abort();
+            let _ = streaming.await;
+            if let Err(error) = store::streaming::release_all(&store, &streaming_owner).await {
+                tracing::warn!(%error, "could not give back the SIEM delivery leases");
+            }
         }
         store.close().await;
         Ok(())
@@ -349,6 +382,24 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/audit/events", get(audit::events))
         .route("/api/v1/audit/events/{event_id}", get(audit::event))
         .route("/api/v1/audit/stream", get(audit::stream))
+        .route(
+            "/api/v1/siem/destinations",
+            post(streaming::create).get(streaming::list),
+        )
+        .route(
+            "/api/v1/siem/destinations/{destination_id}",
+            get(streaming::get)
+                .put(streaming::update)
+                .delete(streaming::delete),
+        )
+        .route(
+            "/api/v1/siem/destinations/{destination_id}/logs",
+            get(streaming::logs),
+        )
+        .route(
+            "/api/v1/siem/destinations/{destination_id}/test",
+            post(streaming::test),
+        )
         .route("/api/v1/audit/verify", get(audit::verify))
         .route(
             "/api/v1/audit/checkpoints",

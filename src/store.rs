@@ -28,6 +28,7 @@ pub mod policies;
 pub mod script;
 pub mod sessions;
 pub mod signing_keys;
+pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
 
@@ -263,6 +264,8 @@ const TABLES: &[&str] = &[
     "federation_providers",
     "federation_subjects",
     "federation_tokens",
+    "siem_destinations",
+    "siem_deliveries",
 ];
 
 impl Store {

@@ -87,6 +87,11 @@ pub struct ServerArgs {
     #[arg(long)]
     pub federation_allow_http: bool,
 
+    /// Stream the audit log to SIEM destinations over plain http on any host (by default only
+    /// https, or http to a loopback address)
+    #[arg(long)]
+    pub streaming_allow_http: bool,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -441,6 +446,7 @@ async fn serve(
     };
     config.signing_secret = signing_secret(&args.database, database_url)?;
     config.federation_allow_http = args.federation_allow_http;
+    config.streaming.allow_http = args.streaming_allow_http;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(
             "--sqlite-synchronous normal: commits are not synced one by one; the last answered \

@@ -1,8 +1,10 @@
-//! The gateway's outbound HTTP (today: OIDC discovery documents and JWKS of federation
-//! providers). One client for every fetch, with a connect and a total timeout, a cap on the
-//! size of an answer (read chunk by chunk, so a huge body is cut off, not buffered), and
-//! redirects followed only within the same scheme, host and port. Plain `http://` is refused
-//! except to a loopback address (a provider on this machine) or when the operator allows it.
+//! The gateway's outbound HTTP: OIDC discovery documents and JWKS of federation providers
+//! (`get_json`), and batches of audit events POSTed to SIEM destinations (`post`). Every request
+//! has a connect and a total timeout and a cap on the size of the answer read (chunk by chunk,
+//! so a huge body is cut off, not buffered). A GET follows redirects only within the same
+//! scheme, host and port; a POST follows none (a redirected POST would be replayed as a GET, or
+//! carry a credential elsewhere): a 3xx is the destination's answer. Plain `http://` is refused
+//! except to a loopback address (a service on this machine) or when the operator allows it.
 
 use std::time::Duration;
 
@@ -15,14 +17,20 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest answer read.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 const MAX_REDIRECTS: usize = 3;
+/// How long a whole POST may take: a SIEM indexing a batch of a thousand events answers slower
+/// than an identity provider serving a document.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest answer to a POST read (an Elasticsearch `_bulk` answer names every item).
+pub const MAX_POST_ANSWER_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("{url} is not a valid URL")]
     BadUrl { url: String },
     #[error(
-        "{url} uses plain http; an issuer's documents are fetched over https (http is allowed \
-         to a loopback address, or everywhere with --federation-allow-http)"
+        "{url} uses plain http; only https is allowed (http is allowed to a loopback \
+         address, or everywhere with --federation-allow-http, or --streaming-allow-http for SIEM \
+         destinations)"
     )]
     PlainHttp { url: String },
     #[error("cannot fetch {url}: {reason}")]
@@ -39,7 +47,21 @@ pub enum FetchError {
 #[derive(Debug, Clone)]
 pub struct Outbound {
     client: reqwest::Client,
+    /// The POST client: no redirects, [`POST_TIMEOUT`].
+    poster: reqwest::Client,
     allow_http: bool,
+}
+
+/// What a POST was answered, whatever its status (the caller judges it).
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub status: u16,
+    /// The `Retry-After` header, as sent.
+    pub retry_after: Option<String>,
+    /// The answer, up to [`MAX_POST_ANSWER_BYTES`].
+    pub body: Vec<u8>,
+    /// The answer was longer than what `body` holds.
+    pub truncated: bool,
 }
 
 impl Outbound {
@@ -66,7 +88,62 @@ impl Outbound {
             .user_agent(concat!("agenttrust/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|error| panic!("the outbound HTTP client cannot start: {error}"));
-        Outbound { client, allow_http }
+        let poster = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(POST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("agenttrust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|error| panic!("the outbound HTTP client cannot start: {error}"));
+        Outbound {
+            client,
+            poster,
+            allow_http,
+        }
+    }
+
+    /// POSTs `body` to `url` (checked by [`Outbound::check_url`]) with `headers`, and returns
+    /// the answer whatever its status; only a failure to get an answer is an error.
+    pub async fn post(
+        &self,
+        url: &str,
+        headers: reqwest::header::HeaderMap,
+        body: Vec<u8>,
+    ) -> Result<Posted, FetchError> {
+        let parsed = self.check_url(url)?;
+        let transport = |error: reqwest::Error| FetchError::Transport {
+            url: redact_query(url),
+            reason: describe(&error),
+        };
+        let mut response = self
+            .poster
+            .post(parsed)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        let mut truncated = false;
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > MAX_POST_ANSWER_BYTES {
+                truncated = true;
+                break;
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Posted {
+            status,
+            retry_after,
+            body,
+            truncated,
+        })
     }
 
     /// Refuses what this client will not fetch, before any connection.
@@ -143,6 +220,15 @@ impl Outbound {
             url: url.to_string(),
             reason: error.to_string(),
         })
+    }
+}
+
+/// A URL fit for logs and delivery records: without its query string, where some products
+/// accept an API key.
+pub fn redact_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((before, _)) => format!("{before}?…"),
+        None => url.to_string(),
     }
 }
 

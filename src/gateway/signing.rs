@@ -301,7 +301,6 @@ impl SigningKeys {
 
     /// The operator's key-encryption key, which also seals other secrets the gateway must send
     /// on (a SIEM destination's token); `None` when the operator configured none.
-    #[allow(dead_code)] // used by SIEM destinations (a branch being merged)
     pub(crate) fn secret(&self) -> Option<&SigningSecret> {
         self.secret.as_ref()
     }

@@ -123,6 +123,7 @@ impl Checker {
                     outbound: crate::gateway::outbound::Outbound::new(false),
                     jwks: Default::default(),
                 }),
+                streaming: std::sync::Arc::default(),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),

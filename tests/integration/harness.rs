@@ -223,6 +223,11 @@ impl Harness {
     /// key, has its own config dir, and leaves the database to this harness (drop it first:
     /// a test's locals are dropped before the harness it borrows).
     pub fn replica(&self) -> Harness {
+        self.replica_with(|_| {})
+    }
+
+    /// [`Harness::replica`] with its configuration changed by `configure`.
+    pub fn replica_with(&self, configure: impl FnOnce(&mut GatewayConfig)) -> Harness {
         assert_eq!(
             self.backend,
             Backend::Postgres,
@@ -233,9 +238,40 @@ impl Harness {
             self.database_url.clone(),
             tempfile::tempdir().expect("temp dir"),
             None,
-            |_| {},
+            configure,
             Some((self.org_id.clone(), self.admin_key.clone())),
         )
+    }
+
+    /// Stops this harness's gateway (a clean shutdown) and starts a new one on the same
+    /// database, configured by `configure`: a restart. The org, keys and files stay; the URL
+    /// changes.
+    pub fn restart_with(&mut self, configure: impl FnOnce(&mut GatewayConfig)) {
+        let runtime = self.runtime.as_ref().expect("a running harness");
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(served) = self.served.take() {
+            runtime
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), served).await })
+                .expect("the gateway shuts down within 10 s")
+                .expect("the gateway task ends")
+                .expect("the gateway stops cleanly");
+        }
+        let mut config =
+            GatewayConfig::new(self.database_url.clone(), "127.0.0.1:0".parse().unwrap());
+        configure(&mut config);
+        let gateway = runtime
+            .block_on(Gateway::bind(config))
+            .expect("the gateway binds again");
+        self.url = format!("http://{}", gateway.local_addr());
+        self.store = gateway.store().clone();
+        self.caches = gateway.caches();
+        let (shutdown, shutdown_signal) = oneshot::channel::<()>();
+        self.served = Some(runtime.spawn(gateway.serve(async move {
+            let _ = shutdown_signal.await;
+        })));
+        self.shutdown = Some(shutdown);
     }
 
     /// Starts a gateway; with `org` it joins that org (a replica) instead of creating one.

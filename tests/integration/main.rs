@@ -49,4 +49,5 @@ mod sdk_python;
 mod sdk_rust;
 mod server_dev;
 mod sessions;
+mod streaming;
 mod trust;

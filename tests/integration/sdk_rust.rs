@@ -1,13 +1,15 @@
 //! The same quick start, and the elevation loop (`AgentTrustGuard` → `ApprovalsAPI` → retry, with
 //! `SessionsAPI`), and `Delegations` (its `create` reads the `{"delegation": …}` wrapper, its `get`
-//! a bare object), and `Federation` (issue, verify, providers, sessions, revoke), through the official Rust crate `agenttrustid` 0.5.0, whose serde parsers are
-//! strict (required fields, no nulls, no duplicate aliases).
+//! a bare object), `Federation` (issue, verify, providers, sessions, revoke) and `Streaming`
+//! (SIEM destinations, test, delivery log, subscribe), through the official Rust crate
+//! `agenttrustid` 0.5.0, whose serde parsers are strict (required fields, no nulls, no duplicate
+//! aliases).
 
 use agenttrustid::{
     ActionCheckRequest, AgentTrustClient, AgentTrustError, AgentTrustGuard, CreateAgentRequest,
     CreateDelegationRequest, IntrospectTokenRequest, IssueFederatedIDTokenRequest,
-    IssueTokenRequest, RegisterFederationProviderRequest, TelemetryEvent,
-    VerifyFederatedTokenRequest,
+    IssueTokenRequest, RegisterFederationProviderRequest, StreamFilter, TelemetryEvent,
+    UpdateSIEMDestinationRequest, VerifyFederatedTokenRequest,
 };
 
 use crate::harness::Harness;
@@ -20,6 +22,7 @@ on_both_backends!(
     sessions_with_the_rust_sdk,
     delegations_with_the_rust_sdk,
     federation_with_the_rust_sdk,
+    streaming_with_the_rust_sdk,
 );
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
@@ -570,4 +573,81 @@ fn federation_with_the_rust_sdk(h: &Harness) {
         .expect("federation.delete_provider");
     let listed = federation.list_providers().expect("list_providers");
     assert!(listed.iter().all(|listed| listed.id != provider.id));
+}
+
+fn streaming_with_the_rust_sdk(h: &Harness) {
+    use crate::streaming::{HEC_TOKEN, Product, Receiver};
+    let receiver = Receiver::start(Product::Splunk);
+    let client = client(h, &h.admin_key);
+    let streaming = client.streaming();
+    let created = streaming
+        .create(&agenttrustid::CreateSIEMDestinationRequest {
+            name: "rust-splunk".to_string(),
+            destination_type: "splunk".to_string(),
+            endpoint_url: receiver.url.clone(),
+            auth_token: Some(HEC_TOKEN.to_string()),
+            batch_size: Some(100),
+            flush_interval_seconds: Some(60),
+            filter_event_types: None,
+        })
+        .expect("streaming.create");
+    assert_eq!(created.name, "rust-splunk");
+    assert_eq!(created.destination_type, "splunk");
+    assert_eq!(created.org_id.as_deref(), Some(h.org_id.as_str()));
+    assert_eq!(created.auth_token.as_deref(), Some("********"));
+    assert!(created.is_active);
+    assert_eq!(created.batch_size, 100);
+
+    let got = streaming.get(&created.id).expect("streaming.get");
+    assert_eq!(got.id, created.id);
+    let listed = streaming.list().expect("streaming.list");
+    assert_eq!(listed.len(), 1);
+    let updated = streaming
+        .update(
+            &created.id,
+            &UpdateSIEMDestinationRequest {
+                flush_interval_seconds: Some(30),
+                is_active: Some(false),
+                ..Default::default()
+            },
+        )
+        .expect("streaming.update");
+    assert_eq!(updated.flush_interval_seconds, 30);
+    assert!(!updated.is_active);
+    assert_eq!(updated.batch_size, 100);
+
+    streaming.test(&created.id).expect("streaming.test");
+    let request = receiver.requests().pop().expect("the test event arrived");
+    assert_eq!(
+        request.header("authorization"),
+        format!("Splunk {HEC_TOKEN}")
+    );
+    assert_eq!(request.events[0]["kind"], "siem.test");
+
+    let records = streaming.delivery_log(&created.id).expect("delivery_log");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].status, "success");
+    assert_eq!(records[0].status_code, Some(200));
+    assert!(chrono::DateTime::parse_from_rfc3339(&records[0].delivered_at).is_ok());
+    let mut seen = Vec::new();
+    streaming
+        .subscribe(
+            &StreamFilter {
+                destination_id: created.id.clone(),
+                poll_interval: Some(std::time::Duration::from_millis(10)),
+                max_polls: Some(2),
+            },
+            |record| {
+                seen.push(record.id.clone());
+                true
+            },
+        )
+        .expect("subscribe");
+    assert_eq!(seen, vec![records[0].id.clone()], "each record once");
+
+    streaming.delete(&created.id).expect("streaming.delete");
+    assert!(matches!(
+        streaming.get(&created.id),
+        Err(AgentTrustError::NotFound { .. })
+    ));
 }
