@@ -21,6 +21,7 @@ pub mod health;
 pub mod keys;
 pub mod login;
 pub mod man;
+pub mod mcp;
 pub mod paging;
 pub mod policies;
 pub mod profile;
@@ -152,6 +153,9 @@ pub enum Command {
     /// Federation: trust external OIDC issuers (providers, subject links), verify and issue ID
     /// tokens, open sessions from them
     Federation(federation::FederationArgs),
+    /// MCP: register MCP servers, list the tools an agent may call there, call one through the
+    /// gateway (checked by the Guardian)
+    Mcp(mcp::McpArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// Read the org's audit log and verify its hash chain
@@ -290,6 +294,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Policies(args) => policies::run(&context, args).await,
                 Command::Delegations(args) => done(delegations::run(&context, args).await),
                 Command::Federation(args) => federation::run(&context, args).await,
+                Command::Mcp(args) => mcp::run(&context, args).await,
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),

@@ -123,6 +123,10 @@ impl Checker {
                     outbound: crate::gateway::outbound::Outbound::new(false),
                     jwks: Default::default(),
                 }),
+                mcp: std::sync::Arc::new(crate::gateway::mcp::Mcp::new(
+                    false,
+                    crate::gateway::mcp::DEFAULT_UPSTREAM_TIMEOUT,
+                )),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),

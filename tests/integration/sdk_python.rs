@@ -1,5 +1,6 @@
 //! The product README's quick start, the elevation loop (guard → approval → retry), delegations
-//! (create, list, session, re-delegate, revoke) and federation (providers, verify, sessions) through the
+//! (create, list, session, re-delegate, revoke), federation (providers, verify, sessions) and MCP
+//! (register, list, call a tool through the proxy, remove) through the
 //! official Python SDK `agenttrustid` 0.3.0 and 0.4.0 (from PyPI, each in its own venv under
 //! `target/sdk-venvs/`), against a real gateway.
 
@@ -19,6 +20,8 @@ on_both_backends!(
     delegations_with_0_4_0,
     federation_with_0_3_0,
     federation_with_0_4_0,
+    mcp_with_0_3_0,
+    mcp_with_0_4_0,
 );
 
 fn quickstart_with_0_3_0(h: &Harness) {
@@ -51,6 +54,14 @@ fn federation_with_0_3_0(h: &Harness) {
 
 fn federation_with_0_4_0(h: &Harness) {
     run_script(h, "0.4.0", "federation");
+}
+
+fn mcp_with_0_3_0(h: &Harness) {
+    run_script(h, "0.3.0", "mcp");
+}
+
+fn mcp_with_0_4_0(h: &Harness) {
+    run_script(h, "0.4.0", "mcp");
 }
 
 /// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.
