@@ -2759,9 +2759,9 @@ Register-ArgumentCompleter -Native -CommandName 'agenttrust' -ScriptBlock {
             break
         }
         'agenttrust;mcp;servers;add' {
-            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'The upstream''s MCP endpoint (Streamable HTTP): https, or http to a loopback address')
             [CompletionResult]::new('--capabilities', '--capabilities', [CompletionResultType]::ParameterName, 'What the server offers (comma-separated or repeated)')
             [CompletionResult]::new('--profile', '--profile', [CompletionResultType]::ParameterName, 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]')
+            [CompletionResult]::new('--url', '--url', [CompletionResultType]::ParameterName, 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
             [CompletionResult]::new('--output', '--output', [CompletionResultType]::ParameterName, 'Output format [env: AGENTTRUST_OUTPUT] [default: table]')
             [CompletionResult]::new('--jq', '--jq', [CompletionResultType]::ParameterName, 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)')

@@ -8728,21 +8728,21 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__mcp__subcmd__servers__subcmd__add)
-            opts="-o -q -v -h -V --url --capabilities --auth-token-stdin --profile --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            opts="-o -q -v -h -V --capabilities --auth-token-stdin --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --capabilities)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

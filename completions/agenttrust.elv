@@ -2553,9 +2553,9 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;mcp;servers;add'= {
-            cand --url 'The upstream''s MCP endpoint (Streamable HTTP): https, or http to a loopback address'
             cand --capabilities 'What the server offers (comma-separated or repeated)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
             cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
             cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'

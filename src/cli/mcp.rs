@@ -62,8 +62,9 @@ pub struct AddServerArgs {
     /// A name for the server
     pub name: String,
     /// The upstream's MCP endpoint (Streamable HTTP): https, or http to a loopback address
-    #[arg(long, value_name = "URL")]
-    pub url: String,
+    // Not named `url`: clap would take it for the global `--url` (the gateway's).
+    #[arg(value_name = "URL")]
+    pub endpoint: String,
     /// What the server offers (comma-separated or repeated)
     #[arg(long, value_delimiter = ',', value_name = "CAPABILITY")]
     pub capabilities: Vec<String>,
@@ -133,7 +134,7 @@ pub async fn add_server(context: &Context, args: AddServerArgs) -> anyhow::Resul
     let client = context.client()?;
     let request = RegisterServerRequest {
         name: args.name,
-        url: args.url,
+        url: args.endpoint,
         capabilities: Some(super::common::clean_list(args.capabilities)),
         auth_token,
     };

@@ -28,6 +28,7 @@ on_both_backends!(
     elevation_answers_an_approval_to_wait_on_then_forwards,
     identity_comes_from_the_token_or_the_headers_never_from_a_claim,
     lying_annotations_never_lower_the_effect,
+    the_cli_manages_servers,
 );
 
 on_both_backends_with!(
@@ -993,4 +994,37 @@ fn upstream_failures_are_clear_and_bounded(h: &Harness) {
                      "params": {"name": "read_file", "arguments": {"x": "y".repeat(2 << 20)}}});
     assert_eq!(rpc(h, &server, &headers, big).status, 413);
     assert_eq!(upstream.tool_calls(), ["huge_read", "slow_lookup"]);
+}
+
+fn the_cli_manages_servers(h: &Harness) {
+    let mut add = h.cli();
+    add.args([
+        "mcp",
+        "servers",
+        "add",
+        "cli-made",
+        "http://127.0.0.1:9/mcp",
+        "--capabilities",
+        "a,b",
+        "--auth-token-stdin",
+        "-q",
+    ])
+    .write_stdin("cli-secret\n");
+    let added = crate::harness::run(&mut add);
+    added.success();
+    let id = added.value().to_string();
+    // The upstream URL is the server's, not the gateway's (the global --url is another flag).
+    let server = h.get(&format!("/mcp/servers/{id}")).ok().clone();
+    assert_eq!(server["url"], "http://127.0.0.1:9/mcp", "{server}");
+    assert_eq!(server["capabilities"], json!(["a", "b"]), "{server}");
+    assert_eq!(server["auth_token"], "********", "{server}");
+    let listed = h.run(&["mcp", "servers", "list"]);
+    listed.success();
+    assert!(listed.stdout.contains(&id), "{}", listed.stdout);
+    let shown = h.run(&["mcp", "servers", "get", &id, "-o", "json"]);
+    assert!(!shown.stdout.contains("cli-secret"), "{}", shown.stdout);
+    h.run(&["mcp", "servers", "get", "no-such-server"]).code(3);
+    h.run(&["mcp", "servers", "remove", &id]).code(2);
+    h.run(&["mcp", "servers", "remove", &id, "--yes"]).success();
+    h.get(&format!("/mcp/servers/{id}")).expect_error(404);
 }
