@@ -894,7 +894,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;sessions;init'= {
             cand --agent 'Agent id or name [env: AGENTTRUST_AGENT_ID]'
-            cand --server 'The MCP server''s id'
+            cand --server 'The MCP server''s id (a server registered with `agenttrust mcp servers add`)'
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
             cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'

@@ -167,14 +167,14 @@ async fn upstream(
 }
 
 /// The upstream; dropped with its runtime.
-struct Upstream {
-    url: String,
+pub(crate) struct Upstream {
+    pub(crate) url: String,
     state: Arc<UpstreamState>,
     _runtime: Runtime,
 }
 
 impl Upstream {
-    fn start() -> Upstream {
+    pub(crate) fn start() -> Upstream {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -203,7 +203,7 @@ impl Upstream {
     }
 
     /// The tool calls it received, by tool name.
-    fn tool_calls(&self) -> Vec<String> {
+    pub(crate) fn tool_calls(&self) -> Vec<String> {
         self.received()
             .iter()
             .filter(|received| received.method() == "tools/call")
