@@ -439,7 +439,12 @@ impl Call<'_> {
     }
 
     fn unavailable(&self, why: &str) -> ApiError {
-        tracing::warn!(server = %self.server.id, url = %self.server.url, why, "MCP upstream failed");
+        tracing::warn!(
+            server = %self.server.id,
+            url = display_url(&self.server.url),
+            why,
+            "MCP upstream failed"
+        );
         ApiError::new(
             StatusCode::BAD_GATEWAY,
             "UPSTREAM_UNAVAILABLE",
