@@ -61,6 +61,9 @@ _agenttrust() {
             agenttrust,man)
                 cmd="agenttrust__subcmd__man"
                 ;;
+            agenttrust,mcp)
+                cmd="agenttrust__subcmd__mcp"
+                ;;
             agenttrust,policies)
                 cmd="agenttrust__subcmd__policies"
                 ;;
@@ -592,6 +595,9 @@ _agenttrust() {
             agenttrust__subcmd__help,man)
                 cmd="agenttrust__subcmd__help__subcmd__man"
                 ;;
+            agenttrust__subcmd__help,mcp)
+                cmd="agenttrust__subcmd__help__subcmd__mcp"
+                ;;
             agenttrust__subcmd__help,policies)
                 cmd="agenttrust__subcmd__help__subcmd__policies"
                 ;;
@@ -787,6 +793,27 @@ _agenttrust() {
             agenttrust__subcmd__help__subcmd__keys,revoke)
                 cmd="agenttrust__subcmd__help__subcmd__keys__subcmd__revoke"
                 ;;
+            agenttrust__subcmd__help__subcmd__mcp,call)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__call"
+                ;;
+            agenttrust__subcmd__help__subcmd__mcp,servers)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__servers"
+                ;;
+            agenttrust__subcmd__help__subcmd__mcp,tools)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__tools"
+                ;;
+            agenttrust__subcmd__help__subcmd__mcp__subcmd__servers,add)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__add"
+                ;;
+            agenttrust__subcmd__help__subcmd__mcp__subcmd__servers,get)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__get"
+                ;;
+            agenttrust__subcmd__help__subcmd__mcp__subcmd__servers,list)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__list"
+                ;;
+            agenttrust__subcmd__help__subcmd__mcp__subcmd__servers,remove)
+                cmd="agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__remove"
+                ;;
             agenttrust__subcmd__help__subcmd__policies,get)
                 cmd="agenttrust__subcmd__help__subcmd__policies__subcmd__get"
                 ;;
@@ -927,6 +954,75 @@ _agenttrust() {
                 ;;
             agenttrust__subcmd__keys__subcmd__help,revoke)
                 cmd="agenttrust__subcmd__keys__subcmd__help__subcmd__revoke"
+                ;;
+            agenttrust__subcmd__mcp,call)
+                cmd="agenttrust__subcmd__mcp__subcmd__call"
+                ;;
+            agenttrust__subcmd__mcp,help)
+                cmd="agenttrust__subcmd__mcp__subcmd__help"
+                ;;
+            agenttrust__subcmd__mcp,servers)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers"
+                ;;
+            agenttrust__subcmd__mcp,tools)
+                cmd="agenttrust__subcmd__mcp__subcmd__tools"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help,call)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__call"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help,help)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__help"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help,servers)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__servers"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help,tools)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__tools"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help__subcmd__servers,add)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__add"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help__subcmd__servers,get)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__get"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help__subcmd__servers,list)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__list"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__help__subcmd__servers,remove)
+                cmd="agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__remove"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers,add)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__add"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers,delete)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__remove"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers,get)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__get"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers,help)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__help"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers,list)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__list"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers,remove)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__remove"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers__subcmd__help,add)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__add"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers__subcmd__help,get)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__get"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers__subcmd__help,help)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__help"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers__subcmd__help,list)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__list"
+                ;;
+            agenttrust__subcmd__mcp__subcmd__servers__subcmd__help,remove)
+                cmd="agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__remove"
                 ;;
             agenttrust__subcmd__policies,get)
                 cmd="agenttrust__subcmd__policies__subcmd__get"
@@ -1250,7 +1346,7 @@ _agenttrust() {
 
     case "${cmd}" in
         agenttrust)
-            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations federation streaming keys audit api bench completions man server help"
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations federation streaming mcp keys audit api bench completions man server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -6348,7 +6444,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__help)
-            opts="login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations federation streaming keys audit api bench completions man server help"
+            opts="login profile status health version agents tokens actions telemetry sessions approvals guard policies delegations federation streaming mcp keys audit api bench completions man server help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -7344,6 +7440,118 @@ _agenttrust() {
         agenttrust__subcmd__help__subcmd__man)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp)
+            opts="servers tools call"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__call)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__servers)
+            opts="add list get remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__servers__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__help__subcmd__mcp__subcmd__tools)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -8417,6 +8625,648 @@ _agenttrust() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        agenttrust__subcmd__mcp)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version servers tools call help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__call)
+            opts="-o -q -v -h -V --args --agent --session --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --args)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help)
+            opts="servers tools call help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__call)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__servers)
+            opts="add list get remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__servers__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__help__subcmd__tools)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version add list get remove delete help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__add)
+            opts="-o -q -v -h -V --capabilities --auth-token-stdin --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --capabilities)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__get)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__help)
+            opts="add list get remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__add)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__get)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__list)
+            opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__servers__subcmd__remove)
+            opts="-y -o -q -v -h -V --yes --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        agenttrust__subcmd__mcp__subcmd__tools)
+            opts="-o -q -v -h -V --agent --session --agent-token-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --agent)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --session)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --agent-token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "table json" -- "${cur}"))
+                    return 0
+                    ;;
+                --jq)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         agenttrust__subcmd__policies)
             opts="-o -q -v -h -V --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version get set validate test help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -9302,7 +10152,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server)
-            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --max-delegation-ttl --audit-checkpoint-interval --public-url --federation-allow-http --streaming-allow-http --database-url --data-dir --signing-key-secret-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version org key signing-key help"
+            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --max-delegation-ttl --audit-checkpoint-interval --public-url --federation-allow-http --streaming-allow-http --mcp-allow-http --mcp-upstream-timeout --database-url --data-dir --signing-key-secret-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version org key signing-key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -9349,6 +10199,10 @@ _agenttrust() {
                     return 0
                     ;;
                 --public-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --mcp-upstream-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

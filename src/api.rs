@@ -21,6 +21,7 @@ pub mod error;
 pub mod federation;
 pub mod health;
 pub mod keys;
+pub mod mcp;
 pub mod policies;
 pub mod sessions;
 pub mod status;

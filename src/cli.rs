@@ -21,6 +21,7 @@ pub mod health;
 pub mod keys;
 pub mod login;
 pub mod man;
+pub mod mcp;
 pub mod paging;
 pub mod policies;
 pub mod profile;
@@ -156,6 +157,9 @@ pub enum Command {
     /// Stream the audit log to SIEMs (Splunk HEC, Datadog, Elasticsearch, signed webhooks):
     /// destinations, delivery logs, test deliveries
     Streaming(streaming::StreamingArgs),
+    /// MCP: register MCP servers, list the tools an agent may call there, call one through the
+    /// gateway (checked by the Guardian)
+    Mcp(mcp::McpArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// Read the org's audit log and verify its hash chain
@@ -295,6 +299,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Delegations(args) => done(delegations::run(&context, args).await),
                 Command::Federation(args) => federation::run(&context, args).await,
                 Command::Streaming(args) => streaming::run(&context, args).await,
+                Command::Mcp(args) => mcp::run(&context, args).await,
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),

@@ -12,6 +12,7 @@ pub mod delegations;
 pub mod federation;
 pub mod health;
 pub mod keys;
+pub mod mcp;
 pub mod policies;
 pub mod prepared;
 pub mod raw;
@@ -324,6 +325,19 @@ impl Client {
         self.send(Method::POST, url, Some(body), true).await
     }
 
+    /// [`Client::post_as_agent`] with extra request headers (the MCP proxy's `X-Agent-ID`),
+    /// answering the status and the body whatever the status: the proxy's refusals carry a body
+    /// the caller reads (the check, the approval to wait on).
+    pub(crate) async fn post_as_agent_with<B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, bytes::Bytes), Error> {
+        self.exchange(Method::POST, url, Some(body), true, headers)
+            .await
+    }
+
     pub(crate) async fn put<T: DeserializeOwned, B: Serialize>(
         &self,
         url: Url,
@@ -388,9 +402,49 @@ impl Client {
         body: Option<&B>,
         as_agent: bool,
     ) -> Result<Response<T>, Error> {
+        self.send_with(method, url, body, as_agent, &[]).await
+    }
+
+    async fn send_with<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+        as_agent: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<T>, Error> {
+        let shown_url = url.to_string();
+        let (status, bytes) = self.exchange(method, url, body, as_agent, headers).await?;
+        if !(200..300).contains(&status) {
+            return Err(gateway_error(status, &bytes));
+        }
+        let raw: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|error| Error::Decode {
+                url: shown_url.clone(),
+                detail: format!("not JSON: {error}"),
+            })?
+        };
+        let value = decode(&raw, &shown_url)?;
+        Ok(Response { value, raw })
+    }
+
+    /// Sends a request; the status and the body, whatever the status.
+    async fn exchange<B: Serialize>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+        as_agent: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, bytes::Bytes), Error> {
         let shown_url = url.to_string();
         tracing::debug!(%method, url = %shown_url, "request");
         let mut request = self.http.request(method, url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(key) = &self.api_key {
             request = request.header("X-API-Key", key);
         }
@@ -417,19 +471,7 @@ impl Client {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "response"
         );
-        if !status.is_success() {
-            return Err(gateway_error(status.as_u16(), &bytes));
-        }
-        let raw: serde_json::Value = if bytes.iter().all(u8::is_ascii_whitespace) {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes).map_err(|error| Error::Decode {
-                url: shown_url.clone(),
-                detail: format!("not JSON: {error}"),
-            })?
-        };
-        let value = decode(&raw, &shown_url)?;
-        Ok(Response { value, raw })
+        Ok((status.as_u16(), bytes))
     }
 
     fn transport_error(&self, url: &str, error: reqwest::Error) -> Error {

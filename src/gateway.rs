@@ -21,6 +21,7 @@ pub mod extract;
 pub mod federation;
 pub mod health;
 pub mod keys;
+pub mod mcp;
 pub mod notices;
 pub mod outbound;
 pub mod policies;
@@ -83,6 +84,11 @@ pub struct GatewayConfig {
     pub signing_secret: Option<signing::SigningSecret>,
     /// Fetch federation documents over plain http from any host, not only loopback.
     pub federation_allow_http: bool,
+    /// Reach MCP upstreams over plain http on any host, not only loopback.
+    pub mcp_allow_http: bool,
+    /// How long a call to an MCP upstream may take, answer included (keep it below the
+    /// request timeout, so the caller hears which upstream failed).
+    pub mcp_upstream_timeout: std::time::Duration,
     /// The least time between two fetches of one provider's JWKS.
     pub jwks_min_refresh_interval: std::time::Duration,
     /// How long a replica uses its copy of the signing keys before reading them again.
@@ -108,6 +114,8 @@ impl GatewayConfig {
             public_url: None,
             signing_secret: None,
             federation_allow_http: false,
+            mcp_allow_http: false,
+            mcp_upstream_timeout: mcp::DEFAULT_UPSTREAM_TIMEOUT,
             jwks_min_refresh_interval: federation::jwks::MIN_REFRESH_INTERVAL,
             signing_keys_reload_after: signing::RELOAD_AFTER,
             audit_checkpoint_interval: Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL),
@@ -149,6 +157,8 @@ pub struct AppState {
     pub federation: Arc<federation::Federation>,
     /// SIEM streaming: its outbound client and the delivery engine's settings.
     pub streaming: Arc<streaming::Streaming>,
+    /// The MCP proxy's outbound client and what it learned of the upstreams' tools.
+    pub mcp: Arc<mcp::Mcp>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -166,6 +176,9 @@ pub struct Gateway {
 impl Gateway {
     /// Connects to the database (applying migrations) and binds the listener.
     pub async fn bind(config: GatewayConfig) -> anyhow::Result<Gateway> {
+        if config.mcp_upstream_timeout.is_zero() {
+            anyhow::bail!("the MCP upstream timeout must be positive");
+        }
         if config.max_token_ttl_seconds <= 0 || config.max_delegation_ttl_seconds <= 0 {
             anyhow::bail!("the maximum token and delegation TTLs must be positive");
         }
@@ -233,6 +246,10 @@ impl Gateway {
                 caches,
                 federation,
                 streaming,
+                mcp: Arc::new(mcp::Mcp::new(
+                    config.mcp_allow_http,
+                    config.mcp_upstream_timeout,
+                )),
             },
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
@@ -406,6 +423,17 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             get(audit::checkpoints).post(audit::create_checkpoint),
         )
         .route("/api/v1/audit/keys", get(audit::keys))
+        // The literal `/mcp/servers`, `/mcp/sessions/…` and `/mcp/approvals/…` win over the
+        // proxy's `/mcp/{server_id}` (the router prefers static segments).
+        .route(
+            "/mcp/servers",
+            post(mcp::register_server).get(mcp::list_servers),
+        )
+        .route(
+            "/mcp/servers/{server_id}",
+            get(mcp::get_server).delete(mcp::delete_server),
+        )
+        .route("/mcp/{server_id}", post(mcp::proxy::proxy))
         .route("/mcp/sessions/init", post(sessions::init))
         .route("/mcp/sessions/{session_id}", get(sessions::get))
         .route(

@@ -23,6 +23,7 @@ pub mod delegations;
 pub mod federation;
 pub mod group_commit;
 pub mod keys;
+pub mod mcp;
 pub mod orgs;
 pub mod policies;
 pub mod script;

@@ -92,6 +92,15 @@ pub struct ServerArgs {
     #[arg(long)]
     pub streaming_allow_http: bool,
 
+    /// Reach MCP upstreams over plain http on any host (by default only https, or http to a
+    /// loopback address)
+    #[arg(long)]
+    pub mcp_allow_http: bool,
+
+    /// How long a call to an MCP upstream may take, answer included (below --request-timeout)
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = config::parse_duration)]
+    pub mcp_upstream_timeout: Duration,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -447,6 +456,8 @@ async fn serve(
     config.signing_secret = signing_secret(&args.database, database_url)?;
     config.federation_allow_http = args.federation_allow_http;
     config.streaming.allow_http = args.streaming_allow_http;
+    config.mcp_allow_http = args.mcp_allow_http;
+    config.mcp_upstream_timeout = args.mcp_upstream_timeout;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(
             "--sqlite-synchronous normal: commits are not synced one by one; the last answered \

@@ -56,7 +56,7 @@ pub struct InitArgs {
     /// Agent id or name [env: AGENTTRUST_AGENT_ID]
     #[arg(long, value_name = "AGENT")]
     pub agent: Option<String>,
-    /// The MCP server's id
+    /// The MCP server's id (a server registered with `agenttrust mcp servers add`)
     #[arg(long, value_name = "SERVER_ID")]
     pub server: String,
 }

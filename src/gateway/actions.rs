@@ -12,7 +12,7 @@ use crate::api::actions::{CheckDecision, CheckRequest};
 
 use super::AppState;
 use super::auth::Caller;
-use super::check::{self, CheckParams, params::RawCheck};
+use super::check::{self, params::RawCheck};
 use super::error::ApiResult;
 use super::extract::JsonBody;
 
@@ -23,8 +23,9 @@ pub async fn check(
 ) -> ApiResult<Json<CheckDecision>> {
     let started = Instant::now();
     let agent_id = caller.acting_agent(request.agent_id.as_deref())?;
-    let params = CheckParams::validate(
-        Some(&caller),
+    let decision = check::check(
+        &state,
+        &caller,
         RawCheck {
             agent_id: &agent_id,
             action_name: request.resolved_action_name(),
@@ -32,7 +33,8 @@ pub async fn check(
             action_effect: request.action_effect.as_deref(),
             session_id: request.session_id.as_deref(),
         },
-    )?;
-    let decision = check::decide_and_record(&state, &caller, &params, started).await?;
+        started,
+    )
+    .await?;
     Ok(Json(decision))
 }

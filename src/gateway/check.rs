@@ -1,5 +1,5 @@
 //! The one check service: every door that asks the Guardian — `POST /check` (both paths) and
-//! `POST /policies/test` today, the MCP proxy's `tools/call` and A2A `message/send` next —
+//! `POST /policies/test` and the MCP proxy's `tools/call` today, A2A `message/send` next —
 //! goes through it, so a decision never depends on which door was used.
 //!
 //! It owns, in order:
@@ -29,6 +29,36 @@ pub use params::CheckParams;
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiResult;
+
+/// Validates a check as a door received it, then decides and records it: what every door that
+/// records a check calls (`POST /check`, the MCP proxy's `tools/call`), so none of them can skip
+/// a step or do one differently.
+pub async fn check(
+    state: &AppState,
+    caller: &Caller,
+    raw: params::RawCheck<'_>,
+    started: Instant,
+) -> ApiResult<CheckDecision> {
+    let params = CheckParams::validate(Some(caller), raw)?;
+    decide_and_record(state, caller, &params, started).await
+}
+
+/// Decides a check for `caller` under `policy` as [`decide_and_record`] would (the presented
+/// token's scopes bind), and records nothing: what the MCP proxy asks of each tool it lists.
+pub async fn decide_for(
+    state: &AppState,
+    caller: &Caller,
+    params: &CheckParams,
+    policy: &CompiledPolicy,
+) -> ApiResult<Decision> {
+    let facts = Facts::load(state, &caller.org_id, params, caller.presented_token()).await?;
+    decide(state, &caller.org_id, params, &facts, policy).await
+}
+
+/// The org's policy as checks see it (through the replica's cache).
+pub async fn current_policy(state: &AppState, org_id: &str) -> ApiResult<Arc<CompiledPolicy>> {
+    state.caches.policies.current(&state.store, org_id).await
+}
 
 /// Decides a check and records it; the answer to send.
 pub async fn decide_and_record(

@@ -232,6 +232,103 @@ pub fn redact_query(url: &str) -> String {
     }
 }
 
+/// The most an MCP upstream's answer may be (a tool result can be large, a document fetch
+/// larger than any JWKS).
+pub const MCP_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// An MCP upstream's answer whose body is read chunk by chunk (an SSE stream is read only until
+/// the response it carries), within the size cap; the request's total timeout bounds the body
+/// too.
+#[derive(Debug)]
+pub struct McpResponse {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    response: reqwest::Response,
+    url: String,
+    read: usize,
+}
+
+impl McpResponse {
+    /// The next piece of the body; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, FetchError> {
+        let chunk = self
+            .response
+            .chunk()
+            .await
+            .map_err(|error| FetchError::Transport {
+                url: self.url.clone(),
+                reason: describe(&error),
+            })?;
+        if let Some(chunk) = &chunk {
+            self.read += chunk.len();
+            if self.read > MCP_MAX_BODY_BYTES {
+                return Err(FetchError::TooLarge {
+                    url: self.url.clone(),
+                    limit: MCP_MAX_BODY_BYTES,
+                });
+            }
+        }
+        Ok(chunk)
+    }
+
+    /// The whole body (for a JSON answer).
+    pub async fn body(&mut self) -> Result<Vec<u8>, FetchError> {
+        let mut body = Vec::new();
+        while let Some(chunk) = self.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+impl Outbound {
+    /// POSTs a JSON-RPC message to an MCP upstream (Streamable HTTP): `headers` are the ones
+    /// the proxy chose to send, `timeout` bounds the whole exchange, body included. Separate
+    /// from any other POST so its limits can differ.
+    pub async fn post_mcp(
+        &self,
+        url: &str,
+        headers: reqwest::header::HeaderMap,
+        body: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<McpResponse, FetchError> {
+        let parsed = self.check_url(url)?;
+        let response = self
+            .client
+            .post(parsed)
+            .headers(headers)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            )
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| FetchError::Transport {
+                url: url.to_string(),
+                reason: describe(&error),
+            })?;
+        if response
+            .content_length()
+            .is_some_and(|length| length > MCP_MAX_BODY_BYTES as u64)
+        {
+            return Err(FetchError::TooLarge {
+                url: url.to_string(),
+                limit: MCP_MAX_BODY_BYTES,
+            });
+        }
+        Ok(McpResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            response,
+            url: url.to_string(),
+            read: 0,
+        })
+    }
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),

@@ -1,4 +1,4 @@
-//! Sessions: opened for an MCP server or from an agent token, created implicitly by checks;
+//! Sessions: opened for a registered MCP server or from an agent token, created implicitly by checks;
 //! read by any org key, listed and re-moded (lock, unlock, read-only, elevated) by admins.
 
 use axum::Json;
@@ -28,10 +28,13 @@ pub async fn init(
     caller: Caller,
     JsonBody(request): JsonBody<InitSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
-    if let Some(server_id) = &request.server_id {
-        validate::identifier("server_id", server_id)?;
-    }
     let agent_id = Some(request.agent_id.as_str()).filter(|id| !id.is_empty());
+    // Who first (a missing agent is a 400), then the server: one the org registered (another
+    // org's is a 404 like a missing one).
+    caller.acting_agent(agent_id)?;
+    if let Some(server_id) = &request.server_id {
+        super::mcp::find_server(&state, &caller.org_id, server_id).await?;
+    }
     open_registered(
         &state,
         &caller,

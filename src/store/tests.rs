@@ -124,6 +124,10 @@ impl Checker {
                     jwks: Default::default(),
                 }),
                 streaming: std::sync::Arc::default(),
+                mcp: std::sync::Arc::new(crate::gateway::mcp::Mcp::new(
+                    false,
+                    crate::gateway::mcp::DEFAULT_UPSTREAM_TIMEOUT,
+                )),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),

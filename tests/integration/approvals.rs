@@ -395,10 +395,11 @@ fn pending_approvals_are_listed(h: &Harness) {
 
 fn read_only_sessions_elevate_non_reads(h: &Harness) {
     let agent = h.create_agent("careful", &[]);
+    let server = h.register_mcp_server("files");
     let session = h
         .post(
             "/mcp/sessions/init",
-            json!({"agent_id": agent["id"], "server_id": "files"}),
+            json!({"agent_id": agent["id"], "server_id": server}),
         )
         .ok()
         .clone();

@@ -497,8 +497,9 @@ fn sessions_verbs(h: &Harness) {
         ])
         .value()
         .to_string();
+    let server = h.register_mcp_server("github");
     let init = h.run(&[
-        "sessions", "init", "--agent", &agent_id, "--server", "github", "-q",
+        "sessions", "init", "--agent", &agent_id, "--server", &server, "-q",
     ]);
     init.success();
     let session_id = init.value().to_string();
@@ -507,7 +508,7 @@ fn sessions_verbs(h: &Harness) {
     got.success();
     let got = got.json();
     assert_eq!(got["source"], "mcp");
-    assert_eq!(got["server_id"], "github");
+    assert_eq!(got["server_id"], server.as_str());
     assert_eq!(got["mode"], "standard");
 
     let token = h.run(&[

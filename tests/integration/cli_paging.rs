@@ -42,10 +42,11 @@ fn five_of_everything(h: &Harness) {
         );
         reply.expect_status(201..=201);
     }
+    let server = h.register_mcp_server("srv");
     for agent in &agents {
         h.post(
             "/mcp/sessions/init",
-            json!({"agent_id": agent, "server_id": "srv"}),
+            json!({"agent_id": agent, "server_id": server}),
         )
         .ok();
         let session = format!("sess-{}", uuid::Uuid::new_v4());

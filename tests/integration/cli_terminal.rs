@@ -119,9 +119,10 @@ fn terminals_get_relative_times_and_short_ids_scripts_get_them_whole() {
         "{}",
         wide.stdout
     );
+    let server = h.register_mcp_server("srv");
     h.post(
         "/mcp/sessions/init",
-        json!({"agent_id": to, "server_id": "srv"}),
+        json!({"agent_id": to, "server_id": server}),
     )
     .ok();
     let sessions = on_a_terminal(&h, 200, &[("NO_COLOR", "1")], &["sessions", "list"]);

@@ -481,6 +481,17 @@ impl Harness {
         reply.agent()
     }
 
+    /// Registers an MCP server (at a loopback URL nothing needs to answer) and returns its id:
+    /// `/mcp/sessions/init` names a registered server.
+    pub fn register_mcp_server(&self, name: &str) -> String {
+        let reply = self.post(
+            "/mcp/servers",
+            serde_json::json!({"name": name, "url": "http://127.0.0.1:9/mcp"}),
+        );
+        reply.expect_status(201..=201);
+        reply.body["id"].as_str().expect("a server id").to_string()
+    }
+
     /// Issues a token over HTTP and returns its JSON.
     pub fn issue_token(&self, agent_id: &str, scopes: &[&str], ttl: i64) -> Value {
         let reply = self.post(

@@ -41,6 +41,7 @@ mod federation_idp;
 mod guard;
 mod guardian;
 mod limits;
+mod mcp;
 mod operator_safety;
 mod policies;
 mod readme_tour;

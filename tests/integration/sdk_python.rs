@@ -1,8 +1,8 @@
 //! The product README's quick start, the elevation loop (guard → approval → retry), delegations
-//! (create, list, session, re-delegate, revoke), federation (providers, verify, sessions) and
-//! SIEM streaming (destinations, test delivery, delivery log) through the official Python SDK
-//! `agenttrustid` 0.3.0 and 0.4.0 (from PyPI, each in its own venv under `target/sdk-venvs/`),
-//! against a real gateway.
+//! (create, list, session, re-delegate, revoke), federation (providers, verify, sessions), SIEM
+//! streaming (destinations, test delivery, delivery log) and MCP (register, list, call a tool
+//! through the proxy, remove) through the official Python SDK `agenttrustid` 0.3.0 and 0.4.0
+//! (from PyPI, each in its own venv under `target/sdk-venvs/`), against a real gateway.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,6 +22,8 @@ on_both_backends!(
     federation_with_0_4_0,
     streaming_with_0_3_0,
     streaming_with_0_4_0,
+    mcp_with_0_3_0,
+    mcp_with_0_4_0,
 );
 
 fn quickstart_with_0_3_0(h: &Harness) {
@@ -62,6 +64,14 @@ fn streaming_with_0_3_0(h: &Harness) {
 
 fn streaming_with_0_4_0(h: &Harness) {
     run_script(h, "0.4.0", "streaming");
+}
+
+fn mcp_with_0_3_0(h: &Harness) {
+    run_script(h, "0.3.0", "mcp");
+}
+
+fn mcp_with_0_4_0(h: &Harness) {
+    run_script(h, "0.4.0", "mcp");
 }
 
 /// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.

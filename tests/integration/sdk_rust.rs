@@ -1,15 +1,15 @@
 //! The same quick start, and the elevation loop (`AgentTrustGuard` → `ApprovalsAPI` → retry, with
 //! `SessionsAPI`), and `Delegations` (its `create` reads the `{"delegation": …}` wrapper, its `get`
-//! a bare object), `Federation` (issue, verify, providers, sessions, revoke) and `Streaming`
-//! (SIEM destinations, test, delivery log, subscribe), through the official Rust crate
-//! `agenttrustid` 0.5.0, whose serde parsers are strict (required fields, no nulls, no duplicate
-//! aliases).
+//! a bare object), `Federation` (issue, verify, providers, sessions, revoke), `Streaming`
+//! (SIEM destinations, test, delivery log, subscribe) and `Mcp` (register, get, list, call a
+//! tool through the proxy, remove), through the official Rust crate `agenttrustid` 0.5.0, whose
+//! serde parsers are strict (required fields, no nulls, no duplicate aliases).
 
 use agenttrustid::{
     ActionCheckRequest, AgentTrustClient, AgentTrustError, AgentTrustGuard, CreateAgentRequest,
     CreateDelegationRequest, IntrospectTokenRequest, IssueFederatedIDTokenRequest,
-    IssueTokenRequest, RegisterFederationProviderRequest, StreamFilter, TelemetryEvent,
-    UpdateSIEMDestinationRequest, VerifyFederatedTokenRequest,
+    IssueTokenRequest, RegisterFederationProviderRequest, RegisterMCPServerRequest, StreamFilter,
+    TelemetryEvent, UpdateSIEMDestinationRequest, VerifyFederatedTokenRequest,
 };
 
 use crate::harness::Harness;
@@ -23,6 +23,7 @@ on_both_backends!(
     delegations_with_the_rust_sdk,
     federation_with_the_rust_sdk,
     streaming_with_the_rust_sdk,
+    mcp_with_the_rust_sdk,
 );
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
@@ -320,15 +321,28 @@ fn sessions_with_the_rust_sdk(h: &Harness) {
             ..Default::default()
         })
         .expect("agents.create");
+    // An MCP session names a registered server.
+    let server = client
+        .mcp()
+        .register_server(&RegisterMCPServerRequest {
+            name: "github".to_string(),
+            url: "http://127.0.0.1:9/mcp".to_string(),
+            capabilities: None,
+        })
+        .expect("mcp.register_server");
+    assert!(matches!(
+        client.sessions().init_session(&agent.id, "github"),
+        Err(AgentTrustError::NotFound { .. })
+    ));
     let session = client
         .sessions()
-        .init_session(&agent.id, "github")
+        .init_session(&agent.id, &server.id)
         .expect("sessions.init_session");
     assert!(!session.session_id.is_empty());
     assert_eq!(session.agent_id, agent.id);
     assert_eq!(session.org_id, h.org_id);
     assert_eq!(session.source, "mcp");
-    assert_eq!(session.server_id, "github");
+    assert_eq!(session.server_id, server.id);
     assert_eq!(session.mode, "standard");
     assert_eq!(session.total_calls, 0);
     assert!(session.created_at.is_some());
@@ -648,6 +662,75 @@ fn streaming_with_the_rust_sdk(h: &Harness) {
     streaming.delete(&created.id).expect("streaming.delete");
     assert!(matches!(
         streaming.get(&created.id),
+        Err(AgentTrustError::NotFound { .. })
+    ));
+}
+
+fn mcp_with_the_rust_sdk(h: &Harness) {
+    let upstream = crate::mcp::Upstream::start();
+    let client = client(h, &h.admin_key);
+    let agent = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-mcp".to_string(),
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let server = client
+        .mcp()
+        .register_server(&RegisterMCPServerRequest {
+            name: "files".to_string(),
+            url: upstream.url.clone(),
+            capabilities: Some(vec!["files:read".to_string()]),
+        })
+        .expect("mcp.register_server");
+    assert_eq!(server.name, "files");
+    assert_eq!(server.url, upstream.url);
+    assert_eq!(server.capabilities, Some(vec!["files:read".to_string()]));
+    assert_eq!(server.org_id.as_deref(), Some(h.org_id.as_str()));
+    assert!(server.created_at.is_some());
+    let got = client.mcp().get_server(&server.id).expect("mcp.get_server");
+    assert_eq!(got.id, server.id);
+    let listed = client.mcp().list_servers().expect("mcp.list_servers");
+    assert_eq!(listed.len(), 1);
+
+    let result = client
+        .mcp()
+        .call_tool(
+            &server.id,
+            &agent.id,
+            "tools/call",
+            Some(serde_json::json!({"name": "read_file", "arguments": {"path": "/a"}})),
+            None,
+        )
+        .expect("mcp.call_tool read_file");
+    assert_eq!(result["content"][0]["text"], "ran read_file", "{result}");
+
+    // A denial is a typed authorization error carrying the rule; the upstream never sees it.
+    h.put_policy(
+        serde_json::json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                               "decision": "deny"}]}),
+    );
+    match client.mcp().call_tool(
+        &server.id,
+        &agent.id,
+        "tools/call",
+        Some(serde_json::json!({"name": "run_shell"})),
+        None,
+    ) {
+        Err(AgentTrustError::Authorization { message, .. }) => {
+            assert!(message.contains("no-shell"), "{message}");
+        }
+        other => panic!("expected an authorization error, got {other:?}"),
+    }
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+
+    client
+        .mcp()
+        .remove_server(&server.id)
+        .expect("mcp.remove_server");
+    assert!(matches!(
+        client.mcp().get_server(&server.id),
         Err(AgentTrustError::NotFound { .. })
     ));
 }

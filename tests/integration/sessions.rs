@@ -60,15 +60,16 @@ fn counters(session: &Value) -> [u64; 4] {
 
 fn mcp_sessions_init_and_get(h: &Harness) {
     let agent = h.create_agent("mcp-user", &[]);
+    let server = h.register_mcp_server("github");
     let reply = h.post(
         "/mcp/sessions/init",
-        json!({"agent_id": agent["id"], "server_id": "github"}),
+        json!({"agent_id": agent["id"], "server_id": server}),
     );
     assert_eq!(reply.status, 201, "{}", reply.text);
     let session = reply.body.clone();
     assert_session_shape(&session);
     assert_eq!(session["source"], "mcp");
-    assert_eq!(session["server_id"], "github");
+    assert_eq!(session["server_id"], server.as_str());
     assert_eq!(session["agent_id"], agent["id"]);
     assert_eq!(session["org_id"], h.org_id.as_str());
     assert_eq!(session["mode"], "standard");
@@ -96,7 +97,13 @@ fn mcp_sessions_init_and_get(h: &Harness) {
     h.post(
         "/mcp/sessions/init",
         json!({"agent_id": uuid::Uuid::new_v4().to_string(),
-                                         "server_id": "s"}),
+                                         "server_id": server}),
+    )
+    .expect_error(404);
+    // A server the org never registered.
+    h.post(
+        "/mcp/sessions/init",
+        json!({"agent_id": agent["id"], "server_id": "github"}),
     )
     .expect_error(404);
     h.post("/mcp/sessions/init", json!({"server_id": "s"}))
@@ -207,10 +214,11 @@ fn checks_create_sdk_sessions(h: &Harness) {
 fn sessions_are_listed_with_filters(h: &Harness) {
     let first = h.create_agent("first", &[]);
     let second = h.create_agent("second", &[]);
+    let server = h.register_mcp_server("s1");
     let mcp = h
         .post(
             "/mcp/sessions/init",
-            json!({"agent_id": first["id"], "server_id": "s1"}),
+            json!({"agent_id": first["id"], "server_id": server}),
         )
         .ok()["session_id"]
         .as_str()

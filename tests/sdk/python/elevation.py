@@ -111,9 +111,12 @@ def main():
     step("unknown approval ids -> NOT_FOUND")
 
     # 5. Sessions opened explicitly.
-    mcp = client.sessions.init_session(agent.id, "github")
+    # An MCP session names a registered server (an unknown one is NOT_FOUND).
+    expect_error("NOT_FOUND", lambda: client.sessions.init_session(agent.id, "github"))
+    server = client.mcp.register_server(name="github", url="http://127.0.0.1:9/mcp")
+    mcp = client.sessions.init_session(agent.id, server.id)
     assert mcp.session_id and mcp.agent_id == agent.id and mcp.org_id == agent.org_id, mcp
-    assert mcp.source == "mcp" and mcp.server_id == "github" and mcp.mode == "standard", mcp
+    assert mcp.source == "mcp" and mcp.server_id == server.id and mcp.mode == "standard", mcp
     assert mcp.created_at is not None, mcp
     fetched = client.sessions.get_session(mcp.session_id)
     assert fetched.session_id == mcp.session_id and fetched.total_calls == 0, fetched

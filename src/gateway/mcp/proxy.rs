@@ -1,0 +1,713 @@
+//! `POST /mcp/{server_id}`: the MCP proxy (JSON-RPC 2.0 over MCP Streamable HTTP). Every
+//! `tools/call` is a check through the one check service ([`crate::gateway::check::check`]:
+//! same decision, same recording as `POST /check`) before anything reaches the upstream;
+//! `tools/list` answers keep only the tools the agent may call (or may call once a human
+//! approves); `initialize`, `ping`, `resources/*`, `prompts/*`, `completion/complete`,
+//! `logging/setLevel` and `notifications/*` pass through. Other methods are not forwarded.
+//!
+//! Who acts: the agent of an agent token (`Authorization: Bearer at_…`), or with an org API key
+//! the agent named by `X-Agent-ID`, else the agent of the session named by `X-Session-ID`
+//! (the Python SDK 0.3.0 sends no `X-Agent-ID`). The agent must be active.
+//!
+//! A refused call is an HTTP 403 (the Python and Go SDKs ignore JSON-RPC errors, so the status
+//! is what makes them raise), both for a denial and for an elevation: the body has the
+//! gateway's `error`/`message`/`code` (`POLICY_DENIED` or `ELEVATION_REQUIRED` with the
+//! `approval_id` to wait on), the check, and the JSON-RPC error an MCP client shows.
+//!
+//! Towards the upstream: a POST with `Accept: application/json, text/event-stream`; a JSON
+//! answer is relayed, an SSE stream is read until the `message` event carrying the response to
+//! this request's id. `Mcp-Session-Id` and `MCP-Protocol-Version` travel both ways; the
+//! caller's own credentials never do (the server's `auth_token`, if any, is sent instead). The
+//! upstream is bounded in time and size, and its failures are a 502 naming it.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::api::actions::CheckDecision;
+use crate::api::mcp::{
+    AGENT_ID_HEADER, CODE_ELEVATION_REQUIRED, CODE_POLICY_DENIED, MCP_PROTOCOL_VERSION_HEADER,
+    MCP_SESSION_ID_HEADER, RefusedCall, RpcRequest, SESSION_ID_HEADER, hinted_effect,
+};
+use crate::api::time;
+use crate::guardian::canonical;
+use crate::store::{self, group_commit::WriteFn, mcp::ServerRow, telemetry::EventRow};
+
+use super::super::AppState;
+use super::super::agents::not_found as agent_not_found;
+use super::super::auth::{Caller, Principal};
+use super::super::check::{self, CheckParams, params::RawCheck};
+use super::super::error::{ApiError, ApiResult};
+use super::super::extract::{JsonBody, PathId};
+use super::super::outbound::{FetchError, McpResponse};
+use super::super::validate;
+use super::{auth_token, find_server};
+
+/// The longest input summary made from a tool call's arguments (the SDKs cut theirs to 200).
+const SUMMARY_CHARACTERS: usize = 200;
+/// JSON-RPC error codes of the answers the gateway makes itself.
+const RPC_METHOD_NOT_FOUND: i64 = -32601;
+const RPC_INVALID_PARAMS: i64 = -32602;
+/// The JSON-RPC error of a tool call the policy refused (server-defined range).
+const RPC_REFUSED_BY_POLICY: i64 = -32001;
+
+pub async fn proxy(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(server_id): PathId,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let server = find_server(&state, &caller.org_id, &server_id).await?;
+    let request = parse_request(&body)?;
+    // What the upstream gets: the request as parsed (one JSON text, bounded like every body).
+    let body = serde_json::to_vec(&body).map_err(|_| ApiError::internal())?;
+    let agent_id = acting_agent(&state, &caller, &headers).await?;
+    let session_id = header_text(&headers, SESSION_ID_HEADER)?;
+    if let Some(session_id) = session_id {
+        validate::identifier("X-Session-ID", session_id)?;
+    }
+    let call = Call {
+        state: &state,
+        caller: &caller,
+        server: &server,
+        headers: &headers,
+        agent_id: &agent_id,
+        session_id,
+    };
+    let Some(id) = request.id.clone() else {
+        // A notification: the upstream hears it, the caller gets no answer but the 202.
+        if !request.method.starts_with("notifications/") {
+            return Err(ApiError::validation(format!(
+                "{} without an id: only notifications/* may be sent without one",
+                request.method
+            )));
+        }
+        let forwarded = call.forward(&body, None).await?;
+        return Ok(forwarded.respond_accepted());
+    };
+    match request.method.as_str() {
+        "tools/call" => call.tools_call(&request, id, &body, started).await,
+        "tools/list" => call.tools_list(id, &body).await,
+        "initialize" | "ping" | "completion/complete" | "logging/setLevel" => {
+            Ok(call.forward(&body, Some(&id)).await?.respond())
+        }
+        method if method.starts_with("resources/") || method.starts_with("prompts/") => {
+            Ok(call.forward(&body, Some(&id)).await?.respond())
+        }
+        method => Ok(rpc_error(
+            StatusCode::OK,
+            &id,
+            RPC_METHOD_NOT_FOUND,
+            &format!("method {method} is not forwarded by the gateway"),
+            None,
+        )),
+    }
+}
+
+fn parse_request(value: &Value) -> ApiResult<RpcRequest> {
+    if value.is_array() {
+        return Err(ApiError::validation(
+            "JSON-RPC batches are not accepted: send one request per POST",
+        ));
+    }
+    let request: RpcRequest = serde_json::from_value(value.clone()).map_err(|error| {
+        ApiError::validation(format!("the body is not a JSON-RPC request: {error}"))
+    })?;
+    if request.jsonrpc != "2.0" {
+        return Err(ApiError::validation("jsonrpc must be \"2.0\""));
+    }
+    if request.method.is_empty() {
+        return Err(ApiError::validation("method is required"));
+    }
+    Ok(request)
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|text| Some(text.trim()).filter(|text| !text.is_empty()))
+            .map_err(|_| ApiError::validation(format!("the {name} header is not valid text"))),
+    }
+}
+
+/// The agent the call is made for (see the module docs), which must exist in the caller's org
+/// and be active.
+async fn acting_agent(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<String> {
+    let named = header_text(headers, AGENT_ID_HEADER)?;
+    let agent_id = match (&caller.principal, named) {
+        // A token's own agent; a header naming another is refused.
+        (Principal::Agent { .. }, named) => caller.acting_agent(named)?,
+        (Principal::Key { .. }, Some(named)) => named.to_string(),
+        (Principal::Key { .. }, None) => match header_text(headers, SESSION_ID_HEADER)? {
+            Some(session_id) => {
+                validate::identifier("X-Session-ID", session_id)?;
+                store::sessions::get(&state.store, &caller.org_id, session_id)
+                    .await?
+                    .map(|session| session.agent_id)
+                    .ok_or_else(|| {
+                        ApiError::validation(format!(
+                            "no X-Agent-ID header, and session {session_id} (X-Session-ID) is \
+                             not a session of this org: name the acting agent in X-Agent-ID"
+                        ))
+                    })?
+            }
+            None => {
+                return Err(ApiError::validation(
+                    "the acting agent is unknown: send X-Agent-ID (or an agent token as \
+                     Authorization: Bearer, or X-Session-ID of the agent's session)",
+                ));
+            }
+        },
+    };
+    validate::identifier("X-Agent-ID", &agent_id)?;
+    let agent = store::agents::get(&state.store, &caller.org_id, &agent_id)
+        .await?
+        .ok_or_else(|| agent_not_found(&agent_id))?;
+    if !agent.is_active() {
+        return Err(ApiError::forbidden(format!(
+            "agent {} is {}; it cannot call tools",
+            agent.id, agent.status
+        )));
+    }
+    Ok(agent.id)
+}
+
+/// One proxied request: who, to which server.
+struct Call<'a> {
+    state: &'a AppState,
+    caller: &'a Caller,
+    server: &'a ServerRow,
+    headers: &'a HeaderMap,
+    agent_id: &'a str,
+    session_id: Option<&'a str>,
+}
+
+/// What the upstream answered, ready to relay.
+struct Forwarded {
+    status: StatusCode,
+    /// `None` for an accepted notification.
+    body: Option<Value>,
+    relayed: HeaderMap,
+}
+
+impl Forwarded {
+    fn respond(self) -> Response {
+        let mut response = match self.body {
+            Some(body) => (self.status, Json(body)).into_response(),
+            None => self.status.into_response(),
+        };
+        response.headers_mut().extend(self.relayed);
+        response
+    }
+
+    fn respond_accepted(self) -> Response {
+        let mut response = StatusCode::ACCEPTED.into_response();
+        response.headers_mut().extend(self.relayed);
+        response
+    }
+}
+
+impl Call<'_> {
+    async fn tools_call(
+        &self,
+        request: &RpcRequest,
+        id: Value,
+        body: &[u8],
+        started: Instant,
+    ) -> ApiResult<Response> {
+        let params = request.params.as_ref();
+        let Some(tool) = params
+            .and_then(|params| params.get("name"))
+            .and_then(Value::as_str)
+        else {
+            return Ok(rpc_error(
+                StatusCode::BAD_REQUEST,
+                &id,
+                RPC_INVALID_PARAMS,
+                "tools/call needs params.name, the tool to call",
+                None,
+            ));
+        };
+        let arguments = params.and_then(|params| params.get("arguments"));
+        let summary = input_summary(arguments);
+        let hint = canonical::action_name(tool).ok().and_then(|name| {
+            self.state
+                .mcp
+                .tools
+                .hint(&self.caller.org_id, &self.server.id, &name)
+        });
+        let decision = check::check(
+            self.state,
+            self.caller,
+            RawCheck {
+                agent_id: self.agent_id,
+                action_name: tool,
+                input_summary: &summary,
+                action_effect: hint.map(|effect| effect.as_str()),
+                session_id: self.session_id,
+            },
+            started,
+        )
+        .await?;
+        if !decision.allowed {
+            return Ok(refused(&id, &decision));
+        }
+        let tool_name = decision
+            .action_name
+            .clone()
+            .unwrap_or_else(|| tool.to_string());
+        let session_id = decision.session_id.clone();
+        let called = Instant::now();
+        let forwarded = self.forward(body, Some(&id)).await;
+        let outcome = match &forwarded {
+            Err(_) => Some("upstream_unavailable"),
+            Ok(forwarded) => outcome(forwarded),
+        };
+        self.report(tool_name, session_id, called, outcome).await;
+        Ok(forwarded?.respond())
+    }
+
+    /// Records the forwarded call's duration and outcome as telemetry (`tool_end` or
+    /// `tool_error`). The call has happened: a failure to record is logged, not answered.
+    async fn report(
+        &self,
+        tool_name: String,
+        session_id: Option<String>,
+        called: Instant,
+        error_type: Option<&str>,
+    ) {
+        let now = time::now();
+        let row = EventRow {
+            id: store::new_id(),
+            org_id: self.caller.org_id.clone(),
+            agent_id: self.agent_id.to_string(),
+            session_id,
+            event_type: if error_type.is_some() {
+                "tool_error"
+            } else {
+                "tool_end"
+            }
+            .to_string(),
+            tool_name: Some(tool_name),
+            duration_ms: Some(i64::try_from(called.elapsed().as_millis()).unwrap_or(i64::MAX)),
+            success: error_type.is_none(),
+            error_type: error_type.map(str::to_string),
+            client_event_id: None,
+            occurred_at: now,
+            received_at: now,
+        };
+        let written = self
+            .state
+            .writer
+            .write(
+                self.agent_id,
+                WriteFn::new((vec![row], self.caller.actor()), |(rows, actor), tx| {
+                    Box::pin(store::telemetry::insert_batch_in(tx, rows, actor))
+                }),
+            )
+            .await;
+        if let Err(error) = written {
+            tracing::error!(%error, "cannot record the telemetry of a proxied MCP tool call");
+        }
+    }
+
+    /// Forwards `tools/list` and keeps, of its answer, the tools this agent may call: a tool
+    /// the policy refuses outright is removed, one needing a human's approval stays. The hints
+    /// of every listed tool are learned first.
+    async fn tools_list(&self, id: Value, body: &[u8]) -> ApiResult<Response> {
+        let mut forwarded = self.forward(body, Some(&id)).await?;
+        let Some(tools) = forwarded
+            .body
+            .as_mut()
+            .and_then(|body| body.get_mut("result"))
+            .and_then(|result| result.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        else {
+            return Ok(forwarded.respond());
+        };
+        self.state
+            .mcp
+            .tools
+            .learn(&self.caller.org_id, &self.server.id, tools);
+        let policy = check::current_policy(self.state, &self.caller.org_id).await?;
+        let mut kept = Vec::with_capacity(tools.len());
+        for tool in tools.drain(..) {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Ok(params) = CheckParams::validate(
+                Some(self.caller),
+                RawCheck {
+                    agent_id: self.agent_id,
+                    action_name: name,
+                    input_summary: "",
+                    action_effect: hinted_effect(&tool).map(|effect| effect.as_str()),
+                    session_id: self.session_id,
+                },
+            ) else {
+                // A name no check accepts cannot be called through the gateway.
+                continue;
+            };
+            let decision = check::decide_for(self.state, self.caller, &params, &policy).await?;
+            if decision.allowed || decision.elevation_required {
+                kept.push(tool);
+            }
+        }
+        *tools = kept;
+        Ok(forwarded.respond())
+    }
+
+    /// POSTs `body` to the upstream and reads its answer: the JSON-RPC response to `id` (from a
+    /// JSON body or an SSE stream), or nothing for a notification.
+    async fn forward(&self, body: &[u8], id: Option<&Value>) -> ApiResult<Forwarded> {
+        let mcp = &self.state.mcp;
+        let outgoing = self.upstream_headers()?;
+        let exchange = async {
+            let mut response = mcp
+                .outbound
+                .post_mcp(&self.server.url, outgoing, body.to_vec(), mcp.timeout)
+                .await?;
+            let relayed = relayed_headers(&response.headers);
+            let status = response.status;
+            let answer = read_answer(&mut response, id).await?;
+            Ok::<_, FetchError>((status, relayed, answer))
+        };
+        let (status, relayed, answer) = tokio::time::timeout(mcp.timeout, exchange)
+            .await
+            .map_err(|_| {
+                self.unavailable(&format!(
+                    "did not answer within {}s",
+                    mcp.timeout.as_secs_f64()
+                ))
+            })?
+            .map_err(|error| self.unavailable(&error.to_string()))?;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        match status {
+            status if status.is_success() => Ok(Forwarded {
+                status: if answer.is_some() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::ACCEPTED
+                },
+                body: answer,
+                relayed,
+            }),
+            // The upstream forgot its MCP session (the client starts a new one) or refused the
+            // request itself: its answer is the caller's to see.
+            StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED
+                if answer.is_some() =>
+            {
+                Ok(Forwarded {
+                    status,
+                    body: answer,
+                    relayed,
+                })
+            }
+            status => Err(self.unavailable(&format!("answered HTTP {}", status.as_u16()))),
+        }
+    }
+
+    /// The headers sent to the upstream: the MCP session and protocol version the caller sent,
+    /// and the server's own credential. Nothing else of the caller's (its API key, its agent
+    /// token) leaves the gateway.
+    fn upstream_headers(&self) -> ApiResult<reqwest::header::HeaderMap> {
+        let mut outgoing = reqwest::header::HeaderMap::new();
+        for name in [MCP_SESSION_ID_HEADER, MCP_PROTOCOL_VERSION_HEADER] {
+            if let Some(value) = header_text(self.headers, name)?
+                && let Ok(value) = reqwest::header::HeaderValue::from_str(value)
+            {
+                outgoing.insert(name, value);
+            }
+        }
+        if let Some(token) = auth_token(self.state, self.server)? {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| {
+                    self.unavailable("has a credential that is not a valid header value")
+                })?;
+            value.set_sensitive(true);
+            outgoing.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        Ok(outgoing)
+    }
+
+    fn unavailable(&self, why: &str) -> ApiError {
+        tracing::warn!(
+            server = %self.server.id,
+            url = display_url(&self.server.url),
+            why,
+            "MCP upstream failed"
+        );
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "UPSTREAM_UNAVAILABLE",
+            format!(
+                "MCP server {} ({}) {why}",
+                self.server.id,
+                display_url(&self.server.url)
+            ),
+        )
+    }
+}
+
+/// How a forwarded tool call ended, for telemetry: `None` when it succeeded, else the kind of
+/// failure (the upstream's JSON-RPC error, or a tool result flagged `isError`).
+fn outcome(forwarded: &Forwarded) -> Option<&'static str> {
+    let body = forwarded.body.as_ref();
+    if !forwarded.status.is_success() {
+        Some("upstream_error")
+    } else if body.is_some_and(|body| body.get("error").is_some()) {
+        Some("jsonrpc_error")
+    } else if body
+        .and_then(|body| body.get("result"))
+        .and_then(|result| result.get("isError"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        Some("tool_error")
+    } else {
+        None
+    }
+}
+
+/// The upstream URL as shown in errors: without its query (which may carry a key).
+fn display_url(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(path, _)| path)
+}
+
+/// The MCP headers the upstream set that the caller must see.
+fn relayed_headers(headers: &reqwest::header::HeaderMap) -> HeaderMap {
+    let mut relayed = HeaderMap::new();
+    for name in [MCP_SESSION_ID_HEADER, MCP_PROTOCOL_VERSION_HEADER] {
+        if let Some(value) = headers
+            .get(name)
+            .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
+        {
+            relayed.insert(HeaderName::from_static(name), value);
+        }
+    }
+    relayed
+}
+
+/// The JSON-RPC answer to `id` in the upstream's body: the body itself when it is JSON, the
+/// `message` event answering `id` when it is an SSE stream (read no further). `None` for an
+/// empty body (an accepted notification).
+async fn read_answer(
+    response: &mut McpResponse,
+    id: Option<&Value>,
+) -> Result<Option<Value>, FetchError> {
+    let event_stream = response
+        .headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"));
+    if !event_stream {
+        let body = response.body().await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        return serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|error| FetchError::NotJson {
+                url: "the upstream".to_string(),
+                reason: error.to_string(),
+            });
+    }
+    let mut events = sse::Events::default();
+    while let Some(chunk) = response.chunk().await? {
+        for data in events.push(&chunk) {
+            let Ok(message) = serde_json::from_str::<Value>(&data) else {
+                continue;
+            };
+            let is_response = message.get("result").is_some() || message.get("error").is_some();
+            if is_response && (id.is_none() || message.get("id") == id) {
+                return Ok(Some(message));
+            }
+        }
+    }
+    Err(FetchError::NotJson {
+        url: "the upstream".to_string(),
+        reason: "its event stream ended without the response".to_string(),
+    })
+}
+
+/// The input summary of a tool call: its arguments as compact JSON, cut to
+/// [`SUMMARY_CHARACTERS`] characters (as the SDKs cut theirs).
+fn input_summary(arguments: Option<&Value>) -> String {
+    match arguments {
+        None | Some(Value::Null) => String::new(),
+        Some(arguments) => arguments
+            .to_string()
+            .chars()
+            .take(SUMMARY_CHARACTERS)
+            .collect(),
+    }
+}
+
+/// A JSON-RPC error answered by the gateway itself.
+fn rpc_error(
+    status: StatusCode,
+    id: &Value,
+    code: i64,
+    message: &str,
+    data: Option<Value>,
+) -> Response {
+    let mut error = json!({"code": code, "message": message});
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    (
+        status,
+        Json(json!({"jsonrpc": "2.0", "id": id, "error": error})),
+    )
+        .into_response()
+}
+
+/// The 403 of a tool call the check refused (see the module docs).
+fn refused(id: &Value, decision: &CheckDecision) -> Response {
+    let tool = decision.action_name.as_deref().unwrap_or("the tool");
+    let rule = decision.rule.clone();
+    let rule_text = rule
+        .as_deref()
+        .map(|rule| format!(" (rule {rule})"))
+        .unwrap_or_default();
+    let (code, message) = match (&decision.approval_id, decision.elevation_required) {
+        (Some(approval_id), true) => (
+            CODE_ELEVATION_REQUIRED,
+            format!(
+                "calling {tool} needs a human's approval: {}{rule_text}; approval {approval_id} \
+                 is pending: once it is approved, call again in the same session",
+                decision.reason
+            ),
+        ),
+        _ => (
+            CODE_POLICY_DENIED,
+            format!(
+                "calling {tool} is denied by policy: {}{rule_text}",
+                decision.reason
+            ),
+        ),
+    };
+    let data = json!({
+        "check_id": decision.check_id,
+        "rule": rule,
+        "reason": decision.reason,
+        "elevation_required": decision.elevation_required,
+        "approval_id": decision.approval_id,
+    });
+    let body = RefusedCall {
+        error: "forbidden".to_string(),
+        message: message.clone(),
+        code: code.to_string(),
+        check_id: decision.check_id.clone(),
+        rule,
+        reason: decision.reason.clone(),
+        elevation_required: decision.elevation_required,
+        approval_id: decision.approval_id.clone(),
+        effect: decision.effect.map(|effect| effect.as_str().to_string()),
+        jsonrpc_error: json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": RPC_REFUSED_BY_POLICY, "message": message, "data": data},
+        }),
+        extra: Default::default(),
+    };
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+/// Server-Sent Events, as much as an MCP response stream needs: events split at blank lines,
+/// `data:` lines joined, events of a type other than `message` skipped.
+mod sse {
+    #[derive(Default)]
+    pub struct Events {
+        pending: String,
+        undecoded: Vec<u8>,
+    }
+
+    impl Events {
+        /// Feeds a chunk; the data of every `message` event it completes.
+        pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+            self.undecoded.extend_from_slice(chunk);
+            // A chunk may end inside a UTF-8 sequence: decode what is complete.
+            let valid = match std::str::from_utf8(&self.undecoded) {
+                Ok(text) => text.len(),
+                Err(error) => error.valid_up_to(),
+            };
+            let text: Vec<u8> = self.undecoded.drain(..valid).collect();
+            self.pending.push_str(
+                &String::from_utf8_lossy(&text)
+                    .replace("\r\n", "\n")
+                    .replace('\r', "\n"),
+            );
+            let mut complete = Vec::new();
+            while let Some(end) = self.pending.find("\n\n") {
+                let event: String = self.pending.drain(..end + 2).collect();
+                if let Some(data) = message_data(&event) {
+                    complete.push(data);
+                }
+            }
+            complete
+        }
+    }
+
+    fn message_data(event: &str) -> Option<String> {
+        let mut kind = "message";
+        let mut data: Vec<&str> = Vec::new();
+        for line in event.lines() {
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "event" => kind = value,
+                "data" => data.push(value),
+                _ => {}
+            }
+        }
+        (kind == "message" && !data.is_empty()).then(|| data.join("\n"))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::Events;
+
+        #[test]
+        fn events_split_across_chunks_and_other_kinds_are_skipped() {
+            let mut events = Events::default();
+            assert!(events.push(b"event: ping\ndata: x\n\nda").is_empty());
+            assert!(events.push(b"ta: {\"a\":\r\n").is_empty());
+            assert_eq!(
+                events.push(b"data: 1}\r\n\r\n"),
+                vec!["{\"a\":\n1}".to_string()]
+            );
+            assert_eq!(
+                events.push("event: message\ndata: é\n\n".as_bytes()),
+                vec!["é".to_string()]
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_bounded_and_empty_without_arguments() {
+        assert_eq!(input_summary(None), "");
+        assert_eq!(
+            input_summary(Some(&json!({"path": "/a"}))),
+            r#"{"path":"/a"}"#
+        );
+        let long = json!({"text": "é".repeat(1000)});
+        assert_eq!(
+            input_summary(Some(&long)).chars().count(),
+            SUMMARY_CHARACTERS
+        );
+    }
+}

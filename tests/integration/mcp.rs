@@ -1,0 +1,1030 @@
+//! MCP end to end: an MCP upstream in the test (axum on 127.0.0.1:0: `initialize`,
+//! `tools/list` with annotations, `tools/call`; JSON for some methods, an SSE stream for
+//! others; it records every request and its headers) behind the gateway's registry and proxy.
+//! What the upstream received is the proof: a refused call never reaches it. Attackers: an
+//! agent token naming another agent, annotations lying about a destructive tool, another org's
+//! server, a revoked agent; an upstream that is down, hangs, or answers too much.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::runtime::Runtime;
+
+use crate::harness::{Harness, Reply};
+use crate::{on_both_backends, on_both_backends_with};
+
+on_both_backends!(
+    servers_are_registered_listed_read_and_deleted_by_their_org,
+    sessions_name_registered_servers,
+    tool_calls_are_checked_recorded_and_forwarded,
+    tools_list_keeps_what_the_agent_may_call,
+    elevation_answers_an_approval_to_wait_on_then_forwards,
+    identity_comes_from_the_token_or_the_headers_never_from_a_claim,
+    lying_annotations_never_lower_the_effect,
+    the_cli_manages_servers,
+);
+
+on_both_backends_with!(
+    sealed;
+    upstream_credentials_are_sealed_and_never_shown,
+);
+
+on_both_backends_with!(
+    impatient;
+    upstream_failures_are_clear_and_bounded,
+);
+
+/// The secret `sealed` gateways seal with.
+const SECRET: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// A gateway with a key-encryption key.
+fn sealed(config: &mut agenttrust::gateway::GatewayConfig) {
+    config.signing_secret =
+        Some(agenttrust::gateway::signing::SigningSecret::parse(SECRET).unwrap());
+}
+
+/// A gateway that waits for an upstream no more than 2 seconds.
+fn impatient(config: &mut agenttrust::gateway::GatewayConfig) {
+    config.mcp_upstream_timeout = Duration::from_secs(2);
+}
+
+// ----- the upstream -----
+
+/// What the upstream received: the JSON-RPC body and the headers.
+#[derive(Debug, Clone)]
+struct Received {
+    body: Value,
+    headers: HeaderMap,
+}
+
+impl Received {
+    fn method(&self) -> &str {
+        self.body["method"].as_str().unwrap_or("")
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct UpstreamState {
+    received: Mutex<Vec<Received>>,
+}
+
+const UPSTREAM_SESSION: &str = "upstream-session-1";
+
+/// The tools the upstream lists: a read, a destructive tool whose annotations lie
+/// (`readOnlyHint`), a tool only its annotations call destructive, a tool a policy denies, a
+/// slow one and a huge one.
+fn tool_list() -> Value {
+    json!([
+        {"name": "read_file", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": true}},
+        {"name": "delete_repo", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": true}},
+        {"name": "tidy_notes", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": false, "destructiveHint": true}},
+        {"name": "run_shell", "inputSchema": {"type": "object"}},
+        {"name": "slow_lookup", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": true}},
+        {"name": "huge_read", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": true}},
+    ])
+}
+
+async fn upstream(
+    State(state): State<Arc<UpstreamState>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    state.received.lock().unwrap().push(Received {
+        body: body.clone(),
+        headers,
+    });
+    let id = body["id"].clone();
+    let method = body["method"].as_str().unwrap_or("").to_string();
+    let json_answer = |result: Value| {
+        (
+            [("mcp-session-id", UPSTREAM_SESSION)],
+            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})),
+        )
+            .into_response()
+    };
+    match method.as_str() {
+        "initialize" => json_answer(json!({
+            "protocolVersion": "2025-06-18",
+            "capabilities": {"tools": {}},
+            "serverInfo": {"name": "test-upstream", "version": "1"},
+        })),
+        "tools/list" => json_answer(json!({"tools": tool_list()})),
+        method if method.starts_with("notifications/") => StatusCode::ACCEPTED.into_response(),
+        "tools/call" => {
+            let tool = body["params"]["name"].as_str().unwrap_or("").to_string();
+            match tool.as_str() {
+                "slow_lookup" => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    json_answer(json!({"content": []}))
+                }
+                "huge_read" => {
+                    let text = "x".repeat(5 * 1024 * 1024);
+                    json_answer(json!({"content": [{"type": "text", "text": text}]}))
+                }
+                _ => {
+                    // Tool calls answer as an SSE stream: a progress notification first, then
+                    // the response, split over several events.
+                    let response = json!({"jsonrpc": "2.0", "id": id, "result": {
+                        "content": [{"type": "text", "text": format!("ran {tool}")}],
+                        "isError": false,
+                    }});
+                    let stream = format!(
+                        "event: message\ndata: {}\n\n: a comment\n\nevent: message\ndata: {}\n\n",
+                        json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                               "params": {"progress": 1}}),
+                        response
+                    );
+                    (
+                        [
+                            ("content-type", "text/event-stream"),
+                            ("mcp-session-id", UPSTREAM_SESSION),
+                        ],
+                        stream,
+                    )
+                        .into_response()
+                }
+            }
+        }
+        _ => json_answer(json!({})),
+    }
+}
+
+/// The upstream; dropped with its runtime.
+pub(crate) struct Upstream {
+    pub(crate) url: String,
+    state: Arc<UpstreamState>,
+    _runtime: Runtime,
+}
+
+impl Upstream {
+    pub(crate) fn start() -> Upstream {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let state = Arc::new(UpstreamState::default());
+        let app = Router::new()
+            .route("/mcp", post(upstream))
+            .with_state(Arc::clone(&state));
+        runtime.spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Upstream {
+            url,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// The tool calls it received, by tool name.
+    pub(crate) fn tool_calls(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter(|received| received.method() == "tools/call")
+            .map(|received| {
+                received.body["params"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+// ----- helpers -----
+
+fn register(h: &Harness, upstream_url: &str, auth_token: Option<&str>) -> String {
+    let mut body = json!({"name": "files", "url": upstream_url, "capabilities": ["files:read"]});
+    if let Some(token) = auth_token {
+        body["auth_token"] = json!(token);
+    }
+    let reply = h.post("/mcp/servers", body);
+    reply.expect_status(201..=201);
+    reply.body["id"].as_str().unwrap().to_string()
+}
+
+/// One JSON-RPC request through the proxy with `headers` (credentials included).
+fn rpc(h: &Harness, server_id: &str, headers: &[(&str, String)], body: Value) -> Reply {
+    let mut headers = headers.to_vec();
+    headers.push(("Content-Type", "application/json".to_string()));
+    h.raw(
+        Method::POST,
+        &format!("/mcp/{server_id}"),
+        &headers,
+        Some(body.to_string().into_bytes()),
+    )
+}
+
+/// The headers of an SDK call: the admin key and `X-Agent-ID`.
+fn as_agent(h: &Harness, agent_id: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("X-API-Key", h.admin_key.clone()),
+        ("X-Agent-ID", agent_id.to_string()),
+    ]
+}
+
+fn call_tool(id: i64, tool: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": arguments}})
+}
+
+fn count(h: &Harness, query: &str) -> i64 {
+    h.sql_integers(query).expect("a count")[0]
+}
+
+fn checks_of(h: &Harness, agent_id: &str, tool: &str, extra: &str) -> i64 {
+    count(
+        h,
+        &format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checks WHERE agent_id = '{agent_id}' \
+             AND action_name = '{tool}' {extra}"
+        ),
+    )
+}
+
+fn new_session(h: &Harness, agent_id: &str, server_id: &str) -> String {
+    h.post(
+        "/mcp/sessions/init",
+        json!({"agent_id": agent_id, "server_id": server_id}),
+    )
+    .ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+// ----- registry -----
+
+fn servers_are_registered_listed_read_and_deleted_by_their_org(h: &Harness) {
+    let reply = h.post(
+        "/mcp/servers",
+        json!({"name": "github", "url": "https://mcp.example.com/mcp",
+               "capabilities": ["repo:read"], "auth_token": "ghp_secret_value"}),
+    );
+    reply.expect_status(201..=201);
+    let server = reply.body.clone();
+    let id = server["id"].as_str().unwrap().to_string();
+    assert_eq!(server["name"], "github", "{server}");
+    assert_eq!(server["url"], "https://mcp.example.com/mcp", "{server}");
+    assert_eq!(server["capabilities"], json!(["repo:read"]), "{server}");
+    assert_eq!(server["org_id"], json!(h.org_id), "{server}");
+    assert!(
+        server["created_at"].as_str().unwrap().ends_with('Z'),
+        "{server}"
+    );
+    assert_eq!(server["auth_token"], "********", "{server}");
+    assert!(!reply.text.contains("ghp_secret_value"), "{}", reply.text);
+
+    // Without capabilities: an empty list, never null; no credential: no auth_token.
+    let bare = h.post(
+        "/mcp/servers",
+        json!({"name": "local", "url": "http://127.0.0.1:9/mcp"}),
+    );
+    assert_eq!(bare.ok()["capabilities"], json!([]), "{}", bare.text);
+    assert!(bare.body.get("auth_token").is_none(), "{}", bare.text);
+
+    let list = h.get("/mcp/servers").ok().clone();
+    let servers = list["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{list}");
+    assert!(!list.to_string().contains("ghp_secret_value"), "{list}");
+    let got = h.get(&format!("/mcp/servers/{id}")).ok().clone();
+    assert_eq!(got["id"], json!(id), "{got}");
+    assert_eq!(got["auth_token"], "********", "{got}");
+
+    // Bad upstream URLs are refused, and nothing is stored.
+    for url in [
+        "ftp://mcp.example.com/x",
+        "http://mcp.example.com/mcp",
+        "https://user:pw@mcp.example.com/mcp",
+        "not a url",
+        "",
+    ] {
+        let reply = h.post("/mcp/servers", json!({"name": "bad", "url": url}));
+        assert_eq!(reply.expect_error(400), "VALIDATION_ERROR", "{url}");
+    }
+    assert!(
+        h.post(
+            "/mcp/servers",
+            json!({"name": "bad", "url": "http://mcp.example.com/"})
+        )
+        .message()
+        .contains("--mcp-allow-http")
+    );
+    assert_eq!(
+        h.get("/mcp/servers").ok()["servers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A runtime key and an agent token may list and read, not register or delete.
+    let (runtime_key, _) = h.new_key(agenttrust::api::keys::Role::Runtime);
+    let agent = h.create_agent("reader", &[]);
+    let token = h.issue_token(agent["id"].as_str().unwrap(), &[], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = [("Authorization", format!("Bearer {token}"))];
+    assert_eq!(
+        h.request_as(&runtime_key, Method::GET, "/mcp/servers", None)
+            .ok()["servers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    h.raw(Method::GET, &format!("/mcp/servers/{id}"), &bearer, None)
+        .ok();
+    h.request_as(
+        &runtime_key,
+        Method::POST,
+        "/mcp/servers",
+        Some(json!({"name": "x", "url": "https://x.example.com"})),
+    )
+    .expect_error(403);
+    h.raw(Method::DELETE, &format!("/mcp/servers/{id}"), &bearer, None)
+        .expect_error(403);
+    h.request_as(
+        &runtime_key,
+        Method::DELETE,
+        &format!("/mcp/servers/{id}"),
+        None,
+    )
+    .expect_error(403);
+
+    // Another org sees none of it: its list is empty, the id is a 404 everywhere.
+    let (_, other_key) = h.other_org("globex");
+    assert_eq!(
+        h.request_as(&other_key, Method::GET, "/mcp/servers", None)
+            .ok()["servers"],
+        json!([])
+    );
+    h.request_as(&other_key, Method::GET, &format!("/mcp/servers/{id}"), None)
+        .expect_error(404);
+    h.request_as(
+        &other_key,
+        Method::DELETE,
+        &format!("/mcp/servers/{id}"),
+        None,
+    )
+    .expect_error(404);
+    let other_agent = h
+        .request_as(
+            &other_key,
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "intruder"})),
+        )
+        .agent();
+    rpc(
+        h,
+        &id,
+        &[
+            ("X-API-Key", other_key.clone()),
+            (
+                "X-Agent-ID",
+                other_agent["id"].as_str().unwrap().to_string(),
+            ),
+        ],
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .expect_error(404);
+
+    // Audited, without the credential.
+    assert_eq!(h.audit_count("mcp.server.registered"), 2);
+    let deleted = h.request(Method::DELETE, &format!("/mcp/servers/{id}"), None);
+    assert_eq!(deleted.ok()["status"], "deleted");
+    h.get(&format!("/mcp/servers/{id}")).expect_error(404);
+    h.request(Method::DELETE, &format!("/mcp/servers/{id}"), None)
+        .expect_error(404);
+    assert_eq!(h.audit_count("mcp.server.deleted"), 1);
+    let events = h.get("/api/v1/audit/events?limit=500").ok().clone();
+    assert!(!events.to_string().contains("ghp_secret_value"), "{events}");
+    assert!(events.to_string().contains("auth_token_set"), "{events}");
+
+    // The literal routes keep priority over the proxy's `/mcp/{server_id}`.
+    h.get("/mcp/sessions/nope").expect_error(404);
+    h.post("/mcp/approvals/nope/approve", json!({"decided_by": "x"}))
+        .expect_error(404);
+}
+
+fn upstream_credentials_are_sealed_and_never_shown(h: &Harness) {
+    let upstream = Upstream::start();
+    let id = register(h, &upstream.url, Some("upstream-bearer-42"));
+    // Stored sealed: the column holds neither the credential nor its base64.
+    let stored = count(
+        h,
+        &format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_servers WHERE id = '{id}' \
+             AND auth_token NOT LIKE '%upstream-bearer-42%' \
+             AND auth_token_sealed_with LIKE 'aes-256-gcm:%'"
+        ),
+    );
+    assert_eq!(stored, 1);
+    // Moved to another server's row, it does not open: the call fails instead of going out
+    // without (or with a wrong) credential.
+    let other = register(h, &upstream.url, None);
+    let agent = h.create_agent("a", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    rpc(h, &id, &as_agent(h, agent_id), list.clone()).ok();
+    let sent = upstream.received();
+    assert_eq!(
+        sent.last().unwrap().header("authorization"),
+        Some("Bearer upstream-bearer-42")
+    );
+    h.sql_execute(&format!(
+        "UPDATE mcp_servers SET auth_token = (SELECT auth_token FROM mcp_servers WHERE id = \
+         '{id}'), auth_token_sealed_with = (SELECT auth_token_sealed_with FROM mcp_servers \
+         WHERE id = '{id}') WHERE id = '{other}'"
+    ));
+    let moved = rpc(h, &other, &as_agent(h, agent_id), list);
+    assert_eq!(moved.expect_error(502), "UPSTREAM_CREDENTIAL");
+    assert_eq!(
+        upstream.received().len(),
+        sent.len(),
+        "nothing more went out"
+    );
+}
+
+fn sessions_name_registered_servers(h: &Harness) {
+    let agent = h.create_agent("a", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    h.post(
+        "/mcp/sessions/init",
+        json!({"agent_id": agent_id, "server_id": "github"}),
+    )
+    .expect_error(404);
+    let server = register(h, "http://127.0.0.1:9/mcp", None);
+    let session = h
+        .post(
+            "/mcp/sessions/init",
+            json!({"agent_id": agent_id, "server_id": server}),
+        )
+        .ok()
+        .clone();
+    assert_eq!(session["server_id"], json!(server), "{session}");
+    // Another org's server is no server.
+    let (_, other_key) = h.other_org("globex");
+    let other_agent = h
+        .request_as(
+            &other_key,
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "b"})),
+        )
+        .agent();
+    h.request_as(
+        &other_key,
+        Method::POST,
+        "/mcp/sessions/init",
+        Some(json!({"agent_id": other_agent["id"], "server_id": server})),
+    )
+    .expect_error(404);
+}
+
+// ----- the proxy -----
+
+fn tool_calls_are_checked_recorded_and_forwarded(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, Some("upstream-bearer"));
+    let agent = h.create_agent("worker", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+
+    // initialize: passed through (JSON), the upstream's MCP session relayed to the caller and
+    // sent back by it.
+    let init = h.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/mcp/{server}", h.url))
+            .header("X-API-Key", &h.admin_key)
+            .header("X-Agent-ID", agent_id)
+            .header("MCP-Protocol-Version", "2025-06-18")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                     "clientInfo": {"name": "t", "version": "1"}}}))
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(init.status(), 200);
+    assert_eq!(
+        init.headers().get("mcp-session-id").unwrap(),
+        UPSTREAM_SESSION
+    );
+    let init: Value = h.block_on(init.json()).unwrap();
+    assert_eq!(
+        init["result"]["serverInfo"]["name"], "test-upstream",
+        "{init}"
+    );
+    let notified = rpc(
+        h,
+        &server,
+        &[
+            headers.clone(),
+            vec![("Mcp-Session-Id", UPSTREAM_SESSION.to_string())],
+        ]
+        .concat(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    assert_eq!(notified.status, 202, "{}", notified.text);
+
+    // An allowed read: checked, forwarded (SSE answer parsed), recorded.
+    let reply = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(7, "read_file", json!({"path": "/tmp/notes.txt"})),
+    );
+    let body = reply.ok().clone();
+    assert_eq!(body["id"], 7, "{body}");
+    assert_eq!(
+        body["result"]["content"][0]["text"], "ran read_file",
+        "{body}"
+    );
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+    let received = upstream.received();
+    let call = received.last().unwrap();
+    assert_eq!(call.header("authorization"), Some("Bearer upstream-bearer"));
+    assert_eq!(
+        call.header("x-api-key"),
+        None,
+        "the caller's key stays home"
+    );
+    assert_eq!(call.header("x-agent-id"), None);
+    assert!(
+        call.header("accept").unwrap().contains("text/event-stream"),
+        "{:?}",
+        call.headers
+    );
+    assert_eq!(
+        received
+            .iter()
+            .find(|received| received.method() == "notifications/initialized")
+            .and_then(|received| received.header("mcp-session-id")),
+        Some(UPSTREAM_SESSION)
+    );
+    assert_eq!(
+        checks_of(
+            h,
+            agent_id,
+            "read_file",
+            "AND allowed = TRUE AND input_summary = '{\"path\":\"/tmp/notes.txt\"}'"
+        ),
+        1
+    );
+    assert_eq!(h.audit_count("check.decided"), 1);
+    let telemetry = h
+        .get(&format!("/api/v1/telemetry/events?agent_id={agent_id}"))
+        .ok()
+        .clone();
+    let events = telemetry["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{telemetry}");
+    assert_eq!(events[0]["event_type"], "tool_end", "{telemetry}");
+    assert_eq!(events[0]["tool_name"], "read_file", "{telemetry}");
+    assert_eq!(events[0]["success"], true, "{telemetry}");
+    assert!(events[0]["duration_ms"].as_i64().is_some(), "{telemetry}");
+
+    // A policy denial: a 403 naming the rule, with the JSON-RPC error inside; the upstream never
+    // hears of it; the check is recorded.
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny", "reason": "no shells here"}]}));
+    let denied = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(8, "run_shell", json!({"cmd": "id"})),
+    );
+    assert_eq!(denied.expect_error(403), "POLICY_DENIED");
+    assert!(denied.message().contains("no-shell"), "{}", denied.text);
+    assert_eq!(denied.body["jsonrpc_error"]["id"], 8, "{}", denied.text);
+    assert_eq!(
+        denied.body["jsonrpc_error"]["error"]["code"], -32001,
+        "{}",
+        denied.text
+    );
+    assert_eq!(
+        denied.body["jsonrpc_error"]["error"]["data"]["rule"],
+        denied.body["rule"]
+    );
+    assert!(!denied.body["check_id"].as_str().unwrap().is_empty());
+    assert_eq!(
+        upstream.tool_calls(),
+        ["read_file"],
+        "a denied call never leaves"
+    );
+    assert_eq!(
+        checks_of(h, agent_id, "run_shell", "AND allowed = FALSE"),
+        1
+    );
+    assert_eq!(h.audit_count("check.decided"), 2);
+
+    // A destructive call without a session needs a human and has no session to wait in: denied.
+    let destructive = rpc(h, &server, &headers, call_tool(9, "delete_repo", json!({})));
+    assert_eq!(destructive.expect_error(403), "POLICY_DENIED");
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+
+    // What the gateway does not forward, and what it answers itself.
+    let unknown = rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "sampling/createMessage"}),
+    );
+    assert_eq!(unknown.ok()["error"]["code"], -32601, "{}", unknown.text);
+    let no_name = rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {}}),
+    );
+    assert_eq!(no_name.status, 400, "{}", no_name.text);
+    rpc(
+        h,
+        &server,
+        &headers,
+        json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]),
+    )
+    .expect_error(400);
+    rpc(h, &server, &headers, json!({"id": 1, "method": "ping"})).expect_error(400);
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+}
+
+fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("lister", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny"}]}));
+    let session = new_session(h, agent_id, &server);
+    let mut headers = as_agent(h, agent_id);
+    headers.push(("X-Session-ID", session.clone()));
+    let listed = rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    let names: Vec<&str> = listed.ok()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["name"].as_str().unwrap())
+        .collect();
+    // run_shell is denied outright: gone. delete_repo and tidy_notes need a human: kept.
+    assert_eq!(
+        names,
+        [
+            "read_file",
+            "delete_repo",
+            "tidy_notes",
+            "slow_lookup",
+            "huge_read"
+        ],
+        "{}",
+        listed.text
+    );
+    // Listing decides, it does not record.
+    assert_eq!(count(h, "SELECT CAST(COUNT(*) AS BIGINT) FROM checks"), 0);
+
+    // The CLI shows the same in a session; without one, a tool needing a human has nobody to
+    // wait for (a plain denial), so it is not listed.
+    let run = h.run(&[
+        "mcp",
+        "tools",
+        &server,
+        "--agent",
+        agent_id,
+        "--session",
+        &session,
+        "-o",
+        "json",
+    ]);
+    run.success();
+    let tools = run.json();
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 5, "{tools}");
+    let run = h.run(&["mcp", "tools", &server, "--agent", agent_id, "-o", "json"]);
+    run.success();
+    let names: Vec<Value> = run.json()["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|tool| tool["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        [json!("read_file"), json!("slow_lookup"), json!("huge_read")]
+    );
+}
+
+fn elevation_answers_an_approval_to_wait_on_then_forwards(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("deployer", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    // Learn the annotations: tidy_notes is destructive by its hint alone.
+    rpc(
+        h,
+        &server,
+        &as_agent(h, agent_id),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .ok();
+    let session = new_session(h, agent_id, &server);
+    let mut headers = as_agent(h, agent_id);
+    headers.push(("X-Session-ID", session.clone()));
+    let asked = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(5, "tidy_notes", json!({"all": true})),
+    );
+    assert_eq!(asked.expect_error(403), "ELEVATION_REQUIRED");
+    assert_eq!(asked.body["elevation_required"], true, "{}", asked.text);
+    assert_eq!(asked.body["effect"], "destructive", "{}", asked.text);
+    let approval_id = asked.body["approval_id"].as_str().unwrap().to_string();
+    assert!(asked.message().contains(&approval_id), "{}", asked.text);
+    assert!(upstream.tool_calls().is_empty());
+
+    h.post(
+        &format!("/mcp/approvals/{approval_id}/approve"),
+        json!({"decided_by": "oncall"}),
+    )
+    .ok();
+    let retried = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(6, "tidy_notes", json!({"all": true})),
+    );
+    assert_eq!(
+        retried.ok()["result"]["content"][0]["text"],
+        "ran tidy_notes"
+    );
+    assert_eq!(upstream.tool_calls(), ["tidy_notes"]);
+    let counted = h.get(&format!("/mcp/sessions/{session}")).ok().clone();
+    assert_eq!(counted["total_calls"], 2, "{counted}");
+
+    // The CLI: the same elevation exits 75, a denial 77, an allowed call 0.
+    let cli_session = new_session(h, agent_id, &server);
+    let args = |tool: &str| {
+        vec![
+            "mcp".to_string(),
+            "call".to_string(),
+            server.clone(),
+            tool.to_string(),
+            "--agent".to_string(),
+            agent_id.to_string(),
+            "--session".to_string(),
+            cli_session.clone(),
+            "--args".to_string(),
+            r#"{"path": "/x"}"#.to_string(),
+        ]
+    };
+    let run_args = |tool: &str| args(tool);
+    let elevated = run_args("delete_repo");
+    let elevated: Vec<&str> = elevated.iter().map(String::as_str).collect();
+    let run = h.run(&elevated);
+    run.code(75);
+    assert!(run.stderr.contains("approval"), "{}", run.stderr);
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny"}]}));
+    let denied = run_args("run_shell");
+    let denied: Vec<&str> = denied.iter().map(String::as_str).collect();
+    h.run(&denied).code(77);
+    let allowed = run_args("read_file");
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let run = h.run(&allowed);
+    run.success();
+    assert!(run.stdout.contains("ran read_file"), "{}", run.stdout);
+    assert_eq!(upstream.tool_calls(), ["tidy_notes", "read_file"]);
+}
+
+fn identity_comes_from_the_token_or_the_headers_never_from_a_claim(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let alice = h.create_agent("alice", &["file:read"]);
+    let alice_id = alice["id"].as_str().unwrap();
+    let bob = h.create_agent("bob", &[]);
+    let bob_id = bob["id"].as_str().unwrap();
+    let token = h.issue_token(alice_id, &["file:read"], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = ("Authorization", format!("Bearer {token}"));
+
+    // Alice's token claiming to be Bob: refused, nothing recorded or forwarded.
+    let claimed = rpc(
+        h,
+        &server,
+        &[bearer.clone(), ("X-Agent-ID", bob_id.to_string())],
+        call_tool(1, "read_file", json!({})),
+    );
+    assert_eq!(claimed.expect_error(403), "AUTH_DENIED");
+    assert!(upstream.tool_calls().is_empty());
+    assert_eq!(count(h, "SELECT CAST(COUNT(*) AS BIGINT) FROM checks"), 0);
+
+    // The token alone (a real MCP client configured with a bearer): Alice acts.
+    rpc(
+        h,
+        &server,
+        std::slice::from_ref(&bearer),
+        call_tool(2, "read_file", json!({})),
+    )
+    .ok();
+    assert_eq!(checks_of(h, alice_id, "read_file", ""), 1);
+    assert_eq!(checks_of(h, bob_id, "read_file", ""), 0);
+
+    // No agent named and no session: a clear 400.
+    let anonymous = rpc(
+        h,
+        &server,
+        &[("X-API-Key", h.admin_key.clone())],
+        call_tool(3, "read_file", json!({})),
+    );
+    assert_eq!(anonymous.expect_error(400), "VALIDATION_ERROR");
+    assert!(
+        anonymous.message().contains("X-Agent-ID"),
+        "{}",
+        anonymous.text
+    );
+    // The session's agent when only X-Session-ID is sent (the Python SDK 0.3.0).
+    let session = new_session(h, bob_id, &server);
+    rpc(
+        h,
+        &server,
+        &[
+            ("X-API-Key", h.admin_key.clone()),
+            ("X-Session-ID", session),
+        ],
+        call_tool(4, "read_file", json!({})),
+    )
+    .ok();
+    assert_eq!(checks_of(h, bob_id, "read_file", ""), 1);
+    rpc(
+        h,
+        &server,
+        &[
+            ("X-API-Key", h.admin_key.clone()),
+            ("X-Session-ID", "no-such-session".to_string()),
+        ],
+        call_tool(5, "read_file", json!({})),
+    )
+    .expect_error(400);
+
+    // An unknown agent is a 404; a revoked one may not call (its token stops working too).
+    rpc(
+        h,
+        &server,
+        &as_agent(h, "no-such-agent"),
+        call_tool(6, "read_file", json!({})),
+    )
+    .expect_error(404);
+    h.post(
+        &format!("/api/v1/agents/{bob_id}/revoke"),
+        json!({"reason": "compromised"}),
+    )
+    .ok();
+    let revoked = rpc(
+        h,
+        &server,
+        &as_agent(h, bob_id),
+        call_tool(7, "read_file", json!({})),
+    );
+    assert_eq!(revoked.expect_error(403), "AUTH_DENIED");
+    assert_eq!(upstream.tool_calls(), ["read_file", "read_file"]);
+    // No credentials at all.
+    rpc(h, &server, &[], call_tool(8, "read_file", json!({}))).expect_error(401);
+}
+
+fn lying_annotations_never_lower_the_effect(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("a", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    // The upstream says delete_repo is read-only; its name says destructive.
+    rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .ok();
+    let refused = rpc(h, &server, &headers, call_tool(2, "delete_repo", json!({})));
+    refused.expect_error(403);
+    assert_eq!(refused.body["effect"], "destructive", "{}", refused.text);
+    assert_eq!(
+        checks_of(h, agent_id, "delete_repo", "AND effect = 'destructive'"),
+        1
+    );
+    assert!(upstream.tool_calls().is_empty());
+}
+
+fn upstream_failures_are_clear_and_bounded(h: &Harness) {
+    let agent = h.create_agent("a", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+
+    // Down: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}/mcp", closed.local_addr().unwrap());
+    drop(closed);
+    let down = register(h, &down_url, None);
+    let reply = rpc(h, &down, &headers, call_tool(1, "read_file", json!({})));
+    assert_eq!(reply.expect_error(502), "UPSTREAM_UNAVAILABLE");
+    assert!(reply.message().contains(&down), "{}", reply.text);
+    let telemetry = h
+        .get(&format!("/api/v1/telemetry/events?agent_id={agent_id}"))
+        .ok()
+        .clone();
+    assert_eq!(telemetry["events"][0]["success"], false, "{telemetry}");
+    assert_eq!(
+        telemetry["events"][0]["error_type"], "upstream_unavailable",
+        "{telemetry}"
+    );
+
+    // Too much: cut off, a 502.
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let reply = rpc(h, &server, &headers, call_tool(2, "huge_read", json!({})));
+    assert_eq!(reply.expect_error(502), "UPSTREAM_UNAVAILABLE");
+    assert!(reply.message().contains("bytes"), "{}", reply.text);
+
+    // Hanging: given up on within the upstream timeout.
+    let started = Instant::now();
+    let reply = rpc(h, &server, &headers, call_tool(3, "slow_lookup", json!({})));
+    assert_eq!(reply.expect_error(502), "UPSTREAM_UNAVAILABLE");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An oversized request never leaves.
+    let big = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                     "params": {"name": "read_file", "arguments": {"x": "y".repeat(2 << 20)}}});
+    assert_eq!(rpc(h, &server, &headers, big).status, 413);
+    assert_eq!(upstream.tool_calls(), ["huge_read", "slow_lookup"]);
+}
+
+fn the_cli_manages_servers(h: &Harness) {
+    let mut add = h.cli();
+    add.args([
+        "mcp",
+        "servers",
+        "add",
+        "cli-made",
+        "http://127.0.0.1:9/mcp",
+        "--capabilities",
+        "a,b",
+        "--auth-token-stdin",
+        "-q",
+    ])
+    .write_stdin("cli-secret\n");
+    let added = crate::harness::run(&mut add);
+    added.success();
+    let id = added.value().to_string();
+    // The upstream URL is the server's, not the gateway's (the global --url is another flag).
+    let server = h.get(&format!("/mcp/servers/{id}")).ok().clone();
+    assert_eq!(server["url"], "http://127.0.0.1:9/mcp", "{server}");
+    assert_eq!(server["capabilities"], json!(["a", "b"]), "{server}");
+    assert_eq!(server["auth_token"], "********", "{server}");
+    let listed = h.run(&["mcp", "servers", "list"]);
+    listed.success();
+    assert!(listed.stdout.contains(&id), "{}", listed.stdout);
+    let shown = h.run(&["mcp", "servers", "get", &id, "-o", "json"]);
+    assert!(!shown.stdout.contains("cli-secret"), "{}", shown.stdout);
+    h.run(&["mcp", "servers", "get", "no-such-server"]).code(3);
+    h.run(&["mcp", "servers", "remove", &id]).code(2);
+    h.run(&["mcp", "servers", "remove", &id, "--yes"]).success();
+    h.get(&format!("/mcp/servers/{id}")).expect_error(404);
+}
