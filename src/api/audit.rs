@@ -59,11 +59,24 @@ pub fn chain_hash(prev_hash: &str, fields: &HashedFields<'_>) -> String {
 /// the detail's `agent_id`, else the acting agent. The store keeps it beside the event (the
 /// index of `?agent_id=`), and verification recomputes it, so editing it is caught too.
 pub fn event_agent(subject_type: &str, subject_id: &str, actor: &str, detail: &str) -> String {
+    let parsed = (subject_type != "agent")
+        .then(|| serde_json::from_str(detail).ok())
+        .flatten();
+    event_agent_of(subject_type, subject_id, actor, parsed.as_ref())
+}
+
+/// [`event_agent`] with the detail already parsed (an append has the value in hand: parsing its
+/// text again would cost every check a JSON parse).
+pub fn event_agent_of(
+    subject_type: &str,
+    subject_id: &str,
+    actor: &str,
+    detail: Option<&serde_json::Value>,
+) -> String {
     if subject_type == "agent" {
         return subject_id.to_string();
     }
-    if let Ok(serde_json::Value::Object(detail)) = serde_json::from_str(detail)
-        && let Some(serde_json::Value::String(agent)) = detail.get("agent_id")
+    if let Some(serde_json::Value::String(agent)) = detail.and_then(|detail| detail.get("agent_id"))
     {
         return agent.clone();
     }

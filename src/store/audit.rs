@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::script::{self, Script};
 use super::{Error, Result, Store, Tx, new_id, on_db, on_tx, to_json_text};
 pub use crate::api::audit::GENESIS_HASH;
-use crate::api::audit::{HashedFields, event_agent};
+use crate::api::audit::{HashedFields, event_agent, event_agent_of};
 
 /// Who did it: `key:<id>`, `agent:<id>` or `operator` (the `agenttrust server` subcommands).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +127,12 @@ pub async fn append(tx: &mut Tx, event: NewEvent<'_>) -> Result<()> {
         hash: String::new(),
         agent_id: None,
     };
-    row.agent_id = Some(row.derived_agent());
+    row.agent_id = Some(event_agent_of(
+        &row.subject_type,
+        &row.subject_id,
+        &row.actor,
+        Some(&event.detail),
+    ));
     tx.audit_pending().events.push(row);
     Ok(())
 }
@@ -270,9 +275,9 @@ pub enum Position {
 }
 
 /// Up to `limit` events of the org from `position` that `filter` keeps. An agent filter is a
-/// range scan of `(org_id, agent_id, seq)`; `since` first finds the first event it keeps
-/// through `(org_id, created_at)`, so a recent window of a long chain is not read from the
-/// start.
+/// range scan of `(org_id, agent_id, seq)`; `since` first finds where its window starts by a
+/// binary search of the chain ([`first_near`]), so a recent window of a long chain is not read
+/// from the start.
 pub async fn list_filtered(
     store: &Store,
     org_id: &str,
@@ -285,17 +290,7 @@ pub async fn list_filtered(
         Position::Before(seq) => (0, seq, "DESC"),
     };
     if let Some(since) = filter.since {
-        const FIRST: &str =
-            "SELECT MIN(seq) FROM audit_events WHERE org_id = $1 AND created_at >= $2";
-        let first: Option<i64> = on_db!(store, |pool| sqlx::query_scalar(FIRST)
-            .bind(org_id)
-            .bind(since)
-            .fetch_one(pool)
-            .await?);
-        match first {
-            Some(first) => after_seq = after_seq.max(first - 1),
-            None => return Ok(Vec::new()),
-        }
+        after_seq = after_seq.max(first_near(store, org_id, since - TIME_SKEW).await? - 1);
     }
     let mut values = vec![
         script::Value::Text(org_id.to_string()),
@@ -378,6 +373,36 @@ pub async fn list_filtered(
     )
     .fetch_all(pool)
     .await?))
+}
+
+/// How far an event's `created_at` (the time of its request) may run behind a later event's:
+/// events are chained at commit, in commit order, moments after their requests.
+const TIME_SKEW: i64 = 300;
+
+/// The first sequence number whose event was created at or after `at`, found by a binary
+/// search of the primary key (about 20 reads for a million events; an index on the time would
+/// cost every append a write). Since `created_at` follows `seq` only to within [`TIME_SKEW`],
+/// callers search from `since - TIME_SKEW` and filter on the time themselves.
+async fn first_near(store: &Store, org_id: &str, at: i64) -> Result<i64> {
+    const PROBE: &str = "SELECT seq, created_at FROM audit_events \
+                         WHERE org_id = $1 AND seq >= $2 ORDER BY seq LIMIT 1";
+    let Some((head_seq, _)) = head(store, org_id).await? else {
+        return Ok(1);
+    };
+    let (mut low, mut high) = (1, head_seq + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let probe: Option<(i64, i64)> = on_db!(store, |pool| sqlx::query_as(PROBE)
+            .bind(org_id)
+            .bind(middle)
+            .fetch_optional(pool)
+            .await?);
+        match probe {
+            Some((_, created_at)) if created_at < at => low = middle + 1,
+            _ => high = middle,
+        }
+    }
+    Ok(low)
 }
 
 /// One event of the org by its id.
