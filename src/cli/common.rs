@@ -235,6 +235,29 @@ fn capitalize(text: &str) -> String {
     }
 }
 
+/// Prints what a delete answered: the gateway's body as it came (`-o json`), or, when it sent
+/// none, `{"status":"deleted","id":…}`; as a record on a terminal.
+pub fn show_deleted(
+    context: &super::Context,
+    id: &str,
+    raw: serde_json::Value,
+) -> anyhow::Result<()> {
+    let raw = if raw.is_null() {
+        serde_json::json!({ "status": "deleted", "id": id })
+    } else {
+        raw
+    };
+    context.printer.show(
+        &raw,
+        &[id.to_string()],
+        crate::output::View::Record(vec![
+            ("id", id.to_string()),
+            ("status", "deleted".to_string()),
+        ]),
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,19 +362,7 @@ pub async fn delete_provider(context: &Context, id: &str, yes: bool) -> anyhow::
     )?;
     let client = context.client()?;
     let response = client::federation::delete_provider(&client, id).await?;
-    let raw = if response.raw.is_null() {
-        serde_json::json!({ "status": "deleted", "id": id })
-    } else {
-        response.raw
-    };
-    context.printer.show(
-        &raw,
-        &[id.to_string()],
-        View::Record(vec![
-            ("id", id.to_string()),
-            ("status", "deleted".to_string()),
-        ]),
-    )?;
+    super::common::show_deleted(context, id, response.raw)?;
     Ok(())
 }
 

@@ -180,19 +180,7 @@ pub async fn remove_server(context: &Context, id: &str, yes: bool) -> anyhow::Re
     context.confirm(yes, &format!("remove MCP server {id}"))?;
     let client = context.client()?;
     let response = client::mcp::delete_server(&client, id).await?;
-    let raw = if response.raw.is_null() {
-        serde_json::json!({ "status": "deleted", "id": id })
-    } else {
-        response.raw
-    };
-    context.printer.show(
-        &raw,
-        &[id.to_string()],
-        View::Record(vec![
-            ("id", id.to_string()),
-            ("status", "deleted".to_string()),
-        ]),
-    )?;
+    super::common::show_deleted(context, id, response.raw)?;
     Ok(())
 }
 

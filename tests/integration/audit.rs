@@ -148,11 +148,44 @@ fn verify_finds_a_deleted_event(h: &Harness) {
 
 fn audit_needs_an_admin_key(h: &Harness) {
     let (runtime, _) = h.new_key(Role::Runtime);
-    for path in ["/api/v1/audit/verify", "/api/v1/audit/events"] {
+    // An agent holding its own token reads no audit log either (not even its own events).
+    let agent = h.create_agent("auditee", &[]);
+    let token = h.issue_token(agent["id"].as_str().unwrap(), &[], 60)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bearer = format!("Bearer {token}");
+    for path in [
+        "/api/v1/audit/verify",
+        "/api/v1/audit/events",
+        "/api/v1/audit/stream",
+        "/api/v1/audit/checkpoints",
+        "/api/v1/audit/keys",
+    ] {
         h.request_as(&runtime, Method::GET, path, None)
             .expect_error(403);
         h.raw(Method::GET, path, &[], None).expect_error(401);
+        let as_agent = h.raw(
+            Method::GET,
+            path,
+            &[("Authorization", bearer.clone())],
+            None,
+        );
+        assert!(
+            [401, 403].contains(&as_agent.status),
+            "{path}: an agent token got {}",
+            as_agent.status
+        );
     }
+    let before = h.row_counts();
+    let signed = h.raw(
+        Method::POST,
+        "/api/v1/audit/checkpoints",
+        &[("Authorization", bearer.clone())],
+        Some(b"{}".to_vec()),
+    );
+    assert!([401, 403].contains(&signed.status), "{}", signed.status);
+    assert_eq!(h.row_counts(), before, "a refused checkpoint signs nothing");
 }
 
 fn cli_audit_verify_exit_codes(h: &Harness) {
