@@ -7,6 +7,7 @@
 // Unit tests assert with `unwrap()`: a panic there is the failure report (Cargo.toml `[lints]`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod agent_key;
 pub mod api;
 pub mod audit_proof;
 pub mod cli;

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use crate::agent_key::AgentPublicKey;
 use crate::api::agents::{
     Agent, AgentList, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest,
     RevokeAgentResponse, STATUSES, SetAgentModeRequest,
@@ -22,7 +23,6 @@ use super::validate;
 
 /// The revoke reason when the caller gives none (the SDKs' default).
 pub const DEFAULT_REVOKE_REASON: &str = "manual_revocation";
-const MAX_PUBLIC_KEY_BYTES: usize = 4096;
 
 pub async fn create(
     State(state): State<AppState>,
@@ -45,13 +45,9 @@ pub async fn create(
         Some(serde_json::Value::Object(map)) => map,
         Some(_) => return Err(ApiError::validation("metadata must be a JSON object")),
     };
-    if let Some(public_key) = &request.public_key
-        && (!public_key.starts_with("-----BEGIN PUBLIC KEY-----")
-            || public_key.len() > MAX_PUBLIC_KEY_BYTES)
-    {
-        return Err(ApiError::validation(
-            "public_key must be a PEM \"PUBLIC KEY\" (SPKI) block",
-        ));
+    if let Some(public_key) = &request.public_key {
+        AgentPublicKey::from_pem(public_key)
+            .map_err(|error| ApiError::validation(error.to_string()))?;
     }
     let row = store::agents::create(
         &state.store,
