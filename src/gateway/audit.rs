@@ -39,8 +39,9 @@ const STREAM_PAGE: u32 = 200;
 /// it: on PostgreSQL other replicas append too, and their commits wake no one here.
 const STREAM_RECHECK_POSTGRES: Duration = Duration::from_secs(1);
 const STREAM_RECHECK_SQLITE: Duration = Duration::from_secs(10);
-/// How often a stream checks that the key it was opened with is still valid: revoking the key
-/// ends the stream within this.
+/// How often a stream checks that the key it was opened with is still valid, besides at once
+/// when this replica revokes a key or hears that another did: the safety net for what no notice
+/// covers (a key revoked with SQL by hand, or one whose notice was lost).
 const STREAM_REAUTHORIZE: Duration = Duration::from_secs(15);
 
 pub async fn events(
@@ -144,8 +145,14 @@ pub async fn stream(
         Db::Sqlite(_) => STREAM_RECHECK_SQLITE,
         Db::Postgres(_) => STREAM_RECHECK_POSTGRES,
     };
+    // The key is checked once more when the stream starts: a revocation between the extractor's
+    // check and this subscription would otherwise wait for the periodic re-check.
+    let key_revocations = state.caches.key_revocations();
+    let revocations_checked = key_revocations.borrow().wrapping_sub(1);
     let follower = Follower {
         appended: state.store.audit_appended(),
+        revocations_checked,
+        key_revocations,
         store: state.store,
         org_id: caller.org_id,
         key_id,
@@ -169,6 +176,10 @@ pub async fn stream(
 struct Follower {
     store: store::Store,
     appended: tokio::sync::watch::Receiver<u64>,
+    /// Wakes the stream to re-check its key when a key may have been revoked.
+    key_revocations: tokio::sync::watch::Receiver<u64>,
+    /// The count of possible revocations when the key was last checked.
+    revocations_checked: u64,
     org_id: String,
     key_id: String,
     filter: EventFilter,
@@ -187,7 +198,13 @@ impl Follower {
             if let Some(row) = self.pending.pop_front() {
                 return Some(row);
             }
-            if self.authorized_at.elapsed() >= STREAM_REAUTHORIZE {
+            // Read with `borrow`, not `has_changed`: the wait below marks the value seen when
+            // it wakes on it.
+            let revocations = *self.key_revocations.borrow();
+            if revocations != self.revocations_checked
+                || self.authorized_at.elapsed() >= STREAM_REAUTHORIZE
+            {
+                self.revocations_checked = revocations;
                 let key = store::keys::get(&self.store, &self.org_id, &self.key_id)
                     .await
                     .ok()?;
@@ -221,7 +238,13 @@ impl Follower {
             };
             if self.pending.is_empty() {
                 let wait = self.recheck.min(STREAM_REAUTHORIZE);
-                let _ = tokio::time::timeout(wait, self.appended.changed()).await;
+                let _ = tokio::time::timeout(wait, async {
+                    tokio::select! {
+                        _ = self.appended.changed() => {}
+                        _ = self.key_revocations.changed() => {}
+                    }
+                })
+                .await;
             }
         }
     }

@@ -70,6 +70,10 @@ pub struct Caches {
     tokens: Bounded<TokenRow>,
     agents: Bounded<AgentRow>,
     pub policies: PolicyCache,
+    /// Bumped whenever an API key may have been revoked (a forget of a key, or the caches
+    /// suspended, since notices may then be missed): a long-lived request opened with a key
+    /// (`audit stream`) waits on it and re-checks its key at once.
+    key_revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl Default for Caches {
@@ -97,7 +101,18 @@ impl Caches {
             agents: Bounded::new(Arc::clone(&gate), AGENT_CAPACITY),
             policies: PolicyCache::new(Arc::clone(&gate)),
             gate,
+            key_revocations: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// A receiver that sees a change whenever an API key may have been revoked.
+    pub fn key_revocations(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.key_revocations.subscribe()
+    }
+
+    fn announce_key_revocation(&self) {
+        self.key_revocations
+            .send_modify(|count| *count = count.wrapping_add(1));
     }
 
     /// Whether the caches answer now.
@@ -144,7 +159,10 @@ impl Caches {
     /// for every notice heard from any replica.
     pub fn forget(&self, change: &Change) {
         match change {
-            Change::ApiKey { id } => self.keys.forget_where(|row| row.id == *id),
+            Change::ApiKey { id } => {
+                self.keys.forget_where(|row| row.id == *id);
+                self.announce_key_revocation();
+            }
             Change::AgentToken { id } => self.tokens.forget_where(|row| row.id == *id),
             Change::Agent { id } => {
                 self.agents.forget(id);
@@ -165,6 +183,7 @@ impl Caches {
     pub fn suspend(&self) {
         self.gate.serving.store(false, Ordering::Release);
         self.clear();
+        self.announce_key_revocation();
     }
 
     /// Empties every cache, then answers again (the notice connection listens: every change

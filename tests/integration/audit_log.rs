@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use agenttrust::api::audit::{AuditCheckpoint, AuditEvent, ExportLine};
+use agenttrust::api::keys::Role;
 use agenttrust::gateway::GatewayConfig;
 use agenttrust::store::audit;
 
@@ -22,6 +23,7 @@ on_both_backends!(
     one_event_by_id_and_only_the_orgs_own,
     telemetry_flows_into_the_chain_once,
     the_stream_resumes_after_the_last_event_id,
+    revoking_its_key_ends_a_stream_at_once,
     a_range_verifies_apart_from_a_break_outside_it,
     older_events_are_indexed_by_agent_and_the_index_is_verified,
     a_rewritten_history_is_caught_by_the_signed_checkpoint,
@@ -250,10 +252,20 @@ fn read_stream(
 }
 
 fn open_stream(h: &Harness, query: &str, last_event_id: Option<&str>) -> reqwest::Response {
+    open_stream_with_key(h, &h.admin_key, query, last_event_id)
+}
+
+/// Opens `GET /api/v1/audit/stream` with `key`.
+pub fn open_stream_with_key(
+    h: &Harness,
+    key: &str,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
     h.block_on(async {
         let mut request = reqwest::Client::new()
             .get(format!("{}/api/v1/audit/stream?{query}", h.url))
-            .header("X-API-Key", &h.admin_key);
+            .header("X-API-Key", key);
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id);
         }
@@ -303,6 +315,53 @@ fn the_stream_resumes_after_the_last_event_id(h: &Harness) {
             .status()
     });
     assert_eq!(bad, 400);
+}
+
+/// Reads an open stream until the gateway ends it; fails if it is still open after `within`.
+pub fn wait_for_stream_end(h: &Harness, response: &mut reqwest::Response, within: Duration) {
+    h.block_on(async {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, response.chunk()).await {
+                Err(_) => panic!("the stream is still open after {within:?}"),
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None) | Err(_)) => return,
+            }
+        }
+    })
+}
+
+/// A stream is a standing read of the whole org's log: revoking the key it was opened with must
+/// end it at once, not at the next periodic re-check (15 s), or a leaked key's holder keeps
+/// reading after the revocation.
+fn revoking_its_key_ends_a_stream_at_once(h: &Harness) {
+    let (key, key_id) = h.new_key(Role::Admin);
+    let mut stream = open_stream_with_key(h, &key, "", None);
+    let mut untouched = open_stream(h, "", None);
+    agent(h, "hank");
+    assert_eq!(
+        read_stream(h, &mut stream, 1, Duration::from_secs(10))[0].1["kind"],
+        "agent.created"
+    );
+
+    h.request(Method::DELETE, &format!("/api/v1/keys/{key_id}"), None)
+        .ok();
+    wait_for_stream_end(h, &mut stream, Duration::from_secs(5));
+    // A stream opened with another key goes on.
+    let ivan = agent(h, "ivan");
+    let seen = read_stream(h, &mut untouched, 3, Duration::from_secs(10));
+    assert_eq!(seen.last().unwrap().1["subject_id"], json!(ivan));
+    // And the revoked key cannot open a new one.
+    let refused = h.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/audit/stream", h.url))
+            .header("X-API-Key", &key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(refused, 401);
 }
 
 /// Changes event `seq`'s detail the way a careless intruder does: its hash no longer matches.

@@ -17,6 +17,7 @@ use crate::on_postgres;
 on_postgres!(
     a_token_issued_on_one_replica_works_on_another_until_revoked,
     a_revoked_api_key_is_refused_everywhere_within_a_second,
+    a_key_revoked_on_one_replica_ends_its_audit_stream_on_another,
     a_policy_change_reaches_every_replica_within_a_second,
     an_agent_lockout_is_exact_across_replicas,
     a_delegation_budget_is_exact_across_replicas,
@@ -142,6 +143,16 @@ fn a_revoked_api_key_is_refused_everywhere_within_a_second(h: &Harness) {
     introspect(h, &h.admin_key, "at_unknown").ok();
     introspect(&b, &b.admin_key, "at_unknown").ok();
     audit_chain_verifies(h, &b);
+}
+
+/// An audit stream held open on B with a key revoked on A ends as soon as B hears of it.
+fn a_key_revoked_on_one_replica_ends_its_audit_stream_on_another(h: &Harness) {
+    let b = replica(h);
+    let (key, key_id) = h.new_key(Role::Admin);
+    let mut stream = crate::audit_log::open_stream_with_key(&b, &key, "", None);
+    h.request(Method::DELETE, &format!("/api/v1/keys/{key_id}"), None)
+        .ok();
+    crate::audit_log::wait_for_stream_end(&b, &mut stream, Duration::from_secs(5));
 }
 
 /// A replica whose notice connection dies (a failover, a network cut, an operator's
