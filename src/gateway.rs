@@ -27,6 +27,7 @@ pub mod outbound;
 pub mod policies;
 pub mod policy_cache;
 pub mod policy_limits;
+pub mod rate_limit;
 pub mod secrets;
 pub mod sessions;
 pub mod signing;
@@ -98,6 +99,8 @@ pub struct GatewayConfig {
     pub audit_checkpoint_interval: Option<std::time::Duration>,
     /// SIEM streaming: plain-http rule and the delivery engine's timing.
     pub streaming: streaming::StreamingOptions,
+    /// The most telemetry events per second one agent may report; `None`: no limit.
+    pub telemetry_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl GatewayConfig {
@@ -120,6 +123,7 @@ impl GatewayConfig {
             signing_keys_reload_after: signing::RELOAD_AFTER,
             audit_checkpoint_interval: Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL),
             streaming: streaming::StreamingOptions::default(),
+            telemetry_rate_limit: None,
         }
     }
 }
@@ -130,6 +134,8 @@ pub struct Settings {
     pub max_token_ttl_seconds: i64,
     pub max_delegation_ttl_seconds: i64,
     pub policy_limits: PolicyLimits,
+    /// The per-agent telemetry limit, when the operator set one.
+    pub telemetry_limit: Option<Arc<rate_limit::TelemetryLimit>>,
 }
 
 impl Default for Settings {
@@ -139,6 +145,7 @@ impl Default for Settings {
             max_token_ttl_seconds: DEFAULT_MAX_TOKEN_TTL_SECONDS,
             max_delegation_ttl_seconds: DEFAULT_MAX_DELEGATION_TTL_SECONDS,
             policy_limits: PolicyLimits::default(),
+            telemetry_limit: None,
         }
     }
 }
@@ -242,6 +249,13 @@ impl Gateway {
                     max_token_ttl_seconds: config.max_token_ttl_seconds,
                     max_delegation_ttl_seconds: config.max_delegation_ttl_seconds,
                     policy_limits: config.policy_limits,
+                    telemetry_limit: config.telemetry_rate_limit.map(|per_second| {
+                        Arc::new(rate_limit::TelemetryLimit::new(
+                            per_second,
+                            u32::try_from(crate::api::telemetry::MAX_EVENTS_PER_REPORT)
+                                .unwrap_or(u32::MAX),
+                        ))
+                    }),
                 }),
                 caches,
                 federation,

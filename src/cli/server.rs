@@ -101,6 +101,12 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = config::parse_duration)]
     pub mcp_upstream_timeout: Duration,
 
+    /// The most telemetry events per second one agent may report (a burst of ten seconds' worth,
+    /// at least one full report, passes); more is refused with 429 and Retry-After. Counted per
+    /// replica [default: no limit]
+    #[arg(long, value_name = "EVENTS_PER_SECOND")]
+    pub telemetry_rate_limit: Option<std::num::NonZeroU32>,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -458,6 +464,7 @@ async fn serve(
     config.streaming.allow_http = args.streaming_allow_http;
     config.mcp_allow_http = args.mcp_allow_http;
     config.mcp_upstream_timeout = args.mcp_upstream_timeout;
+    config.telemetry_rate_limit = args.telemetry_rate_limit;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(
             "--sqlite-synchronous normal: commits are not synced one by one; the last answered \

@@ -18,6 +18,7 @@ use super::agents::not_found as agent_not_found;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, QueryParams};
+use super::rate_limit::{Refusal, TelemetryLimit};
 use super::validate;
 
 const MAX_EVENT_TYPE_CHARACTERS: usize = 64;
@@ -37,7 +38,9 @@ pub async fn report(
             request.events.len()
         )));
     }
-    store::agents::get(&state.store, &caller.org_id, &agent_id)
+    state
+        .caches
+        .agent(&state.store, &caller.org_id, &agent_id)
         .await?
         .ok_or_else(|| agent_not_found(&agent_id))?;
 
@@ -98,6 +101,9 @@ pub async fn report(
             received_at,
         });
     }
+    if let Some(limit) = &state.settings.telemetry_limit {
+        take_from_limit(limit, &caller.org_id, &agent_id, rows.len())?;
+    }
     // Only what was stored counts: an event its agent already reported (a retry) is not.
     let lane = rows
         .first()
@@ -117,6 +123,32 @@ pub async fn report(
         events_processed: stored,
         extra: Default::default(),
     }))
+}
+
+/// Charges a valid report to its agent's telemetry limit: over it, nothing is stored and the
+/// caller hears when to retry.
+fn take_from_limit(
+    limit: &TelemetryLimit,
+    org_id: &str,
+    agent_id: &str,
+    events: usize,
+) -> ApiResult<()> {
+    match limit.take(org_id, agent_id, events) {
+        Ok(()) => Ok(()),
+        Err(Refusal::Wait(wait)) => Err(ApiError::rate_limited(
+            format!(
+                "agent {agent_id} is reporting more than {} telemetry events a second; retry \
+                 later",
+                limit.per_second()
+            ),
+            // Whole seconds, rounded up: a client that waits as told is not refused again.
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        )),
+        Err(Refusal::TooLarge { burst }) => Err(ApiError::validation(format!(
+            "{events} events in one report; this gateway accepts at most {burst} at once from \
+             one agent"
+        ))),
+    }
 }
 
 pub async fn list(

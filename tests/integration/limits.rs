@@ -11,12 +11,98 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::harness::Harness;
-use crate::on_both_backends;
+use crate::{on_both_backends, on_both_backends_with};
 
 on_both_backends!(
     policies_past_the_caps_are_refused,
     a_policy_at_the_cap_compiles_while_health_answers,
 );
+
+on_both_backends_with!(
+    one_telemetry_event_a_second;
+    an_agent_over_its_telemetry_limit_is_refused_and_nothing_is_stored,
+);
+
+fn one_telemetry_event_a_second(config: &mut GatewayConfig) {
+    config.telemetry_rate_limit = std::num::NonZeroU32::new(1);
+}
+
+/// Posts a telemetry report of `count` events with `key` (an API key or an agent token):
+/// status, `Retry-After` and body.
+fn report(h: &Harness, key: &str, agent_id: &str, count: usize) -> (u16, Option<u64>, Value) {
+    let events: Vec<Value> = (0..count)
+        .map(|_| json!({"event_type": "tool_end", "tool_name": "read_file", "success": true}))
+        .collect();
+    h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/api/v1/telemetry/report", h.url))
+            .json(&json!({"agent_id": agent_id, "events": events}));
+        request = if key.starts_with("at_") {
+            request.bearer_auth(key)
+        } else {
+            request
+                .header("X-API-Key", key)
+                .header("X-Agent-ID", agent_id)
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().parse::<u64>().unwrap());
+        (status, retry_after, response.json().await.unwrap())
+    })
+}
+
+/// An agent that floods telemetry is cut off at its limit, whatever credential it reports
+/// with (its own token, or a runtime key naming it), while other agents report on; a refused
+/// report stores nothing, not even an audit event.
+fn an_agent_over_its_telemetry_limit_is_refused_and_nothing_is_stored(h: &Harness) {
+    let flooder = h.create_agent("flooder", &["read_file"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let neighbour = h.create_agent("neighbour", &["read_file"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = h.issue_token(&flooder, &["read_file"], 600)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (runtime_key, _) = h.new_key(agenttrust::api::keys::Role::Runtime);
+
+    // The burst: at 1 event a second it is one full report (1000 events).
+    let (status, _, body) = report(h, &token, &flooder, 1000);
+    assert_eq!(
+        (status, &body["events_processed"]),
+        (200, &json!(1000)),
+        "{body}"
+    );
+    let before = h.row_counts();
+    for key in [&token, &runtime_key] {
+        let (status, retry_after, body) = report(h, key, &flooder, 5);
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["code"], "RATE_LIMITED");
+        assert!(
+            body["message"].as_str().unwrap().contains(&flooder),
+            "{body}"
+        );
+        assert!(
+            retry_after.is_some_and(|seconds| (1..=5).contains(&seconds)),
+            "{retry_after:?}"
+        );
+    }
+    assert_eq!(h.row_counts(), before, "a refused report stores nothing");
+
+    // Another agent has its own budget.
+    let (status, _, body) = report(h, &runtime_key, &neighbour, 10);
+    assert_eq!(
+        (status, &body["events_processed"]),
+        (200, &json!(10)),
+        "{body}"
+    );
+}
 
 /// The gateway's address as `host:port`.
 fn address(h: &Harness) -> String {
