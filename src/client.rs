@@ -13,6 +13,7 @@ pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod mcp;
+pub mod orgs;
 pub mod policies;
 pub mod prepared;
 pub mod raw;
@@ -20,6 +21,7 @@ pub mod sessions;
 pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
+pub mod wimse;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -336,6 +338,24 @@ impl Client {
     ) -> Result<(u16, bytes::Bytes), Error> {
         self.exchange(Method::POST, url, Some(body), true, headers)
             .await
+    }
+
+    /// A POST with extra request headers (a DPoP proof, a WIMSE bearer); `as_agent` adds the
+    /// client's agent token as the bearer, as [`Client::post_as_agent`] does.
+    pub(crate) async fn post_with_headers<T: DeserializeOwned, B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+        as_agent: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<T>, Error> {
+        self.send_with(Method::POST, url, Some(body), as_agent, headers)
+            .await
+    }
+
+    /// The agent token the client acts with, if any.
+    pub fn agent_token(&self) -> Option<&str> {
+        self.agent_token.as_deref()
     }
 
     pub(crate) async fn put<T: DeserializeOwned, B: Serialize>(

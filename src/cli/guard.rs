@@ -618,7 +618,7 @@ async fn decide(
         }
         Ok(())
     };
-    let mut response = match client::actions::check(client, &request).await {
+    let mut response = match super::agent_credentials::check(context, client, &request).await {
         Ok(response) => response,
         Err(error) => match fail_open_on(&error)? {
             Some(verdict) => return Ok(verdict),
@@ -636,7 +636,9 @@ async fn decide(
                 .value;
         match approvals::approval_outcome(approval, timeout) {
             // The documented flow: retry the same call in the same session.
-            Outcome::Success => response = client::actions::check(client, &request).await?,
+            Outcome::Success => {
+                response = super::agent_credentials::check(context, client, &request).await?
+            }
             // An expired approval still needs a human: for `guard`, that is an elevation (75).
             Outcome::ApprovalExpired { approval_id } => {
                 show(&response)?;
