@@ -103,7 +103,7 @@ pub fn verify(
     }
     let key = AgentPublicKey::from_jwk(&header.jwk).map_err(|error| refuse(error.to_string()))?;
     let signing_input_end = proof.len() - signature.len() - 1;
-    key.verify_base64url(proof[..signing_input_end].as_bytes(), signature)
+    key.verify_base64url(&proof.as_bytes()[..signing_input_end], signature)
         .map_err(|_| refuse("the signature does not verify with the proof's jwk"))?;
     let claims: ProofClaims = decode_segment(payload).ok_or_else(|| refuse("malformed claims"))?;
     if claims.htm != method.as_str() {

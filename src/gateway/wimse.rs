@@ -163,6 +163,20 @@ pub async fn issue_token(
             tracing::error!(%error, "cannot sign a WIMSE token");
             ApiError::internal()
         })?;
+    // Recorded before it is handed out.
+    store::agent_keys::record_wimse_token(
+        &state.store,
+        store::agent_keys::IssuedWimseToken {
+            org_id: &caller.org_id,
+            agent_id: &agent.id,
+            token_id: &claims.jti,
+            key_thumbprint: bound_to.as_deref(),
+            issued_at: now,
+            expires_at,
+        },
+        &caller.actor(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(WimseToken {

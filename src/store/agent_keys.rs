@@ -163,3 +163,37 @@ pub async fn prune(store: &Store, now: i64) -> Result<u64> {
     tx.commit().await?;
     Ok(pruned)
 }
+
+/// A WIMSE token handed out (the token itself is a signed JWT the store never keeps).
+pub struct IssuedWimseToken<'a> {
+    pub org_id: &'a str,
+    pub agent_id: &'a str,
+    pub token_id: &'a str,
+    /// The thumbprint of the key it is bound to, when it is.
+    pub key_thumbprint: Option<&'a str>,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// Appends `wimse.token_issued` to the org's audit chain (never the token).
+pub async fn record_wimse_token(
+    store: &Store,
+    token: IssuedWimseToken<'_>,
+    actor: &Actor,
+) -> Result<()> {
+    let tx = store.begin().await?;
+    tx.commit_audited(Some(NewEvent {
+        org_id: token.org_id,
+        kind: "wimse.token_issued",
+        actor,
+        subject_type: "agent",
+        subject_id: token.agent_id,
+        detail: serde_json::json!({
+            "token_id": token.token_id,
+            "key_thumbprint": token.key_thumbprint,
+            "expires_at": crate::api::time::format(token.expires_at),
+        }),
+        created_at: token.issued_at,
+    }))
+    .await
+}

@@ -148,6 +148,11 @@ fn wimse_token_bound_by_proof_of_possession(h: &Harness) {
     assert_eq!(verified["agent_id"], agent_id.as_str());
     assert_eq!(verified["key_thumbprint"], key.public().thumbprint());
     assert_eq!(verified["capabilities"], json!(["files:read"]));
+    assert_eq!(h.audit_count("wimse.token_issued"), 1);
+    let events = h
+        .block_on(agenttrust::store::audit::list(&h.store, &h.org_id))
+        .unwrap();
+    assert!(events.iter().all(|event| !event.detail.contains(&token)));
 
     // The bound token with a proof of its key: a check as the agent.
     let url = format!("{}{CHECK}", h.url);
