@@ -411,6 +411,16 @@ fn dpop_rejections(h: &Harness) {
         .ok()
         .clone();
     assert_eq!(verified["valid"], false);
+    // Spent proofs and challenges are kept only for their window, then pruned.
+    let counts = h.row_counts();
+    assert!(counts["dpop_proofs_seen"] > 0);
+    let pruned = h
+        .block_on(agenttrust::store::agent_keys::prune(&h.store, now() + 3600))
+        .unwrap();
+    assert!(pruned >= counts["dpop_proofs_seen"] as u64);
+    let counts = h.row_counts();
+    assert_eq!(counts["dpop_proofs_seen"], 0);
+    assert_eq!(counts["pop_challenges"], 0);
     // A DPoP header with no token it could be bound to.
     let reply = h.raw(
         Method::POST,
