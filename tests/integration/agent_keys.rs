@@ -670,6 +670,31 @@ fn generated_key_drives_guard_under_sender_constrained_tokens(h: &Harness) {
         "read",
     ])
     .code(0);
+    // With an agent token instead of the API key, the stored key signs a DPoP proof for it.
+    let token = h.issue_token(&agent_id, &["files:read"], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token_only = |args: &[&str]| {
+        let mut command = h.cli_bare();
+        command
+            .env("AGENTTRUST_URL", &h.url)
+            .env("AGENTTRUST_AGENT_TOKEN", &token)
+            .env("AGENTTRUST_AGENT_ID", &agent_id);
+        harness::run(command.args(args))
+    };
+    let answered = token_only(&[
+        "actions",
+        "check",
+        "--tool",
+        "read_file",
+        "--effect",
+        "read",
+        "-o",
+        "json",
+    ]);
+    assert_ne!(answered.code, 4, "{}", answered.stderr);
+    assert_eq!(answered.json()["agent_id"], agent_id.as_str());
     // Another agent with no stored key: the API key alone is refused.
     let keyless = h.create_agent("keyless", &[])["id"]
         .as_str()
