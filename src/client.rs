@@ -162,6 +162,9 @@ pub struct Client {
     audit: Url,
     api_key: Option<String>,
     agent_token: Option<String>,
+    /// The agent's own key: every request made with the agent token carries a DPoP proof
+    /// signed by it (the token is then useless without the key).
+    proof_key: Option<std::sync::Arc<crate::agent_key::AgentPrivateKey>>,
     timeout: Duration,
 }
 
@@ -266,6 +269,7 @@ impl Client {
                 .agent_token
                 .clone()
                 .filter(|token| !token.is_empty()),
+            proof_key: None,
             timeout: options.timeout,
         })
     }
@@ -351,6 +355,20 @@ impl Client {
     ) -> Result<Response<T>, Error> {
         self.send_with(Method::POST, url, Some(body), as_agent, headers)
             .await
+    }
+
+    /// The same client signing a DPoP proof with `key` for every request it makes with its
+    /// agent token.
+    pub fn with_proof_key(&self, key: crate::agent_key::AgentPrivateKey) -> Client {
+        Client {
+            proof_key: Some(std::sync::Arc::new(key)),
+            ..self.clone()
+        }
+    }
+
+    /// Whether requests made with the agent token carry DPoP proofs.
+    pub fn signs_agent_requests(&self) -> bool {
+        self.proof_key.is_some() && self.agent_token.is_some()
     }
 
     /// The agent token the client acts with, if any.
@@ -461,7 +479,26 @@ impl Client {
     ) -> Result<(u16, bytes::Bytes), Error> {
         let shown_url = url.to_string();
         tracing::debug!(%method, url = %shown_url, "request");
+        // RFC 9449: the proof names the method and the URL without query and fragment.
+        let proof = match (&self.proof_key, &self.agent_token) {
+            (Some(key), Some(token)) if as_agent => {
+                let mut target = url.clone();
+                target.set_query(None);
+                target.set_fragment(None);
+                Some(key.dpop_proof(
+                    method.as_str(),
+                    target.as_str(),
+                    token,
+                    crate::api::time::now(),
+                    &uuid::Uuid::new_v4().to_string(),
+                ))
+            }
+            _ => None,
+        };
         let mut request = self.http.request(method, url);
+        if let Some(proof) = &proof {
+            request = request.header("DPoP", proof);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

@@ -36,6 +36,9 @@ pub async fn check(
         Ok(None) => return client::actions::check(client, request).await,
         Err(error) => return Err(client::Error::Config(format!("{error:#}"))),
     };
+    if client.signs_agent_requests() {
+        return client::actions::check(client, request).await;
+    }
     let url = client::actions::check_url(client)?;
     let url = url.as_str();
     if let Some(agent_token) = client.agent_token() {
@@ -54,6 +57,26 @@ pub async fn check(
             client::actions::check_with_proof(client, request, Some(&token), &proof).await
         }
         answer => answer,
+    }
+}
+
+/// With an agent token and the agent's key stored in this profile, `client` signs a DPoP proof
+/// for every request it makes with the token (checks, telemetry): what lets the token work when
+/// the org requires sender-constrained tokens. Anything else: `client` as it is.
+pub fn with_stored_key(context: &Context, client: Client, agent_id: Option<&str>) -> Client {
+    let Some(agent_id) = agent_id else {
+        return client;
+    };
+    if client.agent_token().is_none() {
+        return client;
+    }
+    match key_store(context).load_key(agent_id) {
+        Ok(Some(key)) => client.with_proof_key(key),
+        Ok(None) => client,
+        Err(error) => {
+            tracing::warn!("cannot read the agent's key: {error:#}");
+            client
+        }
     }
 }
 

@@ -695,6 +695,44 @@ fn generated_key_drives_guard_under_sender_constrained_tokens(h: &Harness) {
     ]);
     assert_ne!(answered.code, 4, "{}", answered.stderr);
     assert_eq!(answered.json()["agent_id"], agent_id.as_str());
+    // `guard` signs every request it makes with the token: the check and the telemetry.
+    let state = h.scratch.path().join("token-state");
+    let guarded = |args: &[&str]| {
+        let mut command = h.cli_bare();
+        command
+            .env("AGENTTRUST_URL", &h.url)
+            .env("AGENTTRUST_AGENT_TOKEN", &token)
+            .env("AGENTTRUST_AGENT_ID", &agent_id)
+            .env("AGENTTRUST_STATE_DIR", &state);
+        harness::run(command.args(args))
+    };
+    let checked = guarded(&[
+        "guard",
+        "check",
+        "read_file",
+        "--effect",
+        "read",
+        "-o",
+        "json",
+    ]);
+    assert_ne!(checked.code, 4, "{}", checked.stderr);
+    let events_before = h
+        .sql_integers("SELECT CAST(COUNT(*) AS BIGINT) FROM telemetry_events")
+        .unwrap()[0];
+    guarded(&[
+        "guard",
+        "report",
+        "read_file",
+        "--success",
+        "--duration-ms",
+        "3",
+    ])
+    .success();
+    guarded(&["guard", "flush"]).success();
+    let events_after = h
+        .sql_integers("SELECT CAST(COUNT(*) AS BIGINT) FROM telemetry_events")
+        .unwrap()[0];
+    assert_eq!(events_after, events_before + 1);
     // Another agent with no stored key: the API key alone is refused.
     let keyless = h.create_agent("keyless", &[])["id"]
         .as_str()
