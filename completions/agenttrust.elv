@@ -56,6 +56,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand streaming 'Stream the audit log to SIEMs (Splunk HEC, Datadog, Elasticsearch, signed webhooks): destinations, delivery logs, test deliveries'
             cand mcp 'MCP: register MCP servers, list the tools an agent may call there, call one through the gateway (checked by the Guardian)'
             cand keys 'Manage org API keys'
+            cand orgs 'The org''s security settings: proof of possession, sender-constrained tokens'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand bench 'Measure the gateway under load: checks, introspections, token issues, telemetry, each beside /health (like pgbench)'
@@ -395,6 +396,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
             cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
             cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
+            cand keys 'The agent''s Ed25519 key (proof of possession, DPoP)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;agents;create'= {
@@ -411,6 +413,8 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
             cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
             cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --generate-key 'Make an Ed25519 key pair here and register its public half; the private half is kept in the profile''s agent-key folder (0600), where `guard` and `actions check` find it'
+            cand --print-private-key 'Print the private key (PKCS#8 PEM) once instead of keeping it in the profile''s agent-key folder'
             cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
             cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
             cand -q 'Print only the primary value (an id, a token, a key)'
@@ -541,6 +545,62 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'agenttrust;agents;keys'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand rotate 'Make a new key pair here and register its public half; the previous key keeps working for the grace period'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;agents;keys;rotate'= {
+            cand --grace 'How long the previous key keeps working (`0`, `300`, `15m`, `1h`) [default: 1h]'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --print-private-key 'Print the private key (PKCS#8 PEM) once instead of keeping it in the profile''s agent-key folder'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;agents;keys;help'= {
+            cand rotate 'Make a new key pair here and register its public half; the previous key keeps working for the grace period'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;agents;keys;help;rotate'= {
+        }
+        &'agenttrust;agents;keys;help;help'= {
+        }
         &'agenttrust;agents;help'= {
             cand create 'Register an agent'
             cand list 'List the org''s agents, oldest first (`--all` follows every page)'
@@ -548,6 +608,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
             cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
             cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
+            cand keys 'The agent''s Ed25519 key (proof of possession, DPoP)'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'agenttrust;agents;help;create'= {
@@ -561,6 +622,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;agents;help;mode'= {
         }
         &'agenttrust;agents;help;unlock'= {
+        }
+        &'agenttrust;agents;help;keys'= {
+            cand rotate 'Make a new key pair here and register its public half; the previous key keeps working for the grace period'
+        }
+        &'agenttrust;agents;help;keys;rotate'= {
         }
         &'agenttrust;agents;help;help'= {
         }
@@ -3137,6 +3203,126 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         }
         &'agenttrust;keys;help;help'= {
         }
+        &'agenttrust;orgs'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand security-settings 'Proof of possession and sender-constrained tokens'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;orgs;security-settings'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand get 'Show the org''s security settings'
+            cand set 'Change them (a setting left out keeps its value)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;orgs;security-settings;get'= {
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;orgs;security-settings;set'= {
+            cand --require-proof-of-possession 'Issue WIMSE tokens only against a proof of possession of the agent''s key'
+            cand --require-sender-constrained-tokens 'Accept agent credentials only with a DPoP proof of the agent''s key'
+            cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
+            cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
+            cand -o 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --output 'Output format [env: AGENTTRUST_OUTPUT] [default: table]'
+            cand --jq 'Filter the JSON output through a jq expression; implies `-o json` (strings print raw)'
+            cand --timeout 'Request timeout: 300, 300s, 5m, 1h [env: AGENTTRUST_TIMEOUT] [default: 30s]'
+            cand --ca-cert 'Trust this PEM CA certificate in addition to the system roots'
+            cand --config-dir 'Config dir [env: AGENTTRUST_CONFIG_DIR] [default: the platform''s, e.g. ~/.config/agenttrust]'
+            cand --color 'Colour: auto (on a terminal; NO_COLOR, CLICOLOR=0 and CLICOLOR_FORCE respected), always, never'
+            cand --insecure 'Skip TLS certificate verification (unsafe; warns)'
+            cand --no-input 'Agent/CI mode: no prompts (--yes needed), JSON errors on stderr [env: AGENTTRUST_NO_INPUT]'
+            cand -q 'Print only the primary value (an id, a token, a key)'
+            cand --quiet 'Print only the primary value (an id, a token, a key)'
+            cand -v 'More logging on stderr (-v debug, -vv everything)'
+            cand --verbose 'More logging on stderr (-v debug, -vv everything)'
+            cand --wide 'Tables: every column whole (ids not shortened, not fitted to the terminal''s width)'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'agenttrust;orgs;security-settings;help'= {
+            cand get 'Show the org''s security settings'
+            cand set 'Change them (a setting left out keeps its value)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;orgs;security-settings;help;get'= {
+        }
+        &'agenttrust;orgs;security-settings;help;set'= {
+        }
+        &'agenttrust;orgs;security-settings;help;help'= {
+        }
+        &'agenttrust;orgs;help'= {
+            cand security-settings 'Proof of possession and sender-constrained tokens'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'agenttrust;orgs;help;security-settings'= {
+            cand get 'Show the org''s security settings'
+            cand set 'Change them (a setting left out keeps its value)'
+        }
+        &'agenttrust;orgs;help;security-settings;get'= {
+        }
+        &'agenttrust;orgs;help;security-settings;set'= {
+        }
+        &'agenttrust;orgs;help;help'= {
+        }
         &'agenttrust;audit'= {
             cand --profile 'Profile to use [env: AGENTTRUST_PROFILE] [default: the configured default, else `default`]'
             cand --url 'Gateway base URL [env: AGENTTRUST_URL, then AGENTTRUST_BASE_URL] [default: http://localhost:8080]'
@@ -3942,6 +4128,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand streaming 'Stream the audit log to SIEMs (Splunk HEC, Datadog, Elasticsearch, signed webhooks): destinations, delivery logs, test deliveries'
             cand mcp 'MCP: register MCP servers, list the tools an agent may call there, call one through the gateway (checked by the Guardian)'
             cand keys 'Manage org API keys'
+            cand orgs 'The org''s security settings: proof of possession, sender-constrained tokens'
             cand audit 'Read the org''s audit log and verify its hash chain'
             cand api 'Send a raw request to the gateway with the profile''s URL and key (like `gh api`)'
             cand bench 'Measure the gateway under load: checks, introspections, token issues, telemetry, each beside /health (like pgbench)'
@@ -3988,6 +4175,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand revoke 'Revoke an agent and every live token of it (asks first; --yes without a terminal)'
             cand mode 'Set the agent''s own mode, binding it in every session: standard, read_only or locked'
             cand unlock 'Unlock an agent locked by an admin or by the agent-level lockout'
+            cand keys 'The agent''s Ed25519 key (proof of possession, DPoP)'
         }
         &'agenttrust;help;agents;create'= {
         }
@@ -4000,6 +4188,11 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;agents;mode'= {
         }
         &'agenttrust;help;agents;unlock'= {
+        }
+        &'agenttrust;help;agents;keys'= {
+            cand rotate 'Make a new key pair here and register its public half; the previous key keeps working for the grace period'
+        }
+        &'agenttrust;help;agents;keys;rotate'= {
         }
         &'agenttrust;help;tokens'= {
             cand issue 'Issue a token for an agent (`-q` prints only the token)'
@@ -4234,6 +4427,17 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
         &'agenttrust;help;keys;list'= {
         }
         &'agenttrust;help;keys;revoke'= {
+        }
+        &'agenttrust;help;orgs'= {
+            cand security-settings 'Proof of possession and sender-constrained tokens'
+        }
+        &'agenttrust;help;orgs;security-settings'= {
+            cand get 'Show the org''s security settings'
+            cand set 'Change them (a setting left out keeps its value)'
+        }
+        &'agenttrust;help;orgs;security-settings;get'= {
+        }
+        &'agenttrust;help;orgs;security-settings;set'= {
         }
         &'agenttrust;help;audit'= {
             cand list 'List audit events in chain order, oldest first, filtered (`--all` follows every page)'

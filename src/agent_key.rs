@@ -175,6 +175,38 @@ impl AgentPrivateKey {
     pub fn sign_base64url(&self, message: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(self.sign(message))
     }
+
+    /// An RFC 9449 DPoP proof for a `method` request to `url` (no query) carrying
+    /// `access_token`, made at `iat` (unix seconds) with the unique `jti`: the compact JWS the
+    /// SDKs send in the `DPoP` header.
+    pub fn dpop_proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: &str,
+        iat: i64,
+        jti: &str,
+    ) -> String {
+        let header = serde_json::json!({
+            "typ": "dpop+jwt",
+            "alg": "EdDSA",
+            "jwk": self.public().jwk(),
+        });
+        let claims = serde_json::json!({
+            "htm": method,
+            "htu": url,
+            "iat": iat,
+            "jti": jti,
+            "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes())),
+        });
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = self.sign_base64url(input.as_bytes());
+        format!("{input}.{signature}")
+    }
 }
 
 #[cfg(test)]

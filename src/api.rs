@@ -22,6 +22,7 @@ pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod mcp;
+pub mod orgs;
 pub mod policies;
 pub mod sessions;
 pub mod status;
@@ -29,6 +30,7 @@ pub mod streaming;
 pub mod telemetry;
 pub mod time;
 pub mod tokens;
+pub mod wimse;
 
 use serde::{Deserialize, Deserializer};
 

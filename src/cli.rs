@@ -7,6 +7,7 @@
 //! as unset.
 
 pub mod actions;
+pub mod agent_credentials;
 pub mod agents;
 pub mod api;
 pub mod approvals;
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod login;
 pub mod man;
 pub mod mcp;
+pub mod orgs;
 pub mod paging;
 pub mod policies;
 pub mod profile;
@@ -162,6 +164,8 @@ pub enum Command {
     Mcp(mcp::McpArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
+    /// The org's security settings: proof of possession, sender-constrained tokens
+    Orgs(orgs::OrgsArgs),
     /// Read the org's audit log and verify its hash chain
     Audit(audit::AuditArgs),
     /// Send a raw request to the gateway with the profile's URL and key (like `gh api`)
@@ -301,6 +305,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Streaming(args) => streaming::run(&context, args).await,
                 Command::Mcp(args) => mcp::run(&context, args).await,
                 Command::Keys(args) => done(keys::run(&context, args).await),
+                Command::Orgs(args) => done(orgs::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),
                 Command::Api(args) => done(api::run(&context, args).await),
                 Command::Bench(args) => bench::run(&context, args).await,

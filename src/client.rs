@@ -13,6 +13,7 @@ pub mod federation;
 pub mod health;
 pub mod keys;
 pub mod mcp;
+pub mod orgs;
 pub mod policies;
 pub mod prepared;
 pub mod raw;
@@ -20,6 +21,7 @@ pub mod sessions;
 pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
+pub mod wimse;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -160,6 +162,9 @@ pub struct Client {
     audit: Url,
     api_key: Option<String>,
     agent_token: Option<String>,
+    /// The agent's own key: every request made with the agent token carries a DPoP proof
+    /// signed by it (the token is then useless without the key).
+    proof_key: Option<std::sync::Arc<crate::agent_key::AgentPrivateKey>>,
     timeout: Duration,
 }
 
@@ -264,6 +269,7 @@ impl Client {
                 .agent_token
                 .clone()
                 .filter(|token| !token.is_empty()),
+            proof_key: None,
             timeout: options.timeout,
         })
     }
@@ -336,6 +342,38 @@ impl Client {
     ) -> Result<(u16, bytes::Bytes), Error> {
         self.exchange(Method::POST, url, Some(body), true, headers)
             .await
+    }
+
+    /// A POST with extra request headers (a DPoP proof, a WIMSE bearer); `as_agent` adds the
+    /// client's agent token as the bearer, as [`Client::post_as_agent`] does.
+    pub(crate) async fn post_with_headers<T: DeserializeOwned, B: Serialize>(
+        &self,
+        url: Url,
+        body: &B,
+        as_agent: bool,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<T>, Error> {
+        self.send_with(Method::POST, url, Some(body), as_agent, headers)
+            .await
+    }
+
+    /// The same client signing a DPoP proof with `key` for every request it makes with its
+    /// agent token.
+    pub fn with_proof_key(&self, key: crate::agent_key::AgentPrivateKey) -> Client {
+        Client {
+            proof_key: Some(std::sync::Arc::new(key)),
+            ..self.clone()
+        }
+    }
+
+    /// Whether requests made with the agent token carry DPoP proofs.
+    pub fn signs_agent_requests(&self) -> bool {
+        self.proof_key.is_some() && self.agent_token.is_some()
+    }
+
+    /// The agent token the client acts with, if any.
+    pub fn agent_token(&self) -> Option<&str> {
+        self.agent_token.as_deref()
     }
 
     pub(crate) async fn put<T: DeserializeOwned, B: Serialize>(
@@ -441,7 +479,26 @@ impl Client {
     ) -> Result<(u16, bytes::Bytes), Error> {
         let shown_url = url.to_string();
         tracing::debug!(%method, url = %shown_url, "request");
+        // RFC 9449: the proof names the method and the URL without query and fragment.
+        let proof = match (&self.proof_key, &self.agent_token) {
+            (Some(key), Some(token)) if as_agent => {
+                let mut target = url.clone();
+                target.set_query(None);
+                target.set_fragment(None);
+                Some(key.dpop_proof(
+                    method.as_str(),
+                    target.as_str(),
+                    token,
+                    crate::api::time::now(),
+                    &uuid::Uuid::new_v4().to_string(),
+                ))
+            }
+            _ => None,
+        };
         let mut request = self.http.request(method, url);
+        if let Some(proof) = &proof {
+            request = request.header("DPoP", proof);
+        }
         for (name, value) in headers {
             request = request.header(*name, *value);
         }

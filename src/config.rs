@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+pub mod agent_keys;
 pub mod env;
 mod files;
 mod resolve;

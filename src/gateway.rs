@@ -16,6 +16,7 @@ pub mod cache;
 pub mod check;
 pub mod connections;
 pub mod delegations;
+pub mod dpop;
 pub mod error;
 pub mod extract;
 pub mod federation;
@@ -23,6 +24,7 @@ pub mod health;
 pub mod keys;
 pub mod mcp;
 pub mod notices;
+pub mod orgs;
 pub mod outbound;
 pub mod policies;
 pub mod policy_cache;
@@ -35,6 +37,7 @@ pub mod streaming;
 pub mod telemetry;
 pub mod tokens;
 pub mod validate;
+pub mod wimse;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -299,6 +302,8 @@ impl Gateway {
             Arc::clone(&self.state.caches),
             self.listening,
         ));
+        // Forgets spent challenges and the DPoP proofs whose window has passed.
+        let pruning = tokio::spawn(wimse::prune(store.clone()));
         let checkpoints = self
             .audit_checkpoint_interval
             .filter(|interval| !interval.is_zero())
@@ -323,6 +328,8 @@ impl Gateway {
         // The listener holds a pooled connection: give it back before closing the pool.
         notices.abort();
         let _ = notices.await;
+        pruning.abort();
+        let _ = pruning.await;
         if let Some(checkpoints) = checkpoints {
             checkpoints.abort();
             let _ = checkpoints.await;
@@ -391,6 +398,20 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/api/v1/agents/{agent_id}/revoke", post(agents::revoke))
         .route("/api/v1/agents/{agent_id}/mode", put(agents::set_mode))
         .route("/api/v1/agents/{agent_id}/unlock", post(agents::unlock))
+        .route(
+            "/api/v1/agents/{agent_id}/keys/rotate",
+            post(agents::rotate_key),
+        )
+        .route(
+            "/api/v1/agents/{agent_id}/challenge",
+            post(wimse::challenge),
+        )
+        .route("/api/v1/wimse/token", post(wimse::issue_token))
+        .route("/api/v1/wimse/verify", post(wimse::verify))
+        .route(
+            "/api/v1/orgs/security-settings",
+            get(orgs::get_security_settings).put(orgs::set_security_settings),
+        )
         .route("/api/v1/agent-tokens/issue", post(tokens::issue))
         .route("/api/v1/agent-tokens/introspect", post(tokens::introspect))
         .route("/api/v1/agent-tokens/revoke", post(tokens::revoke))

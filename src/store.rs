@@ -13,6 +13,7 @@
 //! ([`SqliteSynchronous`]). A database file this store creates is private to its user (0600);
 //! SQLite gives its WAL and shared-memory files the database file's mode.
 
+pub mod agent_keys;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
@@ -27,6 +28,7 @@ pub mod mcp;
 pub mod orgs;
 pub mod policies;
 pub mod script;
+pub mod security_settings;
 pub mod sessions;
 pub mod signing_keys;
 pub mod streaming;
@@ -267,6 +269,9 @@ const TABLES: &[&str] = &[
     "federation_tokens",
     "siem_destinations",
     "siem_deliveries",
+    "pop_challenges",
+    "dpop_proofs_seen",
+    "org_security_settings",
 ];
 
 impl Store {

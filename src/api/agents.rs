@@ -58,9 +58,31 @@ pub struct Agent {
     /// (absent from hosted gateways' answers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+    /// Our extension: the RFC 7638 thumbprint of `public_key` (what bound tokens name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_thumbprint: Option<String>,
+    /// Our extension: until when the key replaced by the last rotation still works.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_key_valid_until: Option<String>,
     #[serde(flatten, default, skip_serializing_if = "Extra::is_empty")]
     pub extra: Extra,
 }
+
+/// `POST /api/v1/agents/{agent_id}/keys/rotate` (our extension): the new key, and how long the
+/// key it replaces keeps working.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RotateAgentKeyRequest {
+    pub public_key: String,
+    /// Seconds the previous key stays valid (default [`DEFAULT_KEY_GRACE_SECONDS`]; 0: at once
+    /// no more).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_seconds: Option<i64>,
+}
+
+/// How long a rotated-out key keeps working unless the caller says otherwise.
+pub const DEFAULT_KEY_GRACE_SECONDS: i64 = 3600;
+/// The longest grace period a rotation may give the previous key (7 days).
+pub const MAX_KEY_GRACE_SECONDS: i64 = 7 * 24 * 3600;
 
 /// `PUT /api/v1/agents/{agent_id}/mode` (our extension).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,7 +7,6 @@ use clap::{Args, Subcommand};
 use super::common::ToolArgs;
 use super::{Context, effect_parser};
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
-use crate::client;
 use crate::client::actions::{MAX_INPUT_SUMMARY_CHARS, truncate_summary};
 use crate::config::env;
 use crate::exit::{self, Outcome, Retry};
@@ -86,7 +85,7 @@ pub async fn check(context: &Context, args: CheckArgs) -> anyhow::Result<Outcome
         action_effect: args.effect.map(|effect| effect.as_str().to_string()),
         ..CheckRequest::default()
     };
-    let response = client::actions::check(&client, &request).await?;
+    let response = super::agent_credentials::check(context, &client, &request).await?;
     let decision = &response.value;
     // `-q`: the value a script acts on next — the approval to wait for on an elevation, else
     // the check id.

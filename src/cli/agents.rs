@@ -1,4 +1,6 @@
-//! `agenttrust agents create|list|get|revoke`.
+//! `agenttrust agents create|list|get|revoke|mode|unlock|keys rotate`. An agent's key pair is
+//! made here (`--generate-key`, `keys rotate`): only the public half is sent; the private half
+//! is kept in the profile's agent-key folder (0600) or printed once.
 
 use std::collections::HashMap;
 
@@ -6,9 +8,10 @@ use clap::{Args, Subcommand};
 
 use super::Context;
 use super::paging::{self, PageArgs};
+use crate::agent_key::AgentPrivateKey;
 use crate::api::agents::{
-    Agent, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, STATUSES,
-    SetAgentModeRequest,
+    Agent, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest, RotateAgentKeyRequest,
+    STATUSES, SetAgentModeRequest,
 };
 use crate::api::join_or_dash;
 use crate::api::telemetry::MAX_PAGE_SIZE;
@@ -47,6 +50,40 @@ pub enum AgentsCommand {
         /// Agent id or name
         id: String,
     },
+    /// The agent's Ed25519 key (proof of possession, DPoP)
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new key pair here and register its public half; the previous key keeps working
+    /// for the grace period
+    Rotate(RotateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// Agent id or name
+    pub id: String,
+    /// How long the previous key keeps working (`0`, `300`, `15m`, `1h`) [default: 1h]
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub grace: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub private_key: PrivateKeyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PrivateKeyArgs {
+    /// Print the private key (PKCS#8 PEM) once instead of keeping it in the profile's agent-key
+    /// folder
+    #[arg(long)]
+    pub print_private_key: bool,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +100,12 @@ pub struct CreateArgs {
     /// Free-form metadata as a JSON object
     #[arg(long, value_name = "JSON", value_parser = super::parse_json_object)]
     pub metadata: Option<serde_json::Value>,
+    /// Make an Ed25519 key pair here and register its public half; the private half is kept in
+    /// the profile's agent-key folder (0600), where `guard` and `actions check` find it
+    #[arg(long)]
+    pub generate_key: bool,
+    #[command(flatten)]
+    pub private_key: PrivateKeyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -97,20 +140,83 @@ pub async fn run(context: &Context, args: AgentsArgs) -> anyhow::Result<()> {
         AgentsCommand::Revoke(args) => revoke(context, args).await,
         AgentsCommand::Mode { id, mode } => set_mode(context, &id, mode).await,
         AgentsCommand::Unlock { id } => unlock(context, &id).await,
+        AgentsCommand::Keys(KeysArgs {
+            command: KeysCommand::Rotate(args),
+        }) => rotate_key(context, args).await,
     }
 }
 
 pub async fn create(context: &Context, args: CreateArgs) -> anyhow::Result<()> {
+    if args.private_key.print_private_key && !args.generate_key {
+        anyhow::bail!("--print-private-key goes with --generate-key");
+    }
     let client = context.client()?;
+    let key = args.generate_key.then(AgentPrivateKey::generate);
     let request = CreateAgentRequest {
         name: args.name,
         framework: args.framework,
         capabilities: super::clean_list(args.capabilities),
         metadata: args.metadata,
+        public_key: key.as_ref().map(|key| key.public().to_pem()),
         ..CreateAgentRequest::default()
     };
     let response = client::agents::create(&client, &request).await?;
-    show_agent(context, &response.raw, &response.value)
+    let mut raw = response.raw;
+    let printed = match &key {
+        Some(key) => keep_private_key(context, &response.value.id, key, &args.private_key)?,
+        None => None,
+    };
+    if let (Some(pem), Some(object)) = (&printed, raw.as_object_mut()) {
+        object.insert("private_key".to_string(), pem.as_str().into());
+    }
+    show_agent_with(context, &raw, &response.value, printed.as_deref())
+}
+
+/// `agents keys rotate ID`: a new key pair made here, its public half registered; the private
+/// half replaces the profile's copy (or is printed once).
+pub async fn rotate_key(context: &Context, args: RotateKeyArgs) -> anyhow::Result<()> {
+    let client = context.client()?;
+    let id = super::resolve_agent(&client, args.id).await?;
+    let key = AgentPrivateKey::generate();
+    let request = RotateAgentKeyRequest {
+        public_key: key.public().to_pem(),
+        grace_seconds: args
+            .grace
+            .map(|grace| i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)),
+    };
+    let response = client::agents::rotate_key(&client, &id, &request).await?;
+    let mut raw = response.raw;
+    let printed = keep_private_key(context, &id, &key, &args.private_key)?;
+    if let (Some(pem), Some(object)) = (&printed, raw.as_object_mut()) {
+        object.insert("private_key".to_string(), pem.as_str().into());
+    }
+    show_agent_with(context, &raw, &response.value, printed.as_deref())
+}
+
+/// Keeps the private half in the profile's agent-key folder, or hands it back to be printed
+/// once (`--print-private-key`).
+fn keep_private_key(
+    context: &Context,
+    agent_id: &str,
+    key: &AgentPrivateKey,
+    args: &PrivateKeyArgs,
+) -> anyhow::Result<Option<String>> {
+    if args.print_private_key {
+        let pem = key
+            .to_pem()
+            .map_err(|error| anyhow::anyhow!("cannot encode the private key: {error}"))?;
+        crate::output::warn(
+            "the private key is printed once and kept nowhere: store it safely, it is the \
+             agent's identity",
+        );
+        return Ok(Some(pem.to_string()));
+    }
+    let path = super::agent_credentials::key_store(context).save_key(agent_id, key)?;
+    crate::output::say(format!(
+        "private key kept in {} (mode 0600); `guard` and `actions check` use it for agent {agent_id}",
+        path.display()
+    ));
+    Ok(None)
 }
 
 pub async fn list(context: &Context, args: ListArgs) -> anyhow::Result<()> {
@@ -276,6 +382,15 @@ pub async fn revoke(context: &Context, mut args: RevokeArgs) -> anyhow::Result<(
 }
 
 fn show_agent(context: &Context, raw: &serde_json::Value, agent: &Agent) -> anyhow::Result<()> {
+    show_agent_with(context, raw, agent, None)
+}
+
+fn show_agent_with(
+    context: &Context,
+    raw: &serde_json::Value,
+    agent: &Agent,
+    private_key: Option<&str>,
+) -> anyhow::Result<()> {
     let metadata = if agent.metadata.is_empty() {
         "-".to_string()
     } else {
@@ -300,6 +415,15 @@ fn show_agent(context: &Context, raw: &serde_json::Value, agent: &Agent) -> anyh
     }
     if agent.public_key.is_some() {
         fields.push(("public_key", "present".to_string()));
+    }
+    if let Some(thumbprint) = &agent.key_thumbprint {
+        fields.push(("key_thumbprint", thumbprint.clone()));
+    }
+    if let Some(until) = &agent.previous_key_valid_until {
+        fields.push(("previous_key_valid_until", until.clone()));
+    }
+    if let Some(pem) = private_key {
+        fields.push(("private_key", pem.to_string()));
     }
     context
         .printer

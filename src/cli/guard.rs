@@ -268,6 +268,8 @@ pub async fn check(
         agent_token.as_deref(),
     )?;
     let client = context.runtime_client(agent_token)?;
+    let client =
+        super::agent_credentials::with_stored_key(context, client, caller.agent_id.as_deref());
     let summary = args.input.as_deref().map(summarize);
     let question = Question {
         tool: args.tool.name(),
@@ -300,6 +302,8 @@ pub async fn run_command(
         agent_token.as_deref(),
     )?;
     let client = context.runtime_client(agent_token)?;
+    let client =
+        super::agent_credentials::with_stored_key(context, client, caller.agent_id.as_deref());
     let question = Question {
         tool: &tool,
         summary: Some(run_summary(&args.command, args.input.as_deref())),
@@ -390,6 +394,7 @@ pub async fn report(
         Some(agent) => Some(super::resolve_agent(&client, agent).await?),
         None => None,
     };
+    let client = super::agent_credentials::with_stored_key(context, client, agent_id.as_deref());
     let error_type = if args.success {
         None
     } else {
@@ -465,6 +470,12 @@ async fn deliver_all(
     agent_token: Option<String>,
 ) -> anyhow::Result<(Spool, Delivery)> {
     let client = context.runtime_client(agent_token)?;
+    // A token acts only for its own agent: the exported agent's stored key signs for it.
+    let client = super::agent_credentials::with_stored_key(
+        context,
+        client,
+        env::var(env::AGENT_ID).as_deref(),
+    );
     let spool = spool_for(&client)?;
     let delivery = spool.deliver(&client, None).await?;
     if !context.printer.prints_json() && (delivery.sent > 0 || delivery.remaining > 0) {
@@ -618,7 +629,7 @@ async fn decide(
         }
         Ok(())
     };
-    let mut response = match client::actions::check(client, &request).await {
+    let mut response = match super::agent_credentials::check(context, client, &request).await {
         Ok(response) => response,
         Err(error) => match fail_open_on(&error)? {
             Some(verdict) => return Ok(verdict),
@@ -636,7 +647,9 @@ async fn decide(
                 .value;
         match approvals::approval_outcome(approval, timeout) {
             // The documented flow: retry the same call in the same session.
-            Outcome::Success => response = client::actions::check(client, &request).await?,
+            Outcome::Success => {
+                response = super::agent_credentials::check(context, client, &request).await?
+            }
             // An expired approval still needs a human: for `guard`, that is an elevation (75).
             Outcome::ApprovalExpired { approval_id } => {
                 show(&response)?;

@@ -16,6 +16,24 @@ pub async fn check(
     client.post_as_agent(check_url(client)?, request).await
 }
 
+/// [`check`] sender-constrained: with a DPoP proof made for [`check_url`], and `bearer` (a
+/// WIMSE token) as the credential, or the client's own agent token when `bearer` is `None`.
+pub async fn check_with_proof(
+    client: &Client,
+    request: &CheckRequest,
+    bearer: Option<&str>,
+    proof: &str,
+) -> Result<Response<CheckDecision>, Error> {
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("DPoP", proof)];
+    if let Some(authorization) = &authorization {
+        headers.push(("Authorization", authorization.as_str()));
+    }
+    client
+        .post_with_headers(check_url(client)?, request, bearer.is_none(), &headers)
+        .await
+}
+
 /// Where [`check`] posts.
 pub(crate) fn check_url(client: &Client) -> Result<Url, Error> {
     client.url(Service::Auth, &["api", "v1", "agenttrust", "check"])

@@ -3,7 +3,7 @@
 use super::{Client, Error, Response, Service, unwrapped, with_query};
 use crate::api::agents::{
     Agent, AgentList, AgentQuery, CreateAgentRequest, RevokeAgentRequest, RevokeAgentResponse,
-    SetAgentModeRequest,
+    RotateAgentKeyRequest, SetAgentModeRequest,
 };
 
 pub async fn create(
@@ -59,5 +59,19 @@ pub async fn unlock(client: &Client, agent_id: &str) -> Result<Response<Agent>, 
     let url = client.url(Service::Base, &["api", "v1", "agents", agent_id, "unlock"])?;
     let response: Response<serde_json::Value> =
         client.post(url.clone(), &serde_json::json!({})).await?;
+    unwrapped(response, "agent", &url)
+}
+
+/// Makes `request.public_key` the agent's key (`POST /api/v1/agents/{id}/keys/rotate`).
+pub async fn rotate_key(
+    client: &Client,
+    agent_id: &str,
+    request: &RotateAgentKeyRequest,
+) -> Result<Response<Agent>, Error> {
+    let url = client.url(
+        Service::Base,
+        &["api", "v1", "agents", agent_id, "keys", "rotate"],
+    )?;
+    let response: Response<serde_json::Value> = client.post(url.clone(), request).await?;
     unwrapped(response, "agent", &url)
 }

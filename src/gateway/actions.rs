@@ -1,7 +1,7 @@
 //! `POST /api/v1/agenttrust/check` (and `/api/v1/actions/check`): the Guardian pre-flight
 //! check. A thin door onto [`super::check`]: the acting agent comes from the credentials (an
-//! agent token's own agent, or the body's with an org key), and a denial is a 200 with
-//! `allowed: false`.
+//! agent token's or WIMSE token's own agent, or the body's with an org key — refused when the
+//! org requires sender-constrained tokens), and a denial is a 200 with `allowed: false`.
 
 use std::time::Instant;
 
@@ -22,6 +22,7 @@ pub async fn check(
     JsonBody(request): JsonBody<CheckRequest>,
 ) -> ApiResult<Json<CheckDecision>> {
     let started = Instant::now();
+    caller.refuse_unconstrained(&state).await?;
     let agent_id = caller.acting_agent(request.agent_id.as_deref())?;
     let decision = check::check(
         &state,

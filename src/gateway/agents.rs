@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 
 use crate::agent_key::AgentPublicKey;
 use crate::api::agents::{
-    Agent, AgentList, AgentQuery, CreateAgentRequest, FRAMEWORKS, RevokeAgentRequest,
-    RevokeAgentResponse, STATUSES, SetAgentModeRequest,
+    Agent, AgentList, AgentQuery, CreateAgentRequest, DEFAULT_KEY_GRACE_SECONDS, FRAMEWORKS,
+    MAX_KEY_GRACE_SECONDS, RevokeAgentRequest, RevokeAgentResponse, RotateAgentKeyRequest,
+    STATUSES, SetAgentModeRequest,
 };
 use crate::api::policies::SessionMode;
 use crate::api::telemetry::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -189,6 +190,55 @@ async fn change_mode(
     .await?
     .ok_or_else(|| not_found(id))?;
     state.caches.forget(&Change::Agent { id: id.to_string() });
+    Ok(Json(row.into_api()?))
+}
+
+/// `POST /api/v1/agents/{agent_id}/keys/rotate` (our extension): makes `public_key` the
+/// agent's key; the key it replaces keeps working for `grace_seconds` (tokens bound to it, DPoP
+/// proofs and proofs of possession signed by it), then no more.
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(id): PathId,
+    JsonBody(request): JsonBody<RotateAgentKeyRequest>,
+) -> ApiResult<Json<Agent>> {
+    caller.require_admin()?;
+    let key = AgentPublicKey::from_pem(&request.public_key)
+        .map_err(|error| ApiError::validation(error.to_string()))?;
+    let grace = request.grace_seconds.unwrap_or(DEFAULT_KEY_GRACE_SECONDS);
+    if !(0..=MAX_KEY_GRACE_SECONDS).contains(&grace) {
+        return Err(ApiError::validation(format!(
+            "grace_seconds must be between 0 and {MAX_KEY_GRACE_SECONDS}"
+        )));
+    }
+    let agent = store::agents::get(&state.store, &caller.org_id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if !agent.is_active() {
+        return Err(ApiError::conflict(format!(
+            "agent {id} is {}; its key cannot change",
+            agent.status
+        )));
+    }
+    if agent.current_thumbprint().as_deref() == Some(key.thumbprint().as_str()) {
+        return Err(ApiError::conflict(format!(
+            "this key is already agent {id}'s current key"
+        )));
+    }
+    let row = store::agent_keys::rotate_key(
+        &state.store,
+        &caller.org_id,
+        &id,
+        store::agent_keys::NewAgentKey {
+            public_key: request.public_key.trim(),
+            thumbprint: &key.thumbprint(),
+            previous_valid_until: crate::api::time::now() + grace,
+        },
+        &caller.actor(),
+    )
+    .await?
+    .ok_or_else(|| ApiError::conflict(format!("agent {id} was revoked meanwhile")))?;
+    state.caches.forget(&Change::Agent { id: id.clone() });
     Ok(Json(row.into_api()?))
 }
 

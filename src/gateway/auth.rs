@@ -1,6 +1,14 @@
-//! Who is calling: an org API key (`X-API-Key`, with a role) or an agent token presented as
-//! `Authorization: Bearer at_…`. Every handler takes a [`Caller`] and asks it for the right it
-//! needs; every query is then scoped by `caller.org_id`.
+//! Who is calling: an org API key (`X-API-Key`, with a role), an agent token presented as
+//! `Authorization: Bearer at_…`, or a WIMSE workload token (`gateway::wimse`) presented as a
+//! bearer. Every handler takes a [`Caller`] and asks it for the right it needs; every query is
+//! then scoped by `caller.org_id`.
+//!
+//! Agent credentials may be sender-constrained (`gateway::dpop`): a `DPoP` proof that comes with
+//! an agent token must be signed by one of the agent's keys, with a WIMSE token by the key the
+//! token is bound to (`cnf.jkt`, always required for a bound token). When the org requires
+//! sender-constrained tokens, an agent credential without a proof is refused on every route,
+//! and so is an API key alone where it would act as an agent ([`Caller::refuse_unconstrained`]).
+//! A request without a `DPoP` header and without a WIMSE token does no extra work.
 //!
 //! Keys and tokens are looked up by digest through the replica's caches (`gateway::cache`): a
 //! revocation is refused on the replica that made it from its answer on, and on every other
@@ -17,6 +25,7 @@ use crate::store::{self, audit::Actor};
 use super::AppState;
 use super::error::ApiError;
 use super::secrets::{self, AGENT_TOKEN_PREFIX};
+use super::{dpop, wimse};
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -34,6 +43,12 @@ pub enum Principal {
         token_id: String,
         scopes: Vec<String>,
         session_id: Option<String>,
+    },
+    /// An agent acting with a WIMSE workload token: its identity comes from the token (which
+    /// carries no scopes: the agent's capabilities and the policy bound it).
+    Workload {
+        agent_id: String,
+        token_id: String,
     },
 }
 
@@ -60,7 +75,7 @@ impl Caller {
             Principal::Key { role, .. } => Err(ApiError::forbidden(format!(
                 "this endpoint needs an admin API key; the key in use has role {role}"
             ))),
-            Principal::Agent { .. } => Err(ApiError::forbidden(
+            Principal::Agent { .. } | Principal::Workload { .. } => Err(ApiError::forbidden(
                 "this endpoint needs an admin API key, not an agent token",
             )),
         }
@@ -70,22 +85,43 @@ impl Caller {
     pub fn require_key(&self) -> Result<(), ApiError> {
         match &self.principal {
             Principal::Key { .. } => Ok(()),
-            Principal::Agent { .. } => Err(ApiError::forbidden(
+            Principal::Agent { .. } | Principal::Workload { .. } => Err(ApiError::forbidden(
                 "this endpoint needs an org API key, not an agent token",
             )),
         }
+    }
+
+    /// Where an API key alone would act as an agent (a check): refused when the org requires
+    /// sender-constrained tokens, since a copied key proves nothing about the agent.
+    pub async fn refuse_unconstrained(&self, state: &AppState) -> Result<(), ApiError> {
+        if let Principal::Key { .. } = self.principal {
+            let settings = state
+                .caches
+                .security_settings(&state.store, &self.org_id)
+                .await?;
+            if settings.require_sender_constrained_tokens {
+                return Err(ApiError::unauthenticated(
+                    "this org requires sender-constrained tokens: act as an agent with its WIMSE \
+                     token (or agent token) and a DPoP proof signed by the agent's key",
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The agent a runtime call is about: the token's agent when one is presented (a body
     /// naming another agent is refused), else the body's.
     pub fn acting_agent(&self, body_agent_id: Option<&str>) -> Result<String, ApiError> {
         match (&self.principal, body_agent_id) {
-            (Principal::Agent { agent_id, .. }, Some(named)) if named != agent_id => {
-                Err(ApiError::forbidden(format!(
-                    "the agent token belongs to agent {agent_id}; it cannot act as agent {named}"
-                )))
+            (
+                Principal::Agent { agent_id, .. } | Principal::Workload { agent_id, .. },
+                Some(named),
+            ) if named != agent_id => Err(ApiError::forbidden(format!(
+                "the agent token belongs to agent {agent_id}; it cannot act as agent {named}"
+            ))),
+            (Principal::Agent { agent_id, .. } | Principal::Workload { agent_id, .. }, _) => {
+                Ok(agent_id.clone())
             }
-            (Principal::Agent { agent_id, .. }, _) => Ok(agent_id.clone()),
             (Principal::Key { .. }, Some(named)) => Ok(named.to_string()),
             (Principal::Key { .. }, None) => Err(ApiError::validation("agent_id is required")),
         }
@@ -110,7 +146,7 @@ impl Caller {
                 id: token_id.clone(),
                 scopes: scopes.clone(),
             }),
-            Principal::Key { .. } => None,
+            Principal::Key { .. } | Principal::Workload { .. } => None,
         }
     }
 
@@ -118,7 +154,9 @@ impl Caller {
     pub fn actor(&self) -> Actor {
         match &self.principal {
             Principal::Key { id, .. } => Actor(format!("key:{id}")),
-            Principal::Agent { agent_id, .. } => Actor(format!("agent:{agent_id}")),
+            Principal::Agent { agent_id, .. } | Principal::Workload { agent_id, .. } => {
+                Actor(format!("agent:{agent_id}"))
+            }
         }
     }
 }
@@ -128,19 +166,42 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let api_key = header_text(parts, API_KEY_HEADER)?;
-        let agent_token = header_text(parts, AUTHORIZATION.as_str())?
-            .and_then(|value| bearer_token(value))
-            // Other bearer kinds (WIMSE JWTs from newer SDKs) ride along with an API key;
-            // only our own agent tokens carry an identity here.
-            .filter(|token| token.starts_with(AGENT_TOKEN_PREFIX));
+        let bearer = header_text(parts, AUTHORIZATION.as_str())?.and_then(bearer_token);
+        let proof = header_text(parts, dpop::HEADER)?;
+        let agent_token = bearer.filter(|token| token.starts_with(AGENT_TOKEN_PREFIX));
+        // Other bearer kinds ride along with an API key unless they are WIMSE tokens (by their
+        // `typ`) or come with a DPoP proof: then they are the credential and must verify.
+        let workload_token = bearer.filter(|token| {
+            !token.starts_with(AGENT_TOKEN_PREFIX)
+                && (proof.is_some() || wimse::looks_like_wimse(token))
+        });
+        if proof.is_some() && agent_token.is_none() && workload_token.is_none() {
+            return Err(ApiError::unauthenticated(
+                "a DPoP proof needs the access token it is bound to in the Authorization header",
+            ));
+        }
 
         let key_caller = match api_key {
             Some(key) => Some(authenticate_key(state, key).await?),
             None => None,
         };
-        match (key_caller, agent_token) {
-            (key_caller, Some(token)) => {
-                let agent_caller = authenticate_agent_token(state, token).await?;
+        let agent_caller = match (agent_token, workload_token) {
+            (Some(token), _) => {
+                let caller = authenticate_agent_token(state, token).await?;
+                constrain_agent_token(state, parts, &caller, token, proof).await?;
+                Some(caller)
+            }
+            (None, Some(token)) => {
+                let org_id = match &key_caller {
+                    Some(key_caller) => key_caller.org_id.clone(),
+                    None => unverified_org(token)?,
+                };
+                Some(authenticate_workload(state, parts, &org_id, token, proof).await?)
+            }
+            (None, None) => None,
+        };
+        match (key_caller, agent_caller) {
+            (key_caller, Some(agent_caller)) => {
                 if let Some(key_caller) = key_caller
                     && key_caller.org_id != agent_caller.org_id
                 {
@@ -158,6 +219,133 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// An agent token with a DPoP proof: the proof must be signed by one of the agent's keys. Without
+/// one: refused when the org requires sender-constrained tokens.
+async fn constrain_agent_token(
+    state: &AppState,
+    parts: &Parts,
+    caller: &Caller,
+    token: &str,
+    proof: Option<&str>,
+) -> Result<(), ApiError> {
+    let Principal::Agent { agent_id, .. } = &caller.principal else {
+        return Ok(());
+    };
+    let Some(proof) = proof else {
+        return require_no_constraint(state, &caller.org_id).await;
+    };
+    let now = time::now();
+    let verified = dpop::verify(
+        proof,
+        &parts.method,
+        &state.federation.issuer,
+        parts.uri.path(),
+        token,
+        now,
+    )?;
+    let holds = state
+        .caches
+        .agent(&state.store, &caller.org_id, agent_id)
+        .await?
+        .is_some_and(|agent| agent.holds_key(&verified.thumbprint, now));
+    if !holds {
+        return Err(ApiError::unauthenticated(
+            "DPoP proof refused: it is signed by a key that is not the agent's",
+        ));
+    }
+    verified.redeem(state).await
+}
+
+async fn require_no_constraint(state: &AppState, org_id: &str) -> Result<(), ApiError> {
+    let settings = state.caches.security_settings(&state.store, org_id).await?;
+    if settings.require_sender_constrained_tokens {
+        return Err(ApiError::unauthenticated(
+            "this org requires sender-constrained tokens: send a DPoP proof signed by the \
+             agent's key with the token",
+        ));
+    }
+    Ok(())
+}
+
+/// A WIMSE token (with its DPoP proof when it is bound to a key): the agent it names.
+async fn authenticate_workload(
+    state: &AppState,
+    parts: &Parts,
+    org_id: &str,
+    token: &str,
+    proof: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let valid = match wimse::verify_token(state, org_id, token).await? {
+        Ok(valid) => valid,
+        Err(reason) => {
+            return Err(ApiError::unauthenticated(format!(
+                "invalid WIMSE token: {reason}"
+            )));
+        }
+    };
+    match (&valid.claims.cnf, proof) {
+        (Some(cnf), Some(proof)) => {
+            let verified = dpop::verify(
+                proof,
+                &parts.method,
+                &state.federation.issuer,
+                parts.uri.path(),
+                token,
+                time::now(),
+            )?;
+            if verified.thumbprint != cnf.jkt {
+                return Err(ApiError::unauthenticated(
+                    "DPoP proof refused: it is signed by another key than the one the token is \
+                     bound to (cnf.jkt)",
+                ));
+            }
+            verified.redeem(state).await?;
+        }
+        (Some(_), None) => {
+            return Err(ApiError::unauthenticated(
+                "the WIMSE token is bound to a key: send a DPoP proof signed by it",
+            ));
+        }
+        (None, _) => {
+            let settings = state.caches.security_settings(&state.store, org_id).await?;
+            if settings.require_sender_constrained_tokens {
+                return Err(ApiError::unauthenticated(
+                    "this org requires sender-constrained tokens: the WIMSE token is not bound \
+                     to a key (issue it with a proof of possession)",
+                ));
+            }
+        }
+    }
+    Ok(Caller {
+        org_id: valid.claims.org_id,
+        principal: Principal::Workload {
+            agent_id: valid.agent.id,
+            token_id: valid.claims.jti,
+        },
+    })
+}
+
+/// The org a WIMSE token says it belongs to, read before verification only to know where to
+/// look: [`wimse::verify_token`] then checks the signature and that claim.
+fn unverified_org(token: &str) -> Result<String, ApiError> {
+    use base64::Engine as _;
+    #[derive(serde::Deserialize)]
+    struct OrgClaim {
+        org_id: String,
+    }
+    token
+        .split('.')
+        .nth(1)
+        .and_then(|payload| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<OrgClaim>(&bytes).ok())
+        .map(|claim| claim.org_id)
+        .ok_or_else(|| ApiError::unauthenticated("invalid WIMSE token: malformed claims"))
+}
+
 fn header_text<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError> {
     match parts.headers.get(name) {
         None => Ok(None),
@@ -168,10 +356,10 @@ fn header_text<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiE
     }
 }
 
+/// The token of `Bearer <token>`, or of `DPoP <token>` (RFC 9449's scheme for bound tokens).
 fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("dpop"))
         .then(|| token.trim())
         .filter(|token| !token.is_empty())
 }

@@ -33,7 +33,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use crate::store::{
-    self, Store, agents::AgentRow, changes::Change, keys::KeyRow, tokens::TokenRow,
+    self, Store, agents::AgentRow, changes::Change, keys::KeyRow,
+    security_settings::SecuritySettingsRow, tokens::TokenRow,
 };
 
 use super::policy_cache::PolicyCache;
@@ -46,6 +47,8 @@ const KEY_CAPACITY: usize = 10_000;
 const TOKEN_CAPACITY: usize = 100_000;
 /// The most agents kept.
 const AGENT_CAPACITY: usize = 100_000;
+/// The most orgs' security settings kept.
+const SECURITY_SETTINGS_CAPACITY: usize = 10_000;
 /// Forgets bump the generation of one of this many slots (a key hashes to one), so forgetting
 /// one row spoils only the loads in flight for a few others, not the whole cache's.
 const SLOTS: usize = 64;
@@ -69,6 +72,7 @@ pub struct Caches {
     keys: Bounded<KeyRow>,
     tokens: Bounded<TokenRow>,
     agents: Bounded<AgentRow>,
+    security_settings: Bounded<SecuritySettingsRow>,
     pub policies: PolicyCache,
     /// Bumped whenever an API key may have been revoked (a forget of a key, or the caches
     /// suspended, since notices may then be missed): a long-lived request opened with a key
@@ -99,6 +103,7 @@ impl Caches {
             keys: Bounded::new(Arc::clone(&gate), KEY_CAPACITY),
             tokens: Bounded::new(Arc::clone(&gate), TOKEN_CAPACITY),
             agents: Bounded::new(Arc::clone(&gate), AGENT_CAPACITY),
+            security_settings: Bounded::new(Arc::clone(&gate), SECURITY_SETTINGS_CAPACITY),
             policies: PolicyCache::new(Arc::clone(&gate)),
             gate,
             key_revocations: tokio::sync::watch::Sender::new(0),
@@ -155,6 +160,22 @@ impl Caches {
         Ok(row.filter(|row| row.org_id == org_id))
     }
 
+    /// The org's security settings, as `store::security_settings::get` (an org that never set
+    /// any is kept too, with the defaults: every check asks).
+    pub async fn security_settings(
+        &self,
+        store: &Store,
+        org_id: &str,
+    ) -> store::Result<SecuritySettingsRow> {
+        let row = self
+            .security_settings
+            .read_through(org_id, || async {
+                store::security_settings::get(store, org_id).await.map(Some)
+            })
+            .await?;
+        Ok(row.unwrap_or_default())
+    }
+
     /// Forgets what `change` made stale. Called right after this replica commits a change, and
     /// for every notice heard from any replica.
     pub fn forget(&self, change: &Change) {
@@ -170,6 +191,7 @@ impl Caches {
                 self.tokens.forget_where(|row| row.agent_id == *id);
             }
             Change::Policy { org_id } => self.policies.forget(org_id),
+            Change::SecuritySettings { org_id } => self.security_settings.forget(org_id),
         }
     }
 
@@ -197,6 +219,7 @@ impl Caches {
         self.keys.clear();
         self.tokens.clear();
         self.agents.clear();
+        self.security_settings.clear();
         self.policies.clear();
     }
 }

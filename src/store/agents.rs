@@ -31,6 +31,13 @@ pub struct AgentRow {
     pub revoke_reason: Option<String>,
     /// `standard`, `read_only` or `locked`: binds the agent in every session.
     pub mode: String,
+    /// The RFC 7638 thumbprint of `public_key` (`None` for rows registered before it was
+    /// stored: [`AgentRow::current_thumbprint`] computes it then).
+    pub public_key_thumbprint: Option<String>,
+    /// The key replaced by the last rotation, valid until `previous_key_valid_until`.
+    pub previous_public_key: Option<String>,
+    pub previous_key_thumbprint: Option<String>,
+    pub previous_key_valid_until: Option<i64>,
 }
 
 impl AgentRow {
@@ -38,11 +45,38 @@ impl AgentRow {
         self.status == STATUS_ACTIVE
     }
 
+    /// Whether `thumbprint` names one of the agent's keys at `now`: the current one, or the one
+    /// a rotation replaced while its grace period lasts.
+    pub fn holds_key(&self, thumbprint: &str, now: i64) -> bool {
+        if self.current_thumbprint().as_deref() == Some(thumbprint) {
+            return true;
+        }
+        self.previous_key_in_grace(now)
+            && self.previous_key_thumbprint.as_deref() == Some(thumbprint)
+    }
+
+    /// The thumbprint of the current key, if the agent has one.
+    pub fn current_thumbprint(&self) -> Option<String> {
+        match &self.public_key_thumbprint {
+            Some(current) => Some(current.clone()),
+            None => self.public_key.as_deref().and_then(thumbprint_of),
+        }
+    }
+
+    /// Whether the key replaced by the last rotation still works at `now`.
+    pub fn previous_key_in_grace(&self, now: i64) -> bool {
+        self.previous_public_key.is_some()
+            && self
+                .previous_key_valid_until
+                .is_some_and(|until| now < until)
+    }
+
     pub fn capabilities(&self) -> Result<Vec<String>> {
         string_list(&self.capabilities)
     }
 
     pub fn into_api(self) -> Result<Agent> {
+        let key_thumbprint = self.current_thumbprint();
         Ok(Agent {
             capabilities: string_list(&self.capabilities)?,
             metadata: json_object(&self.metadata)?,
@@ -56,13 +90,26 @@ impl AgentRow {
             revoked_at: self.revoked_at.map(time::format),
             revoke_reason: self.revoke_reason,
             mode: Some(self.mode),
+            key_thumbprint,
+            previous_key_valid_until: self
+                .previous_key_valid_until
+                .filter(|_| self.previous_public_key.is_some())
+                .map(time::format),
             extra: Default::default(),
         })
     }
 }
 
 const COLUMNS: &str = "id, org_id, name, framework, capabilities, metadata, public_key, status, \
-                       created_at, revoked_at, revoke_reason, mode";
+                       created_at, revoked_at, revoke_reason, mode, public_key_thumbprint, \
+                       previous_public_key, previous_key_thumbprint, previous_key_valid_until";
+
+/// The RFC 7638 thumbprint of an SPKI PEM the gateway accepted (`None` if it does not parse).
+pub fn thumbprint_of(pem: &str) -> Option<String> {
+    crate::agent_key::AgentPublicKey::from_pem(pem)
+        .ok()
+        .map(|key| key.thumbprint())
+}
 
 /// A validated agent to register.
 pub struct NewAgent<'a> {
@@ -76,7 +123,8 @@ pub struct NewAgent<'a> {
 
 pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result<AgentRow> {
     const SQL: &str = "INSERT INTO agents (id, org_id, name, framework, capabilities, metadata, \
-                       public_key, status, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+                       public_key, status, created_at, public_key_thumbprint) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
     let row = AgentRow {
         id: super::new_id(),
         org_id: agent.org_id.to_string(),
@@ -90,6 +138,10 @@ pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result
         revoked_at: None,
         revoke_reason: None,
         mode: MODE_STANDARD.to_string(),
+        public_key_thumbprint: agent.public_key.and_then(thumbprint_of),
+        previous_public_key: None,
+        previous_key_thumbprint: None,
+        previous_key_valid_until: None,
     };
     let mut tx = store.begin().await?;
     on_tx!(&mut tx, |conn| {
@@ -103,6 +155,7 @@ pub async fn create(store: &Store, agent: NewAgent<'_>, actor: &Actor) -> Result
             .bind(&row.public_key)
             .bind(&row.status)
             .bind(row.created_at)
+            .bind(&row.public_key_thumbprint)
             .execute(&mut *conn)
             .await
             .map_err(|error| {

@@ -32,6 +32,8 @@ pub enum Change {
     Agent { id: String },
     /// An org's policy was replaced.
     Policy { org_id: String },
+    /// An org's security settings were set.
+    SecuritySettings { org_id: String },
 }
 
 impl Change {
@@ -44,6 +46,7 @@ impl Change {
             "token" => Some(Change::AgentToken { id }),
             "agent" => Some(Change::Agent { id }),
             "policy" => Some(Change::Policy { org_id: id }),
+            "security" => Some(Change::SecuritySettings { org_id: id }),
             _ => None,
         }
     }
@@ -58,6 +61,7 @@ impl fmt::Display for Change {
             Change::AgentToken { id } => write!(formatter, "token:{id}"),
             Change::Agent { id } => write!(formatter, "agent:{id}"),
             Change::Policy { org_id } => write!(formatter, "policy:{org_id}"),
+            Change::SecuritySettings { org_id } => write!(formatter, "security:{org_id}"),
         }
     }
 }

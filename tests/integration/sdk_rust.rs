@@ -24,6 +24,7 @@ on_both_backends!(
     federation_with_the_rust_sdk,
     streaming_with_the_rust_sdk,
     mcp_with_the_rust_sdk,
+    agent_credentials_with_the_rust_sdk,
 );
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
@@ -733,4 +734,110 @@ fn mcp_with_the_rust_sdk(h: &Harness) {
         client.mcp().get_server(&server.id),
         Err(AgentTrustError::NotFound { .. })
     ));
+}
+
+/// `with_agent_credentials` (issue 15): every check goes challenge → WIMSE token with a proof of
+/// possession → check with the token and a fresh DPoP proof, and keeps working when the org
+/// requires proof of possession and sender-constrained tokens; a client without the agent's
+/// key is refused then.
+fn agent_credentials_with_the_rust_sdk(h: &Harness) {
+    use agenttrustid::AgentCredentials;
+    use agenttrustid::keys::{InMemoryKeyStore, KeyStore};
+    use agenttrustid::models::{IssueWIMSETokenRequest, VerifyWIMSETokenRequest};
+
+    let plain = client(h, &h.admin_key);
+    let agent = plain
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-credentials".to_string(),
+            capabilities: vec!["files:read".to_string()],
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let other = plain
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-credentials-other".to_string(),
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let private_key = agent.private_key.clone().expect("a locally generated key");
+    let mut key_store = InMemoryKeyStore::new();
+    key_store.store(&agent.id, &private_key).expect("key store");
+
+    // The SDK's own PoP issuance and the verify call.
+    let issued = plain
+        .wimse()
+        .issue_token_with_proof(
+            &IssueWIMSETokenRequest {
+                agent_id: agent.id.clone(),
+                ..Default::default()
+            },
+            &key_store,
+        )
+        .expect("wimse.issue_token_with_proof");
+    assert_eq!(issued.trust_domain, "agenttrust.id");
+    let verified = plain
+        .wimse()
+        .verify_wimse(&VerifyWIMSETokenRequest {
+            token: issued.token.clone(),
+            trust_domain_filter: None,
+        })
+        .expect("wimse.verify");
+    assert!(verified.valid);
+    assert_eq!(verified.agent_id.as_deref(), Some(agent.id.as_str()));
+
+    h.request(
+        reqwest::Method::PUT,
+        "/api/v1/orgs/security-settings",
+        Some(serde_json::json!({
+            "require_proof_of_possession": true,
+            "require_sender_constrained_tokens": true,
+        })),
+    )
+    .expect_status(200..=200);
+
+    let credentials = AgentCredentials::new(&plain, key_store, &agent.id, &agent.public_key);
+    let bound = client(h, &h.admin_key).with_agent_credentials(credentials);
+    let request = ActionCheckRequest {
+        agent_id: agent.id.clone(),
+        tool_name: "read_file".to_string(),
+        action_effect: Some("read".to_string()),
+        ..Default::default()
+    };
+    for _ in 0..3 {
+        // Each check carries a fresh DPoP proof over the one cached token.
+        let decision = bound.actions().check(&request).expect("actions.check");
+        assert!(decision.allowed, "{:?}", decision.reason);
+    }
+    // The token is the agent's: a body naming another agent is refused.
+    let error = bound
+        .actions()
+        .check(&ActionCheckRequest {
+            agent_id: other.id.clone(),
+            ..request.clone()
+        })
+        .expect_err("another agent");
+    assert!(
+        matches!(error, AgentTrustError::Authorization { .. }),
+        "{error:?}"
+    );
+    // Without the agent's key, the API key alone no longer acts as the agent.
+    let error = plain.actions().check(&request).expect_err("unconstrained");
+    assert!(
+        matches!(error, AgentTrustError::Authentication { .. }),
+        "{error:?}"
+    );
+    // Nor is a token issued without a proof.
+    let error = plain
+        .wimse()
+        .issue_token(&IssueWIMSETokenRequest {
+            agent_id: agent.id.clone(),
+            ..Default::default()
+        })
+        .expect_err("no proof");
+    assert!(
+        matches!(error, AgentTrustError::Authentication { .. }),
+        "{error:?}"
+    );
 }

@@ -55,7 +55,7 @@ impl CheckParams {
         }
         let token_session = caller.and_then(|caller| match &caller.principal {
             Principal::Agent { session_id, .. } => session_id.as_deref(),
-            Principal::Key { .. } => None,
+            Principal::Key { .. } | Principal::Workload { .. } => None,
         });
         let session_id = match (raw.session_id, token_session) {
             (Some(named), Some(bound)) if named != bound => {

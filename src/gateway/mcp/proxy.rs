@@ -142,9 +142,14 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a s
 /// and be active.
 async fn acting_agent(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<String> {
     let named = header_text(headers, AGENT_ID_HEADER)?;
+    // An API key alone acts as the agent it names only where the org does not require
+    // sender-constrained tokens.
+    caller.refuse_unconstrained(state).await?;
     let agent_id = match (&caller.principal, named) {
         // A token's own agent; a header naming another is refused.
-        (Principal::Agent { .. }, named) => caller.acting_agent(named)?,
+        (Principal::Agent { .. } | Principal::Workload { .. }, named) => {
+            caller.acting_agent(named)?
+        }
         (Principal::Key { .. }, Some(named)) => named.to_string(),
         (Principal::Key { .. }, None) => match header_text(headers, SESSION_ID_HEADER)? {
             Some(session_id) => {
