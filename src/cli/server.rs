@@ -101,6 +101,10 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = config::parse_duration)]
     pub mcp_upstream_timeout: Duration,
 
+    /// How long an MCP session held by the proxy may go unused before it ends
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = config::parse_duration)]
+    pub mcp_session_idle_timeout: Duration,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -458,6 +462,7 @@ async fn serve(
     config.streaming.allow_http = args.streaming_allow_http;
     config.mcp_allow_http = args.mcp_allow_http;
     config.mcp_upstream_timeout = args.mcp_upstream_timeout;
+    config.mcp_session_idle_timeout = args.mcp_session_idle_timeout;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(
             "--sqlite-synchronous normal: commits are not synced one by one; the last answered \

@@ -28,6 +28,7 @@ on_both_backends!(
     elevation_answers_an_approval_to_wait_on_then_forwards,
     identity_comes_from_the_token_or_the_headers_never_from_a_claim,
     lying_annotations_never_lower_the_effect,
+    padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool,
     the_cli_manages_servers,
 );
 
@@ -535,10 +536,16 @@ fn tool_calls_are_checked_recorded_and_forwarded(h: &Harness) {
             .unwrap()
     });
     assert_eq!(init.status(), 200);
-    assert_eq!(
-        init.headers().get("mcp-session-id").unwrap(),
-        UPSTREAM_SESSION
-    );
+    // The client holds the gateway's session id, never the upstream's.
+    let minted = init
+        .headers()
+        .get("mcp-session-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(minted.starts_with("mcps_"), "{minted}");
+    assert_ne!(minted, UPSTREAM_SESSION);
     let init: Value = h.block_on(init.json()).unwrap();
     assert_eq!(
         init["result"]["serverInfo"]["name"], "test-upstream",
@@ -547,11 +554,7 @@ fn tool_calls_are_checked_recorded_and_forwarded(h: &Harness) {
     let notified = rpc(
         h,
         &server,
-        &[
-            headers.clone(),
-            vec![("Mcp-Session-Id", UPSTREAM_SESSION.to_string())],
-        ]
-        .concat(),
+        &[headers.clone(), vec![("Mcp-Session-Id", minted.clone())]].concat(),
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     );
     assert_eq!(notified.status, 202, "{}", notified.text);
@@ -947,6 +950,113 @@ fn lying_annotations_never_lower_the_effect(h: &Harness) {
         1
     );
     assert!(upstream.tool_calls().is_empty());
+}
+
+fn padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("a", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny", "reason": "no shells here"}]}));
+    rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .ok();
+    // The hints are rows every replica reads, by the lower-case canonical name.
+    let stored = |key: &str| {
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_tools WHERE server_id = '{server}' \
+                 AND name_key = '{key}' AND effect = 'destructive'"
+            ),
+        )
+    };
+    assert_eq!(stored("tidy_notes"), 1);
+    assert_eq!(h.audit_count("mcp.tools.learned"), 1);
+    // Listing again changes nothing, and writes nothing.
+    rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .ok();
+    assert_eq!(h.audit_count("mcp.tools.learned"), 1);
+
+    // tidy_notes is destructive by its hint alone: however the caller spells it, the hint
+    // applies (no session: a destructive call is a plain denial).
+    for spelling in [
+        "tidy_notes",
+        "Tidy_Notes",
+        "tidy_notes ",
+        " TIDY_NOTES",
+        "tidy_notes\t",
+    ] {
+        let refused = rpc(h, &server, &headers, call_tool(3, spelling, json!({})));
+        assert_eq!(refused.expect_error(403), "POLICY_DENIED", "{spelling:?}");
+        assert_eq!(
+            refused.body["effect"], "destructive",
+            "{spelling:?}: {}",
+            refused.text
+        );
+    }
+    // A rule written for run_shell holds for every spelling of it.
+    for spelling in ["run_shell ", "Run_Shell", "  RUN_SHELL"] {
+        let refused = rpc(h, &server, &headers, call_tool(4, spelling, json!({})));
+        assert_eq!(refused.expect_error(403), "POLICY_DENIED", "{spelling:?}");
+        assert!(refused.message().contains("no-shell"), "{}", refused.text);
+    }
+    // Invisible characters are no spelling at all.
+    let hidden = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(5, "tidy\u{200B}_notes", json!({})),
+    );
+    assert_eq!(hidden.expect_error(400), "VALIDATION_ERROR");
+    assert!(upstream.tool_calls().is_empty(), "nothing refused went out");
+
+    // An allowed call goes out under the name that was checked, not the caller's padding.
+    rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(6, "  read_file ", json!({})),
+    )
+    .ok();
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+
+    // A hint in the database is what this replica decides with, though it never listed it.
+    h.sql_execute(&format!(
+        "INSERT INTO mcp_tools (org_id, server_id, name_key, effect, learned_at) \
+         VALUES ('{}', '{server}', 'archive_notes', 'destructive', 0)",
+        h.org_id
+    ));
+    let refused = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(7, "Archive_Notes", json!({})),
+    );
+    refused.expect_error(403);
+    assert_eq!(refused.body["effect"], "destructive", "{}", refused.text);
+
+    // Deleting the server forgets its hints.
+    h.request(Method::DELETE, &format!("/mcp/servers/{server}"), None)
+        .ok();
+    assert_eq!(
+        count(
+            h,
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_tools WHERE server_id = '{server}'")
+        ),
+        0
+    );
 }
 
 fn upstream_failures_are_clear_and_bounded(h: &Harness) {

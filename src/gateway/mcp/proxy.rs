@@ -14,11 +14,18 @@
 //! gateway's `error`/`message`/`code` (`POLICY_DENIED` or `ELEVATION_REQUIRED` with the
 //! `approval_id` to wait on), the check, and the JSON-RPC error an MCP client shows.
 //!
+//! A client's JSON-RPC response (to an upstream's sampling, elicitation or roots request) is
+//! forwarded and answered 202. `GET /mcp/{server_id}` ([`listen`]) relays the upstream's own
+//! stream of requests and notifications; `DELETE` ends an MCP session ([`super::sessions`]).
+//!
 //! Towards the upstream: a POST with `Accept: application/json, text/event-stream`; a JSON
 //! answer is relayed, an SSE stream is read until the `message` event carrying the response to
-//! this request's id. `Mcp-Session-Id` and `MCP-Protocol-Version` travel both ways; the
-//! caller's own credentials never do (the server's `auth_token`, if any, is sent instead). The
-//! upstream is bounded in time and size, and its failures are a 502 naming it.
+//! this request's id. `MCP-Protocol-Version` is forwarded as the caller states it (every
+//! revision the MCP SDKs speak over Streamable HTTP: 2025-03-26, 2025-06-18, 2025-11-25; the
+//! upstream answers a 400 to one it does not). `Mcp-Session-Id` is the gateway's own
+//! ([`super::sessions`]): the upstream's id is forwarded in its place and never shown. The
+//! caller's own credentials never leave (the server's `auth_token`, if any, is sent instead).
+//! The upstream is bounded in time and size, and its failures are a 502 naming it.
 
 use std::time::Instant;
 
@@ -34,7 +41,6 @@ use crate::api::mcp::{
     MCP_SESSION_ID_HEADER, RefusedCall, RpcRequest, SESSION_ID_HEADER, hinted_effect,
 };
 use crate::api::time;
-use crate::guardian::canonical;
 use crate::store::{self, group_commit::WriteFn, mcp::ServerRow, telemetry::EventRow};
 
 use super::super::AppState;
@@ -45,7 +51,7 @@ use super::super::error::{ApiError, ApiResult};
 use super::super::extract::{JsonBody, PathId};
 use super::super::outbound::{FetchError, McpResponse};
 use super::super::validate;
-use super::{auth_token, find_server};
+use super::{auth_token, find_server, sessions, tools};
 
 /// The longest input summary made from a tool call's arguments (the SDKs cut theirs to 200).
 const SUMMARY_CHARACTERS: usize = 200;
@@ -54,6 +60,10 @@ const RPC_METHOD_NOT_FOUND: i64 = -32601;
 const RPC_INVALID_PARAMS: i64 = -32602;
 /// The JSON-RPC error of a tool call the policy refused (server-defined range).
 const RPC_REFUSED_BY_POLICY: i64 = -32001;
+/// The longest protocol version accepted (revisions are dates: `2025-11-25`).
+const MAX_PROTOCOL_VERSION_BYTES: usize = 32;
+/// Where a client resuming a stream names the last event it received.
+const LAST_EVENT_ID_HEADER: &str = "last-event-id";
 
 pub async fn proxy(
     State(state): State<AppState>,
@@ -64,21 +74,15 @@ pub async fn proxy(
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let server = find_server(&state, &caller.org_id, &server_id).await?;
-    let request = parse_request(&body)?;
-    // What the upstream gets: the request as parsed (one JSON text, bounded like every body).
+    let message = parse_message(&body)?;
+    let exchange = Exchange::new(&state, &caller, server, &headers).await?;
+    // What the upstream gets: the message as parsed (one JSON text, bounded like every body).
     let body = serde_json::to_vec(&body).map_err(|_| ApiError::internal())?;
-    let agent_id = acting_agent(&state, &caller, &headers).await?;
-    let session_id = header_text(&headers, SESSION_ID_HEADER)?;
-    if let Some(session_id) = session_id {
-        validate::identifier("X-Session-ID", session_id)?;
-    }
-    let call = Call {
-        state: &state,
-        caller: &caller,
-        server: &server,
-        headers: &headers,
-        agent_id: &agent_id,
-        session_id,
+    let request = match message {
+        // The client's answer to an upstream's request (sampling, elicitation, roots): the
+        // upstream's to hear; the client gets the 202 (or the upstream's refusal).
+        Message::Response => return Ok(exchange.forward(&body, None).await?.respond_accepted()),
+        Message::Request(request) => request,
     };
     let Some(id) = request.id.clone() else {
         // A notification: the upstream hears it, the caller gets no answer but the 202.
@@ -88,17 +92,22 @@ pub async fn proxy(
                 request.method
             )));
         }
-        let forwarded = call.forward(&body, None).await?;
-        return Ok(forwarded.respond_accepted());
+        return Ok(exchange.forward(&body, None).await?.respond_accepted());
     };
     match request.method.as_str() {
-        "tools/call" => call.tools_call(&request, id, &body, started).await,
-        "tools/list" => call.tools_list(id, &body).await,
-        "initialize" | "ping" | "completion/complete" | "logging/setLevel" => {
-            Ok(call.forward(&body, Some(&id)).await?.respond())
+        "tools/call" => exchange.tools_call(&request, id, started).await,
+        "tools/list" => exchange.tools_list(id, &body).await,
+        "initialize" => exchange.initialize(id, &body).await,
+        "ping" | "completion/complete" | "logging/setLevel" => {
+            Ok(exchange.forward(&body, Some(&id)).await?.respond())
         }
-        method if method.starts_with("resources/") || method.starts_with("prompts/") => {
-            Ok(call.forward(&body, Some(&id)).await?.respond())
+        // Resources and prompts are read; tasks (2025-11-25) follow up a call already checked.
+        method
+            if method.starts_with("resources/")
+                || method.starts_with("prompts/")
+                || method.starts_with("tasks/") =>
+        {
+            Ok(exchange.forward(&body, Some(&id)).await?.respond())
         }
         method => Ok(rpc_error(
             StatusCode::OK,
@@ -110,22 +119,109 @@ pub async fn proxy(
     }
 }
 
-fn parse_request(value: &Value) -> ApiResult<RpcRequest> {
+/// `GET /mcp/{server_id}`: the stream on which the upstream sends its own requests and
+/// notifications, relayed as it comes (405 when the upstream offers none). The stream ends when
+/// the upstream ends it, the client leaves, an event grows past the size limit, or the gateway
+/// shuts down.
+pub async fn listen(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathId(server_id): PathId,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let server = find_server(&state, &caller.org_id, &server_id).await?;
+    let exchange = Exchange::new(&state, &caller, server, &headers).await?;
+    let mut outgoing = exchange.upstream_headers()?;
+    if let Some(last_event_id) = header_text(&headers, LAST_EVENT_ID_HEADER)? {
+        if !sessions::well_formed(last_event_id) {
+            return Err(ApiError::validation(format!(
+                "the {LAST_EVENT_ID_HEADER} header must be visible ASCII"
+            )));
+        }
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(last_event_id) {
+            outgoing.insert(LAST_EVENT_ID_HEADER, value);
+        }
+    }
+    let mcp = &state.mcp;
+    let response = tokio::time::timeout(
+        mcp.timeout,
+        mcp.outbound
+            .send_mcp(reqwest::Method::GET, &exchange.server.url, outgoing),
+    )
+    .await
+    .map_err(|_| exchange.unavailable("did not answer within the upstream timeout"))?
+    .map_err(|error| exchange.unavailable(&error.to_string()))?;
+    match StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY) {
+        StatusCode::METHOD_NOT_ALLOWED => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            format!(
+                "MCP server {} offers no stream to listen on",
+                exchange.server.id
+            ),
+        )),
+        StatusCode::NOT_FOUND if exchange.session.is_some() => {
+            Err(exchange.session_ended_upstream().await)
+        }
+        status if status.is_success() && is_event_stream(&response.headers) => {
+            let relayed = relayed_headers(&response.headers);
+            let body = relay::body(response.into_stream(), mcp.closing());
+            let mut answer = Response::new(body);
+            answer.headers_mut().extend(relayed);
+            answer.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            answer.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+            Ok(answer)
+        }
+        status => Err(exchange.unavailable(&format!(
+            "answered HTTP {} to a request to listen",
+            status.as_u16()
+        ))),
+    }
+}
+
+/// What a client POSTs: a request or notification, or its response to an upstream's request.
+enum Message {
+    Request(RpcRequest),
+    Response,
+}
+
+fn parse_message(value: &Value) -> ApiResult<Message> {
     if value.is_array() {
         return Err(ApiError::validation(
-            "JSON-RPC batches are not accepted: send one request per POST",
+            "JSON-RPC batches are not accepted: send one message per POST",
+        ));
+    }
+    let Some(object) = value.as_object() else {
+        return Err(ApiError::validation("the body is not a JSON-RPC message"));
+    };
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(ApiError::validation("jsonrpc must be \"2.0\""));
+    }
+    if !object.contains_key("method") {
+        // A response: an id (null only for an error about an unreadable request) and exactly
+        // one of result and error.
+        let answers = object.contains_key("result") != object.contains_key("error");
+        if answers && object.contains_key("id") {
+            return Ok(Message::Response);
+        }
+        return Err(ApiError::validation(
+            "the body is not a JSON-RPC message: a request needs a method, a response an id \
+             and a result or an error",
         ));
     }
     let request: RpcRequest = serde_json::from_value(value.clone()).map_err(|error| {
         ApiError::validation(format!("the body is not a JSON-RPC request: {error}"))
     })?;
-    if request.jsonrpc != "2.0" {
-        return Err(ApiError::validation("jsonrpc must be \"2.0\""));
-    }
     if request.method.is_empty() {
         return Err(ApiError::validation("method is required"));
     }
-    Ok(request)
+    Ok(Message::Request(request))
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
@@ -136,6 +232,25 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a s
             .map(|text| Some(text.trim()).filter(|text| !text.is_empty()))
             .map_err(|_| ApiError::validation(format!("the {name} header is not valid text"))),
     }
+}
+
+/// The MCP protocol version the caller states, if any: a revision date (`2025-06-18`) or
+/// another short token; the upstream judges whether it speaks it.
+fn protocol_version(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(version) = header_text(headers, MCP_PROTOCOL_VERSION_HEADER)? else {
+        return Ok(None);
+    };
+    let token = version.len() <= MAX_PROTOCOL_VERSION_BYTES
+        && version
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_'));
+    if !token {
+        return Err(ApiError::validation(format!(
+            "the {MCP_PROTOCOL_VERSION_HEADER} header must be a protocol revision such as \
+             2025-06-18"
+        )));
+    }
+    Ok(Some(version.to_string()))
 }
 
 /// The agent the call is made for (see the module docs), which must exist in the caller's org
@@ -180,14 +295,21 @@ async fn acting_agent(state: &AppState, caller: &Caller, headers: &HeaderMap) ->
     Ok(agent.id)
 }
 
-/// One proxied request: who, to which server.
-struct Call<'a> {
-    state: &'a AppState,
-    caller: &'a Caller,
-    server: &'a ServerRow,
-    headers: &'a HeaderMap,
-    agent_id: &'a str,
-    session_id: Option<&'a str>,
+/// One exchange with an upstream on an agent's behalf: who, to which server, in which MCP
+/// session. Owned, so the work it starts (ending an evicted session) may outlive the request.
+#[derive(Clone)]
+pub struct Exchange {
+    state: AppState,
+    caller: Caller,
+    pub server: ServerRow,
+    pub agent_id: String,
+    /// The AgentTrust session (`X-Session-ID`) checks count in.
+    session_id: Option<String>,
+    protocol_version: Option<String>,
+    /// The caller's MCP session, when it presented one.
+    pub session: Option<sessions::Session>,
+    /// The upstream's session id to forward with.
+    upstream_session: Option<String>,
 }
 
 /// What the upstream answered, ready to relay.
@@ -196,6 +318,8 @@ struct Forwarded {
     /// `None` for an accepted notification.
     body: Option<Value>,
     relayed: HeaderMap,
+    /// The session id the upstream assigned (on `initialize`); never relayed as is.
+    upstream_session: Option<String>,
 }
 
 impl Forwarded {
@@ -215,12 +339,76 @@ impl Forwarded {
     }
 }
 
-impl Call<'_> {
+impl Exchange {
+    /// The exchange a request asks for: its acting agent, its AgentTrust session, its protocol
+    /// version and its MCP session (unknown to this org, server and agent: 404).
+    pub async fn new(
+        state: &AppState,
+        caller: &Caller,
+        server: ServerRow,
+        headers: &HeaderMap,
+    ) -> ApiResult<Exchange> {
+        let agent_id = acting_agent(state, caller, headers).await?;
+        let session_id = header_text(headers, SESSION_ID_HEADER)?;
+        if let Some(session_id) = session_id {
+            validate::identifier("X-Session-ID", session_id)?;
+        }
+        let protocol_version = protocol_version(headers)?;
+        let session = match header_text(headers, MCP_SESSION_ID_HEADER)? {
+            Some(presented) => {
+                Some(sessions::resolve(state, caller, &server.id, &agent_id, presented).await?)
+            }
+            None => None,
+        };
+        Ok(Exchange {
+            state: state.clone(),
+            caller: caller.clone(),
+            upstream_session: session.as_ref().map(|session| session.upstream_id.clone()),
+            server,
+            agent_id,
+            session_id: session_id.map(str::to_string),
+            protocol_version,
+            session,
+        })
+    }
+
+    /// This exchange in another upstream session (`None`: in none), with no client session.
+    pub fn with_upstream_session(&self, upstream_session: Option<String>) -> Exchange {
+        Exchange {
+            session: None,
+            upstream_session,
+            ..self.clone()
+        }
+    }
+
+    /// `initialize`: forwarded; when the upstream assigns a session, the client is given one
+    /// the gateway minted for it instead.
+    async fn initialize(&self, id: Value, body: &[u8]) -> ApiResult<Response> {
+        let forwarded = self.forward(body, Some(&id)).await?;
+        let Some(upstream_id) = forwarded.upstream_session.clone() else {
+            return Ok(forwarded.respond());
+        };
+        let negotiated = forwarded
+            .body
+            .as_ref()
+            .and_then(|body| body.pointer("/result/protocolVersion"))
+            .and_then(Value::as_str)
+            .filter(|version| version.len() <= MAX_PROTOCOL_VERSION_BYTES)
+            .map(str::to_string);
+        let minted =
+            sessions::open(&self.state, &self.caller, self, &upstream_id, negotiated).await?;
+        let mut response = forwarded.respond();
+        let value = HeaderValue::from_str(&minted).map_err(|_| ApiError::internal())?;
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(MCP_SESSION_ID_HEADER), value);
+        Ok(response)
+    }
+
     async fn tools_call(
         &self,
         request: &RpcRequest,
         id: Value,
-        body: &[u8],
         started: Instant,
     ) -> ApiResult<Response> {
         let params = request.params.as_ref();
@@ -238,21 +426,16 @@ impl Call<'_> {
         };
         let arguments = params.and_then(|params| params.get("arguments"));
         let summary = input_summary(arguments);
-        let hint = canonical::action_name(tool).ok().and_then(|name| {
-            self.state
-                .mcp
-                .tools
-                .hint(&self.caller.org_id, &self.server.id, &name)
-        });
+        let hint = tools::hint(&self.state, &self.caller.org_id, &self.server.id, tool).await?;
         let decision = check::check(
-            self.state,
-            self.caller,
+            &self.state,
+            &self.caller,
             RawCheck {
-                agent_id: self.agent_id,
+                agent_id: &self.agent_id,
                 action_name: tool,
                 input_summary: &summary,
                 action_effect: hint.map(|effect| effect.as_str()),
-                session_id: self.session_id,
+                session_id: self.session_id.as_deref(),
             },
             started,
         )
@@ -264,9 +447,20 @@ impl Call<'_> {
             .action_name
             .clone()
             .unwrap_or_else(|| tool.to_string());
+        // The upstream is asked for the tool that was checked: the canonical name, not the
+        // caller's spelling (`"delete_file "` is checked, and run, as `delete_file`).
+        let mut forwarded_request = request.clone();
+        if let Some(params) = forwarded_request
+            .params
+            .as_mut()
+            .and_then(Value::as_object_mut)
+        {
+            params.insert("name".to_string(), Value::String(tool_name.clone()));
+        }
+        let body = serde_json::to_vec(&forwarded_request).map_err(|_| ApiError::internal())?;
         let session_id = decision.session_id.clone();
         let called = Instant::now();
-        let forwarded = self.forward(body, Some(&id)).await;
+        let forwarded = self.forward(&body, Some(&id)).await;
         let outcome = match &forwarded {
             Err(_) => Some("upstream_unavailable"),
             Ok(forwarded) => outcome(forwarded),
@@ -288,7 +482,7 @@ impl Call<'_> {
         let row = EventRow {
             id: store::new_id(),
             org_id: self.caller.org_id.clone(),
-            agent_id: self.agent_id.to_string(),
+            agent_id: self.agent_id.clone(),
             session_id,
             event_type: if error_type.is_some() {
                 "tool_error"
@@ -308,7 +502,7 @@ impl Call<'_> {
             .state
             .writer
             .write(
-                self.agent_id,
+                &self.agent_id,
                 WriteFn::new((vec![row], self.caller.actor()), |(rows, actor), tx| {
                     Box::pin(store::telemetry::insert_batch_in(tx, rows, actor))
                 }),
@@ -333,30 +527,27 @@ impl Call<'_> {
         else {
             return Ok(forwarded.respond());
         };
-        self.state
-            .mcp
-            .tools
-            .learn(&self.caller.org_id, &self.server.id, tools);
-        let policy = check::current_policy(self.state, &self.caller.org_id).await?;
+        tools::learn(&self.state, &self.caller, &self.server.id, tools).await?;
+        let policy = check::current_policy(&self.state, &self.caller.org_id).await?;
         let mut kept = Vec::with_capacity(tools.len());
         for tool in tools.drain(..) {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
             let Ok(params) = CheckParams::validate(
-                Some(self.caller),
+                Some(&self.caller),
                 RawCheck {
-                    agent_id: self.agent_id,
+                    agent_id: &self.agent_id,
                     action_name: name,
                     input_summary: "",
                     action_effect: hinted_effect(&tool).map(|effect| effect.as_str()),
-                    session_id: self.session_id,
+                    session_id: self.session_id.as_deref(),
                 },
             ) else {
                 // A name no check accepts cannot be called through the gateway.
                 continue;
             };
-            let decision = check::decide_for(self.state, self.caller, &params, &policy).await?;
+            let decision = check::decide_for(&self.state, &self.caller, &params, &policy).await?;
             if decision.allowed || decision.elevation_required {
                 kept.push(tool);
             }
@@ -366,7 +557,7 @@ impl Call<'_> {
     }
 
     /// POSTs `body` to the upstream and reads its answer: the JSON-RPC response to `id` (from a
-    /// JSON body or an SSE stream), or nothing for a notification.
+    /// JSON body or an SSE stream), or nothing for a notification or a response.
     async fn forward(&self, body: &[u8], id: Option<&Value>) -> ApiResult<Forwarded> {
         let mcp = &self.state.mcp;
         let outgoing = self.upstream_headers()?;
@@ -376,20 +567,31 @@ impl Call<'_> {
                 .post_mcp(&self.server.url, outgoing, body.to_vec(), mcp.timeout)
                 .await?;
             let relayed = relayed_headers(&response.headers);
+            let upstream_session = response
+                .headers
+                .get(MCP_SESSION_ID_HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_string);
             let status = response.status;
             let answer = read_answer(&mut response, id).await?;
-            Ok::<_, FetchError>((status, relayed, answer))
+            Ok::<_, FetchError>((status, relayed, upstream_session, answer))
         };
-        let (status, relayed, answer) = tokio::time::timeout(mcp.timeout, exchange)
-            .await
-            .map_err(|_| {
-                self.unavailable(&format!(
-                    "did not answer within {}s",
-                    mcp.timeout.as_secs_f64()
-                ))
-            })?
-            .map_err(|error| self.unavailable(&error.to_string()))?;
+        let (status, relayed, upstream_session, answer) =
+            tokio::time::timeout(mcp.timeout, exchange)
+                .await
+                .map_err(|_| {
+                    self.unavailable(&format!(
+                        "did not answer within {}s",
+                        mcp.timeout.as_secs_f64()
+                    ))
+                })?
+                .map_err(|error| self.unavailable(&error.to_string()))?;
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if let Some(upstream_session) = &upstream_session
+            && !sessions::well_formed(upstream_session)
+        {
+            return Err(self.unavailable("assigned a session id that is not visible ASCII"));
+        }
         match status {
             status if status.is_success() => Ok(Forwarded {
                 status: if answer.is_some() {
@@ -399,9 +601,14 @@ impl Call<'_> {
                 },
                 body: answer,
                 relayed,
+                upstream_session,
             }),
-            // The upstream forgot its MCP session (the client starts a new one) or refused the
-            // request itself: its answer is the caller's to see.
+            // The upstream no longer knows the session: neither does the gateway, and the client
+            // starts a new one.
+            StatusCode::NOT_FOUND if self.session.is_some() => {
+                Err(self.session_ended_upstream().await)
+            }
+            // The upstream refused the request itself: its answer is the caller's to see.
             StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST | StatusCode::METHOD_NOT_ALLOWED
                 if answer.is_some() =>
             {
@@ -409,25 +616,77 @@ impl Call<'_> {
                     status,
                     body: answer,
                     relayed,
+                    upstream_session: None,
                 })
             }
             status => Err(self.unavailable(&format!("answered HTTP {}", status.as_u16()))),
         }
     }
 
-    /// The headers sent to the upstream: the MCP session and protocol version the caller sent,
-    /// and the server's own credential. Nothing else of the caller's (its API key, its agent
-    /// token) leaves the gateway.
+    /// Ends the caller's session, which its upstream no longer knows; the 404 to answer.
+    async fn session_ended_upstream(&self) -> ApiError {
+        if let Some(session) = &self.session
+            && let Err(error) =
+                sessions::end(&self.state, &self.caller, session, "upstream_ended").await
+        {
+            return error;
+        }
+        sessions::not_found()
+    }
+
+    /// Tells the upstream its session ended (`DELETE`, bounded by the upstream timeout). The
+    /// gateway's session is over whatever the upstream answers: a failure is only logged.
+    pub async fn end_upstream(&self) {
+        if self.upstream_session.is_none() {
+            return;
+        }
+        let mcp = &self.state.mcp;
+        let Ok(outgoing) = self.upstream_headers() else {
+            return;
+        };
+        let sent = tokio::time::timeout(
+            mcp.timeout,
+            mcp.outbound
+                .send_mcp(reqwest::Method::DELETE, &self.server.url, outgoing),
+        )
+        .await;
+        match sent {
+            Ok(Ok(response))
+                if response.status < 300 || response.status == 404 || response.status == 405 => {}
+            Ok(Ok(response)) => tracing::warn!(
+                server = %self.server.id,
+                status = response.status,
+                "the MCP upstream refused to end a session"
+            ),
+            Ok(Err(error)) => tracing::warn!(
+                server = %self.server.id,
+                %error,
+                "cannot end a session at the MCP upstream"
+            ),
+            Err(_) => tracing::warn!(
+                server = %self.server.id,
+                "the MCP upstream did not answer the end of a session in time"
+            ),
+        }
+    }
+
+    /// The headers sent to the upstream: the upstream's session id (never the client's), the
+    /// protocol version the caller stated, and the server's own credential. Nothing else of
+    /// the caller's (its API key, its agent token) leaves the gateway.
     fn upstream_headers(&self) -> ApiResult<reqwest::header::HeaderMap> {
         let mut outgoing = reqwest::header::HeaderMap::new();
-        for name in [MCP_SESSION_ID_HEADER, MCP_PROTOCOL_VERSION_HEADER] {
-            if let Some(value) = header_text(self.headers, name)?
-                && let Ok(value) = reqwest::header::HeaderValue::from_str(value)
-            {
-                outgoing.insert(name, value);
-            }
+        if let Some(session) = &self.upstream_session {
+            let mut value = reqwest::header::HeaderValue::from_str(session)
+                .map_err(|_| ApiError::internal())?;
+            value.set_sensitive(true);
+            outgoing.insert(MCP_SESSION_ID_HEADER, value);
         }
-        if let Some(token) = auth_token(self.state, self.server)? {
+        if let Some(version) = &self.protocol_version
+            && let Ok(value) = reqwest::header::HeaderValue::from_str(version)
+        {
+            outgoing.insert(MCP_PROTOCOL_VERSION_HEADER, value);
+        }
+        if let Some(token) = auth_token(&self.state, &self.server)? {
             let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| {
                     self.unavailable("has a credential that is not a valid header value")
@@ -482,16 +741,15 @@ fn display_url(url: &str) -> &str {
     url.split_once('?').map_or(url, |(path, _)| path)
 }
 
-/// The MCP headers the upstream set that the caller must see.
+/// The MCP headers the upstream set that the caller must see (never its session id: the
+/// caller's is the gateway's).
 fn relayed_headers(headers: &reqwest::header::HeaderMap) -> HeaderMap {
     let mut relayed = HeaderMap::new();
-    for name in [MCP_SESSION_ID_HEADER, MCP_PROTOCOL_VERSION_HEADER] {
-        if let Some(value) = headers
-            .get(name)
-            .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
-        {
-            relayed.insert(HeaderName::from_static(name), value);
-        }
+    if let Some(value) = headers
+        .get(MCP_PROTOCOL_VERSION_HEADER)
+        .and_then(|value| HeaderValue::from_bytes(value.as_bytes()).ok())
+    {
+        relayed.insert(HeaderName::from_static(MCP_PROTOCOL_VERSION_HEADER), value);
     }
     relayed
 }
@@ -503,12 +761,7 @@ async fn read_answer(
     response: &mut McpResponse,
     id: Option<&Value>,
 ) -> Result<Option<Value>, FetchError> {
-    let event_stream = response
-        .headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"));
-    if !event_stream {
+    if !is_event_stream(&response.headers) {
         let body = response.body().await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
@@ -536,6 +789,13 @@ async fn read_answer(
         url: "the upstream".to_string(),
         reason: "its event stream ended without the response".to_string(),
     })
+}
+
+fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
 }
 
 /// The input summary of a tool call: its arguments as compact JSON, cut to
@@ -620,6 +880,90 @@ fn refused(id: &Value, decision: &CheckDecision) -> Response {
         extra: Default::default(),
     };
     (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+/// An upstream's stream relayed to the client as it comes, within bounds: it ends when the
+/// upstream ends it or fails, when one event grows past [`MCP_MAX_BODY_BYTES`] (a stream that
+/// never completes an event would otherwise be held forever), or when the gateway shuts down.
+mod relay {
+    use axum::body::Body;
+    use bytes::Bytes;
+    use futures_util::{Stream, StreamExt};
+
+    use super::super::super::outbound::MCP_MAX_BODY_BYTES;
+
+    struct Relay<S> {
+        upstream: std::pin::Pin<Box<S>>,
+        closing: tokio::sync::watch::Receiver<bool>,
+        /// Bytes since the last blank line (the end of an event).
+        in_event: usize,
+        /// The last bytes seen, to find an event's end split across chunks.
+        tail: Vec<u8>,
+    }
+
+    pub fn body<S>(upstream: S, closing: tokio::sync::watch::Receiver<bool>) -> Body
+    where
+        S: Stream<Item = Result<Bytes, reqwest::Error>> + Send + 'static,
+    {
+        let relay = Relay {
+            upstream: Box::pin(upstream),
+            closing,
+            in_event: 0,
+            tail: Vec::new(),
+        };
+        let stream = futures_util::stream::unfold(relay, |mut relay| async move {
+            if *relay.closing.borrow() {
+                return None;
+            }
+            let chunk = tokio::select! {
+                chunk = relay.upstream.next() => chunk?.ok()?,
+                _ = relay.closing.changed() => return None,
+            };
+            relay.in_event = bytes_in_event(&relay.tail, &chunk, relay.in_event);
+            if relay.in_event > MCP_MAX_BODY_BYTES {
+                tracing::warn!("an MCP upstream's stream sent an event past the size limit");
+                return None;
+            }
+            let keep = chunk.len().min(3);
+            relay.tail = [&relay.tail[..], &chunk[chunk.len() - keep..]].concat();
+            let excess = relay.tail.len().saturating_sub(3);
+            relay.tail.drain(..excess);
+            Some((Ok::<_, std::io::Error>(chunk), relay))
+        });
+        Body::from_stream(stream)
+    }
+
+    /// The bytes of the event still open after `chunk`, given the `tail` before it and the
+    /// `open` count: reset at every blank line (`\n\n`, `\r\n\r\n`, `\r\r`).
+    fn bytes_in_event(tail: &[u8], chunk: &[u8], open: usize) -> usize {
+        let joined = [tail, chunk].concat();
+        let end = [&b"\n\n"[..], b"\r\r", b"\r\n\r\n"]
+            .iter()
+            .filter_map(|blank| {
+                joined
+                    .windows(blank.len())
+                    .rposition(|window| window == *blank)
+                    .map(|at| at + blank.len())
+            })
+            .max();
+        match end {
+            Some(end) if end > tail.len() => joined.len() - end,
+            _ => open + chunk.len(),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::bytes_in_event;
+
+        #[test]
+        fn events_end_at_blank_lines_even_across_chunks() {
+            assert_eq!(bytes_in_event(b"", b"data: 1\n\ndata", 0), 4);
+            assert_eq!(bytes_in_event(b"ata", b": 2", 4), 7);
+            assert_eq!(bytes_in_event(b": 2\n", b"\nx", 7), 1);
+            assert_eq!(bytes_in_event(b"", b"\r\n\r\n", 9), 0);
+        }
+    }
 }
 
 /// Server-Sent Events, as much as an MCP response stream needs: events split at blank lines,
