@@ -29,6 +29,9 @@ on_both_backends!(
     identity_comes_from_the_token_or_the_headers_never_from_a_claim,
     lying_annotations_never_lower_the_effect,
     padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool,
+    mcp_sessions_are_the_gateways_and_belong_to_who_opened_them,
+    a_flood_of_sessions_stays_bounded_per_agent,
+    the_upstream_stream_is_relayed_and_answers_go_back,
     the_cli_manages_servers,
 );
 
@@ -58,9 +61,11 @@ fn impatient(config: &mut agenttrust::gateway::GatewayConfig) {
 
 // ----- the upstream -----
 
-/// What the upstream received: the JSON-RPC body and the headers.
+/// What the upstream received: the HTTP method, the JSON-RPC body (null for GET and DELETE)
+/// and the headers.
 #[derive(Debug, Clone)]
 struct Received {
+    http_method: String,
     body: Value,
     headers: HeaderMap,
 }
@@ -78,9 +83,13 @@ impl Received {
 #[derive(Default)]
 struct UpstreamState {
     received: Mutex<Vec<Received>>,
+    /// Sessions assigned so far (the first is [`UPSTREAM_SESSION`]).
+    sessions: std::sync::atomic::AtomicUsize,
 }
 
 const UPSTREAM_SESSION: &str = "upstream-session-1";
+/// A session id the upstream answers 404 to: it has forgotten it.
+const FORGOTTEN_SESSION: &str = "upstream-session-forgotten";
 
 /// The tools the upstream lists: a read, a destructive tool whose annotations lie
 /// (`readOnlyHint`), a tool only its annotations call destructive, a tool a policy denies, a
@@ -107,25 +116,40 @@ async fn upstream(
     body: String,
 ) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let forgotten = headers
+        .get("mcp-session-id")
+        .and_then(|value| value.to_str().ok())
+        == Some(FORGOTTEN_SESSION);
     state.received.lock().unwrap().push(Received {
+        http_method: "POST".to_string(),
         body: body.clone(),
         headers,
     });
+    if forgotten {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let id = body["id"].clone();
     let method = body["method"].as_str().unwrap_or("").to_string();
     let json_answer = |result: Value| {
-        (
-            [("mcp-session-id", UPSTREAM_SESSION)],
-            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})),
-        )
-            .into_response()
+        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
     };
     match method.as_str() {
-        "initialize" => json_answer(json!({
-            "protocolVersion": "2025-06-18",
-            "capabilities": {"tools": {}},
-            "serverInfo": {"name": "test-upstream", "version": "1"},
-        })),
+        "initialize" => {
+            let number = state
+                .sessions
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            let session = format!("upstream-session-{number}");
+            (
+                [("mcp-session-id", session)],
+                axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "test-upstream", "version": "1"},
+                }})),
+            )
+                .into_response()
+        }
         "tools/list" => json_answer(json!({"tools": tool_list()})),
         method if method.starts_with("notifications/") => StatusCode::ACCEPTED.into_response(),
         "tools/call" => {
@@ -167,6 +191,35 @@ async fn upstream(
     }
 }
 
+/// `GET` (listen): in a session, a stream carrying one request of the upstream's own
+/// (`roots/list`), then its end; without one, 405 (no stream offered).
+async fn upstream_listen(State(state): State<Arc<UpstreamState>>, headers: HeaderMap) -> Response {
+    let in_session = headers.contains_key("mcp-session-id");
+    state.received.lock().unwrap().push(Received {
+        http_method: "GET".to_string(),
+        body: Value::Null,
+        headers,
+    });
+    if !in_session {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let stream = format!(
+        "id: e1\ndata: \n\nid: e2\nevent: message\ndata: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": "up-1", "method": "roots/list"})
+    );
+    ([("content-type", "text/event-stream")], stream).into_response()
+}
+
+/// `DELETE` (end a session): recorded, accepted.
+async fn upstream_end(State(state): State<Arc<UpstreamState>>, headers: HeaderMap) -> StatusCode {
+    state.received.lock().unwrap().push(Received {
+        http_method: "DELETE".to_string(),
+        body: Value::Null,
+        headers,
+    });
+    StatusCode::OK
+}
+
 /// The upstream; dropped with its runtime.
 pub(crate) struct Upstream {
     pub(crate) url: String,
@@ -187,7 +240,10 @@ impl Upstream {
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
         let state = Arc::new(UpstreamState::default());
         let app = Router::new()
-            .route("/mcp", post(upstream))
+            .route(
+                "/mcp",
+                post(upstream).get(upstream_listen).delete(upstream_end),
+            )
             .with_state(Arc::clone(&state));
         runtime.spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -201,6 +257,15 @@ impl Upstream {
 
     fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
+    }
+
+    /// The upstream session ids of the DELETEs it received.
+    fn ended(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter(|received| received.http_method == "DELETE")
+            .map(|received| received.header("mcp-session-id").unwrap_or("").to_string())
+            .collect()
     }
 
     /// The tool calls it received, by tool name.
@@ -1057,6 +1122,339 @@ fn padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool(h: &Harness)
         ),
         0
     );
+}
+
+/// Initializes an MCP session through the proxy with `headers`; the session id the client got.
+fn initialize(h: &Harness, server_id: &str, headers: &[(&str, String)]) -> String {
+    let answer = h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp/{server_id}", h.url))
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                     "clientInfo": {"name": "t", "version": "1"}}}));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.unwrap()
+    });
+    assert_eq!(answer.status(), 200);
+    answer
+        .headers()
+        .get("mcp-session-id")
+        .expect("a session id")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn in_session(headers: &[(&'static str, String)], session: &str) -> Vec<(&'static str, String)> {
+    let mut headers = headers.to_vec();
+    headers.push(("Mcp-Session-Id", session.to_string()));
+    headers
+}
+
+fn bearer(h: &Harness, agent_id: &str) -> Vec<(&'static str, String)> {
+    let token = h.issue_token(agent_id, &[], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    vec![("Authorization", format!("Bearer {token}"))]
+}
+
+fn mcp_sessions_are_the_gateways_and_belong_to_who_opened_them(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let other_server = register(h, &upstream.url, None);
+    let alice = h.create_agent("alice", &[]);
+    let alice_id = alice["id"].as_str().unwrap();
+    let bob = h.create_agent("bob", &[]);
+    let bob_id = bob["id"].as_str().unwrap();
+    let alice_token = bearer(h, alice_id);
+    let bob_token = bearer(h, bob_id);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+
+    let session = initialize(h, &server, &alice_token);
+    assert!(
+        session.starts_with("mcps_") && session.len() > 40,
+        "{session}"
+    );
+    // Stored as a digest only, mapped to the upstream's id.
+    assert_eq!(
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions WHERE agent_id = '{alice_id}' \
+                 AND server_id = '{server}' AND upstream_session_id = '{UPSTREAM_SESSION}' \
+                 AND protocol_version = '2025-06-18' AND digest <> '{session}' \
+                 AND id <> '{session}'"
+            )
+        ),
+        1
+    );
+    assert_eq!(h.audit_count("mcp.session.opened"), 1);
+    let events = h.get("/api/v1/audit/events?limit=500").ok().to_string();
+    assert!(
+        !events.contains(&session),
+        "the audit log names no session id"
+    );
+    assert!(!events.contains(UPSTREAM_SESSION), "{events}");
+
+    // Alice in her session: forwarded with the upstream's id and the protocol version.
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, &session),
+        list.clone(),
+    )
+    .ok();
+    let sent = upstream.received();
+    let last = sent.last().unwrap();
+    assert_eq!(last.header("mcp-session-id"), Some(UPSTREAM_SESSION));
+    let forwarded = upstream.received().len();
+
+    // Bob with Alice's session id, by token or by key and X-Agent-ID: unknown to him (404).
+    let stolen = rpc(h, &server, &in_session(&bob_token, &session), list.clone());
+    assert_eq!(stolen.expect_error(404), "NOT_FOUND");
+    assert!(stolen.message().contains("initialize"), "{}", stolen.text);
+    rpc(
+        h,
+        &server,
+        &in_session(&as_agent(h, bob_id), &session),
+        call_tool(3, "read_file", json!({})),
+    )
+    .expect_error(404);
+    // Alice's own session on another server, a made-up one: unknown too. Malformed: a 400.
+    rpc(
+        h,
+        &other_server,
+        &in_session(&alice_token, &session),
+        list.clone(),
+    )
+    .expect_error(404);
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, "mcps_madeUpButWellFormed0123456789abcdefghij"),
+        list.clone(),
+    )
+    .expect_error(404);
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, UPSTREAM_SESSION),
+        list.clone(),
+    )
+    .expect_error(404);
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, "two words"),
+        list.clone(),
+    )
+    .expect_error(400);
+    // Another org, on its own server, with its own agent: 404 (and our server is no server).
+    let (_, other_key) = h.other_org("globex");
+    let intruder = h
+        .request_as(
+            &other_key,
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "intruder"})),
+        )
+        .agent();
+    let intruder_headers = vec![
+        ("X-API-Key", other_key.clone()),
+        ("X-Agent-ID", intruder["id"].as_str().unwrap().to_string()),
+    ];
+    let their_server = h
+        .request_as(
+            &other_key,
+            Method::POST,
+            "/mcp/servers",
+            Some(json!({"name": "theirs", "url": upstream.url})),
+        )
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rpc(
+        h,
+        &their_server,
+        &in_session(&intruder_headers, &session),
+        list.clone(),
+    )
+    .expect_error(404);
+    for method in [Method::POST, Method::GET, Method::DELETE] {
+        let body = (method == Method::POST).then(|| list.to_string().into_bytes());
+        let mut headers = in_session(&intruder_headers, &session);
+        headers.push(("Content-Type", "application/json".to_string()));
+        h.raw(method.clone(), &format!("/mcp/{server}"), &headers, body)
+            .expect_error(404);
+    }
+    assert_eq!(
+        upstream.received().len(),
+        forwarded,
+        "nothing of theirs went out"
+    );
+
+    // Idle past the limit: gone.
+    let idle = initialize(h, &server, &alice_token);
+    h.sql_execute(&format!(
+        "UPDATE mcp_sessions SET last_used_at = 0 WHERE upstream_session_id = 'upstream-session-2'"
+    ));
+    rpc(h, &server, &in_session(&alice_token, &idle), list.clone()).expect_error(404);
+
+    // The upstream forgot its session: the gateway's ends too, and the client hears 404.
+    let forgotten = initialize(h, &server, &alice_token);
+    h.sql_execute(&format!(
+        "UPDATE mcp_sessions SET upstream_session_id = '{FORGOTTEN_SESSION}' \
+         WHERE upstream_session_id = 'upstream-session-3'"
+    ));
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, &forgotten),
+        list.clone(),
+    )
+    .expect_error(404);
+    assert_eq!(
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions \
+                 WHERE upstream_session_id = '{FORGOTTEN_SESSION}'"
+            )
+        ),
+        0
+    );
+
+    // DELETE ends it, upstream too; only in a session, only the owner's.
+    let delete = |headers: &[(&str, String)]| {
+        h.raw(Method::DELETE, &format!("/mcp/{server}"), headers, None)
+    };
+    delete(&alice_token).expect_error(400);
+    delete(&in_session(&bob_token, &session)).expect_error(404);
+    let ended = delete(&in_session(&alice_token, &session));
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    assert_eq!(upstream.ended(), [UPSTREAM_SESSION]);
+    rpc(h, &server, &in_session(&alice_token, &session), list).expect_error(404);
+    delete(&in_session(&alice_token, &session)).expect_error(404);
+    assert_eq!(h.audit_count("mcp.session.ended"), 2);
+
+    // Deleting the server ends its sessions.
+    let last = initialize(h, &server, &alice_token);
+    h.request(Method::DELETE, &format!("/mcp/servers/{server}"), None)
+        .ok();
+    assert_eq!(
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions WHERE server_id = '{server}'"
+            )
+        ),
+        0
+    );
+    drop(last);
+}
+
+fn a_flood_of_sessions_stays_bounded_per_agent(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("flooder", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = bearer(h, agent_id);
+    let bystander = h.create_agent("bystander", &[]);
+    let bystander_headers = bearer(h, bystander["id"].as_str().unwrap());
+    let kept = initialize(h, &server, &bystander_headers);
+    let first = initialize(h, &server, &headers);
+    for _ in 0..39 {
+        initialize(h, &server, &headers);
+    }
+    let sessions = |agent: &str| {
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions WHERE agent_id = '{agent}'"
+            ),
+        )
+    };
+    assert_eq!(sessions(agent_id), 32);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    // The least recently used went (and its upstream session was ended); others' stayed.
+    rpc(h, &server, &in_session(&headers, &first), list.clone()).expect_error(404);
+    rpc(h, &server, &in_session(&bystander_headers, &kept), list).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.ended().len() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut ended = upstream.ended();
+    ended.sort();
+    assert_eq!(ended.len(), 8, "{ended:?}");
+    assert!(
+        ended.contains(&"upstream-session-2".to_string()),
+        "{ended:?}"
+    );
+}
+
+fn the_upstream_stream_is_relayed_and_answers_go_back(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("listener", &[]);
+    let headers = bearer(h, agent["id"].as_str().unwrap());
+    // Without a session the upstream offers no stream: 405, as it said.
+    let refused = h.raw(Method::GET, &format!("/mcp/{server}"), &headers, None);
+    assert_eq!(refused.status, 405, "{}", refused.text);
+
+    let session = initialize(h, &server, &headers);
+    let mut listening = in_session(&headers, &session);
+    listening.push(("Last-Event-ID", "e0".to_string()));
+    let (status, content_type, text) = h.block_on(async {
+        let mut request = reqwest::Client::new().get(format!("{}/mcp/{server}", h.url));
+        for (name, value) in &listening {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (
+            response.status(),
+            content_type,
+            response.text().await.unwrap(),
+        )
+    });
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content_type, "text/event-stream");
+    assert!(text.contains("id: e1"), "{text}");
+    assert!(text.contains(r#""method":"roots/list""#), "{text}");
+    let get = upstream
+        .received()
+        .into_iter()
+        .rfind(|received| received.http_method == "GET")
+        .unwrap();
+    assert_eq!(get.header("mcp-session-id"), Some(UPSTREAM_SESSION));
+    assert_eq!(get.header("last-event-id"), Some("e0"));
+
+    // The client's answer to the upstream's request goes to the upstream: 202.
+    let answer = json!({"jsonrpc": "2.0", "id": "up-1", "result": {"roots": []}});
+    let accepted = rpc(h, &server, &in_session(&headers, &session), answer.clone());
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let received = upstream.received();
+    let last = received.last().unwrap();
+    assert_eq!(last.body, answer);
+    assert_eq!(last.header("mcp-session-id"), Some(UPSTREAM_SESSION));
+    // Neither a request nor a response: refused, nothing sent.
+    let before = upstream.received().len();
+    rpc(
+        h,
+        &server,
+        &in_session(&headers, &session),
+        json!({"jsonrpc": "2.0", "id": 5}),
+    )
+    .expect_error(400);
+    assert_eq!(upstream.received().len(), before);
 }
 
 fn upstream_failures_are_clear_and_bounded(h: &Harness) {
