@@ -12,7 +12,10 @@
 //! A refused call is an HTTP 403 (the Python and Go SDKs ignore JSON-RPC errors, so the status
 //! is what makes them raise), both for a denial and for an elevation: the body has the
 //! gateway's `error`/`message`/`code` (`POLICY_DENIED` or `ELEVATION_REQUIRED` with the
-//! `approval_id` to wait on), the check, and the JSON-RPC error an MCP client shows.
+//! `approval_id` to wait on), the check, and the JSON-RPC error an MCP client shows. An MCP
+//! client (its `Accept` lists `text/event-stream`, which no SDK sends) gets that JSON-RPC error
+//! itself as the answer to its request (HTTP 200): an MCP client takes an error status for a
+//! broken transport, not for a refused tool.
 //!
 //! A client's JSON-RPC response (to an upstream's sampling, elicitation or roots request) is
 //! forwarded and answered 202. `GET /mcp/{server_id}` ([`listen`]) relays the upstream's own
@@ -310,6 +313,10 @@ pub struct Exchange {
     pub session: Option<sessions::Session>,
     /// The upstream's session id to forward with.
     upstream_session: Option<String>,
+    /// The caller is an MCP client (its `Accept` lists `text/event-stream`, as MCP Streamable
+    /// HTTP requires): a refusal is a JSON-RPC error it can show, where the AgentTrust SDKs
+    /// (which never ask for event streams) need an HTTP 403 to raise.
+    mcp_client: bool,
 }
 
 /// What the upstream answered, ready to relay.
@@ -369,6 +376,7 @@ impl Exchange {
             session_id: session_id.map(str::to_string),
             protocol_version,
             session,
+            mcp_client: accepts_event_stream(headers),
         })
     }
 
@@ -441,7 +449,7 @@ impl Exchange {
         )
         .await?;
         if !decision.allowed {
-            return Ok(refused(&id, &decision));
+            return Ok(refused(&id, &decision, self.mcp_client));
         }
         let tool_name = decision
             .action_name
@@ -830,8 +838,24 @@ fn rpc_error(
         .into_response()
 }
 
-/// The 403 of a tool call the check refused (see the module docs).
-fn refused(id: &Value, decision: &CheckDecision) -> Response {
+/// Whether a request's `Accept` lists `text/event-stream`.
+fn accepts_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|media| {
+            media
+                .split(';')
+                .next()
+                .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// The answer to a tool call the check refused (see the module docs): for an MCP client, the
+/// JSON-RPC error (HTTP 200, the answer to its request); for the SDKs, the 403.
+fn refused(id: &Value, decision: &CheckDecision, mcp_client: bool) -> Response {
     let tool = decision.action_name.as_deref().unwrap_or("the tool");
     let rule = decision.rule.clone();
     let rule_text = rule
@@ -862,6 +886,14 @@ fn refused(id: &Value, decision: &CheckDecision) -> Response {
         "elevation_required": decision.elevation_required,
         "approval_id": decision.approval_id,
     });
+    let jsonrpc_error = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": RPC_REFUSED_BY_POLICY, "message": message, "data": data},
+    });
+    if mcp_client {
+        return (StatusCode::OK, Json(jsonrpc_error)).into_response();
+    }
     let body = RefusedCall {
         error: "forbidden".to_string(),
         message: message.clone(),
@@ -872,11 +904,7 @@ fn refused(id: &Value, decision: &CheckDecision) -> Response {
         elevation_required: decision.elevation_required,
         approval_id: decision.approval_id.clone(),
         effect: decision.effect.map(|effect| effect.as_str().to_string()),
-        jsonrpc_error: json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": RPC_REFUSED_BY_POLICY, "message": message, "data": data},
-        }),
+        jsonrpc_error,
         extra: Default::default(),
     };
     (StatusCode::FORBIDDEN, Json(body)).into_response()
