@@ -351,21 +351,30 @@ impl Outbound {
 }
 
 impl Outbound {
-    /// Sends `method` (GET to listen, DELETE to end a session) to an MCP upstream with
-    /// `headers` and no body. No total timeout: the caller bounds the wait for the answer's
-    /// head, and reads (or relays) the body within its own limits.
+    /// Sends `method` to an MCP upstream with `headers`: GET to listen and DELETE to end a
+    /// session (no body), POST a JSON `body` whose answer may be a lasting stream. No total
+    /// timeout: the caller bounds the wait for the answer's head, and reads (or relays) the
+    /// body within its own limits.
     pub async fn send_mcp(
         &self,
         method: reqwest::Method,
         url: &str,
         headers: reqwest::header::HeaderMap,
+        body: Option<Vec<u8>>,
     ) -> Result<McpResponse, FetchError> {
         let parsed = self.check_url(url)?;
-        let response = self
-            .streamer
-            .request(method, parsed)
-            .headers(headers)
-            .header(reqwest::header::ACCEPT, "text/event-stream")
+        let mut request = self.streamer.request(method, parsed).headers(headers);
+        request = match body {
+            Some(body) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(
+                    reqwest::header::ACCEPT,
+                    "application/json, text/event-stream",
+                )
+                .body(body),
+            None => request.header(reqwest::header::ACCEPT, "text/event-stream"),
+        };
+        let response = request
             .send()
             .await
             .map_err(|error| FetchError::Transport {

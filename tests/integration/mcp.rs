@@ -31,6 +31,7 @@ on_both_backends!(
     padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool,
     mcp_sessions_are_the_gateways_and_belong_to_who_opened_them,
     a_flood_of_sessions_stays_bounded_per_agent,
+    the_stateless_revision_is_forwarded_with_headers_that_match_the_body,
     the_upstream_stream_is_relayed_and_answers_go_back,
     the_cli_manages_servers,
 );
@@ -151,6 +152,16 @@ async fn upstream(
                 .into_response()
         }
         "tools/list" => json_answer(json!({"tools": tool_list()})),
+        // 2026-07-28: a stream that lasts; here an acknowledgement, then its end.
+        "subscriptions/listen" => (
+            [("content-type", "text/event-stream")],
+            format!(
+                "event: message\ndata: {}\n\n",
+                json!({"jsonrpc": "2.0",
+                       "method": "notifications/subscriptions/acknowledged", "params": {}})
+            ),
+        )
+            .into_response(),
         method if method.starts_with("notifications/") => StatusCode::ACCEPTED.into_response(),
         "tools/call" => {
             let tool = body["params"]["name"].as_str().unwrap_or("").to_string();
@@ -1455,6 +1466,133 @@ fn the_upstream_stream_is_relayed_and_answers_go_back(h: &Harness) {
     )
     .expect_error(400);
     assert_eq!(upstream.received().len(), before);
+}
+
+/// A request of the 2026-07-28 revision: no session, the protocol version and the client's
+/// metadata in every request, the method and name mirrored in headers.
+fn modern(h: &Harness, server: &str, headers: &[(&str, String)], body: Value) -> Reply {
+    let mut headers = headers.to_vec();
+    headers.push(("MCP-Protocol-Version", "2026-07-28".to_string()));
+    headers.push(("Accept", "application/json, text/event-stream".to_string()));
+    rpc(h, server, &headers, body)
+}
+
+fn modern_call(id: i64, tool: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": {"path": "/x"},
+                      "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                                "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+fn the_stateless_revision_is_forwarded_with_headers_that_match_the_body(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("modern", &[]);
+    let token = as_agent(h, agent["id"].as_str().unwrap());
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny", "reason": "no shells here"}]}));
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut headers = token.clone();
+        headers.extend(extra.iter().map(|(name, value)| (*name, value.to_string())));
+        headers
+    };
+
+    // A tool call: forwarded with the headers mirroring what is sent, the parameters' too.
+    let called = modern(
+        h,
+        &server,
+        &with(&[
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "read_file"),
+            ("Mcp-Param-Path", "/x"),
+        ]),
+        modern_call(1, "  read_file "),
+    );
+    assert_eq!(called.ok()["result"]["content"][0]["text"], "ran read_file");
+    let received = upstream.received();
+    let sent = received.last().unwrap();
+    assert_eq!(sent.header("mcp-method"), Some("tools/call"));
+    assert_eq!(sent.header("mcp-name"), Some("read_file"));
+    assert_eq!(sent.header("mcp-param-path"), Some("/x"));
+    assert_eq!(sent.header("mcp-protocol-version"), Some("2026-07-28"));
+    assert_eq!(sent.header("mcp-session-id"), None);
+    assert_eq!(sent.body["params"]["name"], "read_file");
+    assert_eq!(
+        sent.body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+        "2026-07-28"
+    );
+
+    // Headers that say another thing than the body: refused, nothing sent.
+    let before = upstream.received().len();
+    let lying = modern(
+        h,
+        &server,
+        &with(&[("Mcp-Method", "tools/call"), ("Mcp-Name", "read_file")]),
+        modern_call(2, "run_shell"),
+    );
+    assert_eq!(lying.expect_error(400), "HEADER_MISMATCH");
+    let lying = modern(
+        h,
+        &server,
+        &with(&[("Mcp-Method", "tools/list")]),
+        modern_call(3, "read_file"),
+    );
+    assert_eq!(lying.expect_error(400), "HEADER_MISMATCH");
+    assert_eq!(upstream.received().len(), before);
+
+    // A refused call is the JSON-RPC error an MCP client shows.
+    let refused = modern(
+        h,
+        &server,
+        &with(&[("Mcp-Method", "tools/call"), ("Mcp-Name", "run_shell")]),
+        modern_call(4, "run_shell"),
+    );
+    assert_eq!(refused.ok()["error"]["code"], -32001, "{}", refused.text);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-shell"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+
+    // The probe is forwarded; an unknown method is a 404 in this revision, a 200 before it.
+    let discover = json!({"jsonrpc": "2.0", "id": 5, "method": "server/discover"});
+    modern(h, &server, &token, discover).ok();
+    assert_eq!(
+        upstream.received().last().unwrap().method(),
+        "server/discover"
+    );
+    let unknown = json!({"jsonrpc": "2.0", "id": 6, "method": "no/such"});
+    let answer = modern(h, &server, &token, unknown.clone());
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    assert_eq!(answer.body["error"]["code"], -32601, "{}", answer.text);
+    assert_eq!(rpc(h, &server, &token, unknown).status, 200);
+
+    // subscriptions/listen: the upstream's stream, relayed as it comes.
+    let (status, text) = h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp/{server}", h.url))
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+                          "params": {"notifications": {"toolsListChanged": true}}}),
+            );
+        for (name, value) in &token {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("notifications/subscriptions/acknowledged"),
+        "{text}"
+    );
 }
 
 fn upstream_failures_are_clear_and_bounded(h: &Harness) {

@@ -67,6 +67,16 @@ const RPC_REFUSED_BY_POLICY: i64 = -32001;
 const MAX_PROTOCOL_VERSION_BYTES: usize = 32;
 /// Where a client resuming a stream names the last event it received.
 const LAST_EVENT_ID_HEADER: &str = "last-event-id";
+/// The request headers of the 2026-07-28 revision mirroring the body's method and name, and the
+/// prefix of those mirroring a tool's arguments.
+const MCP_METHOD_HEADER: &str = "mcp-method";
+const MCP_NAME_HEADER: &str = "mcp-name";
+const MCP_PARAM_HEADER_PREFIX: &str = "mcp-param-";
+/// The most `Mcp-Param-*` headers forwarded.
+const MAX_PARAM_HEADERS: usize = 64;
+/// The protocol revisions negotiated by `initialize`; a later one is stateless (2026-07-28:
+/// no sessions, no listening GET, metadata in every request).
+const HANDSHAKE_REVISIONS: &[&str] = &["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
 pub async fn proxy(
     State(state): State<AppState>,
@@ -79,8 +89,6 @@ pub async fn proxy(
     let server = find_server(&state, &caller.org_id, &server_id).await?;
     let message = parse_message(&body)?;
     let exchange = Exchange::new(&state, &caller, server, &headers).await?;
-    // What the upstream gets: the message as parsed (one JSON text, bounded like every body).
-    let body = serde_json::to_vec(&body).map_err(|_| ApiError::internal())?;
     let request = match message {
         // The client's answer to an upstream's request (sampling, elicitation, roots): the
         // upstream's to hear; the client gets the 202 (or the upstream's refusal).
@@ -95,15 +103,21 @@ pub async fn proxy(
                 request.method
             )));
         }
+        mirrored_headers_match(&headers, &request)?;
         return Ok(exchange.forward(&body, None).await?.respond_accepted());
     };
+    mirrored_headers_match(&headers, &request)?;
     match request.method.as_str() {
         "tools/call" => exchange.tools_call(&request, id, started).await,
         "tools/list" => exchange.tools_list(id, &body).await,
         "initialize" => exchange.initialize(id, &body).await,
-        "ping" | "completion/complete" | "logging/setLevel" => {
+        // `server/discover` is the 2026-07-28 revision's probe (its stateless clients send it
+        // instead of `initialize`).
+        "ping" | "completion/complete" | "logging/setLevel" | "server/discover" => {
             Ok(exchange.forward(&body, Some(&id)).await?.respond())
         }
+        // 2026-07-28: a long-lived stream of the change notifications the client asked for.
+        "subscriptions/listen" => exchange.stream(&body).await,
         // Resources and prompts are read; tasks (2025-11-25) follow up a call already checked.
         method
             if method.starts_with("resources/")
@@ -112,14 +126,58 @@ pub async fn proxy(
         {
             Ok(exchange.forward(&body, Some(&id)).await?.respond())
         }
+        // 2026-07-28 answers an unknown method with a 404 (and the JSON-RPC error); earlier
+        // revisions with the error alone.
         method => Ok(rpc_error(
-            StatusCode::OK,
+            if exchange.is_modern() {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::OK
+            },
             &id,
             RPC_METHOD_NOT_FOUND,
             &format!("method {method} is not forwarded by the gateway"),
             None,
         )),
     }
+}
+
+/// The name a request's `Mcp-Name` header mirrors (2026-07-28): `params.name` of `tools/call`
+/// and `prompts/get`, `params.uri` of `resources/read`.
+fn mirrored_name<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+    let field = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" => "uri",
+        _ => return None,
+    };
+    params?.get(field)?.as_str()
+}
+
+/// Refuses a request whose `Mcp-Method` or `Mcp-Name` header (2026-07-28 mirrors them so that
+/// intermediaries can route without the body) says something else than its body: what the
+/// gateway checks is the body, and no component behind it may act on another name.
+fn mirrored_headers_match(headers: &HeaderMap, request: &RpcRequest) -> ApiResult<()> {
+    let mismatch = |header: &str, stated: &str, body: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "HEADER_MISMATCH",
+            format!("the {header} header says {stated:?} but the body says {body:?}"),
+        )
+    };
+    if let Some(stated) = header_text(headers, MCP_METHOD_HEADER)?
+        && stated != request.method
+    {
+        return Err(mismatch("Mcp-Method", stated, &request.method));
+    }
+    if let Some(stated) = header_text(headers, MCP_NAME_HEADER)? {
+        let body = mirrored_name(&request.method, request.params.as_ref()).unwrap_or("");
+        // Header values lose their surrounding white space on the wire; the body's name does
+        // not, and is compared as the header could carry it.
+        if stated != body.trim() {
+            return Err(mismatch("Mcp-Name", stated, body));
+        }
+    }
+    Ok(())
 }
 
 /// `GET /mcp/{server_id}`: the stream on which the upstream sends its own requests and
@@ -149,7 +207,7 @@ pub async fn listen(
     let response = tokio::time::timeout(
         mcp.timeout,
         mcp.outbound
-            .send_mcp(reqwest::Method::GET, &exchange.server.url, outgoing),
+            .send_mcp(reqwest::Method::GET, &exchange.server.url, outgoing, None),
     )
     .await
     .map_err(|_| exchange.unavailable("did not answer within the upstream timeout"))?
@@ -167,19 +225,7 @@ pub async fn listen(
             Err(exchange.session_ended_upstream().await)
         }
         status if status.is_success() && is_event_stream(&response.headers) => {
-            let relayed = relayed_headers(&response.headers);
-            let body = relay::body(response.into_stream(), mcp.closing());
-            let mut answer = Response::new(body);
-            answer.headers_mut().extend(relayed);
-            answer.headers_mut().insert(
-                axum::http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            answer.headers_mut().insert(
-                axum::http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            Ok(answer)
+            Ok(event_stream(response, mcp.closing()))
         }
         status => Err(exchange.unavailable(&format!(
             "answered HTTP {} to a request to listen",
@@ -317,6 +363,9 @@ pub struct Exchange {
     /// HTTP requires): a refusal is a JSON-RPC error it can show, where the AgentTrust SDKs
     /// (which never ask for event streams) need an HTTP 403 to raise.
     mcp_client: bool,
+    /// The caller's `Mcp-Param-*` headers (2026-07-28), forwarded for the upstream to check
+    /// against the arguments it is sent.
+    parameters: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
 }
 
 /// What the upstream answered, ready to relay.
@@ -377,7 +426,15 @@ impl Exchange {
             protocol_version,
             session,
             mcp_client: accepts_event_stream(headers),
+            parameters: parameter_headers(headers)?,
         })
+    }
+
+    /// Whether the caller speaks a stateless revision (2026-07-28 or later).
+    fn is_modern(&self) -> bool {
+        self.protocol_version
+            .as_deref()
+            .is_some_and(|version| !HANDSHAKE_REVISIONS.contains(&version))
     }
 
     /// This exchange in another upstream session (`None`: in none), with no client session.
@@ -391,7 +448,7 @@ impl Exchange {
 
     /// `initialize`: forwarded; when the upstream assigns a session, the client is given one
     /// the gateway minted for it instead.
-    async fn initialize(&self, id: Value, body: &[u8]) -> ApiResult<Response> {
+    async fn initialize(&self, id: Value, body: &Value) -> ApiResult<Response> {
         let forwarded = self.forward(body, Some(&id)).await?;
         let Some(upstream_id) = forwarded.upstream_session.clone() else {
             return Ok(forwarded.respond());
@@ -465,7 +522,7 @@ impl Exchange {
         {
             params.insert("name".to_string(), Value::String(tool_name.clone()));
         }
-        let body = serde_json::to_vec(&forwarded_request).map_err(|_| ApiError::internal())?;
+        let body = serde_json::to_value(&forwarded_request).map_err(|_| ApiError::internal())?;
         let session_id = decision.session_id.clone();
         let called = Instant::now();
         let forwarded = self.forward(&body, Some(&id)).await;
@@ -524,7 +581,7 @@ impl Exchange {
     /// Forwards `tools/list` and keeps, of its answer, the tools this agent may call: a tool
     /// the policy refuses outright is removed, one needing a human's approval stays. The hints
     /// of every listed tool are learned first.
-    async fn tools_list(&self, id: Value, body: &[u8]) -> ApiResult<Response> {
+    async fn tools_list(&self, id: Value, body: &Value) -> ApiResult<Response> {
         let mut forwarded = self.forward(body, Some(&id)).await?;
         let Some(tools) = forwarded
             .body
@@ -564,11 +621,13 @@ impl Exchange {
         Ok(forwarded.respond())
     }
 
-    /// POSTs `body` to the upstream and reads its answer: the JSON-RPC response to `id` (from a
-    /// JSON body or an SSE stream), or nothing for a notification or a response.
-    async fn forward(&self, body: &[u8], id: Option<&Value>) -> ApiResult<Forwarded> {
+    /// POSTs `message` to the upstream and reads its answer: the JSON-RPC response to `id`
+    /// (from a JSON body or an SSE stream), or nothing for a notification or a response.
+    async fn forward(&self, message: &Value, id: Option<&Value>) -> ApiResult<Forwarded> {
         let mcp = &self.state.mcp;
-        let outgoing = self.upstream_headers()?;
+        let outgoing = self.message_headers(message)?;
+        // One JSON text, bounded like every body the gateway reads.
+        let body = serde_json::to_vec(message).map_err(|_| ApiError::internal())?;
         let exchange = async {
             let mut response = mcp
                 .outbound
@@ -655,7 +714,7 @@ impl Exchange {
         let sent = tokio::time::timeout(
             mcp.timeout,
             mcp.outbound
-                .send_mcp(reqwest::Method::DELETE, &self.server.url, outgoing),
+                .send_mcp(reqwest::Method::DELETE, &self.server.url, outgoing, None),
         )
         .await;
         match sent {
@@ -675,6 +734,62 @@ impl Exchange {
                 server = %self.server.id,
                 "the MCP upstream did not answer the end of a session in time"
             ),
+        }
+    }
+
+    /// [`Exchange::upstream_headers`] for a message the upstream is sent: with the headers
+    /// mirroring what is sent (its method and name, as forwarded), and the caller's
+    /// `Mcp-Param-*`.
+    fn message_headers(&self, message: &Value) -> ApiResult<reqwest::header::HeaderMap> {
+        let mut outgoing = self.upstream_headers()?;
+        if let Some(method) = message.get("method").and_then(Value::as_str) {
+            let mut mirror = |name: &'static str, value: &str| {
+                if let Ok(value) = reqwest::header::HeaderValue::from_str(value.trim()) {
+                    outgoing.insert(name, value);
+                }
+            };
+            mirror(MCP_METHOD_HEADER, method);
+            if let Some(name) = mirrored_name(method, message.get("params")) {
+                mirror(MCP_NAME_HEADER, name);
+            }
+        }
+        for (name, value) in &self.parameters {
+            outgoing.insert(name.clone(), value.clone());
+        }
+        Ok(outgoing)
+    }
+
+    /// Forwards `message` and relays the upstream's answer as it comes: an event stream that
+    /// may last (`subscriptions/listen`), or a JSON answer.
+    async fn stream(&self, message: &Value) -> ApiResult<Response> {
+        let mcp = &self.state.mcp;
+        let outgoing = self.message_headers(message)?;
+        let body = serde_json::to_vec(message).map_err(|_| ApiError::internal())?;
+        let mut response = tokio::time::timeout(
+            mcp.timeout,
+            mcp.outbound.send_mcp(
+                reqwest::Method::POST,
+                &self.server.url,
+                outgoing,
+                Some(body),
+            ),
+        )
+        .await
+        .map_err(|_| self.unavailable("did not answer within the upstream timeout"))?
+        .map_err(|error| self.unavailable(&error.to_string()))?;
+        let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::BAD_GATEWAY);
+        if status.is_success() && is_event_stream(&response.headers) {
+            return Ok(event_stream(response, mcp.closing()));
+        }
+        let answer = tokio::time::timeout(mcp.timeout, read_answer(&mut response, None))
+            .await
+            .map_err(|_| self.unavailable("did not answer within the upstream timeout"))?
+            .map_err(|error| self.unavailable(&error.to_string()))?;
+        match (status, answer) {
+            (status, Some(answer)) if status.is_success() || status.is_client_error() => {
+                Ok((status, Json(answer)).into_response())
+            }
+            (status, _) => Err(self.unavailable(&format!("answered HTTP {}", status.as_u16()))),
         }
     }
 
@@ -836,6 +951,55 @@ fn rpc_error(
         Json(json!({"jsonrpc": "2.0", "id": id, "error": error})),
     )
         .into_response()
+}
+
+/// An upstream's event stream relayed to the client (see [`relay`]).
+fn event_stream(response: McpResponse, closing: tokio::sync::watch::Receiver<bool>) -> Response {
+    let relayed = relayed_headers(&response.headers);
+    let mut answer = Response::new(relay::body(response.into_stream(), closing));
+    answer.headers_mut().extend(relayed);
+    answer.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    answer.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    // Proxies in front of the gateway must not hold the events back.
+    answer.headers_mut().insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    answer
+}
+
+/// The caller's `Mcp-Param-*` headers, as the upstream is to be sent them (at most
+/// [`MAX_PARAM_HEADERS`]; more is a 400).
+fn parameter_headers(
+    headers: &HeaderMap,
+) -> ApiResult<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>> {
+    let mut parameters = Vec::new();
+    for (name, value) in headers {
+        if !name.as_str().starts_with(MCP_PARAM_HEADER_PREFIX) {
+            continue;
+        }
+        if parameters.len() == MAX_PARAM_HEADERS {
+            return Err(ApiError::validation(format!(
+                "at most {MAX_PARAM_HEADERS} Mcp-Param-* headers are forwarded"
+            )));
+        }
+        let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
+            reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
+        ) else {
+            return Err(ApiError::validation(format!(
+                "the {name} header is malformed"
+            )));
+        };
+        parameters.push((name, value));
+    }
+    Ok(parameters)
 }
 
 /// Whether a request's `Accept` lists `text/event-stream`.
