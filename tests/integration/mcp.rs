@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
@@ -32,6 +33,7 @@ on_both_backends!(
     mcp_sessions_are_the_gateways_and_belong_to_who_opened_them,
     a_flood_of_sessions_stays_bounded_per_agent,
     the_stateless_revision_is_forwarded_with_headers_that_match_the_body,
+    an_mcp_client_gets_the_upstreams_requests_as_they_come,
     the_upstream_stream_is_relayed_and_answers_go_back,
     the_cli_manages_servers,
 );
@@ -108,6 +110,8 @@ fn tool_list() -> Value {
          "annotations": {"readOnlyHint": true}},
         {"name": "huge_read", "inputSchema": {"type": "object"},
          "annotations": {"readOnlyHint": true}},
+        {"name": "stalling_lookup", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": true}},
     ])
 }
 
@@ -170,21 +174,40 @@ async fn upstream(
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     json_answer(json!({"content": []}))
                 }
+                // Starts its answer, then hangs.
+                "stalling_lookup" => {
+                    let notice = format!(
+                        "event: message\ndata: {}\n\n",
+                        json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                               "params": {"progress": 1}})
+                    );
+                    let stream = futures_util::stream::once(async move {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(notice))
+                    })
+                    .chain(futures_util::stream::pending());
+                    (
+                        [("content-type", "text/event-stream")],
+                        axum::body::Body::from_stream(stream),
+                    )
+                        .into_response()
+                }
                 "huge_read" => {
                     let text = "x".repeat(5 * 1024 * 1024);
                     json_answer(json!({"content": [{"type": "text", "text": text}]}))
                 }
                 _ => {
-                    // Tool calls answer as an SSE stream: a progress notification first, then
-                    // the response, split over several events.
+                    // Tool calls answer as an SSE stream: a progress notification and a request
+                    // of the upstream's own first, then the response, split over several events.
                     let response = json!({"jsonrpc": "2.0", "id": id, "result": {
                         "content": [{"type": "text", "text": format!("ran {tool}")}],
                         "isError": false,
                     }});
                     let stream = format!(
-                        "event: message\ndata: {}\n\n: a comment\n\nevent: message\ndata: {}\n\n",
+                        "event: message\ndata: {}\n\n: a comment\n\nid: 7\ndata: {}\n\nevent: message\ndata: {}\n\n",
                         json!({"jsonrpc": "2.0", "method": "notifications/progress",
                                "params": {"progress": 1}}),
+                        json!({"jsonrpc": "2.0", "id": "up-2", "method": "sampling/createMessage",
+                               "params": {"messages": [], "maxTokens": 5}}),
                         response
                     );
                     (
@@ -786,7 +809,8 @@ fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
             "delete_repo",
             "tidy_notes",
             "slow_lookup",
-            "huge_read"
+            "huge_read",
+            "stalling_lookup"
         ],
         "{}",
         listed.text
@@ -809,7 +833,7 @@ fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
     ]);
     run.success();
     let tools = run.json();
-    assert_eq!(tools["tools"].as_array().unwrap().len(), 5, "{tools}");
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 6, "{tools}");
     let run = h.run(&["mcp", "tools", &server, "--agent", agent_id, "-o", "json"]);
     run.success();
     let names: Vec<Value> = run.json()["tools"]
@@ -820,7 +844,12 @@ fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
         .collect();
     assert_eq!(
         names,
-        [json!("read_file"), json!("slow_lookup"), json!("huge_read")]
+        [
+            json!("read_file"),
+            json!("slow_lookup"),
+            json!("huge_read"),
+            json!("stalling_lookup")
+        ]
     );
 }
 
@@ -1499,17 +1528,19 @@ fn the_stateless_revision_is_forwarded_with_headers_that_match_the_body(h: &Harn
     };
 
     // A tool call: forwarded with the headers mirroring what is sent, the parameters' too.
-    let called = modern(
+    let (status, _, text) = as_mcp_client(
         h,
         &server,
         &with(&[
+            ("MCP-Protocol-Version", "2026-07-28"),
             ("Mcp-Method", "tools/call"),
             ("Mcp-Name", "read_file"),
             ("Mcp-Param-Path", "/x"),
         ]),
         modern_call(1, "  read_file "),
     );
-    assert_eq!(called.ok()["result"]["content"][0]["text"], "ran read_file");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("ran read_file"), "{text}");
     let received = upstream.received();
     let sent = received.last().unwrap();
     assert_eq!(sent.header("mcp-method"), Some("tools/call"));
@@ -1595,6 +1626,91 @@ fn the_stateless_revision_is_forwarded_with_headers_that_match_the_body(h: &Harn
     );
 }
 
+/// POSTs `body` as an MCP client does (its `Accept` lists event streams); status, content type
+/// and the body's text.
+fn as_mcp_client(
+    h: &Harness,
+    server: &str,
+    headers: &[(&str, String)],
+    body: Value,
+) -> (u16, String, String) {
+    h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp/{server}", h.url))
+            .header("Accept", "application/json, text/event-stream")
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (
+            response.status().as_u16(),
+            content_type,
+            response.text().await.unwrap(),
+        )
+    })
+}
+
+fn an_mcp_client_gets_the_upstreams_requests_as_they_come(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("streamer", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    let (status, content_type, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        call_tool(9, "read_file", json!({"path": "/a"})),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content_type, "text/event-stream");
+    // In order: the notification, the upstream's request (its event id kept), the response.
+    let progress = text.find("notifications/progress").expect(&text);
+    let request = text.find("sampling/createMessage").expect(&text);
+    let response = text.find("ran read_file").expect(&text);
+    assert!(progress < request && request < response, "{text}");
+    assert!(text.contains("id: 7\n"), "{text}");
+    // The call was checked and its outcome recorded, as on the JSON path.
+    assert_eq!(checks_of(h, agent_id, "read_file", "AND allowed = TRUE"), 1);
+    let telemetry = h
+        .get(&format!("/api/v1/telemetry/events?agent_id={agent_id}"))
+        .ok()
+        .clone();
+    assert_eq!(
+        telemetry["events"][0]["event_type"], "tool_end",
+        "{telemetry}"
+    );
+    // The client answers the upstream's request on a POST of its own.
+    let answer = json!({"jsonrpc": "2.0", "id": "up-2",
+                        "result": {"role": "assistant", "content": {"type": "text", "text": "hi"},
+                                   "model": "m"}});
+    let (status, _, text) = as_mcp_client(h, &server, &headers, answer.clone());
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(upstream.received().last().unwrap().body, answer);
+    // A JSON answer stays JSON; tools/list is filtered on this path too.
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny"}]}));
+    let (status, content_type, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    assert!(!text.contains("run_shell"), "{text}");
+    assert!(text.contains("read_file"), "{text}");
+}
+
 fn upstream_failures_are_clear_and_bounded(h: &Harness) {
     let agent = h.create_agent("a", &[]);
     let agent_id = agent["id"].as_str().unwrap();
@@ -1635,11 +1751,33 @@ fn upstream_failures_are_clear_and_bounded(h: &Harness) {
         started.elapsed()
     );
 
+    // Hanging inside an event stream relayed to an MCP client: what came is relayed, then the
+    // JSON-RPC error for the request, within the upstream timeout of silence.
+    let started = Instant::now();
+    let (status, _, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        call_tool(5, "stalling_lookup", json!({})),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("notifications/progress"), "{text}");
+    assert!(text.contains("fell silent"), "{text}");
+    assert!(text.contains(r#""id":5"#), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
     // An oversized request never leaves.
     let big = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
                      "params": {"name": "read_file", "arguments": {"x": "y".repeat(2 << 20)}}});
     assert_eq!(rpc(h, &server, &headers, big).status, 413);
-    assert_eq!(upstream.tool_calls(), ["huge_read", "slow_lookup"]);
+    assert_eq!(
+        upstream.tool_calls(),
+        ["huge_read", "slow_lookup", "stalling_lookup"]
+    );
 }
 
 fn the_cli_manages_servers(h: &Harness) {

@@ -61,6 +61,7 @@ const SUMMARY_CHARACTERS: usize = 200;
 /// JSON-RPC error codes of the answers the gateway makes itself.
 const RPC_METHOD_NOT_FOUND: i64 = -32601;
 const RPC_INVALID_PARAMS: i64 = -32602;
+const RPC_INTERNAL_ERROR: i64 = -32603;
 /// The JSON-RPC error of a tool call the policy refused (server-defined range).
 const RPC_REFUSED_BY_POLICY: i64 = -32001;
 /// The longest protocol version accepted (revisions are dates: `2025-11-25`).
@@ -114,7 +115,7 @@ pub async fn proxy(
         // `server/discover` is the 2026-07-28 revision's probe (its stateless clients send it
         // instead of `initialize`).
         "ping" | "completion/complete" | "logging/setLevel" | "server/discover" => {
-            Ok(exchange.forward(&body, Some(&id)).await?.respond())
+            exchange.pass(id, &body).await
         }
         // 2026-07-28: a long-lived stream of the change notifications the client asked for.
         "subscriptions/listen" => exchange.stream(&body).await,
@@ -124,7 +125,7 @@ pub async fn proxy(
                 || method.starts_with("prompts/")
                 || method.starts_with("tasks/") =>
         {
-            Ok(exchange.forward(&body, Some(&id)).await?.respond())
+            exchange.pass(id, &body).await
         }
         // 2026-07-28 answers an unknown method with a 404 (and the JSON-RPC error); earlier
         // revisions with the error alone.
@@ -368,6 +369,156 @@ pub struct Exchange {
     parameters: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
 }
 
+/// An upstream's answer to an MCP client: a stream to relay, or an answer read.
+enum Opened {
+    Stream(McpResponse),
+    Answer(Forwarded),
+}
+
+/// What a relayed stream does with the response when it comes.
+enum Finish {
+    Plain,
+    /// Learn the hints and keep the tools the agent may call.
+    ToolsList,
+    /// Record the call's outcome.
+    ToolsCall {
+        tool_name: String,
+        session_id: Option<String>,
+        called: Instant,
+    },
+}
+
+/// A relayed stream in progress (see [`Exchange::relay`]).
+struct RelayState {
+    exchange: Exchange,
+    /// `None` once the stream is over.
+    response: Option<McpResponse>,
+    events: sse::Events,
+    id: Value,
+    /// `None` once the response was relayed.
+    finish: Option<Finish>,
+    /// An event carried an id: the client may resume the stream.
+    resumable: bool,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+impl RelayState {
+    /// The next text to send the client; `None` at the end.
+    async fn next(&mut self) -> Option<String> {
+        loop {
+            let response = self.response.as_mut()?;
+            if *self.closing.borrow() {
+                self.response = None;
+                return None;
+            }
+            let timeout = self.exchange.state.mcp.timeout;
+            let chunk = tokio::select! {
+                chunk = tokio::time::timeout(timeout, response.chunk()) => chunk,
+                _ = self.closing.changed() => {
+                    self.response = None;
+                    return None;
+                }
+            };
+            let chunk = match chunk {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => return self.ended("ended its stream without the response").await,
+                Ok(Err(error)) => return self.ended(&error.to_string()).await,
+                Err(_) => {
+                    let why = format!("fell silent for {}s", timeout.as_secs_f64());
+                    return self.ended(&why).await;
+                }
+            };
+            let mut out = String::new();
+            for event in self.events.push_events(&chunk) {
+                self.resumable |= event.text.lines().any(|line| line.starts_with("id:"));
+                let answer = event
+                    .message
+                    .as_deref()
+                    .and_then(|data| serde_json::from_str::<Value>(data).ok())
+                    .filter(|message| {
+                        (message.get("result").is_some() || message.get("error").is_some())
+                            && message.get("id") == Some(&self.id)
+                    });
+                match answer {
+                    Some(mut answer) => {
+                        self.finish(&mut answer).await;
+                        out.push_str(&format!("event: message\ndata: {answer}\n\n"));
+                        self.response = None;
+                        return Some(out);
+                    }
+                    None => out.push_str(&event.text),
+                }
+            }
+            if !out.is_empty() {
+                return Some(out);
+            }
+        }
+    }
+
+    /// Finishes the response as asked; a `tools/list` that cannot be filtered is not relayed
+    /// unfiltered (the client gets the error instead).
+    async fn finish(&mut self, answer: &mut Value) {
+        match self.finish.take() {
+            Some(Finish::ToolsList) => {
+                if self.exchange.keep_callable(answer).await.is_err() {
+                    *answer = json!({"jsonrpc": "2.0", "id": self.id, "error": {
+                        "code": RPC_INTERNAL_ERROR,
+                        "message": "the gateway could not filter the tool list",
+                    }});
+                }
+            }
+            Some(Finish::ToolsCall {
+                tool_name,
+                session_id,
+                called,
+            }) => {
+                let forwarded = Forwarded {
+                    status: StatusCode::OK,
+                    body: Some(answer.clone()),
+                    relayed: HeaderMap::new(),
+                    upstream_session: None,
+                };
+                let outcome = outcome(&forwarded);
+                self.exchange
+                    .report(tool_name, session_id, called, outcome)
+                    .await;
+            }
+            Some(Finish::Plain) | None => {}
+        }
+    }
+
+    /// The stream ended before the response: the client hears why, as the JSON-RPC error for
+    /// its request, unless it may resume the stream.
+    async fn ended(&mut self, why: &str) -> Option<String> {
+        self.response = None;
+        let exchange = &self.exchange;
+        if let Some(Finish::ToolsCall {
+            tool_name,
+            session_id,
+            called,
+        }) = self.finish.take()
+        {
+            let error_type = if self.resumable {
+                "upstream_stream_paused"
+            } else {
+                "upstream_unavailable"
+            };
+            exchange
+                .report(tool_name, session_id, called, Some(error_type))
+                .await;
+        }
+        if self.resumable {
+            return None;
+        }
+        let error = exchange.unavailable(why);
+        let answer = json!({"jsonrpc": "2.0", "id": self.id, "error": {
+            "code": RPC_INTERNAL_ERROR,
+            "message": error.message,
+        }});
+        Some(format!("event: message\ndata: {answer}\n\n"))
+    }
+}
+
 /// What the upstream answered, ready to relay.
 struct Forwarded {
     status: StatusCode,
@@ -525,7 +676,22 @@ impl Exchange {
         let body = serde_json::to_value(&forwarded_request).map_err(|_| ApiError::internal())?;
         let session_id = decision.session_id.clone();
         let called = Instant::now();
-        let forwarded = self.forward(&body, Some(&id)).await;
+        let forwarded = if self.mcp_client {
+            match self.open_relay(&body, &id).await {
+                Ok(Opened::Stream(response)) => {
+                    let finish = Finish::ToolsCall {
+                        tool_name,
+                        session_id,
+                        called,
+                    };
+                    return Ok(self.clone().relay(response, id, finish));
+                }
+                Ok(Opened::Answer(forwarded)) => Ok(forwarded),
+                Err(error) => Err(error),
+            }
+        } else {
+            self.forward(&body, Some(&id)).await
+        };
         let outcome = match &forwarded {
             Err(_) => Some("upstream_unavailable"),
             Ok(forwarded) => outcome(forwarded),
@@ -582,43 +748,31 @@ impl Exchange {
     /// the policy refuses outright is removed, one needing a human's approval stays. The hints
     /// of every listed tool are learned first.
     async fn tools_list(&self, id: Value, body: &Value) -> ApiResult<Response> {
-        let mut forwarded = self.forward(body, Some(&id)).await?;
-        let Some(tools) = forwarded
-            .body
-            .as_mut()
-            .and_then(|body| body.get_mut("result"))
-            .and_then(|result| result.get_mut("tools"))
-            .and_then(Value::as_array_mut)
-        else {
-            return Ok(forwarded.respond());
-        };
-        tools::learn(&self.state, &self.caller, &self.server.id, tools).await?;
-        let policy = check::current_policy(&self.state, &self.caller.org_id).await?;
-        let mut kept = Vec::with_capacity(tools.len());
-        for tool in tools.drain(..) {
-            let Some(name) = tool.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let Ok(params) = CheckParams::validate(
-                Some(&self.caller),
-                RawCheck {
-                    agent_id: &self.agent_id,
-                    action_name: name,
-                    input_summary: "",
-                    action_effect: hinted_effect(&tool).map(|effect| effect.as_str()),
-                    session_id: self.session_id.as_deref(),
-                },
-            ) else {
-                // A name no check accepts cannot be called through the gateway.
-                continue;
-            };
-            let decision = check::decide_for(&self.state, &self.caller, &params, &policy).await?;
-            if decision.allowed || decision.elevation_required {
-                kept.push(tool);
+        let mut forwarded = if self.mcp_client {
+            match self.open_relay(body, &id).await? {
+                Opened::Stream(response) => {
+                    return Ok(self.clone().relay(response, id, Finish::ToolsList));
+                }
+                Opened::Answer(forwarded) => forwarded,
             }
+        } else {
+            self.forward(body, Some(&id)).await?
+        };
+        if let Some(answer) = forwarded.body.as_mut() {
+            self.keep_callable(answer).await?;
         }
-        *tools = kept;
         Ok(forwarded.respond())
+    }
+
+    /// Forwards a request whose answer is relayed as the upstream gives it.
+    async fn pass(&self, id: Value, body: &Value) -> ApiResult<Response> {
+        if self.mcp_client {
+            return match self.open_relay(body, &id).await? {
+                Opened::Stream(response) => Ok(self.clone().relay(response, id, Finish::Plain)),
+                Opened::Answer(forwarded) => Ok(forwarded.respond()),
+            };
+        }
+        Ok(self.forward(body, Some(&id)).await?.respond())
     }
 
     /// POSTs `message` to the upstream and reads its answer: the JSON-RPC response to `id`
@@ -653,6 +807,17 @@ impl Exchange {
                     ))
                 })?
                 .map_err(|error| self.unavailable(&error.to_string()))?;
+        self.judge(status, relayed, upstream_session, answer).await
+    }
+
+    /// What an upstream's answer is to the caller: relayed, a 404 ending the session, or a 502.
+    async fn judge(
+        &self,
+        status: u16,
+        relayed: HeaderMap,
+        upstream_session: Option<String>,
+        answer: Option<Value>,
+    ) -> ApiResult<Forwarded> {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
         if let Some(upstream_session) = &upstream_session
             && !sessions::well_formed(upstream_session)
@@ -688,6 +853,118 @@ impl Exchange {
             }
             status => Err(self.unavailable(&format!("answered HTTP {}", status.as_u16()))),
         }
+    }
+
+    /// For an MCP client, POSTs `message` and, when the upstream answers with an event stream,
+    /// hands it back to be relayed as it comes (the upstream's own requests and notifications
+    /// reach the client before the response, which a sampling or elicitation request needs);
+    /// any other answer is read and judged as [`Exchange::forward`] does.
+    async fn open_relay(&self, message: &Value, id: &Value) -> ApiResult<Opened> {
+        let mcp = &self.state.mcp;
+        let deadline = tokio::time::Instant::now() + mcp.timeout;
+        let outgoing = self.message_headers(message)?;
+        let body = serde_json::to_vec(message).map_err(|_| ApiError::internal())?;
+        let too_slow = || {
+            self.unavailable(&format!(
+                "did not answer within {}s",
+                mcp.timeout.as_secs_f64()
+            ))
+        };
+        let mut response = tokio::time::timeout_at(
+            deadline,
+            mcp.outbound.send_mcp(
+                reqwest::Method::POST,
+                &self.server.url,
+                outgoing,
+                Some(body),
+            ),
+        )
+        .await
+        .map_err(|_| too_slow())?
+        .map_err(|error| self.unavailable(&error.to_string()))?;
+        if (200..300).contains(&response.status) && is_event_stream(&response.headers) {
+            return Ok(Opened::Stream(response));
+        }
+        let relayed = relayed_headers(&response.headers);
+        let answer = tokio::time::timeout_at(deadline, read_answer(&mut response, Some(id)))
+            .await
+            .map_err(|_| too_slow())?
+            .map_err(|error| self.unavailable(&error.to_string()))?;
+        Ok(Opened::Answer(
+            self.judge(response.status, relayed, None, answer).await?,
+        ))
+    }
+
+    /// Relays the upstream's event stream answering `id`: every event as it comes, until the
+    /// response, which is finished as `finish` says (a `tools/list` filtered, a `tools/call`
+    /// recorded) and ends the stream. A stream that ends without it, or falls silent past the
+    /// upstream timeout, ends with a JSON-RPC error for `id` — unless it carried event ids,
+    /// when the client may resume it (`GET` with `Last-Event-ID`, 2025-11-25).
+    fn relay(self, response: McpResponse, id: Value, finish: Finish) -> Response {
+        let relayed = relayed_headers(&response.headers);
+        let closing = self.state.mcp.closing();
+        let state = RelayState {
+            exchange: self,
+            response: Some(response),
+            events: sse::Events::default(),
+            id,
+            finish: Some(finish),
+            resumable: false,
+            closing,
+        };
+        let stream = futures_util::stream::unfold(state, |mut state| async move {
+            let text = state.next().await?;
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from(text)), state))
+        });
+        let mut answer = Response::new(axum::body::Body::from_stream(stream));
+        answer.headers_mut().extend(relayed);
+        answer.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        answer.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-cache"),
+        );
+        answer
+    }
+
+    /// Learns the hints of a `tools/list` answer and keeps the tools this agent may call.
+    async fn keep_callable(&self, answer: &mut Value) -> ApiResult<()> {
+        let Some(tools) = answer
+            .get_mut("result")
+            .and_then(|result| result.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        else {
+            return Ok(());
+        };
+        tools::learn(&self.state, &self.caller, &self.server.id, tools).await?;
+        let policy = check::current_policy(&self.state, &self.caller.org_id).await?;
+        let mut kept = Vec::with_capacity(tools.len());
+        for tool in tools.drain(..) {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let Ok(params) = CheckParams::validate(
+                Some(&self.caller),
+                RawCheck {
+                    agent_id: &self.agent_id,
+                    action_name: name,
+                    input_summary: "",
+                    action_effect: hinted_effect(&tool).map(|effect| effect.as_str()),
+                    session_id: self.session_id.as_deref(),
+                },
+            ) else {
+                // A name no check accepts cannot be called through the gateway.
+                continue;
+            };
+            let decision = check::decide_for(&self.state, &self.caller, &params, &policy).await?;
+            if decision.allowed || decision.elevation_required {
+                kept.push(tool);
+            }
+        }
+        *tools = kept;
+        Ok(())
     }
 
     /// Ends the caller's session, which its upstream no longer knows; the 404 to answer.
@@ -1167,9 +1444,24 @@ mod sse {
         undecoded: Vec<u8>,
     }
 
+    /// One complete event: its text as received (line ends made `\n`, the blank line
+    /// included), and its data when it is a `message` event.
+    pub struct Event {
+        pub text: String,
+        pub message: Option<String>,
+    }
+
     impl Events {
         /// Feeds a chunk; the data of every `message` event it completes.
         pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+            self.push_events(chunk)
+                .into_iter()
+                .filter_map(|event| event.message)
+                .collect()
+        }
+
+        /// Feeds a chunk; every event it completes.
+        pub fn push_events(&mut self, chunk: &[u8]) -> Vec<Event> {
             self.undecoded.extend_from_slice(chunk);
             // A chunk may end inside a UTF-8 sequence: decode what is complete.
             let valid = match std::str::from_utf8(&self.undecoded) {
@@ -1184,10 +1476,11 @@ mod sse {
             );
             let mut complete = Vec::new();
             while let Some(end) = self.pending.find("\n\n") {
-                let event: String = self.pending.drain(..end + 2).collect();
-                if let Some(data) = message_data(&event) {
-                    complete.push(data);
-                }
+                let text: String = self.pending.drain(..end + 2).collect();
+                complete.push(Event {
+                    message: message_data(&text),
+                    text,
+                });
             }
             complete
         }
