@@ -3587,6 +3587,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --audit-checkpoint-interval 'How often the head of every audit chain that grew is signed (a checkpoint an export is verified against offline); 0 signs only on demand (`audit export` asks for one)'
             cand --public-url 'The URL clients reach this gateway at (behind a load balancer: its URL); the issuer name of the ID tokens it signs [default: http://<listen address>]'
             cand --mcp-upstream-timeout 'How long a call to an MCP upstream may take, answer included (below --request-timeout)'
+            cand --mcp-session-idle-timeout 'How long an MCP session held by the proxy may go unused before it ends'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'
             cand --signing-key-secret-file 'A file holding the key-encryption key that seals the private halves of the gateway''s signing keys (32 bytes in base64; `agenttrust server signing-key secret` makes one). Every replica needs the same one [default with SQLite: DATABASE.signing-secret, made on first start; with PostgreSQL: none, the keys are stored unsealed]'

@@ -1340,9 +1340,9 @@ fn mcp_sessions_are_the_gateways_and_belong_to_who_opened_them(h: &Harness) {
 
     // Idle past the limit: gone.
     let idle = initialize(h, &server, &alice_token);
-    h.sql_execute(&format!(
-        "UPDATE mcp_sessions SET last_used_at = 0 WHERE upstream_session_id = 'upstream-session-2'"
-    ));
+    h.sql_execute(
+        "UPDATE mcp_sessions SET last_used_at = 0 WHERE upstream_session_id = 'upstream-session-2'",
+    );
     rpc(h, &server, &in_session(&alice_token, &idle), list.clone()).expect_error(404);
 
     // The upstream forgot its session: the gateway's ends too, and the client hears 404.
