@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
 use crate::harness::{Harness, Reply};
-use crate::{on_both_backends, on_both_backends_with};
+use crate::{on_both_backends, on_both_backends_with, on_postgres};
 
 on_both_backends!(
     servers_are_registered_listed_read_and_deleted_by_their_org,
@@ -37,6 +37,8 @@ on_both_backends!(
     the_upstream_stream_is_relayed_and_answers_go_back,
     the_cli_manages_servers,
 );
+
+on_postgres!(sessions_and_hints_are_shared_by_replicas);
 
 on_both_backends_with!(
     sealed;
@@ -1709,6 +1711,42 @@ fn an_mcp_client_gets_the_upstreams_requests_as_they_come(h: &Harness) {
     );
     assert!(!text.contains("run_shell"), "{text}");
     assert!(text.contains("read_file"), "{text}");
+}
+
+fn sessions_and_hints_are_shared_by_replicas(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("roamer", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    let replica = h.replica();
+    // Opened on one replica, served by the other, ended there; known nowhere afterwards.
+    let session = initialize(h, &server, &headers);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    rpc(
+        &replica,
+        &server,
+        &in_session(&headers, &session),
+        list.clone(),
+    )
+    .ok();
+    assert_eq!(
+        upstream.received().last().unwrap().header("mcp-session-id"),
+        Some(UPSTREAM_SESSION)
+    );
+    // The hints learned through that list decide on this replica too.
+    let refused = rpc(h, &server, &headers, call_tool(3, "Tidy_Notes", json!({})));
+    refused.expect_error(403);
+    assert_eq!(refused.body["effect"], "destructive", "{}", refused.text);
+    let ended = replica.raw(
+        Method::DELETE,
+        &format!("/mcp/{server}"),
+        &in_session(&headers, &session),
+        None,
+    );
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    rpc(h, &server, &in_session(&headers, &session), list).expect_error(404);
+    drop(replica);
 }
 
 fn upstream_failures_are_clear_and_bounded(h: &Harness) {

@@ -421,11 +421,17 @@ impl RelayState {
             };
             let chunk = match chunk {
                 Ok(Ok(Some(chunk))) => chunk,
-                Ok(Ok(None)) => return self.ended("ended its stream without the response").await,
-                Ok(Err(error)) => return self.ended(&error.to_string()).await,
+                // Closed after event ids: the upstream may expect the client to resume.
+                Ok(Ok(None)) => {
+                    let resumable = self.resumable;
+                    return self
+                        .ended("ended its stream without the response", resumable)
+                        .await;
+                }
+                Ok(Err(error)) => return self.ended(&error.to_string(), false).await,
                 Err(_) => {
                     let why = format!("fell silent for {}s", timeout.as_secs_f64());
-                    return self.ended(&why).await;
+                    return self.ended(&why, false).await;
                 }
             };
             let mut out = String::new();
@@ -488,8 +494,8 @@ impl RelayState {
     }
 
     /// The stream ended before the response: the client hears why, as the JSON-RPC error for
-    /// its request, unless it may resume the stream.
-    async fn ended(&mut self, why: &str) -> Option<String> {
+    /// its request, unless the upstream closed it to be resumed (`resumable`).
+    async fn ended(&mut self, why: &str, resumable: bool) -> Option<String> {
         self.response = None;
         let exchange = &self.exchange;
         if let Some(Finish::ToolsCall {
@@ -498,7 +504,7 @@ impl RelayState {
             called,
         }) = self.finish.take()
         {
-            let error_type = if self.resumable {
+            let error_type = if resumable {
                 "upstream_stream_paused"
             } else {
                 "upstream_unavailable"
@@ -507,7 +513,7 @@ impl RelayState {
                 .report(tool_name, session_id, called, Some(error_type))
                 .await;
         }
-        if self.resumable {
+        if resumable {
             return None;
         }
         let error = exchange.unavailable(why);
@@ -898,8 +904,9 @@ impl Exchange {
     /// Relays the upstream's event stream answering `id`: every event as it comes, until the
     /// response, which is finished as `finish` says (a `tools/list` filtered, a `tools/call`
     /// recorded) and ends the stream. A stream that ends without it, or falls silent past the
-    /// upstream timeout, ends with a JSON-RPC error for `id` — unless it carried event ids,
-    /// when the client may resume it (`GET` with `Last-Event-ID`, 2025-11-25).
+    /// upstream timeout, ends with a JSON-RPC error for `id` — unless the upstream closed it
+    /// after events with ids, when the client may resume it (`GET` with `Last-Event-ID`,
+    /// 2025-11-25).
     fn relay(self, response: McpResponse, id: Value, finish: Finish) -> Response {
         let relayed = relayed_headers(&response.headers);
         let closing = self.state.mcp.closing();
