@@ -176,6 +176,12 @@ async fn upstream(
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     json_answer(json!({"content": []}))
                 }
+                // Primes a resumable stream (2025-11-25), then closes it before the response.
+                "paused_lookup" => (
+                    [("content-type", "text/event-stream")],
+                    "id: p1\ndata: \nretry: 1000\n\n",
+                )
+                    .into_response(),
                 // Starts its answer, then hangs.
                 "stalling_lookup" => {
                     let notice = format!(
@@ -1711,6 +1717,26 @@ fn an_mcp_client_gets_the_upstreams_requests_as_they_come(h: &Harness) {
     );
     assert!(!text.contains("run_shell"), "{text}");
     assert!(text.contains("read_file"), "{text}");
+
+    // A stream the upstream closes after an event id, before the response: relayed as is and
+    // ended quietly, for the client to resume it (GET with Last-Event-ID).
+    let (status, _, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        call_tool(4, "paused_lookup", json!({})),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("id: p1"), "{text}");
+    assert!(!text.contains("error"), "{text}");
+    let telemetry = h
+        .get(&format!("/api/v1/telemetry/events?agent_id={agent_id}"))
+        .ok()
+        .clone();
+    assert!(
+        telemetry.to_string().contains("upstream_stream_paused"),
+        "{telemetry}"
+    );
 }
 
 fn sessions_and_hints_are_shared_by_replicas(h: &Harness) {
