@@ -93,6 +93,8 @@ pub struct GatewayConfig {
     /// How long a call to an MCP upstream may take, answer included (keep it below the
     /// request timeout, so the caller hears which upstream failed).
     pub mcp_upstream_timeout: std::time::Duration,
+    /// How long an MCP session the proxy holds may go unused before it ends.
+    pub mcp_session_idle_timeout: std::time::Duration,
     /// The least time between two fetches of one provider's JWKS.
     pub jwks_min_refresh_interval: std::time::Duration,
     /// How long a replica uses its copy of the signing keys before reading them again.
@@ -122,6 +124,7 @@ impl GatewayConfig {
             federation_allow_http: false,
             mcp_allow_http: false,
             mcp_upstream_timeout: mcp::DEFAULT_UPSTREAM_TIMEOUT,
+            mcp_session_idle_timeout: mcp::sessions::DEFAULT_IDLE_TIMEOUT,
             jwks_min_refresh_interval: federation::jwks::MIN_REFRESH_INTERVAL,
             signing_keys_reload_after: signing::RELOAD_AFTER,
             audit_checkpoint_interval: Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL),
@@ -188,6 +191,9 @@ impl Gateway {
     pub async fn bind(config: GatewayConfig) -> anyhow::Result<Gateway> {
         if config.mcp_upstream_timeout.is_zero() {
             anyhow::bail!("the MCP upstream timeout must be positive");
+        }
+        if config.mcp_session_idle_timeout.is_zero() {
+            anyhow::bail!("the MCP session idle timeout must be positive");
         }
         if config.max_token_ttl_seconds <= 0 || config.max_delegation_ttl_seconds <= 0 {
             anyhow::bail!("the maximum token and delegation TTLs must be positive");
@@ -266,6 +272,7 @@ impl Gateway {
                 mcp: Arc::new(mcp::Mcp::new(
                     config.mcp_allow_http,
                     config.mcp_upstream_timeout,
+                    config.mcp_session_idle_timeout,
                 )),
             },
             body_limit_bytes: config.body_limit_bytes,
@@ -318,6 +325,12 @@ impl Gateway {
                 streaming_owner.clone(),
             ))
         });
+        // The MCP streams a client listens on end with the gateway, not with the client.
+        let mcp = Arc::clone(&self.state.mcp);
+        let shutdown = async move {
+            shutdown.await;
+            mcp.close_streams();
+        };
         let limits = self.connection_limits;
         let app =
             router(self.state, self.body_limit_bytes).layer(axum::middleware::from_fn_with_state(
@@ -468,7 +481,12 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             "/mcp/servers/{server_id}",
             get(mcp::get_server).delete(mcp::delete_server),
         )
-        .route("/mcp/{server_id}", post(mcp::proxy::proxy))
+        .route(
+            "/mcp/{server_id}",
+            post(mcp::proxy::proxy)
+                .get(mcp::proxy::listen)
+                .delete(mcp::sessions::delete),
+        )
         .route("/mcp/sessions/init", post(sessions::init))
         .route("/mcp/sessions/{session_id}", get(sessions::get))
         .route(

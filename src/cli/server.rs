@@ -107,6 +107,10 @@ pub struct ServerArgs {
     #[arg(long, value_name = "EVENTS_PER_SECOND")]
     pub telemetry_rate_limit: Option<std::num::NonZeroU32>,
 
+    /// How long an MCP session held by the proxy may go unused before it ends
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = config::parse_duration)]
+    pub mcp_session_idle_timeout: Duration,
+
     #[command(flatten)]
     pub database: DatabaseArgs,
 }
@@ -465,6 +469,7 @@ async fn serve(
     config.mcp_allow_http = args.mcp_allow_http;
     config.mcp_upstream_timeout = args.mcp_upstream_timeout;
     config.telemetry_rate_limit = args.telemetry_rate_limit;
+    config.mcp_session_idle_timeout = args.mcp_session_idle_timeout;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(
             "--sqlite-synchronous normal: commits are not synced one by one; the last answered \

@@ -6,8 +6,10 @@
 //! agent token: agents need the ids of the servers they reach) lists and reads them. An
 //! upstream credential is write-only: sealed with the operator's key-encryption key (bound to
 //! the server id) when one is configured, shown masked, never logged nor audited.
+//! The proxy's MCP sessions are in [`sessions`], the tools' hints in [`tools`].
 
 pub mod proxy;
+pub mod sessions;
 pub mod tools;
 
 use std::time::Duration;
@@ -34,28 +36,43 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(20);
 const MAX_URL_CHARACTERS: usize = 2048;
 /// The longest upstream credential accepted.
 const MAX_AUTH_TOKEN_BYTES: usize = 8 * 1024;
-/// How an unsealed credential is marked (PostgreSQL without `--signing-key-secret-file`).
-const NOT_SEALED: &str = "none";
+/// How an unsealed credential (or upstream session id) is marked: no key-encryption key is
+/// configured (`--signing-key-secret-file`).
+pub(super) const NOT_SEALED: &str = "none";
 
-/// What the proxy needs beyond the store: its outbound client (with its own http rule) and
-/// the tools each server listed.
+/// What the proxy needs beyond the store: its outbound client (with its own http rule), its
+/// limits, and the signal that ends the streams it relays when the gateway shuts down.
 #[derive(Debug)]
 pub struct Mcp {
     pub outbound: Outbound,
     /// Plain http to any host, not only loopback (`--mcp-allow-http`).
     pub allow_http: bool,
     pub timeout: Duration,
-    pub tools: tools::ToolCache,
+    /// How long an MCP session may go unused before it ends.
+    pub session_idle: Duration,
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Mcp {
-    pub fn new(allow_http: bool, timeout: Duration) -> Mcp {
+    pub fn new(allow_http: bool, timeout: Duration, session_idle: Duration) -> Mcp {
         Mcp {
             outbound: Outbound::new(allow_http),
             allow_http,
             timeout,
-            tools: tools::ToolCache::default(),
+            session_idle,
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends every relayed stream (a listening client would otherwise hold a graceful shutdown
+    /// open for as long as it listens).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// What a relayed stream watches to end with the gateway.
+    pub fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 }
 
@@ -112,17 +129,17 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     }
 }
 
-/// `(sealed, how)`: sealed with `secret` and the server id as associated data, so a sealed
-/// credential cannot be moved to another server's row.
-fn seal(
+/// `(sealed, how)`: sealed with `secret` and the row's key (the server id, the session's
+/// digest) as associated data, so a sealed value cannot be moved to another row.
+pub(super) fn seal(
     secret: Option<&SigningSecret>,
-    server_id: &str,
+    row_key: &str,
     token: &str,
 ) -> ApiResult<(String, String)> {
     match secret {
         Some(secret) => {
-            let sealed = secret.seal(server_id, token.as_bytes()).map_err(|error| {
-                tracing::error!(%error, "cannot seal an MCP upstream credential");
+            let sealed = secret.seal(row_key, token.as_bytes()).map_err(|error| {
+                tracing::error!(%error, "cannot seal an MCP upstream secret");
                 ApiError::internal()
             })?;
             Ok((sealed, secret.sealed_with()))
@@ -247,7 +264,8 @@ pub async fn get_server(
     Ok(Json(to_api(row)?))
 }
 
-/// `DELETE /mcp/servers/{server_id}`: the server and what the proxy learned of its tools.
+/// `DELETE /mcp/servers/{server_id}`: the server, what the proxy learned of its tools, and its
+/// sessions.
 pub async fn delete_server(
     State(state): State<AppState>,
     caller: Caller,
@@ -258,7 +276,6 @@ pub async fn delete_server(
     if !store::mcp::delete_server(&state.store, &caller.org_id, &id, &caller.actor()).await? {
         return Err(server_not_found(&id));
     }
-    state.mcp.tools.forget(&caller.org_id, &id);
     Ok(Json(DeletedServer {
         status: "deleted".to_string(),
         id,

@@ -5,6 +5,8 @@
 //! scheme, host and port; a POST follows none (a redirected POST would be replayed as a GET, or
 //! carry a credential elsewhere): a 3xx is the destination's answer. Plain `http://` is refused
 //! except to a loopback address (a service on this machine) or when the operator allows it.
+//! MCP upstreams have their own calls ([`Outbound::send_mcp`]): any method, an answer read
+//! chunk by chunk, and for a stream the caller's own time bounds instead of a total timeout.
 
 use std::time::Duration;
 
@@ -49,6 +51,9 @@ pub struct Outbound {
     client: reqwest::Client,
     /// The POST client: no redirects, [`POST_TIMEOUT`].
     poster: reqwest::Client,
+    /// The client of MCP streams: no redirects and no total timeout (a listening stream lasts
+    /// as long as the client listens; its caller bounds the wait for the answer's head).
+    streamer: reqwest::Client,
     allow_http: bool,
 }
 
@@ -95,9 +100,16 @@ impl Outbound {
             .user_agent(concat!("agenttrust/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_else(|error| panic!("the outbound HTTP client cannot start: {error}"));
+        let streamer = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("agenttrust/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|error| panic!("the outbound HTTP client cannot start: {error}"));
         Outbound {
             client,
             poster,
+            streamer,
             allow_http,
         }
     }
@@ -271,6 +283,15 @@ impl McpResponse {
         Ok(chunk)
     }
 
+    /// The rest of the body as a stream of chunks, unbounded (a listening stream relayed as
+    /// it comes; the relay bounds it).
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send + 'static
+    {
+        self.response.bytes_stream()
+    }
+
     /// The whole body (for a JSON answer).
     pub async fn body(&mut self) -> Result<Vec<u8>, FetchError> {
         let mut body = Vec::new();
@@ -319,6 +340,47 @@ impl Outbound {
                 limit: MCP_MAX_BODY_BYTES,
             });
         }
+        Ok(McpResponse {
+            status: response.status().as_u16(),
+            headers: response.headers().clone(),
+            response,
+            url: url.to_string(),
+            read: 0,
+        })
+    }
+}
+
+impl Outbound {
+    /// Sends `method` to an MCP upstream with `headers`: GET to listen and DELETE to end a
+    /// session (no body), POST a JSON `body` whose answer may be a lasting stream. No total
+    /// timeout: the caller bounds the wait for the answer's head, and reads (or relays) the
+    /// body within its own limits.
+    pub async fn send_mcp(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        headers: reqwest::header::HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<McpResponse, FetchError> {
+        let parsed = self.check_url(url)?;
+        let mut request = self.streamer.request(method, parsed).headers(headers);
+        request = match body {
+            Some(body) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(
+                    reqwest::header::ACCEPT,
+                    "application/json, text/event-stream",
+                )
+                .body(body),
+            None => request.header(reqwest::header::ACCEPT, "text/event-stream"),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| FetchError::Transport {
+                url: url.to_string(),
+                reason: describe(&error),
+            })?;
         Ok(McpResponse {
             status: response.status().as_u16(),
             headers: response.headers().clone(),

@@ -1,6 +1,11 @@
 //! MCP server rows: what an org registered for its agents to reach through the proxy. The
 //! upstream credential arrives here already sealed (the gateway holds the key-encryption key);
 //! it never enters the audit log, whose events name only whether a credential is set.
+//! What the proxy keeps of each server lives beside it: [`tools`] (the hints its `tools/list`
+//! stated) and [`sessions`] (the MCP sessions the gateway minted for its clients).
+
+pub mod sessions;
+pub mod tools;
 
 use crate::api::mcp::{MASKED_SECRET, McpServer};
 use crate::api::time;
@@ -142,18 +147,31 @@ pub async fn get_server(store: &Store, org_id: &str, id: &str) -> Result<Option<
         .await?))
 }
 
-/// Deletes the org's server `id`; `false` when there is none.
+/// Deletes the org's server `id`, with its tool hints and its sessions; `false` when there is
+/// none.
 pub async fn delete_server(store: &Store, org_id: &str, id: &str, actor: &Actor) -> Result<bool> {
     const SQL: &str = "DELETE FROM mcp_servers WHERE org_id = $1 AND id = $2";
+    const TOOLS: &str = "DELETE FROM mcp_tools WHERE org_id = $1 AND server_id = $2";
+    const SESSIONS: &str = "DELETE FROM mcp_sessions WHERE org_id = $1 AND server_id = $2";
     let now = time::now();
     let mut tx = store.begin().await?;
     let deleted = on_tx!(&mut tx, |conn| {
-        sqlx::query(SQL)
+        let deleted = sqlx::query(SQL)
             .bind(org_id)
             .bind(id)
             .execute(&mut *conn)
             .await?
-            .rows_affected()
+            .rows_affected();
+        if deleted > 0 {
+            for sql in [TOOLS, SESSIONS] {
+                sqlx::query(sql)
+                    .bind(org_id)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        deleted
     });
     if deleted == 0 {
         return Ok(false);

@@ -127,6 +127,7 @@ impl Checker {
                 mcp: std::sync::Arc::new(crate::gateway::mcp::Mcp::new(
                     false,
                     crate::gateway::mcp::DEFAULT_UPSTREAM_TIMEOUT,
+                    crate::gateway::mcp::sessions::DEFAULT_IDLE_TIMEOUT,
                 )),
             },
             caller: crate::gateway::auth::Caller {

@@ -47,6 +47,7 @@ mod operator_safety;
 mod policies;
 mod readme_tour;
 mod replicas;
+mod sdk_mcp;
 mod sdk_python;
 mod sdk_rust;
 mod server_dev;

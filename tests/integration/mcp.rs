@@ -13,12 +13,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use futures_util::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
 use crate::harness::{Harness, Reply};
-use crate::{on_both_backends, on_both_backends_with};
+use crate::{on_both_backends, on_both_backends_with, on_postgres};
 
 on_both_backends!(
     servers_are_registered_listed_read_and_deleted_by_their_org,
@@ -28,8 +29,16 @@ on_both_backends!(
     elevation_answers_an_approval_to_wait_on_then_forwards,
     identity_comes_from_the_token_or_the_headers_never_from_a_claim,
     lying_annotations_never_lower_the_effect,
+    padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool,
+    mcp_sessions_are_the_gateways_and_belong_to_who_opened_them,
+    a_flood_of_sessions_stays_bounded_per_agent,
+    the_stateless_revision_is_forwarded_with_headers_that_match_the_body,
+    an_mcp_client_gets_the_upstreams_requests_as_they_come,
+    the_upstream_stream_is_relayed_and_answers_go_back,
     the_cli_manages_servers,
 );
+
+on_postgres!(sessions_and_hints_are_shared_by_replicas);
 
 on_both_backends_with!(
     sealed;
@@ -57,9 +66,11 @@ fn impatient(config: &mut agenttrust::gateway::GatewayConfig) {
 
 // ----- the upstream -----
 
-/// What the upstream received: the JSON-RPC body and the headers.
+/// What the upstream received: the HTTP method, the JSON-RPC body (null for GET and DELETE)
+/// and the headers.
 #[derive(Debug, Clone)]
 struct Received {
+    http_method: String,
     body: Value,
     headers: HeaderMap,
 }
@@ -77,9 +88,13 @@ impl Received {
 #[derive(Default)]
 struct UpstreamState {
     received: Mutex<Vec<Received>>,
+    /// Sessions assigned so far (the first is [`UPSTREAM_SESSION`]).
+    sessions: std::sync::atomic::AtomicUsize,
 }
 
 const UPSTREAM_SESSION: &str = "upstream-session-1";
+/// A session id the upstream answers 404 to: it has forgotten it.
+const FORGOTTEN_SESSION: &str = "upstream-session-forgotten";
 
 /// The tools the upstream lists: a read, a destructive tool whose annotations lie
 /// (`readOnlyHint`), a tool only its annotations call destructive, a tool a policy denies, a
@@ -97,6 +112,8 @@ fn tool_list() -> Value {
          "annotations": {"readOnlyHint": true}},
         {"name": "huge_read", "inputSchema": {"type": "object"},
          "annotations": {"readOnlyHint": true}},
+        {"name": "stalling_lookup", "inputSchema": {"type": "object"},
+         "annotations": {"readOnlyHint": true}},
     ])
 }
 
@@ -106,26 +123,51 @@ async fn upstream(
     body: String,
 ) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let forgotten = headers
+        .get("mcp-session-id")
+        .and_then(|value| value.to_str().ok())
+        == Some(FORGOTTEN_SESSION);
     state.received.lock().unwrap().push(Received {
+        http_method: "POST".to_string(),
         body: body.clone(),
         headers,
     });
+    if forgotten {
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let id = body["id"].clone();
     let method = body["method"].as_str().unwrap_or("").to_string();
     let json_answer = |result: Value| {
-        (
-            [("mcp-session-id", UPSTREAM_SESSION)],
-            axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})),
-        )
-            .into_response()
+        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})).into_response()
     };
     match method.as_str() {
-        "initialize" => json_answer(json!({
-            "protocolVersion": "2025-06-18",
-            "capabilities": {"tools": {}},
-            "serverInfo": {"name": "test-upstream", "version": "1"},
-        })),
+        "initialize" => {
+            let number = state
+                .sessions
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            let session = format!("upstream-session-{number}");
+            (
+                [("mcp-session-id", session)],
+                axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {"tools": {}},
+                    "serverInfo": {"name": "test-upstream", "version": "1"},
+                }})),
+            )
+                .into_response()
+        }
         "tools/list" => json_answer(json!({"tools": tool_list()})),
+        // 2026-07-28: a stream that lasts; here an acknowledgement, then its end.
+        "subscriptions/listen" => (
+            [("content-type", "text/event-stream")],
+            format!(
+                "event: message\ndata: {}\n\n",
+                json!({"jsonrpc": "2.0",
+                       "method": "notifications/subscriptions/acknowledged", "params": {}})
+            ),
+        )
+            .into_response(),
         method if method.starts_with("notifications/") => StatusCode::ACCEPTED.into_response(),
         "tools/call" => {
             let tool = body["params"]["name"].as_str().unwrap_or("").to_string();
@@ -134,21 +176,46 @@ async fn upstream(
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     json_answer(json!({"content": []}))
                 }
+                // Primes a resumable stream (2025-11-25), then closes it before the response.
+                "paused_lookup" => (
+                    [("content-type", "text/event-stream")],
+                    "id: p1\ndata: \nretry: 1000\n\n",
+                )
+                    .into_response(),
+                // Starts its answer, then hangs.
+                "stalling_lookup" => {
+                    let notice = format!(
+                        "event: message\ndata: {}\n\n",
+                        json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                               "params": {"progress": 1}})
+                    );
+                    let stream = futures_util::stream::once(async move {
+                        Ok::<_, std::io::Error>(bytes::Bytes::from(notice))
+                    })
+                    .chain(futures_util::stream::pending());
+                    (
+                        [("content-type", "text/event-stream")],
+                        axum::body::Body::from_stream(stream),
+                    )
+                        .into_response()
+                }
                 "huge_read" => {
                     let text = "x".repeat(5 * 1024 * 1024);
                     json_answer(json!({"content": [{"type": "text", "text": text}]}))
                 }
                 _ => {
-                    // Tool calls answer as an SSE stream: a progress notification first, then
-                    // the response, split over several events.
+                    // Tool calls answer as an SSE stream: a progress notification and a request
+                    // of the upstream's own first, then the response, split over several events.
                     let response = json!({"jsonrpc": "2.0", "id": id, "result": {
                         "content": [{"type": "text", "text": format!("ran {tool}")}],
                         "isError": false,
                     }});
                     let stream = format!(
-                        "event: message\ndata: {}\n\n: a comment\n\nevent: message\ndata: {}\n\n",
+                        "event: message\ndata: {}\n\n: a comment\n\nid: 7\ndata: {}\n\nevent: message\ndata: {}\n\n",
                         json!({"jsonrpc": "2.0", "method": "notifications/progress",
                                "params": {"progress": 1}}),
+                        json!({"jsonrpc": "2.0", "id": "up-2", "method": "sampling/createMessage",
+                               "params": {"messages": [], "maxTokens": 5}}),
                         response
                     );
                     (
@@ -164,6 +231,35 @@ async fn upstream(
         }
         _ => json_answer(json!({})),
     }
+}
+
+/// `GET` (listen): in a session, a stream carrying one request of the upstream's own
+/// (`roots/list`), then its end; without one, 405 (no stream offered).
+async fn upstream_listen(State(state): State<Arc<UpstreamState>>, headers: HeaderMap) -> Response {
+    let in_session = headers.contains_key("mcp-session-id");
+    state.received.lock().unwrap().push(Received {
+        http_method: "GET".to_string(),
+        body: Value::Null,
+        headers,
+    });
+    if !in_session {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let stream = format!(
+        "id: e1\ndata: \n\nid: e2\nevent: message\ndata: {}\n\n",
+        json!({"jsonrpc": "2.0", "id": "up-1", "method": "roots/list"})
+    );
+    ([("content-type", "text/event-stream")], stream).into_response()
+}
+
+/// `DELETE` (end a session): recorded, accepted.
+async fn upstream_end(State(state): State<Arc<UpstreamState>>, headers: HeaderMap) -> StatusCode {
+    state.received.lock().unwrap().push(Received {
+        http_method: "DELETE".to_string(),
+        body: Value::Null,
+        headers,
+    });
+    StatusCode::OK
 }
 
 /// The upstream; dropped with its runtime.
@@ -186,7 +282,10 @@ impl Upstream {
         let url = format!("http://{}/mcp", listener.local_addr().unwrap());
         let state = Arc::new(UpstreamState::default());
         let app = Router::new()
-            .route("/mcp", post(upstream))
+            .route(
+                "/mcp",
+                post(upstream).get(upstream_listen).delete(upstream_end),
+            )
             .with_state(Arc::clone(&state));
         runtime.spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -200,6 +299,15 @@ impl Upstream {
 
     fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
+    }
+
+    /// The upstream session ids of the DELETEs it received.
+    fn ended(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .filter(|received| received.http_method == "DELETE")
+            .map(|received| received.header("mcp-session-id").unwrap_or("").to_string())
+            .collect()
     }
 
     /// The tool calls it received, by tool name.
@@ -535,10 +643,16 @@ fn tool_calls_are_checked_recorded_and_forwarded(h: &Harness) {
             .unwrap()
     });
     assert_eq!(init.status(), 200);
-    assert_eq!(
-        init.headers().get("mcp-session-id").unwrap(),
-        UPSTREAM_SESSION
-    );
+    // The client holds the gateway's session id, never the upstream's.
+    let minted = init
+        .headers()
+        .get("mcp-session-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(minted.starts_with("mcps_"), "{minted}");
+    assert_ne!(minted, UPSTREAM_SESSION);
     let init: Value = h.block_on(init.json()).unwrap();
     assert_eq!(
         init["result"]["serverInfo"]["name"], "test-upstream",
@@ -547,11 +661,7 @@ fn tool_calls_are_checked_recorded_and_forwarded(h: &Harness) {
     let notified = rpc(
         h,
         &server,
-        &[
-            headers.clone(),
-            vec![("Mcp-Session-Id", UPSTREAM_SESSION.to_string())],
-        ]
-        .concat(),
+        &[headers.clone(), vec![("Mcp-Session-Id", minted.clone())]].concat(),
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     );
     assert_eq!(notified.status, 202, "{}", notified.text);
@@ -707,7 +817,8 @@ fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
             "delete_repo",
             "tidy_notes",
             "slow_lookup",
-            "huge_read"
+            "huge_read",
+            "stalling_lookup"
         ],
         "{}",
         listed.text
@@ -730,7 +841,7 @@ fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
     ]);
     run.success();
     let tools = run.json();
-    assert_eq!(tools["tools"].as_array().unwrap().len(), 5, "{tools}");
+    assert_eq!(tools["tools"].as_array().unwrap().len(), 6, "{tools}");
     let run = h.run(&["mcp", "tools", &server, "--agent", agent_id, "-o", "json"]);
     run.success();
     let names: Vec<Value> = run.json()["tools"]
@@ -741,7 +852,12 @@ fn tools_list_keeps_what_the_agent_may_call(h: &Harness) {
         .collect();
     assert_eq!(
         names,
-        [json!("read_file"), json!("slow_lookup"), json!("huge_read")]
+        [
+            json!("read_file"),
+            json!("slow_lookup"),
+            json!("huge_read"),
+            json!("stalling_lookup")
+        ]
     );
 }
 
@@ -949,6 +1065,716 @@ fn lying_annotations_never_lower_the_effect(h: &Harness) {
     assert!(upstream.tool_calls().is_empty());
 }
 
+fn padded_or_recased_tool_names_get_the_rules_and_hints_of_the_tool(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("a", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny", "reason": "no shells here"}]}));
+    rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+    .ok();
+    // The hints are rows every replica reads, by the lower-case canonical name.
+    let stored = |key: &str| {
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_tools WHERE server_id = '{server}' \
+                 AND name_key = '{key}' AND effect = 'destructive'"
+            ),
+        )
+    };
+    assert_eq!(stored("tidy_notes"), 1);
+    assert_eq!(h.audit_count("mcp.tools.learned"), 1);
+    // Listing again changes nothing, and writes nothing.
+    rpc(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    )
+    .ok();
+    assert_eq!(h.audit_count("mcp.tools.learned"), 1);
+
+    // tidy_notes is destructive by its hint alone: however the caller spells it, the hint
+    // applies (no session: a destructive call is a plain denial).
+    for spelling in [
+        "tidy_notes",
+        "Tidy_Notes",
+        "tidy_notes ",
+        " TIDY_NOTES",
+        "tidy_notes\t",
+    ] {
+        let refused = rpc(h, &server, &headers, call_tool(3, spelling, json!({})));
+        assert_eq!(refused.expect_error(403), "POLICY_DENIED", "{spelling:?}");
+        assert_eq!(
+            refused.body["effect"], "destructive",
+            "{spelling:?}: {}",
+            refused.text
+        );
+    }
+    // A rule written for run_shell holds for every spelling of it.
+    for spelling in ["run_shell ", "Run_Shell", "  RUN_SHELL"] {
+        let refused = rpc(h, &server, &headers, call_tool(4, spelling, json!({})));
+        assert_eq!(refused.expect_error(403), "POLICY_DENIED", "{spelling:?}");
+        assert!(refused.message().contains("no-shell"), "{}", refused.text);
+    }
+    // Invisible characters are no spelling at all.
+    let hidden = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(5, "tidy\u{200B}_notes", json!({})),
+    );
+    assert_eq!(hidden.expect_error(400), "VALIDATION_ERROR");
+    assert!(upstream.tool_calls().is_empty(), "nothing refused went out");
+
+    // An allowed call goes out under the name that was checked, not the caller's padding.
+    rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(6, "  read_file ", json!({})),
+    )
+    .ok();
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+
+    // A hint in the database is what this replica decides with, though it never listed it.
+    h.sql_execute(&format!(
+        "INSERT INTO mcp_tools (org_id, server_id, name_key, effect, learned_at) \
+         VALUES ('{}', '{server}', 'archive_notes', 'destructive', 0)",
+        h.org_id
+    ));
+    let refused = rpc(
+        h,
+        &server,
+        &headers,
+        call_tool(7, "Archive_Notes", json!({})),
+    );
+    refused.expect_error(403);
+    assert_eq!(refused.body["effect"], "destructive", "{}", refused.text);
+
+    // Deleting the server forgets its hints.
+    h.request(Method::DELETE, &format!("/mcp/servers/{server}"), None)
+        .ok();
+    assert_eq!(
+        count(
+            h,
+            &format!("SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_tools WHERE server_id = '{server}'")
+        ),
+        0
+    );
+}
+
+/// Initializes an MCP session through the proxy with `headers`; the session id the client got.
+fn initialize(h: &Harness, server_id: &str, headers: &[(&str, String)]) -> String {
+    let answer = h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp/{server_id}", h.url))
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                          "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                     "clientInfo": {"name": "t", "version": "1"}}}));
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.unwrap()
+    });
+    assert_eq!(answer.status(), 200);
+    answer
+        .headers()
+        .get("mcp-session-id")
+        .expect("a session id")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn in_session(headers: &[(&'static str, String)], session: &str) -> Vec<(&'static str, String)> {
+    let mut headers = headers.to_vec();
+    headers.push(("Mcp-Session-Id", session.to_string()));
+    headers
+}
+
+fn bearer(h: &Harness, agent_id: &str) -> Vec<(&'static str, String)> {
+    let token = h.issue_token(agent_id, &[], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    vec![("Authorization", format!("Bearer {token}"))]
+}
+
+fn mcp_sessions_are_the_gateways_and_belong_to_who_opened_them(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let other_server = register(h, &upstream.url, None);
+    let alice = h.create_agent("alice", &[]);
+    let alice_id = alice["id"].as_str().unwrap();
+    let bob = h.create_agent("bob", &[]);
+    let bob_id = bob["id"].as_str().unwrap();
+    let alice_token = bearer(h, alice_id);
+    let bob_token = bearer(h, bob_id);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+
+    let session = initialize(h, &server, &alice_token);
+    assert!(
+        session.starts_with("mcps_") && session.len() > 40,
+        "{session}"
+    );
+    // Stored as a digest only, mapped to the upstream's id.
+    assert_eq!(
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions WHERE agent_id = '{alice_id}' \
+                 AND server_id = '{server}' AND upstream_session_id = '{UPSTREAM_SESSION}' \
+                 AND protocol_version = '2025-06-18' AND digest <> '{session}' \
+                 AND id <> '{session}'"
+            )
+        ),
+        1
+    );
+    assert_eq!(h.audit_count("mcp.session.opened"), 1);
+    let events = h.get("/api/v1/audit/events?limit=500").ok().to_string();
+    assert!(
+        !events.contains(&session),
+        "the audit log names no session id"
+    );
+    assert!(!events.contains(UPSTREAM_SESSION), "{events}");
+
+    // Alice in her session: forwarded with the upstream's id and the protocol version.
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, &session),
+        list.clone(),
+    )
+    .ok();
+    let sent = upstream.received();
+    let last = sent.last().unwrap();
+    assert_eq!(last.header("mcp-session-id"), Some(UPSTREAM_SESSION));
+    let forwarded = upstream.received().len();
+
+    // Bob with Alice's session id, by token or by key and X-Agent-ID: unknown to him (404).
+    let stolen = rpc(h, &server, &in_session(&bob_token, &session), list.clone());
+    assert_eq!(stolen.expect_error(404), "NOT_FOUND");
+    assert!(stolen.message().contains("initialize"), "{}", stolen.text);
+    rpc(
+        h,
+        &server,
+        &in_session(&as_agent(h, bob_id), &session),
+        call_tool(3, "read_file", json!({})),
+    )
+    .expect_error(404);
+    // Alice's own session on another server, a made-up one: unknown too. Malformed: a 400.
+    rpc(
+        h,
+        &other_server,
+        &in_session(&alice_token, &session),
+        list.clone(),
+    )
+    .expect_error(404);
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, "mcps_madeUpButWellFormed0123456789abcdefghij"),
+        list.clone(),
+    )
+    .expect_error(404);
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, UPSTREAM_SESSION),
+        list.clone(),
+    )
+    .expect_error(404);
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, "two words"),
+        list.clone(),
+    )
+    .expect_error(400);
+    // Another org, on its own server, with its own agent: 404 (and our server is no server).
+    let (_, other_key) = h.other_org("globex");
+    let intruder = h
+        .request_as(
+            &other_key,
+            Method::POST,
+            "/api/v1/agents",
+            Some(json!({"name": "intruder"})),
+        )
+        .agent();
+    let intruder_headers = vec![
+        ("X-API-Key", other_key.clone()),
+        ("X-Agent-ID", intruder["id"].as_str().unwrap().to_string()),
+    ];
+    let their_server = h
+        .request_as(
+            &other_key,
+            Method::POST,
+            "/mcp/servers",
+            Some(json!({"name": "theirs", "url": upstream.url})),
+        )
+        .ok()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rpc(
+        h,
+        &their_server,
+        &in_session(&intruder_headers, &session),
+        list.clone(),
+    )
+    .expect_error(404);
+    for method in [Method::POST, Method::GET, Method::DELETE] {
+        let body = (method == Method::POST).then(|| list.to_string().into_bytes());
+        let mut headers = in_session(&intruder_headers, &session);
+        headers.push(("Content-Type", "application/json".to_string()));
+        h.raw(method.clone(), &format!("/mcp/{server}"), &headers, body)
+            .expect_error(404);
+    }
+    assert_eq!(
+        upstream.received().len(),
+        forwarded,
+        "nothing of theirs went out"
+    );
+
+    // Idle past the limit: gone.
+    let idle = initialize(h, &server, &alice_token);
+    h.sql_execute(
+        "UPDATE mcp_sessions SET last_used_at = 0 WHERE upstream_session_id = 'upstream-session-2'",
+    );
+    rpc(h, &server, &in_session(&alice_token, &idle), list.clone()).expect_error(404);
+
+    // The upstream forgot its session: the gateway's ends too, and the client hears 404.
+    let forgotten = initialize(h, &server, &alice_token);
+    h.sql_execute(&format!(
+        "UPDATE mcp_sessions SET upstream_session_id = '{FORGOTTEN_SESSION}' \
+         WHERE upstream_session_id = 'upstream-session-3'"
+    ));
+    rpc(
+        h,
+        &server,
+        &in_session(&alice_token, &forgotten),
+        list.clone(),
+    )
+    .expect_error(404);
+    assert_eq!(
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions \
+                 WHERE upstream_session_id = '{FORGOTTEN_SESSION}'"
+            )
+        ),
+        0
+    );
+
+    // DELETE ends it, upstream too; only in a session, only the owner's.
+    let delete = |headers: &[(&str, String)]| {
+        h.raw(Method::DELETE, &format!("/mcp/{server}"), headers, None)
+    };
+    delete(&alice_token).expect_error(400);
+    delete(&in_session(&bob_token, &session)).expect_error(404);
+    let ended = delete(&in_session(&alice_token, &session));
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    assert_eq!(upstream.ended(), [UPSTREAM_SESSION]);
+    rpc(h, &server, &in_session(&alice_token, &session), list).expect_error(404);
+    delete(&in_session(&alice_token, &session)).expect_error(404);
+    assert_eq!(h.audit_count("mcp.session.ended"), 2);
+
+    // Deleting the server ends its sessions.
+    let last = initialize(h, &server, &alice_token);
+    h.request(Method::DELETE, &format!("/mcp/servers/{server}"), None)
+        .ok();
+    assert_eq!(
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions WHERE server_id = '{server}'"
+            )
+        ),
+        0
+    );
+    drop(last);
+}
+
+fn a_flood_of_sessions_stays_bounded_per_agent(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("flooder", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = bearer(h, agent_id);
+    let bystander = h.create_agent("bystander", &[]);
+    let bystander_headers = bearer(h, bystander["id"].as_str().unwrap());
+    let kept = initialize(h, &server, &bystander_headers);
+    let first = initialize(h, &server, &headers);
+    for _ in 0..39 {
+        initialize(h, &server, &headers);
+    }
+    let sessions = |agent: &str| {
+        count(
+            h,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM mcp_sessions WHERE agent_id = '{agent}'"
+            ),
+        )
+    };
+    assert_eq!(sessions(agent_id), 32);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    // The least recently used went (and its upstream session was ended); others' stayed.
+    rpc(h, &server, &in_session(&headers, &first), list.clone()).expect_error(404);
+    rpc(h, &server, &in_session(&bystander_headers, &kept), list).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while upstream.ended().len() < 8 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut ended = upstream.ended();
+    ended.sort();
+    assert_eq!(ended.len(), 8, "{ended:?}");
+    assert!(
+        ended.contains(&"upstream-session-2".to_string()),
+        "{ended:?}"
+    );
+}
+
+fn the_upstream_stream_is_relayed_and_answers_go_back(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("listener", &[]);
+    let headers = bearer(h, agent["id"].as_str().unwrap());
+    // Without a session the upstream offers no stream: 405, as it said.
+    let refused = h.raw(Method::GET, &format!("/mcp/{server}"), &headers, None);
+    assert_eq!(refused.status, 405, "{}", refused.text);
+
+    let session = initialize(h, &server, &headers);
+    let mut listening = in_session(&headers, &session);
+    listening.push(("Last-Event-ID", "e0".to_string()));
+    let (status, content_type, text) = h.block_on(async {
+        let mut request = reqwest::Client::new().get(format!("{}/mcp/{server}", h.url));
+        for (name, value) in &listening {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (
+            response.status(),
+            content_type,
+            response.text().await.unwrap(),
+        )
+    });
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content_type, "text/event-stream");
+    assert!(text.contains("id: e1"), "{text}");
+    assert!(text.contains(r#""method":"roots/list""#), "{text}");
+    let get = upstream
+        .received()
+        .into_iter()
+        .rfind(|received| received.http_method == "GET")
+        .unwrap();
+    assert_eq!(get.header("mcp-session-id"), Some(UPSTREAM_SESSION));
+    assert_eq!(get.header("last-event-id"), Some("e0"));
+
+    // The client's answer to the upstream's request goes to the upstream: 202.
+    let answer = json!({"jsonrpc": "2.0", "id": "up-1", "result": {"roots": []}});
+    let accepted = rpc(h, &server, &in_session(&headers, &session), answer.clone());
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    let received = upstream.received();
+    let last = received.last().unwrap();
+    assert_eq!(last.body, answer);
+    assert_eq!(last.header("mcp-session-id"), Some(UPSTREAM_SESSION));
+    // Neither a request nor a response: refused, nothing sent.
+    let before = upstream.received().len();
+    rpc(
+        h,
+        &server,
+        &in_session(&headers, &session),
+        json!({"jsonrpc": "2.0", "id": 5}),
+    )
+    .expect_error(400);
+    assert_eq!(upstream.received().len(), before);
+}
+
+/// A request of the 2026-07-28 revision: no session, the protocol version and the client's
+/// metadata in every request, the method and name mirrored in headers.
+fn modern(h: &Harness, server: &str, headers: &[(&str, String)], body: Value) -> Reply {
+    let mut headers = headers.to_vec();
+    headers.push(("MCP-Protocol-Version", "2026-07-28".to_string()));
+    headers.push(("Accept", "application/json, text/event-stream".to_string()));
+    rpc(h, server, &headers, body)
+}
+
+fn modern_call(id: i64, tool: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+           "params": {"name": tool, "arguments": {"path": "/x"},
+                      "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                                "io.modelcontextprotocol/clientCapabilities": {}}}})
+}
+
+fn the_stateless_revision_is_forwarded_with_headers_that_match_the_body(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("modern", &[]);
+    let token = as_agent(h, agent["id"].as_str().unwrap());
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny", "reason": "no shells here"}]}));
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut headers = token.clone();
+        headers.extend(extra.iter().map(|(name, value)| (*name, value.to_string())));
+        headers
+    };
+
+    // A tool call: forwarded with the headers mirroring what is sent, the parameters' too.
+    let (status, _, text) = as_mcp_client(
+        h,
+        &server,
+        &with(&[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "read_file"),
+            ("Mcp-Param-Path", "/x"),
+        ]),
+        modern_call(1, "  read_file "),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("ran read_file"), "{text}");
+    let received = upstream.received();
+    let sent = received.last().unwrap();
+    assert_eq!(sent.header("mcp-method"), Some("tools/call"));
+    assert_eq!(sent.header("mcp-name"), Some("read_file"));
+    assert_eq!(sent.header("mcp-param-path"), Some("/x"));
+    assert_eq!(sent.header("mcp-protocol-version"), Some("2026-07-28"));
+    assert_eq!(sent.header("mcp-session-id"), None);
+    assert_eq!(sent.body["params"]["name"], "read_file");
+    assert_eq!(
+        sent.body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"],
+        "2026-07-28"
+    );
+
+    // Headers that say another thing than the body: refused, nothing sent.
+    let before = upstream.received().len();
+    let lying = modern(
+        h,
+        &server,
+        &with(&[("Mcp-Method", "tools/call"), ("Mcp-Name", "read_file")]),
+        modern_call(2, "run_shell"),
+    );
+    assert_eq!(lying.expect_error(400), "HEADER_MISMATCH");
+    let lying = modern(
+        h,
+        &server,
+        &with(&[("Mcp-Method", "tools/list")]),
+        modern_call(3, "read_file"),
+    );
+    assert_eq!(lying.expect_error(400), "HEADER_MISMATCH");
+    assert_eq!(upstream.received().len(), before);
+
+    // A refused call is the JSON-RPC error an MCP client shows.
+    let refused = modern(
+        h,
+        &server,
+        &with(&[("Mcp-Method", "tools/call"), ("Mcp-Name", "run_shell")]),
+        modern_call(4, "run_shell"),
+    );
+    assert_eq!(refused.ok()["error"]["code"], -32001, "{}", refused.text);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-shell"),
+        "{}",
+        refused.text
+    );
+    assert_eq!(upstream.tool_calls(), ["read_file"]);
+
+    // The probe is forwarded; an unknown method is a 404 in this revision, a 200 before it.
+    let discover = json!({"jsonrpc": "2.0", "id": 5, "method": "server/discover"});
+    modern(h, &server, &token, discover).ok();
+    assert_eq!(
+        upstream.received().last().unwrap().method(),
+        "server/discover"
+    );
+    let unknown = json!({"jsonrpc": "2.0", "id": 6, "method": "no/such"});
+    let answer = modern(h, &server, &token, unknown.clone());
+    assert_eq!(answer.status, 404, "{}", answer.text);
+    assert_eq!(answer.body["error"]["code"], -32601, "{}", answer.text);
+    assert_eq!(rpc(h, &server, &token, unknown).status, 200);
+
+    // subscriptions/listen: the upstream's stream, relayed as it comes.
+    let (status, text) = h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp/{server}", h.url))
+            .header("MCP-Protocol-Version", "2026-07-28")
+            .header("Accept", "application/json, text/event-stream")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 7, "method": "subscriptions/listen",
+                          "params": {"notifications": {"toolsListChanged": true}}}),
+            );
+        for (name, value) in &token {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("notifications/subscriptions/acknowledged"),
+        "{text}"
+    );
+}
+
+/// POSTs `body` as an MCP client does (its `Accept` lists event streams); status, content type
+/// and the body's text.
+fn as_mcp_client(
+    h: &Harness,
+    server: &str,
+    headers: &[(&str, String)],
+    body: Value,
+) -> (u16, String, String) {
+    h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/mcp/{server}", h.url))
+            .header("Accept", "application/json, text/event-stream")
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|value| value.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        (
+            response.status().as_u16(),
+            content_type,
+            response.text().await.unwrap(),
+        )
+    })
+}
+
+fn an_mcp_client_gets_the_upstreams_requests_as_they_come(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("streamer", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    let (status, content_type, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        call_tool(9, "read_file", json!({"path": "/a"})),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(content_type, "text/event-stream");
+    // In order: the notification, the upstream's request (its event id kept), the response.
+    let progress = text.find("notifications/progress").expect(&text);
+    let request = text.find("sampling/createMessage").expect(&text);
+    let response = text.find("ran read_file").expect(&text);
+    assert!(progress < request && request < response, "{text}");
+    assert!(text.contains("id: 7\n"), "{text}");
+    // The call was checked and its outcome recorded, as on the JSON path.
+    assert_eq!(checks_of(h, agent_id, "read_file", "AND allowed = TRUE"), 1);
+    let telemetry = h
+        .get(&format!("/api/v1/telemetry/events?agent_id={agent_id}"))
+        .ok()
+        .clone();
+    assert_eq!(
+        telemetry["events"][0]["event_type"], "tool_end",
+        "{telemetry}"
+    );
+    // The client answers the upstream's request on a POST of its own.
+    let answer = json!({"jsonrpc": "2.0", "id": "up-2",
+                        "result": {"role": "assistant", "content": {"type": "text", "text": "hi"},
+                                   "model": "m"}});
+    let (status, _, text) = as_mcp_client(h, &server, &headers, answer.clone());
+    assert_eq!(status, 202, "{text}");
+    assert_eq!(upstream.received().last().unwrap().body, answer);
+    // A JSON answer stays JSON; tools/list is filtered on this path too.
+    h.put_policy(json!({"rules": [{"id": "no-shell", "tools": ["run_shell"],
+                                    "decision": "deny"}]}));
+    let (status, content_type, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    assert!(!text.contains("run_shell"), "{text}");
+    assert!(text.contains("read_file"), "{text}");
+
+    // A stream the upstream closes after an event id, before the response: relayed as is and
+    // ended quietly, for the client to resume it (GET with Last-Event-ID).
+    let (status, _, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        call_tool(4, "paused_lookup", json!({})),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("id: p1"), "{text}");
+    assert!(!text.contains("error"), "{text}");
+    let telemetry = h
+        .get(&format!("/api/v1/telemetry/events?agent_id={agent_id}"))
+        .ok()
+        .clone();
+    assert!(
+        telemetry.to_string().contains("upstream_stream_paused"),
+        "{telemetry}"
+    );
+}
+
+fn sessions_and_hints_are_shared_by_replicas(h: &Harness) {
+    let upstream = Upstream::start();
+    let server = register(h, &upstream.url, None);
+    let agent = h.create_agent("roamer", &[]);
+    let agent_id = agent["id"].as_str().unwrap();
+    let headers = as_agent(h, agent_id);
+    let replica = h.replica();
+    // Opened on one replica, served by the other, ended there; known nowhere afterwards.
+    let session = initialize(h, &server, &headers);
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    rpc(
+        &replica,
+        &server,
+        &in_session(&headers, &session),
+        list.clone(),
+    )
+    .ok();
+    assert_eq!(
+        upstream.received().last().unwrap().header("mcp-session-id"),
+        Some(UPSTREAM_SESSION)
+    );
+    // The hints learned through that list decide on this replica too.
+    let refused = rpc(h, &server, &headers, call_tool(3, "Tidy_Notes", json!({})));
+    refused.expect_error(403);
+    assert_eq!(refused.body["effect"], "destructive", "{}", refused.text);
+    let ended = replica.raw(
+        Method::DELETE,
+        &format!("/mcp/{server}"),
+        &in_session(&headers, &session),
+        None,
+    );
+    assert_eq!(ended.status, 204, "{}", ended.text);
+    rpc(h, &server, &in_session(&headers, &session), list).expect_error(404);
+    drop(replica);
+}
+
 fn upstream_failures_are_clear_and_bounded(h: &Harness) {
     let agent = h.create_agent("a", &[]);
     let agent_id = agent["id"].as_str().unwrap();
@@ -989,11 +1815,33 @@ fn upstream_failures_are_clear_and_bounded(h: &Harness) {
         started.elapsed()
     );
 
+    // Hanging inside an event stream relayed to an MCP client: what came is relayed, then the
+    // JSON-RPC error for the request, within the upstream timeout of silence.
+    let started = Instant::now();
+    let (status, _, text) = as_mcp_client(
+        h,
+        &server,
+        &headers,
+        call_tool(5, "stalling_lookup", json!({})),
+    );
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("notifications/progress"), "{text}");
+    assert!(text.contains("fell silent"), "{text}");
+    assert!(text.contains(r#""id":5"#), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+
     // An oversized request never leaves.
     let big = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
                      "params": {"name": "read_file", "arguments": {"x": "y".repeat(2 << 20)}}});
     assert_eq!(rpc(h, &server, &headers, big).status, 413);
-    assert_eq!(upstream.tool_calls(), ["huge_read", "slow_lookup"]);
+    assert_eq!(
+        upstream.tool_calls(),
+        ["huge_read", "slow_lookup", "stalling_lookup"]
+    );
 }
 
 fn the_cli_manages_servers(h: &Harness) {

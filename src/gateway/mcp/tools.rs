@@ -1,67 +1,112 @@
 //! What each upstream's `tools/list` said about its tools' effects (the `readOnlyHint` and
-//! `destructiveHint` annotations), kept in memory per (org, server) and replaced by every
-//! `tools/list` answer. Bounded: so many servers and so many tools per server, no more.
+//! `destructiveHint` annotations), kept in the database ([`crate::store::mcp::tools`]) so every
+//! replica decides with the same hints and a restart forgets none. Each answer updates the
+//! hints of the tools it lists (a paginated list updates page by page); a tool it lists without
+//! hints loses its old one. Bounded: so many tools per server, no more.
 //!
+//! A tool is known by its name key: the canonical action name in lower case, the form policy
+//! rules and classification match. A call naming `"Delete_File"` or `"delete_file "` finds the
+//! hint of `delete_file`, and two listed names that differ only in case keep the higher effect.
 //! A hint is only ever *stated* to the check, which can raise the effect the tool's name
 //! classifies as, never lower it: an upstream claiming `readOnlyHint` for `delete_repo` does not
 //! make it a read.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
 
 use crate::api::actions::Effect;
 use crate::api::mcp::hinted_effect;
 use crate::guardian::canonical;
+use crate::store::{self, mcp::tools::Learned};
 
-/// The most servers whose tools are remembered (per replica).
-const MAX_SERVERS: usize = 4096;
-/// The most tools remembered of one server.
-const MAX_TOOLS_PER_SERVER: usize = 1024;
+use super::super::AppState;
+use super::super::auth::Caller;
+use super::super::error::ApiResult;
 
-#[derive(Debug, Default)]
-pub struct ToolCache {
-    servers: Mutex<HashMap<(String, String), HashMap<String, Effect>>>,
+/// The most tools whose hints are kept for one server.
+pub const MAX_TOOLS_PER_SERVER: usize = 1024;
+
+/// The key a tool's hint is stored under; `None` for a name no check accepts.
+pub fn name_key(name: &str) -> Option<String> {
+    canonical::action_name(name)
+        .ok()
+        .map(|name| name.to_lowercase())
 }
 
-impl ToolCache {
-    /// Remembers the hints of `tools` (a `tools/list` result's `tools`), replacing what was
-    /// known of this server.
-    pub fn learn(&self, org_id: &str, server_id: &str, tools: &[serde_json::Value]) {
-        let hints: HashMap<String, Effect> = tools
-            .iter()
-            .filter_map(|tool| {
-                let name = tool.get("name")?.as_str()?;
-                let name = canonical::action_name(name).ok()?;
-                Some((name, hinted_effect(tool)?))
-            })
-            .take(MAX_TOOLS_PER_SERVER)
-            .collect();
-        let Ok(mut servers) = self.servers.lock() else {
-            return;
+/// The hints `tools` (a `tools/list` result's `tools`) state, by name key: `None` for a tool
+/// listed without one. Names differing only in case or spacing share a key and its highest
+/// effect.
+fn stated(tools: &[Value]) -> BTreeMap<String, Option<Effect>> {
+    let mut stated: BTreeMap<String, Option<Effect>> = BTreeMap::new();
+    for tool in tools {
+        let Some(key) = tool.get("name").and_then(Value::as_str).and_then(name_key) else {
+            continue;
         };
-        let key = (org_id.to_string(), server_id.to_string());
-        if servers.len() >= MAX_SERVERS && !servers.contains_key(&key) {
-            // Full: start over rather than grow. Forgetting a hint costs only the name's own
-            // classification until the next tools/list, never an allow the name would not get.
-            servers.clear();
-        }
-        servers.insert(key, hints);
+        let hint = hinted_effect(tool);
+        let entry = stated.entry(key).or_insert(hint);
+        *entry = (*entry).max(hint);
     }
+    stated
+}
 
-    /// The hinted effect of `tool` (canonical name) on this server, when known.
-    pub fn hint(&self, org_id: &str, server_id: &str, tool: &str) -> Option<Effect> {
-        let servers = self.servers.lock().ok()?;
-        servers
-            .get(&(org_id.to_string(), server_id.to_string()))?
-            .get(tool)
-            .copied()
-    }
-
-    pub fn forget(&self, org_id: &str, server_id: &str) {
-        if let Ok(mut servers) = self.servers.lock() {
-            servers.remove(&(org_id.to_string(), server_id.to_string()));
+/// What `stated` changes of the `known` hints, within [`MAX_TOOLS_PER_SERVER`].
+fn changes(known: &BTreeMap<String, String>, stated: BTreeMap<String, Option<Effect>>) -> Learned {
+    let mut learned = Learned::default();
+    let mut room = MAX_TOOLS_PER_SERVER.saturating_sub(known.len());
+    for (key, hint) in stated {
+        match (known.get(&key), hint) {
+            (Some(old), Some(new)) if old == new.as_str() => {}
+            (Some(_), Some(new)) => {
+                learned.set.insert(key, new.as_str().to_string());
+            }
+            (None, Some(new)) if room > 0 => {
+                room -= 1;
+                learned.set.insert(key, new.as_str().to_string());
+            }
+            // Full: the tool keeps the effect its name classifies as.
+            (None, Some(_)) => {}
+            (Some(_), None) => learned.removed.push(key),
+            (None, None) => {}
         }
     }
+    learned
+}
+
+/// Learns the hints of `tools` (a `tools/list` answer of the org's server `server_id`). Only
+/// what changed is written (a list that says what the database already holds writes nothing).
+pub async fn learn(
+    state: &AppState,
+    caller: &Caller,
+    server_id: &str,
+    tools: &[Value],
+) -> ApiResult<()> {
+    let known = store::mcp::tools::hints(&state.store, &caller.org_id, server_id).await?;
+    let learned = changes(&known, stated(tools));
+    store::mcp::tools::learn(
+        &state.store,
+        &caller.org_id,
+        server_id,
+        &learned,
+        &caller.actor(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The effect the org's server `server_id` stated for `tool` (as the caller named it), if any.
+pub async fn hint(
+    state: &AppState,
+    org_id: &str,
+    server_id: &str,
+    tool: &str,
+) -> ApiResult<Option<Effect>> {
+    let Some(key) = name_key(tool) else {
+        return Ok(None);
+    };
+    let stored = store::mcp::tools::hint(&state.store, org_id, server_id, &key).await?;
+    // A value this gateway did not write counts as no hint: the name's own classification.
+    Ok(stored.and_then(|effect| effect.parse().ok()))
 }
 
 #[cfg(test)]
@@ -97,13 +142,50 @@ mod tests {
     }
 
     #[test]
-    fn servers_are_kept_apart_by_org() {
-        let cache = ToolCache::default();
-        let tools = [json!({"name": " wipe ", "annotations": {"destructiveHint": true}})];
-        cache.learn("org-a", "s", &tools);
-        assert_eq!(cache.hint("org-a", "s", "wipe"), Some(Effect::Destructive));
-        assert_eq!(cache.hint("org-b", "s", "wipe"), None);
-        cache.forget("org-a", "s");
-        assert_eq!(cache.hint("org-a", "s", "wipe"), None);
+    fn names_differing_in_case_or_spacing_share_a_key_and_the_higher_effect() {
+        assert_eq!(name_key(" Delete_File "), Some("delete_file".to_string()));
+        assert_eq!(name_key("delete\u{200B}_file"), None);
+        let tools = [
+            json!({"name": "wipe", "annotations": {"readOnlyHint": true}}),
+            json!({"name": " WIPE", "annotations": {"destructiveHint": true}}),
+            json!({"name": "plain"}),
+        ];
+        let stated = stated(&tools);
+        assert_eq!(stated["wipe"], Some(Effect::Destructive));
+        assert_eq!(stated["plain"], None);
+    }
+
+    #[test]
+    fn only_changes_are_written_and_the_bound_holds() {
+        let known: BTreeMap<String, String> = [
+            ("same".to_string(), "read".to_string()),
+            ("changed".to_string(), "read".to_string()),
+            ("dropped".to_string(), "destructive".to_string()),
+        ]
+        .into();
+        let learned = changes(
+            &known,
+            [
+                ("same".to_string(), Some(Effect::Read)),
+                ("changed".to_string(), Some(Effect::Destructive)),
+                ("dropped".to_string(), None),
+                ("new".to_string(), Some(Effect::Mutating)),
+            ]
+            .into(),
+        );
+        assert_eq!(
+            learned.set,
+            BTreeMap::from([
+                ("changed".to_string(), "destructive".to_string()),
+                ("new".to_string(), "mutating".to_string()),
+            ])
+        );
+        assert_eq!(learned.removed, ["dropped"]);
+
+        let full: BTreeMap<String, String> = (0..MAX_TOOLS_PER_SERVER)
+            .map(|index| (format!("t{index}"), "read".to_string()))
+            .collect();
+        let learned = changes(&full, [("extra".to_string(), Some(Effect::Read))].into());
+        assert!(learned.is_empty());
     }
 }
