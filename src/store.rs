@@ -13,9 +13,11 @@
 //! ([`SqliteSynchronous`]). A database file this store creates is private to its user (0600);
 //! SQLite gives its WAL and shared-memory files the database file's mode.
 
+pub mod a2a;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod cards;
 pub mod changes;
 pub mod checks;
 mod deferred;
@@ -267,6 +269,8 @@ const TABLES: &[&str] = &[
     "federation_tokens",
     "siem_destinations",
     "siem_deliveries",
+    "agent_cards",
+    "a2a_tasks",
 ];
 
 impl Store {

@@ -128,6 +128,7 @@ impl Checker {
                     false,
                     crate::gateway::mcp::DEFAULT_UPSTREAM_TIMEOUT,
                 )),
+                a2a: std::sync::Arc::default(),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),
