@@ -230,7 +230,8 @@ pub fn canonical_payload(card: &serde_json::Value) -> Result<Vec<u8>, String> {
         return Err("a card is a JSON object".to_string());
     };
     members.remove("signatures");
-    serde_jcs::to_vec(&unsigned).map_err(|error| format!("the card cannot be canonicalized: {error}"))
+    serde_jcs::to_vec(&unsigned)
+        .map_err(|error| format!("the card cannot be canonicalized: {error}"))
 }
 
 /// The JWS signing input of a detached signature: `protected || "." || base64url(payload)`.
@@ -277,7 +278,8 @@ mod tests {
 
     #[test]
     fn the_signing_input_ignores_signatures_and_member_order() {
-        let one = serde_json::json!({"name": "a", "version": "1", "signatures": [{"protected": "x"}]});
+        let one =
+            serde_json::json!({"name": "a", "version": "1", "signatures": [{"protected": "x"}]});
         let other = serde_json::json!({"version": "1", "name": "a"});
         assert_eq!(
             canonical_payload(&one).unwrap(),
@@ -287,7 +289,10 @@ mod tests {
             String::from_utf8(signing_input("h", &canonical_payload(&other).unwrap())).unwrap();
         assert_eq!(
             input,
-            format!("h.{}", URL_SAFE_NO_PAD.encode(br#"{"name":"a","version":"1"}"#))
+            format!(
+                "h.{}",
+                URL_SAFE_NO_PAD.encode(br#"{"name":"a","version":"1"}"#)
+            )
         );
     }
 

@@ -192,7 +192,10 @@ fn parse(body: &Value) -> Result<RpcRequest, (Value, Failure)> {
         )
     })?;
     if request.jsonrpc != "2.0" {
-        return Err((id, Failure::rpc(RPC_INVALID_REQUEST, "jsonrpc must be \"2.0\"")));
+        return Err((
+            id,
+            Failure::rpc(RPC_INVALID_REQUEST, "jsonrpc must be \"2.0\""),
+        ));
     }
     if request.method.is_empty() {
         return Err((id, Failure::rpc(RPC_INVALID_REQUEST, "method is required")));

@@ -100,7 +100,10 @@ pub async fn unpublish(
 }
 
 /// `GET /a2a/agents/{id}/agent.json`: no credentials needed, none looked at.
-pub async fn public(State(state): State<AppState>, PathId(agent_id): PathId) -> ApiResult<Response> {
+pub async fn public(
+    State(state): State<AppState>,
+    PathId(agent_id): PathId,
+) -> ApiResult<Response> {
     validate::identifier("agent_id", &agent_id)?;
     let row = store::cards::get_published(&state.store, &agent_id)
         .await?
@@ -108,11 +111,7 @@ pub async fn public(State(state): State<AppState>, PathId(agent_id): PathId) -> 
     let card = signed(&state, &row).await?;
     // Public and signed: any cache may keep it briefly, none forever (it is re-signed on
     // rotation and gone when unpublished).
-    Ok((
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(card),
-    )
-        .into_response())
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(card)).into_response())
 }
 
 /// The operator settings of the org's agent's card, as stored (none when it has no card): what
@@ -347,14 +346,20 @@ fn validate_settings(state: &AppState, settings: CardSettings) -> ApiResult<Card
             "description is longer than {MAX_DESCRIPTION_CHARACTERS} characters"
         )));
     }
-    if let Some(url) = settings.documentation_url.as_deref().filter(|url| !url.is_empty()) {
+    if let Some(url) = settings
+        .documentation_url
+        .as_deref()
+        .filter(|url| !url.is_empty())
+    {
         web_url("documentation_url", url)?;
     }
     if let Some(url) = settings.endpoint.as_deref().filter(|url| !url.is_empty()) {
         web_url("endpoint", url)?;
-        state.a2a.outbound.check_url(url).map_err(|error| {
-            ApiError::validation(format!("endpoint: {error}"))
-        })?;
+        state
+            .a2a
+            .outbound
+            .check_url(url)
+            .map_err(|error| ApiError::validation(format!("endpoint: {error}")))?;
         // Forwarding to the gateway itself would loop.
         if url.starts_with(&format!("{}/", state.federation.issuer)) {
             return Err(ApiError::validation(
@@ -373,7 +378,9 @@ fn validate_settings(state: &AppState, settings: CardSettings) -> ApiResult<Card
             let field = format!("skills[{index}]");
             validate::identifier(&format!("{field}.id"), &skill.id)?;
             if skill.id.is_empty() {
-                return Err(ApiError::validation(format!("{field}.id must not be empty")));
+                return Err(ApiError::validation(format!(
+                    "{field}.id must not be empty"
+                )));
             }
             validate::name(&format!("{field}.name"), &skill.name)?;
             if skill.description.chars().count() > MAX_DESCRIPTION_CHARACTERS {
@@ -400,7 +407,9 @@ fn validate_settings(state: &AppState, settings: CardSettings) -> ApiResult<Card
 
 fn web_url(field: &str, url: &str) -> ApiResult<()> {
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok || url.chars().count() > MAX_URL_CHARACTERS || url.chars().any(char::is_whitespace)
+    if !scheme_ok
+        || url.chars().count() > MAX_URL_CHARACTERS
+        || url.chars().any(char::is_whitespace)
     {
         return Err(ApiError::validation(format!(
             "{field} must be an http(s) URL of at most {MAX_URL_CHARACTERS} characters"

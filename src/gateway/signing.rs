@@ -383,8 +383,11 @@ impl SigningKeys {
             "jku": jku,
         });
         let protected = URL_SAFE_NO_PAD.encode(header.to_string());
-        let signature =
-            jsonwebtoken::crypto::sign(&signing_input(&protected), &active.encoding, Algorithm::ES256)?;
+        let signature = jsonwebtoken::crypto::sign(
+            &signing_input(&protected),
+            &active.encoding,
+            Algorithm::ES256,
+        )?;
         Ok((protected, signature))
     }
 

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod a2a;
 mod api_auth;
 mod api_errors;
 mod api_resources;

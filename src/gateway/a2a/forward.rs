@@ -125,8 +125,12 @@ async fn exchange(
     if posted.truncated {
         return Err("its answer is too large".to_string());
     }
-    let answer: Value = serde_json::from_slice(&posted.body)
-        .map_err(|_| format!("it answered HTTP {} without a JSON-RPC answer", posted.status))?;
+    let answer: Value = serde_json::from_slice(&posted.body).map_err(|_| {
+        format!(
+            "it answered HTTP {} without a JSON-RPC answer",
+            posted.status
+        )
+    })?;
     if !answer.is_object() {
         return Err("its answer is not a JSON-RPC answer".to_string());
     }
@@ -140,7 +144,9 @@ fn error_code(answer: &Value) -> Option<i64> {
 /// The task's next state from a JSON-RPC `result`: a Task (v1.0 `{"task": …}`, or a bare task
 /// with a `status`) or a Message (v1.0 `{"message": …}`, or a bare one with `parts`).
 fn relay(row: &TaskRow, result: &Value) -> Relayed {
-    let task = result.get("task").or_else(|| result.get("status").map(|_| result));
+    let task = result
+        .get("task")
+        .or_else(|| result.get("status").map(|_| result));
     if let Some(task) = task {
         let status = task.get("status");
         let state = status
@@ -162,7 +168,9 @@ fn relay(row: &TaskRow, result: &Value) -> Relayed {
             artifacts,
         };
     }
-    let message = result.get("message").or_else(|| result.get("parts").map(|_| result));
+    let message = result
+        .get("message")
+        .or_else(|| result.get("parts").map(|_| result));
     match message {
         Some(message) => Relayed {
             status: TaskStatus::Completed,

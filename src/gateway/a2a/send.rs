@@ -56,7 +56,12 @@ struct Outgoing<'a> {
 
 /// `tasks/send`: `{source_agent_id, target_agent_id, message, metadata?}`.
 pub async fn tasks_send(state: &AppState, caller: &Caller, params: &Value) -> Outcome {
-    let text = |name: &str| params.get(name).and_then(Value::as_str).filter(|text| !text.is_empty());
+    let text = |name: &str| {
+        params
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
     let Some(target) = text("target_agent_id") else {
         return Err(Failure::invalid_params("target_agent_id is required"));
     };
@@ -95,9 +100,15 @@ pub async fn message_send(
         ));
     };
     if !message.get("parts").is_some_and(Value::is_array) {
-        return Err(Failure::invalid_params("params.message.parts must be an array"));
+        return Err(Failure::invalid_params(
+            "params.message.parts must be an array",
+        ));
     }
-    if message.get("taskId").and_then(Value::as_str).is_some_and(|id| !id.is_empty()) {
+    if message
+        .get("taskId")
+        .and_then(Value::as_str)
+        .is_some_and(|id| !id.is_empty())
+    {
         // Continuing a task would need the target's side of it; every message is a new task.
         return Err(Failure::invalid_params(
             "params.message.taskId: continuing a task is not supported; send without taskId",
@@ -129,7 +140,11 @@ pub async fn message_send(
 
 /// Checks, stores and (when the target has an endpoint) forwards a message; the task as it
 /// stands once the answer is in.
-async fn send(state: &AppState, caller: &Caller, outgoing: Outgoing<'_>) -> Result<TaskRow, Failure> {
+async fn send(
+    state: &AppState,
+    caller: &Caller,
+    outgoing: Outgoing<'_>,
+) -> Result<TaskRow, Failure> {
     let started = Instant::now();
     let source = caller.acting_agent(outgoing.source).map_err(|error| {
         if outgoing.source.is_none() && outgoing.protocol == Protocol::V1 {

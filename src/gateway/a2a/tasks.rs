@@ -69,9 +69,11 @@ pub async fn list(state: &AppState, caller: &Caller, params: &Value) -> Outcome 
         .filter(|id| !id.is_empty());
     let agent = match (party(caller), named) {
         (Some(own), Some(named)) if own != named => {
-            return Err(Failure::from(super::super::error::ApiError::forbidden(format!(
-                "the agent token belongs to agent {own}; it cannot list agent {named}'s tasks"
-            ))));
+            return Err(Failure::from(super::super::error::ApiError::forbidden(
+                format!(
+                    "the agent token belongs to agent {own}; it cannot list agent {named}'s tasks"
+                ),
+            )));
         }
         (Some(own), _) => Some(own),
         (None, named) => named,
@@ -123,10 +125,12 @@ pub async fn complete(state: &AppState, caller: &Caller, params: &Value) -> Outc
     if let Some(own) = party(caller)
         && own != row.target_agent_id
     {
-        return Err(Failure::from(super::super::error::ApiError::forbidden(format!(
-            "only the task's target, agent {}, completes it",
-            row.target_agent_id
-        ))));
+        return Err(Failure::from(super::super::error::ApiError::forbidden(
+            format!(
+                "only the task's target, agent {}, completes it",
+                row.target_agent_id
+            ),
+        )));
     }
     let status = match params.get("status").and_then(Value::as_str) {
         None | Some("") | Some("completed") => TaskStatus::Completed,
@@ -143,8 +147,14 @@ pub async fn complete(state: &AppState, caller: &Caller, params: &Value) -> Outc
         .filter(|text| !text.is_empty());
     let mut artifacts = match params.get("artifacts") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(artifacts)) if artifacts.iter().all(Value::is_object) => artifacts.clone(),
-        Some(_) => return Err(Failure::invalid_params("artifacts must be an array of objects")),
+        Some(Value::Array(artifacts)) if artifacts.iter().all(Value::is_object) => {
+            artifacts.clone()
+        }
+        Some(_) => {
+            return Err(Failure::invalid_params(
+                "artifacts must be an array of objects",
+            ));
+        }
     };
     if let Some(text) = text
         && artifacts.is_empty()
@@ -189,7 +199,10 @@ async fn advance(
     let not_cancelable = |row: &TaskRow| {
         Failure::rpc(
             RPC_TASK_NOT_CANCELABLE,
-            format!("task {} is already {}; it cannot change", row.id, row.status),
+            format!(
+                "task {} is already {}; it cannot change",
+                row.id, row.status
+            ),
         )
     };
     if row.status().is_final() {

@@ -11,7 +11,11 @@ use crate::store::a2a::TaskRow;
 
 use super::Failure;
 
-fn parse<T: serde::de::DeserializeOwned>(row: &TaskRow, what: &str, text: &str) -> Result<T, Failure> {
+fn parse<T: serde::de::DeserializeOwned>(
+    row: &TaskRow,
+    what: &str,
+    text: &str,
+) -> Result<T, Failure> {
     serde_json::from_str(text).map_err(|error| {
         tracing::error!(%error, task = %row.id, what, "a stored A2A task is corrupt");
         Failure::Gateway(super::ApiError::internal())
@@ -59,8 +63,14 @@ pub fn v1(row: &TaskRow) -> Result<V1Task, Failure> {
         history.push(reply.clone());
     }
     let mut metadata = Extra::new();
-    metadata.insert("source_agent_id".to_string(), row.source_agent_id.clone().into());
-    metadata.insert("target_agent_id".to_string(), row.target_agent_id.clone().into());
+    metadata.insert(
+        "source_agent_id".to_string(),
+        row.source_agent_id.clone().into(),
+    );
+    metadata.insert(
+        "target_agent_id".to_string(),
+        row.target_agent_id.clone().into(),
+    );
     metadata.insert("check_id".to_string(), row.check_id.clone().into());
     if let Some(forwarded_to) = &row.forwarded_to {
         metadata.insert("forwarded_to".to_string(), forwarded_to.clone().into());
