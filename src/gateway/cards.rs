@@ -228,10 +228,21 @@ fn build(
     };
     // An integer on the wire (Java reads an int; JCS prints it the same either way).
     params.insert("ati_trust_score".to_string(), score.into());
-    let skills = match &settings.skills {
+    let mut skills = match &settings.skills {
         Some(skills) => skills.clone(),
         None => skills_from_capabilities(&agent.capabilities()?),
     };
+    if skills.is_empty() {
+        // A card lists at least one skill (A2A requires it): taking a message is the one
+        // every agent reached through the gateway has.
+        skills.push(Skill {
+            id: "message".to_string(),
+            name: "Message".to_string(),
+            description: format!("Takes a text message for {}", agent.name),
+            tags: vec!["a2a".to_string()],
+            examples: Vec::new(),
+        });
+    }
     let description = settings
         .description
         .clone()

@@ -36,9 +36,10 @@ pub async fn get_published(store: &Store, agent_id: &str) -> Result<Option<CardR
                        c.published_at FROM agent_cards c JOIN agents a \
                        ON a.id = c.agent_id AND a.org_id = c.org_id \
                        WHERE c.agent_id = $1 AND c.published_at IS NOT NULL \
-                       AND a.status = 'active'";
+                       AND a.status = $2";
     Ok(on_db!(store, |pool| sqlx::query_as::<_, CardRow>(SQL)
         .bind(agent_id)
+        .bind(super::agents::STATUS_ACTIVE)
         .fetch_optional(pool)
         .await?))
 }

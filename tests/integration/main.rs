@@ -9,6 +9,7 @@
 mod harness;
 
 mod a2a;
+mod a2a_peer;
 mod api_auth;
 mod api_errors;
 mod api_resources;
