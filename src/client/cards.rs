@@ -42,7 +42,54 @@ pub fn public_url(client: &Client, agent_id: &str) -> Result<Url, Error> {
     client.url(Service::Base, &["a2a", "agents", agent_id, "agent.json"])
 }
 
-/// GETs a JSON document (a card, a JWK Set) at `url` without any credential.
+/// The largest card or key set `fetch` reads: far above any real one, and a bound on what a
+/// hostile URL can make the CLI buffer.
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// GETs a JSON document (a card, a JWK Set) at `url` without any credential, reading at most
+/// [`MAX_DOCUMENT_BYTES`] within the client's timeout.
 pub async fn fetch(client: &Client, url: Url) -> Result<Response<serde_json::Value>, Error> {
-    client.with_api_key(None).get(url).await
+    let shown_url = url.to_string();
+    let exchange = async {
+        let mut response = client
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|error| client.transport_error(&shown_url, error))?;
+        let status = response.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| client.transport_error(&shown_url, error))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(Error::Decode {
+                    url: shown_url.clone(),
+                    detail: format!("the answer is larger than {MAX_DOCUMENT_BYTES} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    };
+    let (status, body) = tokio::time::timeout(client.timeout, exchange)
+        .await
+        .map_err(|_| Error::Timeout {
+            url: shown_url.clone(),
+            timeout: client.timeout,
+        })??;
+    if !(200..300).contains(&status) {
+        return Err(super::gateway_error(status, &body));
+    }
+    let raw: serde_json::Value = serde_json::from_slice(&body).map_err(|error| Error::Decode {
+        url: shown_url,
+        detail: format!("not JSON: {error}"),
+    })?;
+    Ok(Response {
+        value: raw.clone(),
+        raw,
+    })
 }

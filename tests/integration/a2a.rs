@@ -320,6 +320,19 @@ fn a_tampered_card_fails_verification(h: &Harness) {
         &jwks,
     ])
     .code(1);
+    // A card too large to be one is not read to its end.
+    let mut bloated = card.clone();
+    bloated["description"] = json!("x".repeat(2 * 1024 * 1024));
+    let huge = serve_card(&runtime, bloated);
+    let run = h.run(&[
+        "cards",
+        "verify",
+        &format!("{huge}/a2a/agents/x/agent.json"),
+        "--jwks",
+        &jwks,
+    ]);
+    run.code(1);
+    assert!(run.stderr.contains("larger than"), "{}", run.stderr);
     // Without --jwks the test server's own (missing) key set is asked: the forger's issuer.
     h.run(&[
         "cards",
