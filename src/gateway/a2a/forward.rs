@@ -1,7 +1,8 @@
 //! Forwarding an allowed message to the target agent's own A2A endpoint (named on its card),
 //! and reading the answer back: A2A v1.0 JSON-RPC first (`SendMessage`, `A2A-Version: 1.0`),
-//! and when the endpoint does not know that method, the pre-v1.0 `message/send`. The answer (a
-//! Task or a Message) becomes the task's state, its artifacts and the agent's reply.
+//! and when the endpoint does not know that method, the pre-v1.0 `message/send`; text and data
+//! parts travel (file parts do not). The answer (a Task or a Message) becomes the task's
+//! state, its artifacts and the agent's reply.
 //!
 //! Nothing of the caller's credentials travels: the endpoint gets the message, the task id and
 //! who sent it (in the message's `metadata.agenttrust`). The exchange is bounded (no redirects,
@@ -41,8 +42,39 @@ impl Relayed {
     }
 }
 
-/// Sends `text` (the message's text) to `endpoint` and reads the answer.
-pub async fn forward(outbound: &Outbound, endpoint: &str, row: &TaskRow, text: &str) -> Relayed {
+/// The parts of `message` (as sent) in both spellings: A2A v1.0 (`{"text": …}`,
+/// `{"data": …}`) and pre-v1.0 (`{"kind": "text", "text": …}`). A string, or an object without
+/// parts, is one text part (`text`); parts of other kinds (files) are not forwarded.
+fn parts(message: &Value, text: &str) -> (Vec<Value>, Vec<Value>) {
+    let given = message.get("parts").and_then(Value::as_array);
+    let mut v1 = Vec::new();
+    let mut legacy = Vec::new();
+    for part in given.into_iter().flatten() {
+        if let Some(text) = part.get("text").and_then(Value::as_str) {
+            v1.push(json!({"text": text}));
+            legacy.push(json!({"kind": "text", "text": text}));
+        } else if let Some(data) = part.get("data") {
+            v1.push(json!({"data": data}));
+            legacy.push(json!({"kind": "data", "data": data}));
+        }
+    }
+    if v1.is_empty() {
+        v1.push(json!({"text": text}));
+        legacy.push(json!({"kind": "text", "text": text}));
+    }
+    (v1, legacy)
+}
+
+/// Sends the task's message (`message` as sent, `text` its text) to `endpoint` and reads the
+/// answer.
+pub async fn forward(
+    outbound: &Outbound,
+    endpoint: &str,
+    row: &TaskRow,
+    message: &Value,
+    text: &str,
+) -> Relayed {
+    let (v1_parts, legacy_parts) = parts(message, text);
     let provenance = json!({"agenttrust": {
         "task_id": row.id,
         "source_agent_id": row.source_agent_id,
@@ -55,7 +87,7 @@ pub async fn forward(outbound: &Outbound, endpoint: &str, row: &TaskRow, text: &
         "params": {"message": {
             "messageId": store::new_id(),
             "role": "ROLE_USER",
-            "parts": [{"text": text}],
+            "parts": v1_parts,
             "metadata": provenance,
         }},
     });
@@ -69,7 +101,7 @@ pub async fn forward(outbound: &Outbound, endpoint: &str, row: &TaskRow, text: &
                     "kind": "message",
                     "messageId": store::new_id(),
                     "role": "user",
-                    "parts": [{"kind": "text", "text": text}],
+                    "parts": legacy_parts,
                     "metadata": provenance,
                 }},
             });
@@ -201,6 +233,19 @@ fn status_of(state: &str) -> TaskStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_and_data_parts_travel_in_both_spellings() {
+        let message = json!({"parts": [
+            {"kind": "text", "text": "a"}, {"kind": "data", "data": {"n": 1}},
+            {"kind": "file", "file": {"uri": "https://x"}},
+        ]});
+        let (v1, legacy) = parts(&message, "a");
+        assert_eq!(v1, vec![json!({"text": "a"}), json!({"data": {"n": 1}})]);
+        assert_eq!(legacy[1], json!({"kind": "data", "data": {"n": 1}}));
+        let (v1, _) = parts(&json!("plain"), "plain");
+        assert_eq!(v1, vec![json!({"text": "plain"})]);
+    }
 
     #[test]
     fn states_of_either_protocol_version_map_to_a_status() {

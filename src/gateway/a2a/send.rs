@@ -258,7 +258,14 @@ async fn send(
     let Some(endpoint) = endpoint else {
         return Ok(row);
     };
-    let relayed = forward::forward(&state.a2a.outbound, &endpoint, &row, &text).await;
+    let relayed = forward::forward(
+        &state.a2a.outbound,
+        &endpoint,
+        &row,
+        &outgoing.message,
+        &text,
+    )
+    .await;
     let reply = relayed.reply.as_ref().map(Value::to_string);
     let artifacts = Value::Array(relayed.artifacts).to_string();
     let advanced = store::a2a::advance(
