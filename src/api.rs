@@ -12,10 +12,12 @@
 //! - response types keep unknown fields in `extra`, so `-o json` drops nothing when the CLI talks
 //!   to a newer or hosted gateway.
 
+pub mod a2a;
 pub mod actions;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod cards;
 pub mod delegations;
 pub mod error;
 pub mod federation;

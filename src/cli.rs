@@ -6,6 +6,7 @@
 //! clap's `env` attribute, because clap treats an empty variable as a value and the SDKs treat it
 //! as unset.
 
+pub mod a2a;
 pub mod actions;
 pub mod agent_credentials;
 pub mod agents;
@@ -13,6 +14,7 @@ pub mod api;
 pub mod approvals;
 pub mod audit;
 pub mod bench;
+pub mod cards;
 pub mod common;
 pub mod completions;
 pub mod delegations;
@@ -162,6 +164,12 @@ pub enum Command {
     /// MCP: register MCP servers, list the tools an agent may call there, call one through the
     /// gateway (checked by the Guardian)
     Mcp(mcp::McpArgs),
+    /// Agent cards (A2A): generate, get, publish and unpublish an agent's signed card; verify
+    /// any card against its issuer's keys
+    Cards(cards::CardsArgs),
+    /// Agent-to-agent messages through the gateway (checked by the Guardian): send, and the
+    /// tasks waiting for their target
+    A2a(a2a::A2aArgs),
     /// Manage org API keys
     Keys(keys::KeysArgs),
     /// The org's security settings: proof of possession, sender-constrained tokens
@@ -304,6 +312,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Command::Federation(args) => federation::run(&context, args).await,
                 Command::Streaming(args) => streaming::run(&context, args).await,
                 Command::Mcp(args) => mcp::run(&context, args).await,
+                Command::Cards(args) => cards::run(&context, args).await,
+                Command::A2a(args) => a2a::run(&context, args).await,
                 Command::Keys(args) => done(keys::run(&context, args).await),
                 Command::Orgs(args) => done(orgs::run(&context, args).await),
                 Command::Audit(args) => done(audit::run(&context, args).await),

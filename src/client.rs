@@ -4,10 +4,12 @@
 //! failure into one [`Error`]. Every call returns the typed value *and* the raw JSON the gateway
 //! sent, so `-o json` prints exactly what came over the wire.
 
+pub mod a2a;
 pub mod actions;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod cards;
 pub mod delegations;
 pub mod federation;
 pub mod health;

@@ -6,6 +6,7 @@
 //! the address is known (and connectable) before [`Gateway::serve`] runs — tests hand the URL out
 //! without waiting.
 
+pub mod a2a;
 pub mod actions;
 pub mod agents;
 pub mod approvals;
@@ -13,6 +14,7 @@ pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cache;
+pub mod cards;
 pub mod check;
 pub mod connections;
 pub mod delegations;
@@ -172,6 +174,8 @@ pub struct AppState {
     pub streaming: Arc<streaming::Streaming>,
     /// The MCP proxy's outbound client and what it learned of the upstreams' tools.
     pub mcp: Arc<mcp::Mcp>,
+    /// A2A: the outbound client that forwards messages to agents' own endpoints.
+    pub a2a: Arc<a2a::A2a>,
 }
 
 /// A bound, not yet serving, gateway.
@@ -274,6 +278,7 @@ impl Gateway {
                     config.mcp_upstream_timeout,
                     config.mcp_session_idle_timeout,
                 )),
+                a2a: Arc::default(),
             },
             body_limit_bytes: config.body_limit_bytes,
             connection_limits: config.connection_limits,
@@ -425,6 +430,21 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
             "/api/v1/orgs/security-settings",
             get(orgs::get_security_settings).put(orgs::set_security_settings),
         )
+        .route(
+            "/api/v1/agents/{agent_id}/card",
+            post(cards::generate).get(cards::get),
+        )
+        .route(
+            "/api/v1/agents/{agent_id}/card/publish",
+            put(cards::publish),
+        )
+        .route(
+            "/api/v1/agents/{agent_id}/card/unpublish",
+            put(cards::unpublish),
+        )
+        .route("/a2a", post(a2a::rpc))
+        .route("/a2a/agents/{agent_id}", post(a2a::agent_rpc))
+        .route("/a2a/agents/{agent_id}/agent.json", get(cards::public))
         .route("/api/v1/agent-tokens/issue", post(tokens::issue))
         .route("/api/v1/agent-tokens/introspect", post(tokens::introspect))
         .route("/api/v1/agent-tokens/revoke", post(tokens::revoke))

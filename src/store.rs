@@ -13,10 +13,12 @@
 //! ([`SqliteSynchronous`]). A database file this store creates is private to its user (0600);
 //! SQLite gives its WAL and shared-memory files the database file's mode.
 
+pub mod a2a;
 pub mod agent_keys;
 pub mod agents;
 pub mod approvals;
 pub mod audit;
+pub mod cards;
 pub mod changes;
 pub mod checks;
 mod deferred;
@@ -272,6 +274,8 @@ const TABLES: &[&str] = &[
     "pop_challenges",
     "dpop_proofs_seen",
     "org_security_settings",
+    "agent_cards",
+    "a2a_tasks",
 ];
 
 impl Store {

@@ -107,6 +107,46 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// An A2A task's status in the legacy (`tasks/*`) shape: waiting for the target, being
+    /// worked on by it, or ended one of three ways.
+    TaskStatus {
+        Pending => "pending",
+        Running => "running",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
+}
+
+impl TaskStatus {
+    /// Whether the task has ended (nothing can change it any more).
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
+        )
+    }
+
+    /// The A2A v1.0 task state of this status (`message/send` answers).
+    pub fn v1_state(&self) -> &str {
+        match self {
+            TaskStatus::Pending => "submitted",
+            TaskStatus::Running => "working",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "canceled",
+            TaskStatus::Other(text) => text,
+        }
+    }
+}
+
+impl Default for TaskStatus {
+    fn default() -> TaskStatus {
+        TaskStatus::Other(unknown())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,5 @@
 //! The one check service: every door that asks the Guardian — `POST /check` (both paths) and
-//! `POST /policies/test` and the MCP proxy's `tools/call` today, A2A `message/send` next —
+//! `POST /policies/test`, the MCP proxy's `tools/call` and A2A messages (`tasks/send`, `message/send`) —
 //! goes through it, so a decision never depends on which door was used.
 //!
 //! It owns, in order:

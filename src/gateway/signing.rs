@@ -363,6 +363,34 @@ impl SigningKeys {
         Ok((token, active.id.clone()))
     }
 
+    /// Signs as a detached JWS (RFC 7515 appendix F) with the signing key: the protected
+    /// header is `alg`, `kid`, `typ` and `jku` (where the key set is published); `signing_input`
+    /// makes the bytes signed from the encoded header (the payload is the caller's and is not
+    /// carried). Answers the encoded protected header and the encoded signature.
+    pub async fn sign_detached(
+        &self,
+        store: &Store,
+        typ: &str,
+        jku: &str,
+        signing_input: impl FnOnce(&str) -> Vec<u8>,
+    ) -> Result<(String, String), SigningError> {
+        let loaded = self.fresh(store, false).await?;
+        let active = loaded.active.clone().ok_or(SigningError::NoKey)?;
+        let header = serde_json::json!({
+            "alg": ALGORITHM,
+            "kid": active.id,
+            "typ": typ,
+            "jku": jku,
+        });
+        let protected = URL_SAFE_NO_PAD.encode(header.to_string());
+        let signature = jsonwebtoken::crypto::sign(
+            &signing_input(&protected),
+            &active.encoding,
+            Algorithm::ES256,
+        )?;
+        Ok((protected, signature))
+    }
+
     /// The published keys as a JWK Set.
     pub async fn jwks(&self, store: &Store) -> Result<serde_json::Value, SigningError> {
         let loaded = self.fresh(store, false).await?;

@@ -129,6 +129,7 @@ impl Checker {
                     crate::gateway::mcp::DEFAULT_UPSTREAM_TIMEOUT,
                     crate::gateway::mcp::sessions::DEFAULT_IDLE_TIMEOUT,
                 )),
+                a2a: std::sync::Arc::default(),
             },
             caller: crate::gateway::auth::Caller {
                 org_id: org_id.to_string(),

@@ -8,6 +8,8 @@
 
 mod harness;
 
+mod a2a;
+mod a2a_peer;
 mod agent_keys;
 mod api_auth;
 mod api_errors;

@@ -3,6 +3,8 @@
 //! streaming (destinations, test delivery, delivery log) and MCP (register, list, call a tool
 //! through the proxy, remove) through the official Python SDK `agenttrustid` 0.3.0 and 0.4.0
 //! (from PyPI, each in its own venv under `target/sdk-venvs/`), against a real gateway.
+//! Agent cards and A2A too: generate, publish, the public card; send, get, cancel a task; a
+//! denied send; `send_message` as an agent holding its token.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +26,8 @@ on_both_backends!(
     streaming_with_0_4_0,
     mcp_with_0_3_0,
     mcp_with_0_4_0,
+    a2a_with_0_3_0,
+    a2a_with_0_4_0,
 );
 
 fn quickstart_with_0_3_0(h: &Harness) {
@@ -72,6 +76,14 @@ fn mcp_with_0_3_0(h: &Harness) {
 
 fn mcp_with_0_4_0(h: &Harness) {
     run_script(h, "0.4.0", "mcp");
+}
+
+fn a2a_with_0_3_0(h: &Harness) {
+    run_script(h, "0.3.0", "cards_a2a");
+}
+
+fn a2a_with_0_4_0(h: &Harness) {
+    run_script(h, "0.4.0", "cards_a2a");
 }
 
 /// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.

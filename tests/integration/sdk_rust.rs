@@ -5,6 +5,7 @@
 //! tool through the proxy, remove), through the official Rust crate `agenttrustid` 0.5.0, whose
 //! serde parsers are strict (required fields, no nulls, no duplicate aliases).
 
+use agenttrustid::SendTaskRequest;
 use agenttrustid::{
     ActionCheckRequest, AgentTrustClient, AgentTrustError, AgentTrustGuard, CreateAgentRequest,
     CreateDelegationRequest, IntrospectTokenRequest, IssueFederatedIDTokenRequest,
@@ -25,6 +26,7 @@ on_both_backends!(
     streaming_with_the_rust_sdk,
     mcp_with_the_rust_sdk,
     agent_credentials_with_the_rust_sdk,
+    cards_and_a2a_with_the_rust_sdk,
 );
 
 fn client(h: &Harness, key: &str) -> AgentTrustClient {
@@ -840,4 +842,112 @@ fn agent_credentials_with_the_rust_sdk(h: &Harness) {
         matches!(error, AgentTrustError::Authentication { .. }),
         "{error:?}"
     );
+}
+
+/// Agent cards and A2A through the Rust crate: `agentcards()` (generate, get, publish, the
+/// public card; its strict parser takes the signed v1.0 card) and `a2a()` (an object message,
+/// tasks by `id`, `tasks/list`, cancel, a denial as a typed error).
+fn cards_and_a2a_with_the_rust_sdk(h: &Harness) {
+    let client = client(h, &h.admin_key);
+    let sender = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-a2a-sender".to_string(),
+            framework: "custom".to_string(),
+            capabilities: vec!["a2a:send".to_string()],
+            ..Default::default()
+        })
+        .expect("agents.create");
+    let receiver = client
+        .agents()
+        .create(&CreateAgentRequest {
+            name: "rust-a2a-receiver".to_string(),
+            framework: "custom".to_string(),
+            ..Default::default()
+        })
+        .expect("agents.create");
+
+    let card = client
+        .agentcards()
+        .generate(&receiver.id)
+        .expect("agentcards.generate");
+    assert_eq!(card.name, "rust-a2a-receiver");
+    let public_url = format!("{}/a2a/agents/{}", h.url, receiver.id);
+    assert_eq!(card.primary_url(), Some(public_url.as_str()));
+    // The crate generated a key for the agent: the card carries it, and the score counts it.
+    assert_eq!(card.trust_score(), 85.0);
+    assert_eq!(card.signatures.len(), 1);
+    // No capabilities, no skills set: the one skill every agent has.
+    assert_eq!(card.skills[0].id, "message");
+    assert!(matches!(
+        client.agentcards().get_public(&receiver.id),
+        Err(AgentTrustError::NotFound { .. })
+    ));
+    client
+        .agentcards()
+        .publish(&receiver.id)
+        .expect("agentcards.publish");
+    let public = client
+        .agentcards()
+        .get_public(&receiver.id)
+        .expect("agentcards.get_public");
+    assert_eq!(public.trust_score(), 85.0);
+    assert_eq!(
+        client.agentcards().get(&receiver.id).expect("get").name,
+        "rust-a2a-receiver"
+    );
+
+    let task = client
+        .a2a()
+        .create_task(&SendTaskRequest {
+            source_agent_id: sender.id.clone(),
+            target_agent_id: receiver.id.clone(),
+            message: serde_json::json!({"role": "user", "content": "summarize"}),
+        })
+        .expect("a2a.create_task");
+    assert_eq!(task.status, "pending");
+    assert_eq!(
+        task.message,
+        Some(serde_json::json!({"role": "user", "content": "summarize"}))
+    );
+    assert_eq!(
+        client.a2a().get_task(&task.id).expect("get_task").id,
+        task.id
+    );
+    let listed = client.a2a().list_tasks().expect("a2a.list_tasks");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].target_agent_id, receiver.id);
+    let cancelled = client.a2a().cancel_task(&task.id).expect("a2a.cancel_task");
+    assert_eq!(cancelled.status, "cancelled");
+    // An ended task: the JSON-RPC error, typed by its code.
+    match client.a2a().cancel_task(&task.id) {
+        Err(AgentTrustError::Api { code, .. }) => assert_eq!(code, "A2A_ERROR_-32002"),
+        other => panic!("expected an A2A error, got {other:?}"),
+    }
+    match client.a2a().get_task("no-such-task") {
+        Err(AgentTrustError::Api { code, .. }) => assert_eq!(code, "A2A_ERROR_-32001"),
+        other => panic!("expected an A2A error, got {other:?}"),
+    }
+
+    // A denial is a typed authorization error carrying the rule.
+    h.put_policy(serde_json::json!({"rules": [{"id": "quiet-receiver",
+        "tools": [format!("a2a:send:{}", receiver.id)], "decision": "deny"}]}));
+    match client.a2a().create_task(&SendTaskRequest {
+        source_agent_id: sender.id.clone(),
+        target_agent_id: receiver.id.clone(),
+        message: serde_json::json!({"role": "user", "content": "again"}),
+    }) {
+        Err(AgentTrustError::Authorization { message, .. }) => {
+            assert!(message.contains("quiet-receiver"), "{message}");
+        }
+        other => panic!("expected an authorization error, got {other:?}"),
+    }
+    // `send_message` with an org key names no sending agent: a JSON-RPC error saying how to.
+    match client.a2a().send_message(&receiver.id, "hi", None, None) {
+        Err(AgentTrustError::Api { code, message, .. }) => {
+            assert_eq!(code, "A2A_ERROR_-32602");
+            assert!(message.contains("X-Agent-ID"), "{message}");
+        }
+        other => panic!("expected an A2A error, got {other:?}"),
+    }
 }
