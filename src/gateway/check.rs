@@ -1,6 +1,6 @@
-//! The one check service: every door that asks the Guardian — `POST /check` (both paths) and
-//! `POST /policies/test`, the MCP proxy's `tools/call` and A2A messages (`tasks/send`, `message/send`) —
-//! goes through it, so a decision never depends on which door was used.
+//! The one check service: every door that asks the Guardian — `POST /check` (both paths),
+//! `POST /policies/test`, the MCP proxy's `tools/call` and A2A messages (`tasks/send`,
+//! `message/send`) — goes through it, so a decision never depends on which door was used.
 //!
 //! It owns, in order:
 //! 1. [`params`]: the canonical action name and the validated request;
