@@ -8,7 +8,6 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -51,7 +50,7 @@ fn the_a2a_sdk_parses_and_verifies_a_published_card(h: &Harness) {
         None,
     )
     .ok();
-    let output = Command::new(venv_python())
+    let output = Command::new(crate::python_venv::python(VENV_NAME, REQUIREMENTS))
         .arg(script("a2a_peer_card.py"))
         .env("AGENTTRUST_URL", &h.url)
         .env("AGENT_ID", agent_id)
@@ -84,7 +83,7 @@ impl Drop for Peer {
 /// Starts `a2a_peer_server.py` and waits for the port it listens on (it prints it once its
 /// socket is bound and listening).
 fn start_peer() -> Peer {
-    let mut child = Command::new(venv_python())
+    let mut child = Command::new(crate::python_venv::python(VENV_NAME, REQUIREMENTS))
         .arg(script("a2a_peer_server.py"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::piped())
@@ -155,66 +154,4 @@ fn messages_are_forwarded_to_an_a2a_sdk_agent_and_its_answer_relayed(h: &Harness
 
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sdk/python/{name}"))
-}
-
-/// Serialises venv creation inside this test process; the rename below makes it safe across
-/// processes too.
-static VENV_LOCK: Mutex<()> = Mutex::new(());
-
-/// `target/sdk-venvs/a2a-sdk-1.3.0/bin/python`, made once: built under a temporary name and
-/// renamed into place when complete, so a half-made venv is never used.
-fn venv_python() -> PathBuf {
-    let _guard = VENV_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("sdk-venvs");
-    let venv = root.join(VENV_NAME);
-    let python = venv.join("bin/python");
-    if venv.join(".complete").exists() {
-        return python;
-    }
-    std::fs::create_dir_all(&root).expect("create target/sdk-venvs");
-    let building = root.join(format!(".{VENV_NAME}.{}", uuid::Uuid::new_v4().simple()));
-    let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let made = Command::new(&base)
-        .args(["-m", "venv"])
-        .arg(&building)
-        .output()
-        .unwrap_or_else(|error| panic!("run `{base} -m venv`: {error}"));
-    assert!(
-        made.status.success(),
-        "cannot make a venv: {}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    let install = Command::new(building.join("bin/python"))
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--quiet",
-        ])
-        .args(REQUIREMENTS)
-        .output()
-        .expect("run pip");
-    assert!(
-        install.status.success(),
-        "pip install {REQUIREMENTS:?} failed\n{}\n{}",
-        String::from_utf8_lossy(&install.stdout),
-        String::from_utf8_lossy(&install.stderr)
-    );
-    std::fs::write(building.join(".complete"), VENV_NAME).expect("mark the venv complete");
-    if std::fs::rename(&building, &venv).is_err() {
-        let _ = std::fs::remove_dir_all(&building);
-        assert!(
-            venv.join(".complete").exists(),
-            "no usable venv at {}",
-            venv.display()
-        );
-    }
-    python
 }

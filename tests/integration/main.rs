@@ -47,6 +47,7 @@ mod limits;
 mod mcp;
 mod operator_safety;
 mod policies;
+mod python_venv;
 mod readme_tour;
 mod replicas;
 mod sdk_mcp;

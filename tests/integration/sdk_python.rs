@@ -6,9 +6,8 @@
 //! Agent cards and A2A too: generate, publish, the public card; send, get, cancel a task; a
 //! denied send; `send_message` as an agent holding its token.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::Mutex;
 
 use crate::harness::Harness;
 use crate::on_both_backends;
@@ -88,7 +87,10 @@ fn a2a_with_0_4_0(h: &Harness) {
 
 /// Runs `tests/sdk/python/NAME.py` with the SDK VERSION; the script prints `NAME passed`.
 fn run_script(h: &Harness, version: &str, name: &str) {
-    let python = venv_python(version);
+    let python = crate::python_venv::python(
+        &format!("agenttrustid-{version}"),
+        &[&format!("agenttrustid=={version}")],
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sdk/python/{name}.py"));
     let mut command = Command::new(&python);
     for (name, _) in std::env::vars_os() {
@@ -115,93 +117,4 @@ fn run_script(h: &Harness, version: &str, name: &str) {
         stdout.contains(&format!("agenttrustid-{version}")),
         "ran the SDK from its own venv: {stdout}"
     );
-}
-
-/// Serialises venv creation inside this test process; the rename below makes it safe across
-/// processes too (a runner that starts one process per test).
-static VENV_LOCK: Mutex<()> = Mutex::new(());
-
-/// `target/sdk-venvs/agenttrustid-VERSION/bin/python`, made once: the venv is built under a
-/// temporary name and renamed into place when complete, so a half-made venv is never used.
-fn venv_python(version: &str) -> PathBuf {
-    let _guard = VENV_LOCK
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target dir")
-        .join("sdk-venvs");
-    let venv = root.join(format!("agenttrustid-{version}"));
-    let python = venv.join("bin/python");
-    if venv.join(".complete").exists() {
-        return python;
-    }
-    std::fs::create_dir_all(&root).expect("create target/sdk-venvs");
-    let building = root.join(format!(
-        ".agenttrustid-{version}.{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let base = std::env::var("PYTHON").unwrap_or_else(|_| "python3".to_string());
-    let with_pip = Command::new(&base)
-        .args(["-m", "venv"])
-        .arg(&building)
-        .output()
-        .unwrap_or_else(|error| panic!("run `{base} -m venv`: {error}"));
-    let building_python = building.join("bin/python");
-    let install = if with_pip.status.success() {
-        Command::new(&building_python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-            ])
-            .arg(format!("agenttrustid=={version}"))
-            .output()
-    } else {
-        // A Python without ensurepip: make the venv bare and install into it with the base pip.
-        let _ = std::fs::remove_dir_all(&building);
-        let bare = Command::new(&base)
-            .args(["-m", "venv", "--without-pip"])
-            .arg(&building)
-            .output()
-            .expect("python -m venv --without-pip");
-        assert!(
-            bare.status.success(),
-            "cannot make a venv: {}\n{}",
-            String::from_utf8_lossy(&with_pip.stderr),
-            String::from_utf8_lossy(&bare.stderr)
-        );
-        Command::new(&base)
-            .args(["-m", "pip", "--python"])
-            .arg(&building_python)
-            .args([
-                "install",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-            ])
-            .arg(format!("agenttrustid=={version}"))
-            .output()
-    }
-    .expect("run pip");
-    assert!(
-        install.status.success(),
-        "pip install agenttrustid=={version} failed\n{}\n{}",
-        String::from_utf8_lossy(&install.stdout),
-        String::from_utf8_lossy(&install.stderr)
-    );
-    std::fs::write(building.join(".complete"), version).expect("mark the venv complete");
-    if std::fs::rename(&building, &venv).is_err() {
-        // Another process finished first: use its venv.
-        let _ = std::fs::remove_dir_all(&building);
-        assert!(
-            venv.join(".complete").exists(),
-            "no usable venv at {}",
-            venv.display()
-        );
-    }
-    python
 }
