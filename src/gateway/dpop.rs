@@ -142,6 +142,9 @@ pub fn verify(
     })
 }
 
+/// How long past its window a spent `jti` is remembered (clock differences between replicas).
+const REPLAY_MEMORY_SLACK_SECONDS: i64 = 300;
+
 impl Proof {
     /// Spends the proof's `jti` (per key) in the database every replica shares; a second use
     /// within the window is refused as a replay.
@@ -149,7 +152,9 @@ impl Proof {
         let digest = hex::encode(Sha256::digest(
             format!("dpop:{}:{}", self.thumbprint, self.jti).as_bytes(),
         ));
-        let expires_at = self.iat + MAX_AGE_SECONDS + 1;
+        // Kept well past the proof's window: replicas prune by their own clocks, and one running
+        // ahead must not forget a jti another still accepts.
+        let expires_at = self.iat + MAX_AGE_SECONDS + REPLAY_MEMORY_SLACK_SECONDS;
         let fresh =
             store::agent_keys::remember_proof(&state.store, &digest, expires_at, time::now())
                 .await?;

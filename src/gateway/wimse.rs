@@ -220,7 +220,7 @@ async fn check_proof(
              agent; ask for a new challenge",
         ));
     }
-    if (proof.ts - now).abs() > PROOF_WINDOW_SECONDS {
+    if proof.ts.abs_diff(now) > PROOF_WINDOW_SECONDS.unsigned_abs() {
         return Err(ApiError::unauthenticated(format!(
             "proof refused: ts is more than {PROOF_WINDOW_SECONDS} s from the gateway's clock"
         )));
@@ -348,7 +348,11 @@ pub async fn verify_token(
     let mut validation = Validation::new(Algorithm::ES256);
     // Expiry is exact: the SDKs renew 60 s ahead, so no leeway is owed.
     validation.leeway = 0;
-    validation.validate_nbf = true;
+    // `nbf` is the issue time: checked without leeway it would refuse a fresh token on a
+    // replica whose clock runs a little behind the issuer's.
+    validation.validate_nbf = false;
+    // The audience is checked by the caller: the gateway's own login (`gateway::auth`) accepts
+    // only tokens meant for it, a verify request reports any.
     validation.validate_aud = false;
     validation.set_issuer(&[state.federation.issuer.as_str()]);
     validation.set_required_spec_claims(&["exp", "iss", "sub"]);

@@ -51,8 +51,16 @@ impl AgentRow {
         if self.current_thumbprint().as_deref() == Some(thumbprint) {
             return true;
         }
-        self.previous_key_in_grace(now)
-            && self.previous_key_thumbprint.as_deref() == Some(thumbprint)
+        self.previous_key_in_grace(now) && self.previous_thumbprint().as_deref() == Some(thumbprint)
+    }
+
+    /// The thumbprint of the key the last rotation replaced. Computed when not stored: a key
+    /// registered before thumbprints were stored moves to `previous_*` without one.
+    pub fn previous_thumbprint(&self) -> Option<String> {
+        match &self.previous_key_thumbprint {
+            Some(previous) => Some(previous.clone()),
+            None => self.previous_public_key.as_deref().and_then(thumbprint_of),
+        }
     }
 
     /// The thumbprint of the current key, if the agent has one.

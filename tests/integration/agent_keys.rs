@@ -511,6 +511,16 @@ fn security_settings_are_enforced(h: &Harness) {
     )
     .expect_error(401);
     check_with(h, true, &unbound, None, body.clone()).expect_error(401);
+    // An A2A message is a check too: the API key may not send as the agent there either, and
+    // nothing is stored.
+    let before = h.row_counts();
+    let refused = h.post(
+        "/a2a",
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/send", "params": {
+            "source_agent_id": agent_id, "target_agent_id": agent_id, "message": "hi"}}),
+    );
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    assert_eq!(h.row_counts(), before);
     // The agent's own key keeps it working.
     let proof = dpop(&key, "POST", &url, &bound);
     assert_eq!(

@@ -17,6 +17,7 @@ use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::cards;
 use super::super::check::{self, CheckParams, params::RawCheck};
+use super::super::outbound::redact_query;
 use super::super::validate;
 use super::{Failure, Outcome, forward, wire};
 
@@ -146,6 +147,9 @@ async fn send(
     outgoing: Outgoing<'_>,
 ) -> Result<TaskRow, Failure> {
     let started = Instant::now();
+    // An org key acts as an agent here as on every check door, so it is refused alike when the
+    // org requires sender-constrained tokens.
+    caller.refuse_unconstrained(state).await?;
     let source = caller.acting_agent(outgoing.source).map_err(|error| {
         if outgoing.source.is_none() && outgoing.protocol == Protocol::V1 {
             Failure::invalid_params(
@@ -250,7 +254,8 @@ async fn send(
         artifacts: "[]".to_string(),
         metadata: Value::Object(outgoing.metadata).to_string(),
         check_id: decision.check_id.clone(),
-        forwarded_to: endpoint.clone(),
+        // Senders read the task: the endpoint's query (where a key may sit) stays the gateway's.
+        forwarded_to: endpoint.as_deref().map(redact_query),
         created_at: now,
         updated_at: now,
     };
