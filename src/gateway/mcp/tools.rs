@@ -1,8 +1,9 @@
 //! What each upstream's `tools/list` said about its tools' effects (the `readOnlyHint` and
 //! `destructiveHint` annotations), kept in the database ([`crate::store::mcp::tools`]) so every
 //! replica decides with the same hints and a restart forgets none. Each answer updates the
-//! hints of the tools it lists (a paginated list updates page by page); a tool it lists without
-//! hints loses its old one. Bounded: so many tools per server, no more.
+//! hints of the tools it lists (a paginated list updates page by page), only upwards: a lower
+//! hint or none leaves the stored one, since the calling agent shapes the list it gets (protocol
+//! version, cursor). Re-registering the server starts afresh. Bounded: so many tools per server.
 //!
 //! A tool is known by its name key: the canonical action name in lower case, the form policy
 //! rules and classification match. A call naming `"Delete_File"` or `"delete_file "` finds the
@@ -57,8 +58,12 @@ fn changes(known: &BTreeMap<String, String>, stated: BTreeMap<String, Option<Eff
     for (key, hint) in stated {
         match (known.get(&key), hint) {
             (Some(old), Some(new)) if old == new.as_str() => {}
-            (Some(_), Some(new)) => {
-                learned.set.insert(key, new.as_str().to_string());
+            // Only upwards: the list is one the calling agent shapes (protocol version, cursor,
+            // page), so a later list must not lower what an earlier one said.
+            (Some(old), Some(new)) => {
+                if old.parse::<Effect>().is_ok_and(|old| new > old) {
+                    learned.set.insert(key, new.as_str().to_string());
+                }
             }
             (None, Some(new)) if room > 0 => {
                 room -= 1;
@@ -66,8 +71,8 @@ fn changes(known: &BTreeMap<String, String>, stated: BTreeMap<String, Option<Eff
             }
             // Full: the tool keeps the effect its name classifies as.
             (None, Some(_)) => {}
-            (Some(_), None) => learned.removed.push(key),
-            (None, None) => {}
+            // A list that omits a hint keeps it, for the same reason.
+            (Some(_), None) | (None, None) => {}
         }
     }
     learned
@@ -180,7 +185,12 @@ mod tests {
                 ("new".to_string(), "mutating".to_string()),
             ])
         );
-        assert_eq!(learned.removed, ["dropped"]);
+        // A lower hint or none at all changes nothing.
+        let learned = changes(
+            &BTreeMap::from([("wipe".to_string(), "destructive".to_string())]),
+            [("wipe".to_string(), Some(Effect::Read))].into(),
+        );
+        assert!(learned.is_empty());
 
         let full: BTreeMap<String, String> = (0..MAX_TOOLS_PER_SERVER)
             .map(|index| (format!("t{index}"), "read".to_string()))

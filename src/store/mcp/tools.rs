@@ -42,17 +42,16 @@ pub async fn hint(
         .await?))
 }
 
-/// What a `tools/list` answer changed: hints to set (name key → effect) and name keys listed
-/// without one any more.
+/// What a `tools/list` answer changed: hints to set or raise (name key → effect). Hints are
+/// never lowered or removed (`gateway::mcp::tools::changes`).
 #[derive(Debug, Default)]
 pub struct Learned {
     pub set: BTreeMap<String, String>,
-    pub removed: Vec<String>,
 }
 
 impl Learned {
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.removed.is_empty()
+        self.set.is_empty()
     }
 }
 
@@ -71,8 +70,6 @@ pub async fn learn(
                           VALUES ($1, $2, $3, $4, $5) \
                           ON CONFLICT (org_id, server_id, name_key) \
                           DO UPDATE SET effect = excluded.effect, learned_at = excluded.learned_at";
-    const DELETE: &str =
-        "DELETE FROM mcp_tools WHERE org_id = $1 AND server_id = $2 AND name_key = $3";
     if learned.is_empty() {
         return Ok(());
     }
@@ -89,14 +86,6 @@ pub async fn learn(
                 .execute(&mut *conn)
                 .await?;
         }
-        for name_key in &learned.removed {
-            sqlx::query(DELETE)
-                .bind(org_id)
-                .bind(server_id)
-                .bind(name_key)
-                .execute(&mut *conn)
-                .await?;
-        }
     });
     tx.commit_audited(Some(NewEvent {
         org_id,
@@ -104,7 +93,7 @@ pub async fn learn(
         actor,
         subject_type: "mcp_server",
         subject_id: server_id,
-        detail: serde_json::json!({"set": learned.set, "removed": learned.removed}),
+        detail: serde_json::json!({"set": learned.set}),
         created_at: now,
     }))
     .await
