@@ -5,10 +5,10 @@
 //! dialects accept, and the migrations in `store/migrations/` are written in their common SQL; the few places where the dialects differ keep two constants side by side.
 //! Every write that changes state runs in a [`Tx`] together with its audit event.
 //!
-//! SQLite gets two pools: readers in WAL mode, and a single writer connection. One writer queues
-//! write transactions in-process (fair, no busy-wait) instead of letting SQLite's busy handler
-//! sleep-and-retry; `BEGIN IMMEDIATE` keeps a second process (an operator's `agenttrust server
-//! key create`) safe too. By default every commit is synced to disk (`synchronous=FULL`): an
+//! SQLite gets two pools: readers in WAL mode, and a single writer connection; the group-commit
+//! writer has a connection of its own besides ([`direct`]). Writers queue on one in-process lock
+//! (fair, no busy-wait) instead of letting SQLite's busy handler sleep-and-retry; `BEGIN
+//! IMMEDIATE` keeps a second process (an operator's `agenttrust server key create`) safe too. By default every commit is synced to disk (`synchronous=FULL`): an
 //! answered decision survives an OS crash or power loss, not only a crash of the process
 //! ([`SqliteSynchronous`]). A database file this store creates is private to its user (0600);
 //! SQLite gives its WAL and shared-memory files the database file's mode.
@@ -23,6 +23,7 @@ pub mod changes;
 pub mod checks;
 mod deferred;
 pub mod delegations;
+mod direct;
 pub mod federation;
 pub mod group_commit;
 pub mod keys;
@@ -63,6 +64,14 @@ pub enum Error {
     /// The group-commit writer is gone (the gateway is shutting down).
     #[error("the database writer has stopped")]
     WriterStopped,
+    /// A statement was run in a transaction whose statements the group-commit writer runs on
+    /// its own connection ([`TxConnection::Detached`]); the writer runs the job again through
+    /// the ordinary path.
+    #[error("a statement was run outside the writer's own connection")]
+    Detached,
+    /// The SQLite writer's own connection failed.
+    #[error("database error: {0}")]
+    Direct(#[from] rusqlite::Error),
     #[error("cannot create the database file {path}: {source}")]
     CreateFile {
         path: String,
@@ -129,6 +138,13 @@ pub struct StoreOptions {
 pub struct SqlitePools {
     pub read: SqlitePool,
     pub write: SqlitePool,
+    /// Held by whoever writes in this process: a transaction on `write`, or a batch of the
+    /// group-commit writer on its own connection. Fair (first come, first served), so writers
+    /// queue here instead of in SQLite's sleep-and-retry busy handler.
+    writing: Arc<tokio::sync::Mutex<()>>,
+    /// The database file and its sync level, for the group-commit writer's own connection
+    /// (`None` for an in-memory database, which another connection cannot open).
+    direct: Option<direct::Settings>,
 }
 
 /// The backend.
@@ -176,6 +192,9 @@ macro_rules! on_tx {
                 let $conn: &mut sqlx::PgConnection = &mut *transaction;
                 $body
             }
+            $crate::store::TxConnection::Detached => {
+                return Err($crate::store::Error::Detached.into());
+            }
         }
     };
 }
@@ -193,6 +212,8 @@ pub(crate) use on_tx;
 /// ([`script`]).
 pub struct Tx {
     pub(crate) connection: TxConnection,
+    /// SQLite: this process's write lock ([`SqlitePools`]), held until the transaction ends.
+    _writing: Option<tokio::sync::OwnedMutexGuard<()>>,
     deferred: deferred::Deferred,
     audit: audit::Pending,
     /// The store's [`Store::audit_appended`] counter, bumped when this commits events.
@@ -203,6 +224,10 @@ pub struct Tx {
 pub enum TxConnection {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    /// No connection: the SQLite group-commit writer runs the statements of a batch on its own
+    /// connection ([`direct`]), and the jobs only hold rows and audit events in the `Tx` for
+    /// its commit. A statement run here fails with [`Error::Detached`].
+    Detached,
 }
 
 impl Tx {
@@ -221,6 +246,7 @@ impl Tx {
         match self.connection {
             TxConnection::Sqlite(transaction) => transaction.commit().await?,
             TxConnection::Postgres(transaction) => transaction.commit().await?,
+            TxConnection::Detached => return Err(Error::Detached),
         }
         if appends {
             self.appended
@@ -247,6 +273,18 @@ impl Tx {
     /// The audit events appended and not yet flushed.
     pub(crate) fn audit_pending(&mut self) -> &mut audit::Pending {
         &mut self.audit
+    }
+
+    /// A transaction without a connection, for a batch the SQLite writer runs on its own
+    /// connection ([`TxConnection::Detached`]).
+    fn detached(store: &Store) -> Tx {
+        Tx {
+            connection: TxConnection::Detached,
+            _writing: None,
+            deferred: deferred::Deferred::default(),
+            audit: audit::Pending::default(),
+            appended: Arc::clone(&store.appended),
+        }
     }
 }
 
@@ -312,6 +350,22 @@ impl Store {
         &self.db
     }
 
+    /// SQLite: the lock every writer of this process holds while it writes ([`SqlitePools`]).
+    fn sqlite_write_lock(&self) -> Option<&tokio::sync::Mutex<()>> {
+        match self.db() {
+            Db::Sqlite(pools) => Some(&pools.writing),
+            Db::Postgres(_) => None,
+        }
+    }
+
+    /// SQLite on a file: what the group-commit writer's own connection opens.
+    fn direct_settings(&self) -> Option<&direct::Settings> {
+        match self.db() {
+            Db::Sqlite(pools) => pools.direct.as_ref(),
+            Db::Postgres(_) => None,
+        }
+    }
+
     /// A receiver that sees a change whenever this process commits audit events.
     pub fn audit_appended(&self) -> tokio::sync::watch::Receiver<u64> {
         self.appended.subscribe()
@@ -339,14 +393,22 @@ impl Store {
     /// Opens a write transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self.db() {
-            Db::Sqlite(pools) => Tx {
-                connection: TxConnection::Sqlite(pools.write.begin_with("BEGIN IMMEDIATE").await?),
-                deferred: deferred::Deferred::default(),
-                audit: audit::Pending::default(),
-                appended: Arc::clone(&self.appended),
-            },
+            Db::Sqlite(pools) => {
+                // The lock first: the pool's one connection is then free or about to be.
+                let writing = Arc::clone(&pools.writing).lock_owned().await;
+                Tx {
+                    connection: TxConnection::Sqlite(
+                        pools.write.begin_with("BEGIN IMMEDIATE").await?,
+                    ),
+                    _writing: Some(writing),
+                    deferred: deferred::Deferred::default(),
+                    audit: audit::Pending::default(),
+                    appended: Arc::clone(&self.appended),
+                }
+            }
             Db::Postgres(pool) => Tx {
                 connection: TxConnection::Postgres(pool.begin().await?),
+                _writing: None,
                 deferred: deferred::Deferred::default(),
                 audit: audit::Pending::default(),
                 appended: Arc::clone(&self.appended),
@@ -418,7 +480,12 @@ async fn connect_sqlite(database_url: &str, synchronous: SqliteSynchronous) -> R
         .test_before_acquire(false)
         .connect_with(options.read_only(false))
         .await?;
-    Ok(SqlitePools { read, write })
+    Ok(SqlitePools {
+        read,
+        write,
+        writing: Arc::new(tokio::sync::Mutex::new(())),
+        direct: sqlite_file(database_url).map(|file| direct::Settings { file, synchronous }),
+    })
 }
 
 /// The file of a `sqlite:` database URL, as SQLite opens it; `None` for an in-memory database

@@ -10,15 +10,14 @@ use crate::api::telemetry::{
 use crate::api::time;
 use crate::guardian::canonical;
 use crate::store;
-use crate::store::group_commit::WriteFn;
-use crate::store::telemetry::{EventFilter, EventRow};
+use crate::store::telemetry::{EventFilter, EventRow, ReportJob};
 
 use super::AppState;
 use super::agents::not_found as agent_not_found;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{JsonBody, QueryParams};
-use super::rate_limit::{Refusal, TelemetryLimit};
+use super::rate_limit::{AgentRateLimit, Refusal};
 use super::validate;
 
 const MAX_EVENT_TYPE_CHARACTERS: usize = 64;
@@ -28,7 +27,7 @@ pub async fn report(
     caller: Caller,
     JsonBody(request): JsonBody<ReportRequest>,
 ) -> ApiResult<Json<ReportResponse>> {
-    let agent_id = caller.acting_agent(request.agent_id.as_deref())?;
+    let agent_id = caller.reporting_agent(request.agent_id.as_deref())?;
     if let Some(session_id) = &request.session_id {
         validate::identifier("session_id", session_id)?;
     }
@@ -113,9 +112,10 @@ pub async fn report(
         .writer
         .write(
             &lane,
-            WriteFn::new((rows, caller.actor()), |(rows, actor), tx| {
-                Box::pin(store::telemetry::insert_batch_in(tx, rows, actor))
-            }),
+            ReportJob {
+                events: rows,
+                actor: caller.actor(),
+            },
         )
         .await?;
     Ok(Json(ReportResponse {
@@ -128,7 +128,7 @@ pub async fn report(
 /// Charges a valid report to its agent's telemetry limit: over it, nothing is stored and the
 /// caller hears when to retry.
 fn take_from_limit(
-    limit: &TelemetryLimit,
+    limit: &AgentRateLimit,
     org_id: &str,
     agent_id: &str,
     events: usize,

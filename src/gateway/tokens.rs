@@ -124,7 +124,7 @@ pub async fn issue(
         .writer
         .write(
             &agent.id,
-            WriteFn::new(new_token, |token, tx| {
+            WriteFn::holding(new_token, |token, tx| {
                 Box::pin(store::tokens::issue_in(tx, token))
             }),
         )

@@ -147,48 +147,76 @@ const INSERT_CHUNK: usize = 256;
 /// predecessor — then, in `writes`, one INSERT per [`INSERT_CHUNK`] events and the new head
 /// hash.
 pub(crate) async fn flush(tx: &mut Tx, pending: Pending, writes: &mut Script) -> Result<()> {
-    const RESERVE: &str = "UPDATE audit_heads SET last_seq = last_seq + $2 WHERE org_id = $1 \
-                           RETURNING last_seq, last_hash";
-    const SET_HASH: &str = "UPDATE audit_heads SET last_hash = $2 WHERE org_id = $1";
-    if pending.events.is_empty() {
-        return Ok(());
-    }
-    let mut by_org: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
-    for event in pending.events {
-        by_org.entry(event.org_id.clone()).or_default().push(event);
-    }
-    for (org_id, mut events) in by_org {
+    for (org_id, events) in pending.by_org() {
         let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
-        let (last_seq, mut prev_hash): (i64, String) = on_tx!(tx, |conn| sqlx::query_as(RESERVE)
+        let (last_seq, prev_hash): (i64, String) = on_tx!(tx, |conn| sqlx::query_as(RESERVE)
             .bind(&org_id)
             .bind(count)
             .fetch_optional(&mut *conn)
             .await?)
-        .ok_or_else(|| Error::Corrupt(format!("org {org_id} has no audit chain")))?;
-        let first_seq = last_seq - count + 1;
-        for (offset, event) in events.iter_mut().enumerate() {
-            event.seq = first_seq + i64::try_from(offset).unwrap_or(i64::MAX);
-            event.prev_hash = prev_hash;
-            event.hash = chain_hash(&event.prev_hash, event);
-            prev_hash = event.hash.clone();
-        }
-        while !events.is_empty() {
-            let rest = events.split_off(events.len().min(INSERT_CHUNK));
-            let chunk = std::mem::replace(&mut events, rest);
-            writes.push(
-                format!(
-                    "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES {}",
-                    super::values_placeholders(chunk.len(), 12)
-                ),
-                chunk.into_iter().flat_map(event_values).collect(),
-            );
-        }
-        writes.push(
-            SET_HASH,
-            vec![script::Value::Text(org_id), script::Value::Text(prev_hash)],
-        );
+        .ok_or_else(|| no_chain(&org_id))?;
+        chain(org_id, events, last_seq, prev_hash, writes, INSERT_CHUNK);
     }
     Ok(())
+}
+
+/// Takes an org's chain head and reserves `$2` sequence numbers: the last one reserved and the
+/// hash the first event links to.
+pub(crate) const RESERVE: &str = "UPDATE audit_heads SET last_seq = last_seq + $2 WHERE org_id = $1 \
+                                  RETURNING last_seq, last_hash";
+
+/// The error of an org whose chain head is missing.
+pub(crate) fn no_chain(org_id: &str) -> Error {
+    Error::Corrupt(format!("org {org_id} has no audit chain"))
+}
+
+impl Pending {
+    /// The events by org, in the order of the orgs' ids, each org's in the order appended.
+    pub(crate) fn by_org(self) -> BTreeMap<String, Vec<EventRow>> {
+        let mut by_org: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
+        for event in self.events {
+            by_org.entry(event.org_id.clone()).or_default().push(event);
+        }
+        by_org
+    }
+}
+
+/// Links one org's `events` after `prev_hash`, the last of them numbered `last_seq` (as
+/// [`RESERVE`] answered), and adds their inserts, `rows_per_insert` events a statement, and the
+/// org's new head hash to `writes`.
+pub(crate) fn chain(
+    org_id: String,
+    mut events: Vec<EventRow>,
+    last_seq: i64,
+    mut prev_hash: String,
+    writes: &mut Script,
+    rows_per_insert: usize,
+) {
+    const SET_HASH: &str = "UPDATE audit_heads SET last_hash = $2 WHERE org_id = $1";
+    let count = i64::try_from(events.len()).unwrap_or(i64::MAX);
+    let first_seq = last_seq - count + 1;
+    for (offset, event) in events.iter_mut().enumerate() {
+        event.seq = first_seq + i64::try_from(offset).unwrap_or(i64::MAX);
+        event.prev_hash = prev_hash;
+        event.hash = chain_hash(&event.prev_hash, event);
+        prev_hash = event.hash.clone();
+    }
+    let rows_per_insert = rows_per_insert.clamp(1, INSERT_CHUNK);
+    while !events.is_empty() {
+        let rest = events.split_off(events.len().min(rows_per_insert));
+        let chunk = std::mem::replace(&mut events, rest);
+        writes.push(
+            format!(
+                "INSERT INTO audit_events ({EVENT_COLUMNS}) VALUES {}",
+                super::values_placeholders(chunk.len(), 12)
+            ),
+            chunk.into_iter().flat_map(event_values).collect(),
+        );
+    }
+    writes.push(
+        SET_HASH,
+        vec![script::Value::Text(org_id), script::Value::Text(prev_hash)],
+    );
 }
 
 /// A chained event's values, in the order of [`EVENT_COLUMNS`].

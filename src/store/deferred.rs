@@ -39,9 +39,16 @@ impl Deferred {
 
     /// The INSERT statements of every row held, in order.
     pub fn into_script(self) -> Script {
+        self.into_script_with(INSERT_CHUNK)
+    }
+
+    /// [`Deferred::into_script`] with at most `rows_per_insert` rows a statement: one a
+    /// statement suits a connection where a statement costs no round trip
+    /// ([`crate::store::direct`]), as every statement then has the same text and stays prepared.
+    pub fn into_script_with(self, rows_per_insert: usize) -> Script {
         let mut script = Script::default();
         for (table, rows) in self.tables {
-            for chunk in rows.chunks(INSERT_CHUNK) {
+            for chunk in rows.chunks(rows_per_insert.clamp(1, INSERT_CHUNK)) {
                 let sql = format!(
                     "INSERT INTO {} ({}) VALUES {}",
                     table.name,

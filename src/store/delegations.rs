@@ -225,6 +225,7 @@ pub async fn chain_ended(
                     .fetch_optional(&mut **conn)
                     .await?
             }
+            TxConnection::Detached => return Err(Error::Detached),
         };
         if status.as_deref() != Some(super::agents::STATUS_ACTIVE) {
             return Ok(Some(format!("agent {agent_id} is no longer active")));
@@ -250,6 +251,7 @@ pub async fn chain_ended(
                 .fetch_optional(&mut **conn)
                 .await?
             }
+            TxConnection::Detached => return Err(Error::Detached),
         };
         match found {
             None => return Err(Error::Corrupt(format!("delegation {id} vanished"))),

@@ -15,13 +15,20 @@
 //! again alone, in its own transaction, so one bad request never fails another and each gets
 //! its own error. Jobs therefore keep no state between runs.
 //!
-//! On SQLite every statement is a round trip to the driver's connection thread, and those round
-//! trips, not SQLite's work, are what a batch costs. A job that can say beforehand which
-//! statements it will run, assuming what it decided on still holds ([`Job::speculate`]), has
-//! them run together with its neighbours' in one round trip, each job behind a savepoint; it
-//! then confirms from the rows read ([`Job::confirm`]). The first job whose assumption failed is
-//! rolled back to its savepoint, with every job after it, and runs the ordinary way: the
-//! outcome is the same as running the jobs one after the other.
+//! On SQLite, through sqlx, every statement is a round trip to the driver's connection thread,
+//! and those round trips, not SQLite's work, are what a batch costs. A job that can say
+//! beforehand which statements it will run, assuming what it decided on still holds
+//! ([`Job::speculate`]), does not need them: the writer thread runs the leading such jobs of a
+//! batch on a connection it owns ([`super::direct`]), statement by statement as plain calls,
+//! each job confirming from the rows its statements returned ([`Job::confirm`]) and holding its
+//! inserts and audit events for the commit. When a job's assumption failed, or anything did,
+//! that transaction is rolled back and the batch goes the ordinary way, through sqlx; so do the
+//! jobs after the first that cannot speculate, in a transaction of their own after it.
+//!
+//! The ordinary way speculates too: the speculating jobs' statements are run together with
+//! their neighbours' in one round trip, each job behind a savepoint, then confirmed. The first
+//! job whose assumption failed is rolled back to its savepoint, with every job after it, and
+//! runs with [`Job::run`]: the outcome is the same as running the jobs one after the other.
 //!
 //! Writes are spread over lanes by a key (the agent): SQLite has one writer connection and so
 //! one lane; PostgreSQL runs a few lanes in parallel, and keeping one agent's writes on one lane
@@ -34,9 +41,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use sqlx::sqlite::SqliteRow;
-
-use super::script::Script;
+use super::direct::Direct;
+use super::script::{Row, Script};
 use super::{Db, Error, Store, Tx, TxConnection};
 
 /// A boxed future that may borrow (the transaction a job runs in).
@@ -69,11 +75,13 @@ pub trait Job: Send + Sync + 'static {
 
     /// Ends a speculative run from the rows each statement of [`Job::speculate`] returned, in
     /// `tx` where they ran. `None` when what the job assumed did not hold: its statements are
-    /// then undone and it runs with [`Job::run`]. It must not have changed `tx` then.
+    /// then undone and it runs with [`Job::run`]. It must not have changed `tx` then. It runs
+    /// no statement of its own: `tx` may have no connection ([`TxConnection::Detached`]), only
+    /// room for the rows and audit events held for the commit.
     fn confirm<'a>(
         &'a self,
         tx: &'a mut Tx,
-        rows: Vec<Vec<SqliteRow>>,
+        rows: Vec<Vec<Row>>,
     ) -> BoxFuture<'a, Option<Result<Self::Output, Self::Error>>> {
         let _ = (tx, rows);
         Box::pin(async { None })
@@ -91,7 +99,7 @@ trait Queued: Send {
     fn confirm<'a>(
         &'a mut self,
         tx: &'a mut Tx,
-        rows: Vec<Vec<SqliteRow>>,
+        rows: Vec<Vec<Row>>,
     ) -> BoxFuture<'a, Option<bool>>;
     /// Sends the kept result (the job's transaction committed, or the job failed).
     fn answer(self: Box<Self>);
@@ -122,7 +130,7 @@ impl<J: Job> Queued for Entry<J> {
     fn confirm<'a>(
         &'a mut self,
         tx: &'a mut Tx,
-        rows: Vec<Vec<SqliteRow>>,
+        rows: Vec<Vec<Row>>,
     ) -> BoxFuture<'a, Option<bool>> {
         Box::pin(async move {
             let result = self.job.confirm(tx, rows).await?;
@@ -219,12 +227,23 @@ fn lane_of(key: &str, lanes: usize) -> usize {
 }
 
 /// Runs the lanes on a thread of their own with its own (single-threaded) runtime, until every
-/// handle is dropped. If the thread cannot start, the lanes' queues are closed and every write
+/// handle is dropped, each with a connection of its own to the database file ([`Direct`]) when
+/// it has one. If the thread cannot start, the lanes' queues are closed and every write
 /// fails with [`Error::WriterStopped`], which is logged here.
 fn spawn_writer_thread(store: Store, receivers: Vec<mpsc::Receiver<Box<dyn Queued>>>) {
     let started = std::thread::Builder::new()
         .name("agenttrust-writer".to_string())
         .spawn(move || {
+            let open_direct = || {
+                Direct::open(store.direct_settings()?)
+                    .inspect_err(|error| {
+                        tracing::warn!(
+                            %error,
+                            "cannot open the writer's own connection; writes go through the pool"
+                        );
+                    })
+                    .ok()
+            };
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -235,13 +254,11 @@ fn spawn_writer_thread(store: Store, receivers: Vec<mpsc::Receiver<Box<dyn Queue
                     return;
                 }
             };
-            runtime.block_on(async move {
-                let mut lanes = tokio::task::JoinSet::new();
-                for receiver in receivers {
-                    lanes.spawn(write_lane(store.clone(), receiver));
-                }
-                while lanes.join_next().await.is_some() {}
-            });
+            // Joined, not spawned: a lane's connection stays on this thread.
+            let lanes = receivers
+                .into_iter()
+                .map(|receiver| write_lane_direct(store.clone(), receiver, open_direct()));
+            runtime.block_on(futures_util::future::join_all(lanes));
         });
     if let Err(error) = started {
         tracing::error!(%error, "cannot start the writer thread; writes will fail");
@@ -253,6 +270,90 @@ async fn write_lane(store: Store, mut receiver: mpsc::Receiver<Box<dyn Queued>>)
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         commit_batch(&store, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// SQLite's writer: [`write_lane`], committing what it can on its own connection first.
+async fn write_lane_direct(
+    store: Store,
+    mut receiver: mpsc::Receiver<Box<dyn Queued>>,
+    direct: Option<Direct>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut jobs = std::mem::take(&mut batch);
+        if let Some(direct) = &direct {
+            jobs = commit_direct(&store, direct, jobs).await;
+        }
+        if !jobs.is_empty() {
+            commit_batch(&store, jobs).await;
+        }
+    }
+}
+
+/// Commits the leading jobs of `batch` that can say their statements beforehand in one
+/// transaction on the writer's own connection, and answers them. Returns the jobs left for the
+/// ordinary path: those after them, or every job when the transaction failed or a job's
+/// assumption did not hold (nothing of it was committed then).
+async fn commit_direct(
+    store: &Store,
+    direct: &Direct,
+    mut batch: Vec<Box<dyn Queued>>,
+) -> Vec<Box<dyn Queued>> {
+    let scripts: Vec<Script> = batch.iter().map_while(|job| job.speculate()).collect();
+    let Some(writing) = store.sqlite_write_lock().filter(|_| !scripts.is_empty()) else {
+        return batch;
+    };
+    let rest = batch.split_off(scripts.len());
+    let committed = {
+        let _writing = writing.lock().await;
+        run_direct(store, direct, &mut batch, scripts).await
+    };
+    if committed {
+        for job in batch {
+            job.answer();
+        }
+        return rest;
+    }
+    batch.extend(rest);
+    batch
+}
+
+/// Runs `jobs`, each's `scripts` then its confirmation, in one transaction on `direct`, and
+/// commits it; false (and rolled back) when a statement failed, a job did, or a job's
+/// assumption did not hold.
+async fn run_direct(
+    store: &Store,
+    direct: &Direct,
+    jobs: &mut [Box<dyn Queued>],
+    scripts: Vec<Script>,
+) -> bool {
+    if let Err(error) = direct.begin() {
+        tracing::warn!(%error, "cannot begin a batch of writes on the writer's connection");
+        return false;
+    }
+    let mut tx = Tx::detached(store);
+    for (job, script) in jobs.iter_mut().zip(scripts) {
+        let rows = match direct.run(&script) {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(%error, "a write failed on the writer's connection");
+                direct.rollback();
+                return false;
+            }
+        };
+        if job.confirm(&mut tx, rows).await != Some(true) {
+            direct.rollback();
+            return false;
+        }
+    }
+    match direct.commit(tx) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(%error, "a batch of writes failed to commit on the writer's connection");
+            direct.rollback();
+            false
+        }
     }
 }
 
@@ -364,7 +465,7 @@ async fn speculate(tx: &mut Tx, jobs: &mut [Box<dyn Queued>], scripts: Vec<Scrip
     let mut rows = rows.into_iter();
     for (index, job) in jobs.iter_mut().enumerate() {
         let _savepoint = rows.next();
-        let job_rows: Vec<Vec<SqliteRow>> = rows.by_ref().take(statements[index]).collect();
+        let job_rows: Vec<Vec<Row>> = rows.by_ref().take(statements[index]).collect();
         match job.confirm(tx, job_rows).await {
             Some(true) => {}
             Some(false) => return Speculated::Failed,
@@ -405,6 +506,8 @@ async fn run_alone(store: &Store, mut job: Box<dyn Queued>) {
 pub struct WriteFn<D, R, E> {
     data: D,
     write: for<'a> fn(&'a D, &'a mut Tx) -> BoxFuture<'a, Result<R, E>>,
+    /// The function runs no statement: it only holds rows and audit events for the commit.
+    holds_only: bool,
 }
 
 impl<D, R, E> WriteFn<D, R, E> {
@@ -412,7 +515,27 @@ impl<D, R, E> WriteFn<D, R, E> {
         data: D,
         write: for<'a> fn(&'a D, &'a mut Tx) -> BoxFuture<'a, Result<R, E>>,
     ) -> Self {
-        WriteFn { data, write }
+        WriteFn {
+            data,
+            write,
+            holds_only: false,
+        }
+    }
+
+    /// A write whose function runs no statement of its own and only holds rows
+    /// ([`Tx::deferred`]) and audit events for the commit (an issued token): it speculates
+    /// with no statements, so it joins the batches the SQLite writer runs on its own
+    /// connection. Should the function run a statement after all, it fails there
+    /// ([`Error::Detached`]) and runs again the ordinary way.
+    pub fn holding(
+        data: D,
+        write: for<'a> fn(&'a D, &'a mut Tx) -> BoxFuture<'a, Result<R, E>>,
+    ) -> Self {
+        WriteFn {
+            data,
+            write,
+            holds_only: true,
+        }
     }
 }
 
@@ -427,5 +550,22 @@ where
 
     fn run<'a>(&'a self, tx: &'a mut Tx) -> BoxFuture<'a, Result<R, E>> {
         (self.write)(&self.data, tx)
+    }
+
+    fn speculate(&self) -> Option<Script> {
+        self.holds_only.then(Script::default)
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        _rows: Vec<Vec<Row>>,
+    ) -> BoxFuture<'a, Option<Result<R, E>>> {
+        Box::pin(async move {
+            if !self.holds_only {
+                return None;
+            }
+            Some((self.write)(&self.data, tx).await)
+        })
     }
 }

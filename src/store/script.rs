@@ -8,12 +8,15 @@
 //! prepares one statement after the other from the text); sqlx calls it deprecated and may drop
 //! it, and this module's tests fail then.
 //!
+//! The rows a script returns are owned [`Row`]s, whichever connection ran it: the group-commit
+//! writer runs scripts on its own connection ([`crate::store::direct`]) or through sqlx, and the
+//! jobs that read them do not know which.
+//!
 //! Each statement is written with its own placeholders `$1…$n` (as every query here); the
 //! script renumbers them into one sequence. The SQL given must not contain a `$` anywhere else
 //! (in a string literal, say): every statement in this crate is a constant that binds its
 //! values.
 
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 
 use super::{Result, Tx, TxConnection};
@@ -24,6 +27,7 @@ pub enum Value {
     Text(String),
     OptionalText(Option<String>),
     Integer(i64),
+    OptionalInteger(Option<i64>),
     Boolean(bool),
     Real(f64),
 }
@@ -38,6 +42,7 @@ macro_rules! bind_values {
                 $crate::store::script::Value::Text(text) => query.bind(text.as_str()),
                 $crate::store::script::Value::OptionalText(text) => query.bind(text.as_deref()),
                 $crate::store::script::Value::Integer(number) => query.bind(*number),
+                $crate::store::script::Value::OptionalInteger(number) => query.bind(*number),
                 $crate::store::script::Value::Boolean(flag) => query.bind(*flag),
                 $crate::store::script::Value::Real(number) => query.bind(*number),
             };
@@ -83,6 +88,13 @@ impl Script {
         self.statements.len()
     }
 
+    /// Each statement's SQL (placeholders `$1…$n` of its own) and values, in order.
+    pub fn statements(&self) -> impl Iterator<Item = (&str, &[Value])> {
+        self.statements
+            .iter()
+            .map(|statement| (statement.sql.as_str(), statement.values.as_slice()))
+    }
+
     /// Runs every statement in `tx`, in order.
     pub async fn execute(self, tx: &mut Tx) -> Result<()> {
         if self.statements.is_empty() {
@@ -99,13 +111,14 @@ impl Script {
                         .await?;
                 }
             }
+            TxConnection::Detached => return Err(super::Error::Detached),
         }
         Ok(())
     }
 
     /// Runs every statement on a SQLite connection in one round trip; the rows each statement
     /// returned, in order (one list per statement).
-    pub async fn fetch(self, conn: &mut SqliteConnection) -> Result<Vec<Vec<SqliteRow>>> {
+    pub async fn fetch(self, conn: &mut SqliteConnection) -> Result<Vec<Vec<Row>>> {
         use futures_util::TryStreamExt;
         use sqlx::Executor;
         if self.statements.is_empty() {
@@ -125,7 +138,7 @@ impl Script {
         while let Some(item) = results.try_next().await? {
             match item {
                 sqlx::Either::Left(_done) => rows_by_statement.push(std::mem::take(&mut rows)),
-                sqlx::Either::Right(row) => rows.push(row),
+                sqlx::Either::Right(row) => rows.push(Row::of_sqlx(&row)?),
             }
         }
         if rows_by_statement.len() != count {
@@ -180,12 +193,102 @@ fn renumber_into(out: &mut String, sql: &str, offset: usize) {
     }
 }
 
-/// Reads column `index` of `row`, as a store error.
-pub fn column<'r, T>(row: &'r SqliteRow, index: usize) -> Result<T>
-where
-    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    Ok(row.try_get(index)?)
+/// One value of a returned row, owned (SQLite's storage classes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+/// A row a script's statement returned: its values in column order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Row(pub Vec<Cell>);
+
+impl Row {
+    /// Copies the values of a row sqlx read, by each value's own storage class (a computed
+    /// column has no declared type to go by).
+    fn of_sqlx(row: &SqliteRow) -> Result<Row> {
+        use sqlx::{Decode, Row as _, TypeInfo, ValueRef, sqlite::SqliteValueRef};
+        fn decode<'r, T: Decode<'r, sqlx::Sqlite>>(value: SqliteValueRef<'r>) -> Result<T> {
+            T::decode(value).map_err(|error| super::Error::Corrupt(error.to_string()))
+        }
+        let mut cells = Vec::with_capacity(row.len());
+        for index in 0..row.len() {
+            let value = row.try_get_raw(index)?;
+            let cell = if value.is_null() {
+                Cell::Null
+            } else {
+                let storage = match value.type_info().name() {
+                    "INTEGER" | "BOOLEAN" => Cell::Integer(0),
+                    "REAL" => Cell::Real(0.0),
+                    "BLOB" => Cell::Blob(Vec::new()),
+                    _ => Cell::Text(String::new()),
+                };
+                // The storage class decides how the value is read.
+                match storage {
+                    Cell::Integer(_) => Cell::Integer(decode(value)?),
+                    Cell::Real(_) => Cell::Real(decode(value)?),
+                    Cell::Blob(_) => Cell::Blob(decode(value)?),
+                    _ => Cell::Text(decode(value)?),
+                }
+            };
+            cells.push(cell);
+        }
+        Ok(Row(cells))
+    }
+}
+
+/// A type a [`Cell`] reads as.
+pub trait FromCell: Sized {
+    /// `None` when the cell holds another kind of value.
+    fn from_cell(cell: &Cell) -> Option<Self>;
+}
+
+impl FromCell for String {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Text(text) => Some(text.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for i64 {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Integer(number) => Some(*number),
+            _ => None,
+        }
+    }
+}
+
+impl FromCell for bool {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        i64::from_cell(cell).map(|number| number != 0)
+    }
+}
+
+impl<T: FromCell> FromCell for Option<T> {
+    fn from_cell(cell: &Cell) -> Option<Self> {
+        match cell {
+            Cell::Null => Some(None),
+            other => T::from_cell(other).map(Some),
+        }
+    }
+}
+
+/// Reads column `index` of `row`, as a store error when it is missing or of another type.
+pub fn column<T: FromCell>(row: &Row, index: usize) -> Result<T> {
+    row.0.get(index).and_then(T::from_cell).ok_or_else(|| {
+        super::Error::Corrupt(format!(
+            "column {index} of a returned row is {:?}, not a {}",
+            row.0.get(index),
+            std::any::type_name::<T>()
+        ))
+    })
 }
 
 #[cfg(test)]

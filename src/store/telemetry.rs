@@ -4,8 +4,12 @@
 use crate::api::telemetry::TelemetryEvent;
 use crate::api::time;
 
+use std::collections::HashSet;
+
 use super::audit::{self, Actor, NewEvent};
-use super::{Result, Store, Tx, on_db, on_tx};
+use super::group_commit::{BoxFuture, Job};
+use super::script::{Row, Script, Value, bind_values, column};
+use super::{Error, Result, Store, Tx, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
@@ -54,74 +58,145 @@ pub async fn insert_batch(store: &Store, events: &[EventRow], actor: &Actor) -> 
     Ok(stored)
 }
 
-/// [`insert_batch`] inside `tx` (the gateway queues it on the group-commit writer).
+/// [`insert_batch`] inside `tx`.
 pub async fn insert_batch_in(tx: &mut Tx, events: &[EventRow], actor: &Actor) -> Result<u64> {
-    // One statement per chunk (12 parameters a row: far below either backend's limit). A
-    // duplicate inside one report is skipped like a retried one.
-    const CHUNK: usize = 256;
     let mut stored = 0;
     for chunk in events.chunks(CHUNK) {
-        let sql = format!(
-            "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
-             tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
-             received_at) VALUES {} \
-             ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING RETURNING id",
-            super::values_placeholders(chunk.len(), 12)
-        );
-        let stored_ids = on_tx!(tx, |conn| {
-            let mut query = sqlx::query(&sql);
-            for event in chunk {
-                query = query
-                    .bind(&event.id)
-                    .bind(&event.org_id)
-                    .bind(&event.agent_id)
-                    .bind(&event.session_id)
-                    .bind(&event.event_type)
-                    .bind(&event.tool_name)
-                    .bind(event.duration_ms)
-                    .bind(event.success)
-                    .bind(&event.error_type)
-                    .bind(&event.client_event_id)
-                    .bind(event.occurred_at)
-                    .bind(event.received_at);
-            }
-            let ids: Vec<String> = query
-                .fetch_all(&mut *conn)
-                .await?
-                .iter()
-                .map(|row| sqlx::Row::get::<String, _>(row, 0))
-                .collect();
-            ids
+        let (sql, values) = insert_statement(chunk);
+        let stored_ids: Vec<String> = on_tx!(tx, |conn| {
+            let query = bind_values!(sqlx::query_scalar::<_, String>(&sql), &values);
+            query.fetch_all(&mut *conn).await?
         });
-        let stored_ids: std::collections::HashSet<String> = stored_ids.into_iter().collect();
-        for event in chunk.iter().filter(|event| stored_ids.contains(&event.id)) {
-            stored += 1;
-            audit::append(
-                tx,
-                NewEvent {
-                    org_id: &event.org_id,
-                    kind: "telemetry.reported",
-                    actor,
-                    subject_type: "telemetry",
-                    subject_id: &event.id,
-                    detail: serde_json::json!({
-                        "agent_id": event.agent_id,
-                        "session_id": event.session_id,
-                        "event_type": event.event_type,
-                        "tool_name": event.tool_name,
-                        "duration_ms": event.duration_ms,
-                        "success": event.success,
-                        "error_type": event.error_type,
-                        "event_id": event.client_event_id,
-                        "occurred_at": time::format(event.occurred_at),
-                    }),
-                    created_at: event.received_at,
-                },
-            )
-            .await?;
-        }
+        stored += audit_stored(tx, chunk, &stored_ids.into_iter().collect(), actor).await?;
     }
     Ok(stored)
+}
+
+/// One statement per chunk (12 parameters a row: far below either backend's limit).
+const CHUNK: usize = 256;
+
+/// The INSERT of a chunk of events, returning the ids of those stored. A duplicate inside one
+/// report is skipped like a retried one.
+fn insert_statement(chunk: &[EventRow]) -> (String, Vec<Value>) {
+    let sql = format!(
+        "INSERT INTO telemetry_events (id, org_id, agent_id, session_id, event_type, \
+         tool_name, duration_ms, success, error_type, client_event_id, occurred_at, \
+         received_at) VALUES {} \
+         ON CONFLICT (org_id, agent_id, client_event_id) DO NOTHING RETURNING id",
+        super::values_placeholders(chunk.len(), 12)
+    );
+    let text = |value: &str| Value::Text(value.to_string());
+    let optional = |value: &Option<String>| Value::OptionalText(value.clone());
+    let values = chunk
+        .iter()
+        .flat_map(|event| {
+            [
+                text(&event.id),
+                text(&event.org_id),
+                text(&event.agent_id),
+                optional(&event.session_id),
+                text(&event.event_type),
+                optional(&event.tool_name),
+                Value::OptionalInteger(event.duration_ms),
+                Value::Boolean(event.success),
+                optional(&event.error_type),
+                optional(&event.client_event_id),
+                Value::Integer(event.occurred_at),
+                Value::Integer(event.received_at),
+            ]
+        })
+        .collect();
+    (sql, values)
+}
+
+/// Appends a `telemetry.reported` audit event for each event of `chunk` among `stored_ids`, in
+/// the report's order; how many there were.
+async fn audit_stored(
+    tx: &mut Tx,
+    chunk: &[EventRow],
+    stored_ids: &HashSet<String>,
+    actor: &Actor,
+) -> Result<u64> {
+    let mut stored = 0;
+    for event in chunk.iter().filter(|event| stored_ids.contains(&event.id)) {
+        stored += 1;
+        audit::append(
+            tx,
+            NewEvent {
+                org_id: &event.org_id,
+                kind: "telemetry.reported",
+                actor,
+                subject_type: "telemetry",
+                subject_id: &event.id,
+                detail: serde_json::json!({
+                    "agent_id": event.agent_id,
+                    "session_id": event.session_id,
+                    "event_type": event.event_type,
+                    "tool_name": event.tool_name,
+                    "duration_ms": event.duration_ms,
+                    "success": event.success,
+                    "error_type": event.error_type,
+                    "event_id": event.client_event_id,
+                    "occurred_at": time::format(event.occurred_at),
+                }),
+                created_at: event.received_at,
+            },
+        )
+        .await?;
+    }
+    Ok(stored)
+}
+
+/// A report's events, stored through the group-commit writer ([`insert_batch_in`]); answers
+/// how many were stored. Its statements do not depend on anything read, so it always
+/// speculates: its INSERTs run with its batch-mates' and the stored ids they return are
+/// audited.
+pub struct ReportJob {
+    pub events: Vec<EventRow>,
+    pub actor: Actor,
+}
+
+impl Job for ReportJob {
+    type Output = u64;
+    type Error = Error;
+
+    fn run<'a>(&'a self, tx: &'a mut Tx) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(insert_batch_in(tx, &self.events, &self.actor))
+    }
+
+    fn speculate(&self) -> Option<Script> {
+        let mut script = Script::default();
+        for chunk in self.events.chunks(CHUNK) {
+            let (sql, values) = insert_statement(chunk);
+            script.push(sql, values);
+        }
+        Some(script)
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        rows: Vec<Vec<Row>>,
+    ) -> BoxFuture<'a, Option<Result<u64>>> {
+        Box::pin(async move {
+            let mut stored = 0;
+            for (chunk, rows) in self.events.chunks(CHUNK).zip(rows) {
+                let ids = rows
+                    .iter()
+                    .map(|row| column::<String>(row, 0))
+                    .collect::<Result<HashSet<String>>>();
+                let counted = match ids {
+                    Ok(ids) => audit_stored(tx, chunk, &ids, &self.actor).await,
+                    Err(error) => Err(error),
+                };
+                match counted {
+                    Ok(count) => stored += count,
+                    Err(error) => return Some(Err(error)),
+                }
+            }
+            Some(Ok(stored))
+        })
+    }
 }
 
 /// A page query.

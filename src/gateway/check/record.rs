@@ -20,7 +20,7 @@ use crate::guardian::{ApprovalAction, CompiledPolicy, Decision};
 use std::sync::Arc;
 
 use crate::store::group_commit::{BoxFuture, Job};
-use crate::store::script::Script;
+use crate::store::script::{Row, Script};
 use crate::store::{
     self, Tx,
     agents::Lockout,
@@ -29,7 +29,6 @@ use crate::store::{
     checks::CheckRow,
     sessions::CallCount,
 };
-use sqlx::sqlite::SqliteRow;
 
 use super::super::AppState;
 use super::super::auth::Caller;
@@ -120,7 +119,7 @@ impl Job for RecordJob {
     fn confirm<'a>(
         &'a self,
         tx: &'a mut Tx,
-        rows: Vec<Vec<SqliteRow>>,
+        rows: Vec<Vec<Row>>,
     ) -> BoxFuture<'a, Option<ApiResult<Recorded>>> {
         Box::pin(async move {
             let params = &self.params;

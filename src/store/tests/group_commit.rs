@@ -137,7 +137,7 @@ impl Job for TakeSlot {
     fn confirm<'a>(
         &'a self,
         _tx: &'a mut Tx,
-        rows: Vec<Vec<sqlx::sqlite::SqliteRow>>,
+        rows: Vec<Vec<script::Row>>,
     ) -> BoxFuture<'a, Option<Result<bool>>> {
         Box::pin(async move {
             let read = rows.first().and_then(|rows| rows.first())?;
@@ -154,21 +154,7 @@ impl Job for TakeSlot {
 async fn a_speculative_job_whose_assumption_fails_is_undone_and_runs_the_ordinary_way() {
     for (store, _dir) in backends().await {
         let counter = new_id();
-        let mut tx = store.begin().await.unwrap();
-        on_tx!(&mut tx, |conn| {
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS slot_counters (id TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-            )
-            .execute(&mut *conn)
-            .await
-            .unwrap();
-            sqlx::query("INSERT INTO slot_counters (id, value) VALUES ($1, 0)")
-                .bind(&counter)
-                .execute(&mut *conn)
-                .await
-                .unwrap();
-        });
-        tx.commit().await.unwrap();
+        create_counter(&store, &counter).await.unwrap();
         let writer = GroupCommit::start(&store);
         // Enough at once that batches hold many jobs, most of them after the last free slot.
         let tasks: Vec<_> = (0..60)
@@ -188,12 +174,31 @@ async fn a_speculative_job_whose_assumption_fails_is_undone_and_runs_the_ordinar
             }
         }
         assert_eq!(taken, 5, "exactly the free slots are taken");
-        let mut tx = store.begin().await.unwrap();
-        let value: i64 = on_tx!(&mut tx, |conn| sqlx::query_scalar(SLOT_READ)
-            .bind(&counter)
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap());
+        let value = read_counter(&store, &counter).await.unwrap();
         assert_eq!(value, 5, "no undone speculation left a slot taken");
     }
+}
+
+async fn create_counter(store: &Store, counter: &str) -> Result<()> {
+    let mut tx = store.begin().await?;
+    on_tx!(&mut tx, |conn| {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS slot_counters (id TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("INSERT INTO slot_counters (id, value) VALUES ($1, 0)")
+            .bind(counter)
+            .execute(&mut *conn)
+            .await?;
+    });
+    tx.commit().await
+}
+
+async fn read_counter(store: &Store, counter: &str) -> Result<i64> {
+    let mut tx = store.begin().await?;
+    Ok(on_tx!(&mut tx, |conn| sqlx::query_scalar(SLOT_READ)
+        .bind(counter)
+        .fetch_one(&mut *conn)
+        .await?))
 }
