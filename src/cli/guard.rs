@@ -5,7 +5,7 @@
 //! status through (a signal death is 128 + N).
 //!
 //! What is sent (reference/wire-api.md §5): the tool name; for `guard check` its input only
-//! with `--input`; for `guard run` always the command line (cut to 200 characters), because a
+//! with `--input`; for `guard run` always the whole command line (at most 2048 bytes), because a
 //! check that does not see what runs binds nothing; the output never. Telemetry goes through
 //! the spool (`guard::spool`) and never changes an exit status.
 //!
@@ -30,6 +30,7 @@ use super::approvals;
 use super::common::ToolArgs;
 use super::effect_parser;
 use super::{Context, common};
+use crate::api::actions::MAX_INPUT_SUMMARY_BYTES;
 use crate::api::actions::{CheckDecision, CheckRequest, Effect};
 use crate::api::sessions::OpenSessionRequest;
 use crate::api::telemetry::ReportedEvent;
@@ -306,7 +307,7 @@ pub async fn run_command(
         super::agent_credentials::with_stored_key(context, client, caller.agent_id.as_deref());
     let question = Question {
         tool: &tool,
-        summary: Some(run_summary(&args.command, args.input.as_deref())),
+        summary: Some(run_summary(&args.command, args.input.as_deref())?),
         // stdout belongs to the wrapped command, whatever the output format.
         show: false,
     };
@@ -368,14 +369,34 @@ fn usage(message: &str) -> anyhow::Error {
     .into()
 }
 
-/// `guard run`'s input summary: the command line, always (so a policy on the input sees what
-/// really runs), then `--input` when given; cut to 200 characters, command line first.
-fn run_summary(command: &[String], input: Option<&str>) -> String {
+/// `guard run`'s input summary: the whole command line, always (so a policy on the input sees
+/// what really runs), then `--input` when given, cut to fit. Never a cut of the command line:
+/// the agent writes it, and a long first argument would push what matters (`; cat /etc/shadow`)
+/// out of the check while it still runs. One longer than the gateway accepts is refused and
+/// nothing runs.
+fn run_summary(command: &[String], input: Option<&str>) -> anyhow::Result<String> {
     let command_line = command.join(" ");
-    match input.map(str::trim).filter(|input| !input.is_empty()) {
-        Some(input) => summarize(&format!("{command_line} # {input}")),
-        None => summarize(&command_line),
+    if command_line.len() > MAX_INPUT_SUMMARY_BYTES {
+        return Err(usage(&format!(
+            "the command line is {} bytes; guard run checks it whole, at most \
+             {MAX_INPUT_SUMMARY_BYTES} bytes, and runs nothing it has not checked (nothing was run)",
+            command_line.len()
+        )));
     }
+    Ok(
+        match input.map(str::trim).filter(|input| !input.is_empty()) {
+            Some(input) => {
+                let mut summary = format!("{command_line} # {input}");
+                let mut end = summary.len().min(MAX_INPUT_SUMMARY_BYTES);
+                while !summary.is_char_boundary(end) {
+                    end -= 1;
+                }
+                summary.truncate(end);
+                summary
+            }
+            None => command_line,
+        },
+    )
 }
 
 pub async fn report(
@@ -798,11 +819,29 @@ mod tests {
         assert!(run_tool(Some("web_search"), true, &command).is_err());
         assert_eq!(run_tool(Some("fetch"), false, &command).unwrap(), "fetch");
         assert!(run_tool(None, true, &[String::new()]).is_err());
-        assert_eq!(run_summary(&command, None), "/usr/bin/curl -d @x");
+        assert_eq!(run_summary(&command, None).unwrap(), "/usr/bin/curl -d @x");
         assert_eq!(
-            run_summary(&command, Some("upload")),
+            run_summary(&command, Some("upload")).unwrap(),
             "/usr/bin/curl -d @x # upload"
         );
+        // A long first argument does not push the rest out of the check.
+        let padded = [
+            "sh".to_string(),
+            "-c".to_string(),
+            format!("echo {}; cat /etc/shadow", "a".repeat(1000)),
+        ];
+        assert!(
+            run_summary(&padded, None)
+                .unwrap()
+                .ends_with("cat /etc/shadow")
+        );
+        // --input is context: cut to fit after the whole command line, on a char boundary.
+        let summary = run_summary(&padded, Some(&"é".repeat(2000))).unwrap();
+        assert!(summary.len() <= MAX_INPUT_SUMMARY_BYTES);
+        assert!(summary.contains("cat /etc/shadow # é"));
+        // Too long to check whole: refused.
+        let huge = ["echo".to_string(), "a".repeat(MAX_INPUT_SUMMARY_BYTES)];
+        assert!(run_summary(&huge, None).is_err());
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct NewApproval<'a> {
     pub agent_id: &'a str,
     pub action_name: &'a str,
     pub action_effect: &'a str,
+    /// The whole input decided on: the request key is its digest; the row keeps
+    /// [`super::checks::recorded_summary`] of it.
     pub input_summary: &'a str,
     pub reason: &'a str,
     pub ttl_seconds: i64,
@@ -178,7 +180,7 @@ pub async fn open(tx: &mut Tx, approval: NewApproval<'_>, now: i64) -> Result<(S
             .bind(approval.agent_id)
             .bind(approval.action_name)
             .bind(approval.action_effect)
-            .bind(approval.input_summary)
+            .bind(super::checks::recorded_summary(approval.input_summary).as_ref())
             .bind(&key)
             .bind(approval.reason)
             .bind(now)

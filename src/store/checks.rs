@@ -12,11 +12,34 @@
 //! transactions wait on each other in a cycle. SQLite's single writer (`BEGIN IMMEDIATE`)
 //! serializes everything already.
 
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+
+use crate::api::actions::MAX_INPUT_SUMMARY_BYTES;
+
 use super::audit::{self, Actor, NewEvent};
 use super::deferred::Table;
-use super::script::{Script, Value, column};
+use super::script::{Row, Script, Value, column};
 use super::{Result, Tx, TxConnection};
-use sqlx::sqlite::SqliteRow;
+
+/// The input of a check as it is stored and shown (decision, approval): the input itself when it
+/// fits in [`MAX_INPUT_SUMMARY_BYTES`]; otherwise its beginning, marked as cut, with its whole
+/// length and SHA-256, so a reader (the human approving) knows they see part of it. Checks built
+/// by the gateway itself (an MCP tool call's whole arguments, an A2A message) are decided on
+/// their whole input, which can be far longer.
+pub fn recorded_summary(input: &str) -> Cow<'_, str> {
+    if input.len() <= MAX_INPUT_SUMMARY_BYTES {
+        return Cow::Borrowed(input);
+    }
+    let digest = hex::encode(Sha256::digest(input.as_bytes()));
+    let marker = format!(" … [cut: {} bytes in all, sha256 {digest}]", input.len());
+    let mut end = MAX_INPUT_SUMMARY_BYTES - marker.len();
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{marker}", &input[..end]))
+}
 
 /// One decision to insert.
 #[derive(Debug, Clone)]
@@ -70,7 +93,7 @@ pub async fn insert(tx: &mut Tx, check: &CheckRow<'_>, actor: &Actor) -> Result<
             text(check.agent_id),
             Value::OptionalText(check.session_id.map(str::to_string)),
             text(check.action_name),
-            text(check.input_summary),
+            text(&recorded_summary(check.input_summary)),
             text(check.effect),
             Value::Boolean(check.allowed),
             Value::Boolean(check.elevation_required),
@@ -225,6 +248,7 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
                 federation_token_revoked,
             })
         }
+        TxConnection::Detached => Err(super::Error::Detached),
     }
 }
 
@@ -272,7 +296,7 @@ pub fn live_rows_statement(keys: LiveKeys<'_>, now: i64) -> (&'static str, Vec<V
 
 /// [`LiveRows`] from the row [`live_rows_statement`]'s statement returned (`None`: no such
 /// agent).
-pub fn live_rows_of(row: Option<&SqliteRow>, keys: LiveKeys<'_>) -> Result<LiveRows> {
+pub fn live_rows_of(row: Option<&Row>, keys: LiveKeys<'_>) -> Result<LiveRows> {
     let Some(row) = row else {
         return Ok(LiveRows::default());
     };
@@ -307,5 +331,30 @@ fn token_ended(state: Option<&str>) -> Option<String> {
         Some("live") => None,
         Some("expired") => Some("the agent token expired".to_string()),
         _ => Some("the agent token was revoked".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_summary_is_the_input_when_it_fits_and_a_marked_cut_otherwise() {
+        assert_eq!(recorded_summary("rm -rf /tmp/x"), "rm -rf /tmp/x");
+        let fits = "é".repeat(MAX_INPUT_SUMMARY_BYTES / 2);
+        assert_eq!(recorded_summary(&fits), fits.as_str());
+        let long = format!("{}/etc/shadow", "é".repeat(3000));
+        let recorded = recorded_summary(&long);
+        assert!(
+            recorded.len() <= MAX_INPUT_SUMMARY_BYTES,
+            "{}",
+            recorded.len()
+        );
+        assert!(recorded.starts_with("éé"));
+        assert!(recorded.ends_with(&format!(
+            " … [cut: {} bytes in all, sha256 {}]",
+            long.len(),
+            hex::encode(Sha256::digest(long.as_bytes()))
+        )));
     }
 }

@@ -12,7 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{self, Harness, Run};
 use crate::on_both_backends;
@@ -494,8 +494,8 @@ fn run_never_starts_a_command_that_is_not_allowed(h: &Harness) {
     assert!(!marker.exists());
     assert!(events(h, &agent_id).is_empty());
 
-    // The command line is always the input summary (binding the check to what runs), cut to
-    // 200 characters; --log-inputs is still accepted and changes nothing.
+    // The command line is always the input summary (binding the check to what runs), whole;
+    // --log-inputs is still accepted and changes nothing.
     let long = "é".repeat(300);
     for (session, log_inputs) in [("s-log", true), ("s-default", false)] {
         let mut args = vec!["guard", "run", "--tool", "deploy_x", "--session", session];
@@ -516,10 +516,42 @@ fn run_never_starts_a_command_that_is_not_allowed(h: &Harness) {
             .to_string()
     };
     for session in ["s-log", "s-default"] {
-        let logged = summary(session);
-        assert_eq!(logged.chars().count(), 200, "{logged}");
-        assert!(logged.starts_with("echo éé"), "{logged}");
+        assert_eq!(summary(session), format!("echo {long}"));
     }
+
+    // The agent writes the command line: a long first argument does not push what runs out of
+    // the check (a cut at 200 characters would have let this run).
+    h.put_policy(json!({"rules": [{"id": "no-marker", "tools": ["shell"],
+                                    "input": {"contains": ["should-not-exist"]},
+                                    "decision": "deny"}]}));
+    let script = format!("echo {}; touch {}", "a".repeat(400), marker.display());
+    run(
+        guard(h, &agent_id),
+        &["guard", "run", "--tool", "shell", "--", "sh", "-c", &script],
+    )
+    .code(77);
+    assert!(!marker.exists());
+    // One too long to check whole is refused before anything is asked or run.
+    let checks_before = h
+        .sql_integers("SELECT CAST(COUNT(*) AS BIGINT) FROM checks")
+        .unwrap();
+    let script = format!("echo {}; touch {}", "a".repeat(3000), marker.display());
+    let refused = run(
+        guard(h, &agent_id),
+        &["guard", "run", "--tool", "shell", "--", "sh", "-c", &script],
+    );
+    refused.code(2);
+    assert!(
+        refused.stderr.contains("nothing was run"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!marker.exists());
+    assert_eq!(
+        h.sql_integers("SELECT CAST(COUNT(*) AS BIGINT) FROM checks")
+            .unwrap(),
+        checks_before
+    );
 }
 
 fn telemetry_spools_while_the_gateway_is_down(h: &Harness) {

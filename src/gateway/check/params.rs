@@ -31,13 +31,10 @@ pub struct RawCheck<'a> {
 }
 
 impl CheckParams {
-    /// Validates a check for `caller`. An agent token issued for a session may check only in
-    /// that session (403 otherwise); naming none means that one.
+    /// Validates a check a client described for `caller`: its input is the client's summary,
+    /// at most [`MAX_INPUT_SUMMARY_BYTES`]. An agent token issued for a session may check only
+    /// in that session (403 otherwise); naming none means that one.
     pub fn validate(caller: Option<&Caller>, raw: RawCheck<'_>) -> ApiResult<CheckParams> {
-        validate::identifier("agent_id", raw.agent_id)?;
-        let action_name = canonical::action_name(raw.action_name)
-            .map_err(|problem| ApiError::validation(format!("action_name {problem}")))?;
-        validate::name("action_name", &action_name)?;
         if raw.input_summary.len() > MAX_INPUT_SUMMARY_BYTES {
             return Err(ApiError::validation(format!(
                 "action_input_summary is {} bytes; summaries are cut to 200 characters by \
@@ -45,6 +42,23 @@ impl CheckParams {
                 raw.input_summary.len()
             )));
         }
+        Self::validate_whole_input(caller, raw)
+    }
+
+    /// Validates a check whose input the gateway took itself from the request it guards (an
+    /// MCP tool call's arguments, an A2A message): the decision rests on the whole of it, never
+    /// on a cut the caller could pad (a long first argument would push the real one out of
+    /// sight of path restrictions, classification and input rules). Its length is bounded by
+    /// the request body limit; what is stored of it is bounded by
+    /// [`crate::store::checks::recorded_summary`].
+    pub fn validate_whole_input(
+        caller: Option<&Caller>,
+        raw: RawCheck<'_>,
+    ) -> ApiResult<CheckParams> {
+        validate::identifier("agent_id", raw.agent_id)?;
+        let action_name = canonical::action_name(raw.action_name)
+            .map_err(|problem| ApiError::validation(format!("action_name {problem}")))?;
+        validate::name("action_name", &action_name)?;
         let stated_effect = raw
             .action_effect
             .map(str::parse::<Effect>)
