@@ -6,10 +6,15 @@
 //! agent token: agents need the ids of the servers they reach) lists and reads them. An
 //! upstream credential is write-only: sealed with the operator's key-encryption key (bound to
 //! the server id) when one is configured, shown masked, never logged nor audited.
-//! The proxy's MCP sessions are in [`sessions`], the tools' hints in [`tools`].
+//! What the proxy forwards is in [`methods`], its MCP sessions in [`sessions`], the tools'
+//! hints in [`tools`], the arguments they mirror in headers in [`params`], the tasks' agents
+//! in [`tasks`].
 
+pub mod methods;
+pub mod params;
 pub mod proxy;
 pub mod sessions;
+pub mod tasks;
 pub mod tools;
 
 use std::time::Duration;

@@ -2,9 +2,11 @@
 //! upstream credential arrives here already sealed (the gateway holds the key-encryption key);
 //! it never enters the audit log, whose events name only whether a credential is set.
 //! What the proxy keeps of each server lives beside it: [`tools`] (the hints its `tools/list`
-//! stated) and [`sessions`] (the MCP sessions the gateway minted for its clients).
+//! stated, and the arguments it mirrors in headers), [`sessions`] (the MCP sessions the
+//! gateway minted for its clients) and [`tasks`] (the agent each upstream task was created for).
 
 pub mod sessions;
+pub mod tasks;
 pub mod tools;
 
 use crate::api::mcp::{MASKED_SECRET, McpServer};
@@ -153,6 +155,8 @@ pub async fn delete_server(store: &Store, org_id: &str, id: &str, actor: &Actor)
     const SQL: &str = "DELETE FROM mcp_servers WHERE org_id = $1 AND id = $2";
     const TOOLS: &str = "DELETE FROM mcp_tools WHERE org_id = $1 AND server_id = $2";
     const SESSIONS: &str = "DELETE FROM mcp_sessions WHERE org_id = $1 AND server_id = $2";
+    const TASKS: &str = "DELETE FROM mcp_tasks WHERE org_id = $1 AND server_id = $2";
+    const PARAMS: &str = "DELETE FROM mcp_tool_params WHERE org_id = $1 AND server_id = $2";
     let now = time::now();
     let mut tx = store.begin().await?;
     let deleted = on_tx!(&mut tx, |conn| {
@@ -163,7 +167,7 @@ pub async fn delete_server(store: &Store, org_id: &str, id: &str, actor: &Actor)
             .await?
             .rows_affected();
         if deleted > 0 {
-            for sql in [TOOLS, SESSIONS] {
+            for sql in [TOOLS, SESSIONS, TASKS, PARAMS] {
                 sqlx::query(sql)
                     .bind(org_id)
                     .bind(id)

@@ -1,9 +1,10 @@
 //! `POST /mcp/{server_id}`: the MCP proxy (JSON-RPC 2.0 over MCP Streamable HTTP). Every
-//! `tools/call` is a check through the one check service ([`crate::gateway::check::check`]:
-//! same decision, same recording as `POST /check`) before anything reaches the upstream;
-//! `tools/list` answers keep only the tools the agent may call (or may call once a human
-//! approves); `initialize`, `ping`, `resources/*`, `prompts/*`, `completion/complete`,
-//! `logging/setLevel` and `notifications/*` pass through. Other methods are not forwarded.
+//! `tools/call`, `resources/read` and `prompts/get` is a check through the one check service
+//! ([`crate::gateway::check::check`]: same decision, same recording as `POST /check`) before
+//! anything reaches the upstream; `tools/list` answers keep only the tools the agent may call
+//! (or may call once a human approves); `tasks/*` reach only the calling agent's tasks
+//! ([`super::tasks`]); the other methods of [`super::methods`] pass through. Any other method
+//! is answered by the gateway and not forwarded.
 //!
 //! Who acts: the agent of an agent token (`Authorization: Bearer at_…`), or with an org API key
 //! the agent named by `X-Agent-ID`, else the agent of the session named by `X-Session-ID`
@@ -18,7 +19,7 @@
 //! broken transport, not for a refused tool.
 //!
 //! A client's JSON-RPC response (to an upstream's sampling, elicitation or roots request) is
-//! forwarded and answered 202. `GET /mcp/{server_id}` ([`listen`]) relays the upstream's own
+//! forwarded and answered 202, in the caller's MCP session only (outside one, a 400). `GET /mcp/{server_id}` ([`listen`]) relays the upstream's own
 //! stream of requests and notifications; `DELETE` ends an MCP session ([`super::sessions`]).
 //!
 //! Towards the upstream: a POST with `Accept: application/json, text/event-stream`; a JSON
@@ -38,13 +39,13 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::api::actions::CheckDecision;
+use crate::api::actions::{CheckDecision, Effect};
 use crate::api::mcp::{
     AGENT_ID_HEADER, CODE_ELEVATION_REQUIRED, CODE_POLICY_DENIED, MCP_PROTOCOL_VERSION_HEADER,
     MCP_SESSION_ID_HEADER, RefusedCall, RpcRequest, SESSION_ID_HEADER, hinted_effect,
 };
 use crate::api::time;
-use crate::store::{self, group_commit::WriteFn, mcp::ServerRow, telemetry::EventRow};
+use crate::store::{self, mcp::ServerRow, telemetry::EventRow};
 
 use super::super::AppState;
 use super::super::agents::not_found as agent_not_found;
@@ -54,10 +55,9 @@ use super::super::error::{ApiError, ApiResult};
 use super::super::extract::{JsonBody, PathId};
 use super::super::outbound::{FetchError, McpResponse};
 use super::super::validate;
-use super::{auth_token, find_server, sessions, tools};
+use super::methods::{self, Read, Route};
+use super::{auth_token, find_server, params, sessions, tasks, tools};
 
-/// The longest input summary made from a tool call's arguments (the SDKs cut theirs to 200).
-const SUMMARY_CHARACTERS: usize = 200;
 /// JSON-RPC error codes of the answers the gateway makes itself.
 const RPC_METHOD_NOT_FOUND: i64 = -32601;
 const RPC_INVALID_PARAMS: i64 = -32602;
@@ -68,12 +68,11 @@ const RPC_REFUSED_BY_POLICY: i64 = -32001;
 const MAX_PROTOCOL_VERSION_BYTES: usize = 32;
 /// Where a client resuming a stream names the last event it received.
 const LAST_EVENT_ID_HEADER: &str = "last-event-id";
-/// The request headers of the 2026-07-28 revision mirroring the body's method and name, and the
-/// prefix of those mirroring a tool's arguments.
+/// The request headers of the 2026-07-28 revision mirroring the body's method and name (those
+/// mirroring a tool's arguments are [`params`]').
 const MCP_METHOD_HEADER: &str = "mcp-method";
 const MCP_NAME_HEADER: &str = "mcp-name";
-const MCP_PARAM_HEADER_PREFIX: &str = "mcp-param-";
-/// The most `Mcp-Param-*` headers forwarded.
+/// The most `Mcp-Param-*` headers a request may carry.
 const MAX_PARAM_HEADERS: usize = 64;
 /// The protocol revisions negotiated by `initialize`; a later one is stateless (2026-07-28:
 /// no sessions, no listening GET, metadata in every request).
@@ -92,44 +91,46 @@ pub async fn proxy(
     let exchange = Exchange::new(&state, &caller, server, &headers).await?;
     let request = match message {
         // The client's answer to an upstream's request (sampling, elicitation, roots): the
-        // upstream's to hear; the client gets the 202 (or the upstream's refusal).
-        Message::Response => return Ok(exchange.forward(&body, None).await?.respond_accepted()),
+        // upstream's to hear; the client gets the 202 (or the upstream's refusal). Only in the
+        // caller's MCP session, whose upstream session is this agent's alone: without one,
+        // every agent reaches the upstream with the same credential, and an answer would go to
+        // whichever caller's request bears its id.
+        Message::Response => {
+            if exchange.session.is_none() {
+                return Err(ApiError::validation(
+                    "a response to the MCP server's request is accepted only in the MCP \
+                     session the request came in: send its Mcp-Session-Id",
+                ));
+            }
+            return Ok(exchange.forward(&body, None).await?.respond_accepted());
+        }
         Message::Request(request) => request,
     };
     let Some(id) = request.id.clone() else {
         // A notification: the upstream hears it, the caller gets no answer but the 202.
-        if !request.method.starts_with("notifications/") {
-            return Err(ApiError::validation(format!(
-                "{} without an id: only notifications/* may be sent without one",
-                request.method
-            )));
+        if !methods::is_client_notification(&request.method) {
+            return Err(ApiError::validation(
+                if request.method.starts_with("notifications/") {
+                    format!(
+                        "{} is not a notification a client sends a server: it is not forwarded",
+                        request.method
+                    )
+                } else {
+                    format!(
+                        "{} without an id: only notifications may be sent without one",
+                        request.method
+                    )
+                },
+            ));
         }
         mirrored_headers_match(&headers, &request)?;
         return Ok(exchange.forward(&body, None).await?.respond_accepted());
     };
     mirrored_headers_match(&headers, &request)?;
-    match request.method.as_str() {
-        "tools/call" => exchange.tools_call(&request, id, started).await,
-        "tools/list" => exchange.tools_list(id, &body).await,
-        "initialize" => exchange.initialize(id, &body).await,
-        // `server/discover` is the 2026-07-28 revision's probe (its stateless clients send it
-        // instead of `initialize`).
-        "ping" | "completion/complete" | "logging/setLevel" | "server/discover" => {
-            exchange.pass(id, &body).await
-        }
-        // 2026-07-28: a long-lived stream of the change notifications the client asked for.
-        "subscriptions/listen" => exchange.stream(&body).await,
-        // Resources and prompts are read; tasks (2025-11-25) follow up a call already checked.
-        method
-            if method.starts_with("resources/")
-                || method.starts_with("prompts/")
-                || method.starts_with("tasks/") =>
-        {
-            exchange.pass(id, &body).await
-        }
+    let Some(route) = methods::route(&request.method) else {
         // 2026-07-28 answers an unknown method with a 404 (and the JSON-RPC error); earlier
         // revisions with the error alone.
-        method => Ok(rpc_error(
+        return Ok(rpc_error(
             if exchange.is_modern() {
                 StatusCode::NOT_FOUND
             } else {
@@ -137,10 +138,48 @@ pub async fn proxy(
             },
             &id,
             RPC_METHOD_NOT_FOUND,
-            &format!("method {method} is not forwarded by the gateway"),
+            &format!("method {} is not forwarded by the gateway", request.method),
             None,
-        )),
+        ));
+    };
+    match route {
+        Route::ToolsCall => match reserved_tool(&request, &id) {
+            Some(refusal) => Ok(refusal),
+            None => {
+                exchange
+                    .mirroring(&request)
+                    .await?
+                    .tools_call(&request, id, started)
+                    .await
+            }
+        },
+        Route::ToolsList => exchange.tools_list(id, &body).await,
+        Route::Initialize => exchange.initialize(id, &body).await,
+        Route::Read(read) => exchange.read(read, &request, id, started).await,
+        Route::Task => exchange.task(&request, id, &body).await,
+        Route::TasksList => exchange.tasks_list(id, &body).await,
+        Route::Stream => exchange.stream(&body).await,
+        Route::Pass => exchange.pass(id, &body).await,
     }
+}
+
+/// The answer to a `tools/call` naming a tool in the action names reserved for checked reads
+/// ([`methods`]), if it does: such a call would meet the rules written for those reads.
+fn reserved_tool(request: &RpcRequest, id: &Value) -> Option<Response> {
+    let name = request.params.as_ref()?.get("name")?.as_str()?;
+    let key = tools::name_key(name)?;
+    methods::is_reserved_tool_name(&key).then(|| {
+        rpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            RPC_INVALID_PARAMS,
+            &format!(
+                "tool {name:?} is not called through the gateway: names under resources/ and \
+                 prompts/ are the actions of resource reads and prompts"
+            ),
+            None,
+        )
+    })
 }
 
 /// The name a request's `Mcp-Name` header mirrors (2026-07-28): `params.name` of `tools/call`
@@ -307,17 +346,15 @@ fn protocol_version(headers: &HeaderMap) -> ApiResult<Option<String>> {
 /// and be active.
 async fn acting_agent(state: &AppState, caller: &Caller, headers: &HeaderMap) -> ApiResult<String> {
     let named = header_text(headers, AGENT_ID_HEADER)?;
-    // An API key alone acts as the agent it names only where the org does not require
-    // sender-constrained tokens.
-    caller.refuse_unconstrained(state).await?;
     let agent_id = match (&caller.principal, named) {
-        // A token's own agent; a header naming another is refused.
-        (Principal::Agent { .. } | Principal::Workload { .. }, named) => {
-            caller.acting_agent(named)?
-        }
-        (Principal::Key { .. }, Some(named)) => named.to_string(),
+        // A token's own agent (a header naming another is refused), or the agent an API key
+        // names — only where the org does not require sender-constrained tokens.
+        (Principal::Agent { .. } | Principal::Workload { .. }, named)
+        | (Principal::Key { .. }, named @ Some(_)) => caller.acting_agent(named)?,
         (Principal::Key { .. }, None) => match header_text(headers, SESSION_ID_HEADER)? {
             Some(session_id) => {
+                // The session names the agent: the key acts as it, so it is judged alike.
+                caller.require_may_act_as_agent()?;
                 validate::identifier("X-Session-ID", session_id)?;
                 store::sessions::get(&state.store, &caller.org_id, session_id)
                     .await?
@@ -369,9 +406,11 @@ pub struct Exchange {
     /// HTTP requires): a refusal is a JSON-RPC error it can show, where the AgentTrust SDKs
     /// (which never ask for event streams) need an HTTP 403 to raise.
     mcp_client: bool,
-    /// The caller's `Mcp-Param-*` headers (2026-07-28), forwarded for the upstream to check
-    /// against the arguments it is sent.
-    parameters: Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>,
+    /// The caller's `Mcp-Param-*` headers (2026-07-28): name after the prefix, value. Never
+    /// forwarded as such ([`params`]).
+    presented_params: Vec<(String, String)>,
+    /// The `Mcp-Param-*` headers the upstream is sent, made from the checked arguments.
+    mirrored_params: Vec<(String, String)>,
 }
 
 /// An upstream's answer to an MCP client: a stream to relay, or an answer read.
@@ -385,9 +424,12 @@ enum Finish {
     Plain,
     /// Learn the hints and keep the tools the agent may call.
     ToolsList,
-    /// Record the call's outcome.
-    ToolsCall {
-        tool_name: String,
+    /// Keep the tasks of the agent.
+    TasksList,
+    /// Record the outcome of the checked call (a tool call, a resource read, a prompt), and
+    /// bind a task it created to the agent.
+    Checked {
+        action: String,
         session_id: Option<String>,
         called: Instant,
     },
@@ -439,8 +481,13 @@ impl RelayState {
                     return self.ended(&why, false).await;
                 }
             };
+            let events = match self.events.push_events(&chunk) {
+                Ok(events) => events,
+                // What came before was relayed; the client hears why the rest will not come.
+                Err(error) => return self.ended(&error.to_string(), false).await,
+            };
             let mut out = String::new();
-            for event in self.events.push_events(&chunk) {
+            for event in events {
                 self.resumable |= event.text.lines().any(|line| line.starts_with("id:"));
                 let answer = event
                     .message
@@ -478,8 +525,16 @@ impl RelayState {
                     }});
                 }
             }
-            Some(Finish::ToolsCall {
-                tool_name,
+            Some(Finish::TasksList) => {
+                if self.exchange.keep_own_tasks(answer).await.is_err() {
+                    *answer = json!({"jsonrpc": "2.0", "id": self.id, "error": {
+                        "code": RPC_INTERNAL_ERROR,
+                        "message": "the gateway could not filter the task list",
+                    }});
+                }
+            }
+            Some(Finish::Checked {
+                action,
                 session_id,
                 called,
             }) => {
@@ -490,8 +545,9 @@ impl RelayState {
                     upstream_session: None,
                 };
                 let outcome = outcome(&forwarded);
+                self.exchange.remember_task(answer).await;
                 self.exchange
-                    .report(tool_name, session_id, called, outcome)
+                    .report(action, session_id, called, outcome)
                     .await;
             }
             Some(Finish::Plain) | None => {}
@@ -503,8 +559,8 @@ impl RelayState {
     async fn ended(&mut self, why: &str, resumable: bool) -> Option<String> {
         self.response = None;
         let exchange = &self.exchange;
-        if let Some(Finish::ToolsCall {
-            tool_name,
+        if let Some(Finish::Checked {
+            action,
             session_id,
             called,
         }) = self.finish.take()
@@ -515,7 +571,7 @@ impl RelayState {
                 "upstream_unavailable"
             };
             exchange
-                .report(tool_name, session_id, called, Some(error_type))
+                .report(action, session_id, called, Some(error_type))
                 .await;
         }
         if resumable {
@@ -588,7 +644,38 @@ impl Exchange {
             protocol_version,
             session,
             mcp_client: accepts_event_stream(headers),
-            parameters: parameter_headers(headers)?,
+            presented_params: parameter_headers(headers)?,
+            mirrored_params: Vec::new(),
+        })
+    }
+
+    /// This exchange for the tool call `request`, sending the upstream the `Mcp-Param-*`
+    /// headers made from its arguments as its server declared them; a caller's header saying
+    /// otherwise than the arguments is a 400 `HEADER_MISMATCH`, before anything is checked
+    /// or sent.
+    async fn mirroring(self, request: &RpcRequest) -> ApiResult<Exchange> {
+        let params = request.params.as_ref();
+        let Some(key) = params
+            .and_then(|params| params.get("name"))
+            .and_then(Value::as_str)
+            .and_then(tools::name_key)
+        else {
+            return Ok(self);
+        };
+        let declared =
+            tools::declared_params(&self.state, &self.caller.org_id, &self.server.id, &key).await?;
+        let arguments = params.and_then(|params| params.get("arguments"));
+        let mirrored_params = params::reconcile(&declared, arguments, &self.presented_params)
+            .map_err(|mismatch| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "HEADER_MISMATCH",
+                    mismatch.to_string(),
+                )
+            })?;
+        Ok(Exchange {
+            mirrored_params,
+            ..self
         })
     }
 
@@ -652,21 +739,20 @@ impl Exchange {
             ));
         };
         let arguments = params.and_then(|params| params.get("arguments"));
-        let summary = input_summary(arguments);
+        let input = call_input(arguments);
         let hint = tools::hint(&self.state, &self.caller.org_id, &self.server.id, tool).await?;
-        let decision = check::check(
-            &self.state,
-            &self.caller,
+        let params = CheckParams::validate_whole_input(
+            Some(&self.caller),
             RawCheck {
                 agent_id: &self.agent_id,
                 action_name: tool,
-                input_summary: &summary,
+                input_summary: &input,
                 action_effect: hint.map(|effect| effect.as_str()),
                 session_id: self.session_id.as_deref(),
             },
-            started,
-        )
-        .await?;
+        )?;
+        let decision =
+            check::decide_and_record(&self.state, &self.caller, &params, started).await?;
         if !decision.allowed {
             return Ok(refused(&id, &decision, self.mcp_client));
         }
@@ -685,13 +771,87 @@ impl Exchange {
             params.insert("name".to_string(), Value::String(tool_name.clone()));
         }
         let body = serde_json::to_value(&forwarded_request).map_err(|_| ApiError::internal())?;
-        let session_id = decision.session_id.clone();
+        self.forward_checked(&body, id, tool_name, decision.session_id.clone())
+            .await
+    }
+
+    /// `resources/read` or `prompts/get`: checked like a tool call, as the action
+    /// [`Read::action_name`] with the effect `read` (which the input can still raise), the
+    /// resource's URI or the prompt's name and arguments as the input; then forwarded as
+    /// asked and recorded like a tool call.
+    async fn read(
+        &self,
+        read: Read,
+        request: &RpcRequest,
+        id: Value,
+        started: Instant,
+    ) -> ApiResult<Response> {
+        let params = request.params.as_ref();
+        let text = |field: &str| {
+            params
+                .and_then(|params| params.get(field))
+                .and_then(Value::as_str)
+        };
+        let input = match read {
+            Read::Resource => {
+                let Some(uri) = text("uri") else {
+                    return Ok(invalid_params(&id, "resources/read needs params.uri"));
+                };
+                uri.to_string()
+            }
+            Read::Prompt => {
+                let Some(name) = text("name") else {
+                    return Ok(invalid_params(&id, "prompts/get needs params.name"));
+                };
+                let arguments = params
+                    .and_then(|params| params.get("arguments"))
+                    .unwrap_or(&Value::Null);
+                // By hand, the name first (a JSON map would sort it last), so what is stored
+                // of a long input (its beginning) shows it.
+                format!(
+                    "{{\"name\":{},\"arguments\":{arguments}}}",
+                    Value::from(name)
+                )
+            }
+        };
+        let action = read.action_name();
+        // Decided on the whole URI or arguments, as a tool call is: a cut would let a long
+        // beginning hide what is read.
+        let params = CheckParams::validate_whole_input(
+            Some(&self.caller),
+            RawCheck {
+                agent_id: &self.agent_id,
+                action_name: action,
+                input_summary: &input,
+                action_effect: Some(Effect::Read.as_str()),
+                session_id: self.session_id.as_deref(),
+            },
+        )?;
+        let decision =
+            check::decide_and_record(&self.state, &self.caller, &params, started).await?;
+        if !decision.allowed {
+            return Ok(refused(&id, &decision, self.mcp_client));
+        }
+        let body = serde_json::to_value(request).map_err(|_| ApiError::internal())?;
+        self.forward_checked(&body, id, action.to_string(), decision.session_id.clone())
+            .await
+    }
+
+    /// Forwards a request the check allowed (`body`, as checked) and records its outcome as
+    /// telemetry of `action`; a task its answer creates is bound to the agent.
+    async fn forward_checked(
+        &self,
+        body: &Value,
+        id: Value,
+        action: String,
+        session_id: Option<String>,
+    ) -> ApiResult<Response> {
         let called = Instant::now();
         let forwarded = if self.mcp_client {
-            match self.open_relay(&body, &id).await {
+            match self.open_relay(body, &id).await {
                 Ok(Opened::Stream(response)) => {
-                    let finish = Finish::ToolsCall {
-                        tool_name,
+                    let finish = Finish::Checked {
+                        action,
                         session_id,
                         called,
                     };
@@ -701,14 +861,98 @@ impl Exchange {
                 Err(error) => Err(error),
             }
         } else {
-            self.forward(&body, Some(&id)).await
+            self.forward(body, Some(&id)).await
         };
         let outcome = match &forwarded {
             Err(_) => Some("upstream_unavailable"),
             Ok(forwarded) => outcome(forwarded),
         };
-        self.report(tool_name, session_id, called, outcome).await;
+        if let Ok(Forwarded {
+            body: Some(answer), ..
+        }) = &forwarded
+        {
+            self.remember_task(answer).await;
+        }
+        self.report(action, session_id, called, outcome).await;
         Ok(forwarded?.respond())
+    }
+
+    /// Binds the task `answer` created, if any, to the agent ([`tasks`]). The call has
+    /// happened: a failure is logged, and leaves the task unreachable through the gateway.
+    async fn remember_task(&self, answer: &Value) {
+        let remembered = tasks::remember(
+            &self.state,
+            &self.caller.org_id,
+            &self.server.id,
+            &self.agent_id,
+            answer,
+        )
+        .await;
+        if let Err(error) = remembered {
+            tracing::error!(
+                server = %self.server.id,
+                error = %error.message,
+                "cannot remember the task an MCP upstream created"
+            );
+        }
+    }
+
+    /// `tasks/get`, `tasks/result`, `tasks/cancel`: forwarded only for a task the upstream
+    /// created for this agent; any other is answered as an unknown task, as the upstream would.
+    async fn task(&self, request: &RpcRequest, id: Value, body: &Value) -> ApiResult<Response> {
+        let Some(task_id) = tasks::named(request.params.as_ref()) else {
+            return Ok(invalid_params(
+                &id,
+                &format!("{} needs params.taskId", request.method),
+            ));
+        };
+        let owned = tasks::is_agents(
+            &self.state,
+            &self.caller.org_id,
+            &self.server.id,
+            &self.agent_id,
+            task_id,
+        )
+        .await?;
+        if !owned {
+            return Ok(rpc_error(
+                StatusCode::OK,
+                &id,
+                RPC_INVALID_PARAMS,
+                &format!("task {task_id:?} not found"),
+                None,
+            ));
+        }
+        self.pass(id, body).await
+    }
+
+    /// `tasks/list`: forwarded; the answer keeps the tasks of this agent.
+    async fn tasks_list(&self, id: Value, body: &Value) -> ApiResult<Response> {
+        let mut forwarded = if self.mcp_client {
+            match self.open_relay(body, &id).await? {
+                Opened::Stream(response) => {
+                    return Ok(self.clone().relay(response, id, Finish::TasksList));
+                }
+                Opened::Answer(forwarded) => forwarded,
+            }
+        } else {
+            self.forward(body, Some(&id)).await?
+        };
+        if let Some(answer) = forwarded.body.as_mut() {
+            self.keep_own_tasks(answer).await?;
+        }
+        Ok(forwarded.respond())
+    }
+
+    async fn keep_own_tasks(&self, answer: &mut Value) -> ApiResult<()> {
+        tasks::keep_agents(
+            &self.state,
+            &self.caller.org_id,
+            &self.server.id,
+            &self.agent_id,
+            answer,
+        )
+        .await
     }
 
     /// Records the forwarded call's duration and outcome as telemetry (`tool_end` or
@@ -745,9 +989,10 @@ impl Exchange {
             .writer
             .write(
                 &self.agent_id,
-                WriteFn::new((vec![row], self.caller.actor()), |(rows, actor), tx| {
-                    Box::pin(store::telemetry::insert_batch_in(tx, rows, actor))
-                }),
+                store::telemetry::ReportJob {
+                    events: vec![row],
+                    actor: self.caller.actor(),
+                },
             )
             .await;
         if let Err(error) = written {
@@ -957,6 +1202,10 @@ impl Exchange {
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
                 continue;
             };
+            // A tool named like a checked read cannot be called through the gateway.
+            if tools::name_key(name).is_some_and(|key| methods::is_reserved_tool_name(&key)) {
+                continue;
+            }
             let Ok(params) = CheckParams::validate(
                 Some(&self.caller),
                 RawCheck {
@@ -1027,8 +1276,8 @@ impl Exchange {
     }
 
     /// [`Exchange::upstream_headers`] for a message the upstream is sent: with the headers
-    /// mirroring what is sent (its method and name, as forwarded), and the caller's
-    /// `Mcp-Param-*`.
+    /// mirroring what is sent (its method and name, as forwarded, and the arguments of a tool
+    /// call that its server declared mirrored).
     fn message_headers(&self, message: &Value) -> ApiResult<reqwest::header::HeaderMap> {
         let mut outgoing = self.upstream_headers()?;
         if let Some(method) = message.get("method").and_then(Value::as_str) {
@@ -1042,8 +1291,14 @@ impl Exchange {
                 mirror(MCP_NAME_HEADER, name);
             }
         }
-        for (name, value) in &self.parameters {
-            outgoing.insert(name.clone(), value.clone());
+        for (name, value) in &self.mirrored_params {
+            let name = format!("{}{name}", params::HEADER_PREFIX);
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_str(value),
+            ) {
+                outgoing.insert(name, value);
+            }
         }
         Ok(outgoing)
     }
@@ -1187,7 +1442,11 @@ async fn read_answer(
     }
     let mut events = sse::Events::default();
     while let Some(chunk) = response.chunk().await? {
-        for data in events.push(&chunk) {
+        let messages = events.push(&chunk).map_err(|error| FetchError::NotJson {
+            url: "the upstream".to_string(),
+            reason: format!("its event stream {error}"),
+        })?;
+        for data in messages {
             let Ok(message) = serde_json::from_str::<Value>(&data) else {
                 continue;
             };
@@ -1210,17 +1469,26 @@ fn is_event_stream(headers: &reqwest::header::HeaderMap) -> bool {
         .is_some_and(|value| value.trim_start().starts_with("text/event-stream"))
 }
 
-/// The input summary of a tool call: its arguments as compact JSON, cut to
-/// [`SUMMARY_CHARACTERS`] characters (as the SDKs cut theirs).
-fn input_summary(arguments: Option<&Value>) -> String {
+/// The input a tool call is decided on: all of its arguments, as compact JSON. Never a cut: an
+/// agent choosing the arguments could lead with a long one and push the path or command that
+/// matters past any cut, out of sight of the rules (what is stored is cut by the store, marked
+/// as such).
+fn call_input(arguments: Option<&Value>) -> String {
     match arguments {
         None | Some(Value::Null) => String::new(),
-        Some(arguments) => arguments
-            .to_string()
-            .chars()
-            .take(SUMMARY_CHARACTERS)
-            .collect(),
+        Some(arguments) => arguments.to_string(),
     }
+}
+
+/// The gateway's answer to a request whose params it cannot forward (HTTP 400).
+fn invalid_params(id: &Value, message: &str) -> Response {
+    rpc_error(
+        StatusCode::BAD_REQUEST,
+        id,
+        RPC_INVALID_PARAMS,
+        message,
+        None,
+    )
 }
 
 /// A JSON-RPC error answered by the gateway itself.
@@ -1263,30 +1531,34 @@ fn event_stream(response: McpResponse, closing: tokio::sync::watch::Receiver<boo
     answer
 }
 
-/// The caller's `Mcp-Param-*` headers, as the upstream is to be sent them (at most
-/// [`MAX_PARAM_HEADERS`]; more is a 400).
-fn parameter_headers(
-    headers: &HeaderMap,
-) -> ApiResult<Vec<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>> {
+/// The caller's `Mcp-Param-*` headers: the name after the prefix (lower case), the value (at
+/// most [`MAX_PARAM_HEADERS`], each printable ASCII as the revision requires; else a 400).
+fn parameter_headers(headers: &HeaderMap) -> ApiResult<Vec<(String, String)>> {
     let mut parameters = Vec::new();
     for (name, value) in headers {
-        if !name.as_str().starts_with(MCP_PARAM_HEADER_PREFIX) {
+        let Some(parameter) = name.as_str().strip_prefix(params::HEADER_PREFIX) else {
             continue;
-        }
+        };
         if parameters.len() == MAX_PARAM_HEADERS {
             return Err(ApiError::validation(format!(
-                "at most {MAX_PARAM_HEADERS} Mcp-Param-* headers are forwarded"
+                "at most {MAX_PARAM_HEADERS} Mcp-Param-* headers are accepted"
             )));
         }
-        let (Ok(name), Ok(value)) = (
-            reqwest::header::HeaderName::from_bytes(name.as_str().as_bytes()),
-            reqwest::header::HeaderValue::from_bytes(value.as_bytes()),
-        ) else {
-            return Err(ApiError::validation(format!(
-                "the {name} header is malformed"
-            )));
+        let printable = value
+            .as_bytes()
+            .iter()
+            .all(|byte| matches!(byte, b'\t' | 0x20..=0x7e));
+        let Some(value) = value.to_str().ok().filter(|_| printable) else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "HEADER_MISMATCH",
+                format!(
+                    "the {name} header must be printable ASCII (other values are sent as \
+                     =?base64?…?=)"
+                ),
+            ));
         };
-        parameters.push((name, value));
+        parameters.push((parameter.to_string(), value.trim().to_string()));
     }
     Ok(parameters)
 }
@@ -1365,7 +1637,8 @@ fn refused(id: &Value, decision: &CheckDecision, mcp_client: bool) -> Response {
 
 /// An upstream's stream relayed to the client as it comes, within bounds: it ends when the
 /// upstream ends it or fails, when one event grows past [`MCP_MAX_BODY_BYTES`] (a stream that
-/// never completes an event would otherwise be held forever), or when the gateway shuts down.
+/// never completes an event would otherwise be held forever), when it sends bytes that are not
+/// UTF-8 (logged, as the other two), or when the gateway shuts down.
 mod relay {
     use axum::body::Body;
     use bytes::Bytes;
@@ -1380,6 +1653,8 @@ mod relay {
         in_event: usize,
         /// The last bytes seen, to find an event's end split across chunks.
         tail: Vec<u8>,
+        /// The start of a UTF-8 sequence the last chunk cut, completed by the next one.
+        unfinished: Vec<u8>,
     }
 
     pub fn body<S>(upstream: S, closing: tokio::sync::watch::Receiver<bool>) -> Body
@@ -1391,6 +1666,7 @@ mod relay {
             closing,
             in_event: 0,
             tail: Vec::new(),
+            unfinished: Vec::new(),
         };
         let stream = futures_util::stream::unfold(relay, |mut relay| async move {
             if *relay.closing.borrow() {
@@ -1405,6 +1681,14 @@ mod relay {
                 tracing::warn!("an MCP upstream's stream sent an event past the size limit");
                 return None;
             }
+            match unfinished_utf8(&relay.unfinished, &chunk) {
+                Some(unfinished) => relay.unfinished = unfinished,
+                None => {
+                    // Event streams are UTF-8: the client is not sent what it cannot read.
+                    tracing::warn!("an MCP upstream's stream sent bytes that are not UTF-8");
+                    return None;
+                }
+            }
             let keep = chunk.len().min(3);
             relay.tail = [&relay.tail[..], &chunk[chunk.len() - keep..]].concat();
             let excess = relay.tail.len().saturating_sub(3);
@@ -1412,6 +1696,20 @@ mod relay {
             Some((Ok::<_, std::io::Error>(chunk), relay))
         });
         Body::from_stream(stream)
+    }
+
+    /// The bytes of a UTF-8 sequence cut at the end of `chunk` (given those cut at the end of
+    /// the chunk before it), to be completed by the next chunk; `None` when the bytes are not
+    /// UTF-8.
+    fn unfinished_utf8(unfinished: &[u8], chunk: &[u8]) -> Option<Vec<u8>> {
+        let joined = [unfinished, chunk].concat();
+        match std::str::from_utf8(&joined) {
+            Ok(_) => Some(Vec::new()),
+            Err(error) if error.error_len().is_none() => {
+                Some(joined[error.valid_up_to()..].to_vec())
+            }
+            Err(_) => None,
+        }
     }
 
     /// The bytes of the event still open after `chunk`, given the `tail` before it and the
@@ -1435,7 +1733,22 @@ mod relay {
 
     #[cfg(test)]
     mod tests {
-        use super::bytes_in_event;
+        use super::{bytes_in_event, unfinished_utf8};
+
+        #[test]
+        fn utf8_cut_across_chunks_is_carried_and_bytes_that_are_not_utf8_are_caught() {
+            let e_acute = "\u{e9}".as_bytes();
+            assert_eq!(unfinished_utf8(b"", b"data: x"), Some(Vec::new()));
+            assert_eq!(
+                unfinished_utf8(b"", &[b"data: ", &e_acute[..1]].concat()),
+                Some(e_acute[..1].to_vec())
+            );
+            assert_eq!(
+                unfinished_utf8(&e_acute[..1], &e_acute[1..]),
+                Some(Vec::new())
+            );
+            assert_eq!(unfinished_utf8(b"", b"data: \xff\n\n"), None);
+        }
 
         #[test]
         fn events_end_at_blank_lines_even_across_chunks() {
@@ -1448,8 +1761,26 @@ mod relay {
 }
 
 /// Server-Sent Events, as much as an MCP response stream needs: events split at blank lines,
-/// `data:` lines joined, events of a type other than `message` skipped.
+/// `data:` lines joined, events of a type other than `message` skipped. An upstream's stream is
+/// not trusted to be well formed: bytes that are not UTF-8 (which would otherwise hold every
+/// later event back, the response included) and an event growing past [`MAX_EVENT_BYTES`]
+/// (which would otherwise be held for as long as the upstream keeps sending) end it with an
+/// [`SseError`].
 mod sse {
+    use super::super::super::outbound::MCP_MAX_BODY_BYTES;
+
+    /// The most one event may hold before its blank line.
+    pub const MAX_EVENT_BYTES: usize = MCP_MAX_BODY_BYTES;
+
+    /// Why an upstream's event stream cannot be read on.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum SseError {
+        #[error("sent an event that is not UTF-8 text")]
+        NotUtf8,
+        #[error("sent an event larger than {MAX_EVENT_BYTES} bytes")]
+        EventTooLarge,
+    }
+
     #[derive(Default)]
     pub struct Events {
         pending: String,
@@ -1465,27 +1796,28 @@ mod sse {
 
     impl Events {
         /// Feeds a chunk; the data of every `message` event it completes.
-        pub fn push(&mut self, chunk: &[u8]) -> Vec<String> {
-            self.push_events(chunk)
+        pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<String>, SseError> {
+            Ok(self
+                .push_events(chunk)?
                 .into_iter()
                 .filter_map(|event| event.message)
-                .collect()
+                .collect())
         }
 
         /// Feeds a chunk; every event it completes.
-        pub fn push_events(&mut self, chunk: &[u8]) -> Vec<Event> {
+        pub fn push_events(&mut self, chunk: &[u8]) -> Result<Vec<Event>, SseError> {
             self.undecoded.extend_from_slice(chunk);
-            // A chunk may end inside a UTF-8 sequence: decode what is complete.
+            // A chunk may end inside a UTF-8 sequence: decode what is complete, keep the rest
+            // for the next chunk. A sequence that is wrong, not just cut, never completes.
             let valid = match std::str::from_utf8(&self.undecoded) {
                 Ok(text) => text.len(),
+                Err(error) if error.error_len().is_some() => return Err(SseError::NotUtf8),
                 Err(error) => error.valid_up_to(),
             };
             let text: Vec<u8> = self.undecoded.drain(..valid).collect();
-            self.pending.push_str(
-                &String::from_utf8_lossy(&text)
-                    .replace("\r\n", "\n")
-                    .replace('\r', "\n"),
-            );
+            let text = String::from_utf8(text).map_err(|_| SseError::NotUtf8)?;
+            self.pending
+                .push_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
             let mut complete = Vec::new();
             while let Some(end) = self.pending.find("\n\n") {
                 let text: String = self.pending.drain(..end + 2).collect();
@@ -1494,7 +1826,10 @@ mod sse {
                     text,
                 });
             }
-            complete
+            if self.pending.len() + self.undecoded.len() > MAX_EVENT_BYTES {
+                return Err(SseError::EventTooLarge);
+            }
+            Ok(complete)
         }
     }
 
@@ -1515,21 +1850,51 @@ mod sse {
 
     #[cfg(test)]
     mod tests {
-        use super::Events;
+        use super::{Events, MAX_EVENT_BYTES, SseError};
 
         #[test]
         fn events_split_across_chunks_and_other_kinds_are_skipped() {
             let mut events = Events::default();
-            assert!(events.push(b"event: ping\ndata: x\n\nda").is_empty());
-            assert!(events.push(b"ta: {\"a\":\r\n").is_empty());
+            assert!(
+                events
+                    .push(b"event: ping\ndata: x\n\nda")
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(events.push(b"ta: {\"a\":\r\n").unwrap().is_empty());
             assert_eq!(
-                events.push(b"data: 1}\r\n\r\n"),
+                events.push(b"data: 1}\r\n\r\n").unwrap(),
                 vec!["{\"a\":\n1}".to_string()]
             );
+            let e_acute = "event: message\ndata: \u{e9}\n\n".as_bytes();
+            // Cut inside the two bytes of the é: held, then completed.
+            assert!(events.push(&e_acute[..23]).unwrap().is_empty());
             assert_eq!(
-                events.push("event: message\ndata: é\n\n".as_bytes()),
-                vec!["é".to_string()]
+                events.push(&e_acute[23..]).unwrap(),
+                vec!["\u{e9}".to_string()]
             );
+        }
+
+        #[test]
+        fn bytes_that_are_not_utf8_and_endless_events_end_the_stream() {
+            let mut events = Events::default();
+            assert_eq!(
+                events.push(b"data: \xff\xfe\n\ndata: {}\n\n").err(),
+                Some(SseError::NotUtf8)
+            );
+            let mut events = Events::default();
+            assert!(events.push(b"data: ").is_ok());
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut fed = 0;
+            let error = loop {
+                match events.push(&chunk) {
+                    Ok(complete) => assert!(complete.is_empty()),
+                    Err(error) => break error,
+                }
+                fed += chunk.len();
+                assert!(fed <= MAX_EVENT_BYTES, "never cut off");
+            };
+            assert_eq!(error, SseError::EventTooLarge);
         }
     }
 }
@@ -1539,16 +1904,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summaries_are_bounded_and_empty_without_arguments() {
-        assert_eq!(input_summary(None), "");
-        assert_eq!(
-            input_summary(Some(&json!({"path": "/a"}))),
-            r#"{"path":"/a"}"#
-        );
-        let long = json!({"text": "é".repeat(1000)});
-        assert_eq!(
-            input_summary(Some(&long)).chars().count(),
-            SUMMARY_CHARACTERS
-        );
+    fn a_call_is_decided_on_all_of_its_arguments() {
+        assert_eq!(call_input(None), "");
+        assert_eq!(call_input(Some(&Value::Null)), "");
+        assert_eq!(call_input(Some(&json!({"path": "/a"}))), r#"{"path":"/a"}"#);
+        // A long first argument does not hide the one after it.
+        let padded = json!({"_": "x".repeat(5000), "path": "/etc/shadow"});
+        assert!(call_input(Some(&padded)).ends_with(r#""path":"/etc/shadow"}"#));
     }
 }

@@ -1,5 +1,5 @@
 //! What each upstream's `tools/list` said about its tools' effects (the `readOnlyHint` and
-//! `destructiveHint` annotations), kept in the database ([`crate::store::mcp::tools`]) so every
+//! `destructiveHint` annotations) and the arguments they mirror in headers ([`params`]), kept in the database ([`crate::store::mcp::tools`]) so every
 //! replica decides with the same hints and a restart forgets none. Each answer updates the
 //! hints of the tools it lists (a paginated list updates page by page), only upwards: a lower
 //! hint or none leaves the stored one, since the calling agent shapes the list it gets (protocol
@@ -19,11 +19,15 @@ use serde_json::Value;
 use crate::api::actions::Effect;
 use crate::api::mcp::hinted_effect;
 use crate::guardian::canonical;
-use crate::store::{self, mcp::tools::Learned};
+use crate::store::{
+    self,
+    mcp::tools::{Learned, LearnedParams},
+};
 
 use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::error::ApiResult;
+use super::params;
 
 /// The most tools whose hints are kept for one server.
 pub const MAX_TOOLS_PER_SERVER: usize = 1024;
@@ -96,7 +100,62 @@ pub async fn learn(
         &caller.actor(),
     )
     .await?;
+    let known =
+        store::mcp::tools::params_of_server(&state.store, &caller.org_id, server_id).await?;
+    let learned = params_changes(&known, tools);
+    store::mcp::tools::learn_params(&state.store, &caller.org_id, server_id, &learned).await?;
     Ok(())
+}
+
+/// What `tools` (a `tools/list` answer) changes of the `known` mirrored arguments (name key →
+/// JSON text): a listed tool's declarations replace what was known of it (the last list says
+/// how the server reads its headers; one that drops them leaves the gateway sending none,
+/// which a server reading them refuses rather than misroutes), within
+/// [`MAX_TOOLS_PER_SERVER`].
+fn params_changes(known: &BTreeMap<String, String>, tools: &[Value]) -> LearnedParams {
+    let mut learned = LearnedParams::default();
+    let mut room = MAX_TOOLS_PER_SERVER.saturating_sub(known.len());
+    for tool in tools {
+        let Some(key) = tool.get("name").and_then(Value::as_str).and_then(name_key) else {
+            continue;
+        };
+        let declared = params::declared(tool).unwrap_or_default();
+        if declared.is_empty() {
+            if known.contains_key(&key) && !learned.cleared.contains(&key) {
+                learned.cleared.push(key);
+            }
+            continue;
+        }
+        let Ok(text) = serde_json::to_string(&declared) else {
+            continue;
+        };
+        if known.get(&key) == Some(&text) {
+            continue;
+        }
+        if !known.contains_key(&key) && !learned.set.contains_key(&key) {
+            if room == 0 {
+                continue;
+            }
+            room -= 1;
+        }
+        learned.set.insert(key, text);
+    }
+    learned
+}
+
+/// The arguments the tool `name_key` of the org's server mirrors in `Mcp-Param-*` headers, as
+/// its last `tools/list` declared them (none when it never did).
+pub async fn declared_params(
+    state: &AppState,
+    org_id: &str,
+    server_id: &str,
+    name_key: &str,
+) -> ApiResult<params::Declared> {
+    let stored = store::mcp::tools::params(&state.store, org_id, server_id, name_key).await?;
+    // Text this gateway did not write declares nothing: no header is made from it.
+    Ok(stored
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default())
 }
 
 /// The effect the org's server `server_id` stated for `tool` (as the caller named it), if any.
