@@ -12153,7 +12153,7 @@ _agenttrust() {
             return 0
             ;;
         agenttrust__subcmd__server)
-            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --max-delegation-ttl --audit-checkpoint-interval --public-url --federation-allow-http --streaming-allow-http --mcp-allow-http --mcp-upstream-timeout --telemetry-rate-limit --mcp-session-idle-timeout --database-url --data-dir --signing-key-secret-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version org key signing-key help"
+            opts="-o -q -v -h -V --listen --dev --max-token-ttl --sqlite-synchronous --max-policy-rules --max-policy-compiled-bytes --max-connections --header-read-timeout --request-timeout --max-delegation-ttl --audit-checkpoint-interval --public-url --federation-allow-http --streaming-allow-http --mcp-allow-http --mcp-upstream-timeout --telemetry-rate-limit --a2a-rate-limit --mcp-session-idle-timeout --database-url --data-dir --signing-key-secret-file --profile --url --output --jq --timeout --insecure --ca-cert --config-dir --no-input --quiet --verbose --color --wide --help --version org key signing-key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -12208,6 +12208,10 @@ _agenttrust() {
                     return 0
                     ;;
                 --telemetry-rate-limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --a2a-rate-limit)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

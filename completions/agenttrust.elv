@@ -4153,6 +4153,7 @@ set edit:completion:arg-completer[agenttrust] = {|@words|
             cand --public-url 'The URL clients reach this gateway at (behind a load balancer: its URL); the issuer name of the ID tokens it signs [default: http://<listen address>]'
             cand --mcp-upstream-timeout 'How long a call to an MCP upstream may take, answer included (below --request-timeout)'
             cand --telemetry-rate-limit 'The most telemetry events per second one agent may report (a burst of ten seconds'' worth, at least one full report, passes); more is refused with 429 and Retry-After. Counted per replica [default: no limit]'
+            cand --a2a-rate-limit 'The most A2A messages per second one agent may send (a burst of ten seconds'' worth passes); more is refused with 429 and Retry-After, before any check or task is stored. Counted per replica [default: no limit]'
             cand --mcp-session-idle-timeout 'How long an MCP session held by the proxy may go unused before it ends'
             cand --database-url '`sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB` [default: a SQLite file in the data dir]'
             cand --data-dir 'Directory of the default SQLite file [default: the platform''s data dir]'

@@ -120,6 +120,13 @@ impl AgentPublicKey {
     }
 }
 
+/// `base64url(SHA-256(access_token))`: the `ath` claim binding a DPoP proof to the access token
+/// it comes with (RFC 9449 §4.2), made by [`AgentPrivateKey::dpop_proof`] and checked by the
+/// gateway.
+pub fn access_token_hash(access_token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
+}
+
 /// An agent's private key, held by the CLI. Never sent to the gateway.
 pub struct AgentPrivateKey {
     key: ed25519_dalek::SigningKey,
@@ -197,7 +204,7 @@ impl AgentPrivateKey {
             "htu": url,
             "iat": iat,
             "jti": jti,
-            "ath": URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes())),
+            "ath": access_token_hash(access_token),
         });
         let input = format!(
             "{}.{}",

@@ -108,6 +108,8 @@ pub struct GatewayConfig {
     pub streaming: streaming::StreamingOptions,
     /// The most telemetry events per second one agent may report; `None`: no limit.
     pub telemetry_rate_limit: Option<std::num::NonZeroU32>,
+    /// The most A2A messages per second one agent may send; `None`: no limit.
+    pub a2a_rate_limit: Option<std::num::NonZeroU32>,
 }
 
 impl GatewayConfig {
@@ -132,6 +134,7 @@ impl GatewayConfig {
             audit_checkpoint_interval: Some(DEFAULT_AUDIT_CHECKPOINT_INTERVAL),
             streaming: streaming::StreamingOptions::default(),
             telemetry_rate_limit: None,
+            a2a_rate_limit: None,
         }
     }
 }
@@ -143,7 +146,9 @@ pub struct Settings {
     pub max_delegation_ttl_seconds: i64,
     pub policy_limits: PolicyLimits,
     /// The per-agent telemetry limit, when the operator set one.
-    pub telemetry_limit: Option<Arc<rate_limit::TelemetryLimit>>,
+    pub telemetry_limit: Option<Arc<rate_limit::AgentRateLimit>>,
+    /// The per-agent A2A message limit, when the operator set one.
+    pub a2a_limit: Option<Arc<rate_limit::AgentRateLimit>>,
 }
 
 impl Default for Settings {
@@ -154,6 +159,7 @@ impl Default for Settings {
             max_delegation_ttl_seconds: DEFAULT_MAX_DELEGATION_TTL_SECONDS,
             policy_limits: PolicyLimits::default(),
             telemetry_limit: None,
+            a2a_limit: None,
         }
     }
 }
@@ -263,12 +269,16 @@ impl Gateway {
                     max_delegation_ttl_seconds: config.max_delegation_ttl_seconds,
                     policy_limits: config.policy_limits,
                     telemetry_limit: config.telemetry_rate_limit.map(|per_second| {
-                        Arc::new(rate_limit::TelemetryLimit::new(
+                        Arc::new(rate_limit::AgentRateLimit::new(
                             per_second,
                             u32::try_from(crate::api::telemetry::MAX_EVENTS_PER_REPORT)
                                 .unwrap_or(u32::MAX),
                         ))
                     }),
+                    // One message a request.
+                    a2a_limit: config
+                        .a2a_rate_limit
+                        .map(|per_second| Arc::new(rate_limit::AgentRateLimit::new(per_second, 1))),
                 }),
                 caches,
                 federation,

@@ -107,6 +107,12 @@ pub struct ServerArgs {
     #[arg(long, value_name = "EVENTS_PER_SECOND")]
     pub telemetry_rate_limit: Option<std::num::NonZeroU32>,
 
+    /// The most A2A messages per second one agent may send (a burst of ten seconds' worth
+    /// passes); more is refused with 429 and Retry-After, before any check or task is stored.
+    /// Counted per replica [default: no limit]
+    #[arg(long, value_name = "MESSAGES_PER_SECOND")]
+    pub a2a_rate_limit: Option<std::num::NonZeroU32>,
+
     /// How long an MCP session held by the proxy may go unused before it ends
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = config::parse_duration)]
     pub mcp_session_idle_timeout: Duration,
@@ -469,6 +475,7 @@ async fn serve(
     config.mcp_allow_http = args.mcp_allow_http;
     config.mcp_upstream_timeout = args.mcp_upstream_timeout;
     config.telemetry_rate_limit = args.telemetry_rate_limit;
+    config.a2a_rate_limit = args.a2a_rate_limit;
     config.mcp_session_idle_timeout = args.mcp_session_idle_timeout;
     if args.sqlite_synchronous == SqliteSynchronous::Normal && database_url.starts_with("sqlite:") {
         tracing::warn!(

@@ -19,6 +19,7 @@
 //! `code`: the Python SDK ignores JSON-RPC errors, and every SDK raises on a 403.
 
 mod forward;
+mod limits;
 mod send;
 mod tasks;
 mod wire;

@@ -22,7 +22,6 @@ pub async fn check(
     JsonBody(request): JsonBody<CheckRequest>,
 ) -> ApiResult<Json<CheckDecision>> {
     let started = Instant::now();
-    caller.refuse_unconstrained(&state).await?;
     let agent_id = caller.acting_agent(request.agent_id.as_deref())?;
     let decision = check::check(
         &state,

@@ -3,11 +3,17 @@
 //! bearer. Every handler takes a [`Caller`] and asks it for the right it needs; every query is
 //! then scoped by `caller.org_id`.
 //!
+//! A WIMSE token counts only when its `aud` names this gateway (its public URL, what the token
+//! route puts in a token asked for without an audience): one issued for another service is that
+//! service's to accept.
+//!
 //! Agent credentials may be sender-constrained (`gateway::dpop`): a `DPoP` proof that comes with
 //! an agent token must be signed by one of the agent's keys, with a WIMSE token by the key the
 //! token is bound to (`cnf.jkt`, always required for a bound token). When the org requires
 //! sender-constrained tokens, an agent credential without a proof is refused on every route,
-//! and so is an API key alone where it would act as an agent ([`Caller::refuse_unconstrained`]).
+//! and so is an API key alone where it would act as an agent: that is judged once, when the key
+//! is authenticated, and enforced by [`Caller::acting_agent`], the one way a route names the
+//! agent it acts as ([`Caller::require_may_act_as_agent`] where the agent comes from elsewhere).
 //! A request without a `DPoP` header and without a WIMSE token does no extra work.
 //!
 //! Keys and tokens are looked up by digest through the replica's caches (`gateway::cache`): a
@@ -35,6 +41,11 @@ pub enum Principal {
     Key {
         id: String,
         role: Role,
+        /// Whether the key may act as an agent (name one, open its sessions, send as it): not
+        /// where the org requires sender-constrained tokens, since a copied key proves nothing
+        /// about an agent. Read from the org's settings when the key is authenticated, so every
+        /// route judges it alike ([`Caller::require_may_act_as_agent`]).
+        may_act_as_agent: bool,
     },
     /// An agent acting with one of its tokens: its identity comes from the token, and the
     /// token's scopes (and session, when it was issued for one) bound what it may do.
@@ -46,10 +57,7 @@ pub enum Principal {
     },
     /// An agent acting with a WIMSE workload token: its identity comes from the token (which
     /// carries no scopes: the agent's capabilities and the policy bound it).
-    Workload {
-        agent_id: String,
-        token_id: String,
-    },
+    Workload { agent_id: String, token_id: String },
 }
 
 /// The agent token a caller presented: its id and scopes, which bound a check.
@@ -91,27 +99,41 @@ impl Caller {
         }
     }
 
-    /// Where an API key alone would act as an agent (a check): refused when the org requires
-    /// sender-constrained tokens, since a copied key proves nothing about the agent.
-    pub async fn refuse_unconstrained(&self, state: &AppState) -> Result<(), ApiError> {
-        if let Principal::Key { .. } = self.principal {
-            let settings = state
-                .caches
-                .security_settings(&state.store, &self.org_id)
-                .await?;
-            if settings.require_sender_constrained_tokens {
-                return Err(ApiError::unauthenticated(
-                    "this org requires sender-constrained tokens: act as an agent with its WIMSE \
-                     token (or agent token) and a DPoP proof signed by the agent's key",
-                ));
-            }
+    /// The one judgement of whether this caller may act as an agent: an agent credential always
+    /// (it was judged, proof and all, when it was authenticated); an API key only where the org
+    /// does not require sender-constrained tokens. [`Caller::acting_agent`] makes it, so every
+    /// route that names its agent through it is covered; a route that finds the agent another
+    /// way (from a session, from a token in the body) calls it itself.
+    pub fn require_may_act_as_agent(&self) -> Result<(), ApiError> {
+        match &self.principal {
+            Principal::Key {
+                may_act_as_agent: false,
+                ..
+            } => Err(ApiError::unauthenticated(
+                "this org requires sender-constrained tokens: an API key cannot act as an agent; \
+                 act with the agent's WIMSE token (or agent token) and a DPoP proof signed by \
+                 the agent's key",
+            )),
+            Principal::Key { .. } | Principal::Agent { .. } | Principal::Workload { .. } => Ok(()),
         }
-        Ok(())
     }
 
-    /// The agent a runtime call is about: the token's agent when one is presented (a body
-    /// naming another agent is refused), else the body's.
+    /// The agent a runtime call acts as: the token's agent when one is presented (a body
+    /// naming another agent is refused), else the body's — for an API key only where it may act
+    /// as an agent ([`Caller::require_may_act_as_agent`]).
     pub fn acting_agent(&self, body_agent_id: Option<&str>) -> Result<String, ApiError> {
+        self.require_may_act_as_agent()?;
+        self.named_agent(body_agent_id)
+    }
+
+    /// The agent a telemetry report is about, named like [`Caller::acting_agent`] but open to an
+    /// API key even where the org requires sender-constrained tokens: a report only says what
+    /// happened (no decision, score or session rests on it), and the SDKs send it with the key.
+    pub fn reporting_agent(&self, body_agent_id: Option<&str>) -> Result<String, ApiError> {
+        self.named_agent(body_agent_id)
+    }
+
+    fn named_agent(&self, body_agent_id: Option<&str>) -> Result<String, ApiError> {
         match (&self.principal, body_agent_id) {
             (
                 Principal::Agent { agent_id, .. } | Principal::Workload { agent_id, .. },
@@ -283,6 +305,13 @@ async fn authenticate_workload(
             )));
         }
     };
+    if !wimse::names_gateway(&valid.claims.aud, &state.federation.issuer) {
+        return Err(ApiError::unauthenticated(format!(
+            "invalid WIMSE token: issued for another audience; its aud does not name this \
+             gateway ({}): ask for a token without an audience, or with this URL among it",
+            state.federation.issuer
+        )));
+    }
     match (&valid.claims.cnf, proof) {
         (Some(cnf), Some(proof)) => {
             let verified = dpop::verify(
@@ -328,7 +357,6 @@ async fn authenticate_workload(
 /// The org a WIMSE token says it belongs to, read before verification only to know where to
 /// look: [`wimse::verify_token`] then checks the signature and that claim.
 fn unverified_org(token: &str) -> Result<String, ApiError> {
-    use base64::Engine as _;
     #[derive(serde::Deserialize)]
     struct OrgClaim {
         org_id: String,
@@ -336,12 +364,7 @@ fn unverified_org(token: &str) -> Result<String, ApiError> {
     token
         .split('.')
         .nth(1)
-        .and_then(|payload| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .ok()
-        })
-        .and_then(|bytes| serde_json::from_slice::<OrgClaim>(&bytes).ok())
+        .and_then(dpop::decode_segment::<OrgClaim>)
         .map(|claim| claim.org_id)
         .ok_or_else(|| ApiError::unauthenticated("invalid WIMSE token: malformed claims"))
 }
@@ -372,9 +395,17 @@ async fn authenticate_key(state: &AppState, key: &str) -> Result<Caller, ApiErro
         .await?
         .ok_or_else(|| ApiError::unauthenticated("invalid or revoked API key"))?;
     let role = row.role()?;
+    let settings = state
+        .caches
+        .security_settings(&state.store, &row.org_id)
+        .await?;
     Ok(Caller {
         org_id: row.org_id,
-        principal: Principal::Key { id: row.id, role },
+        principal: Principal::Key {
+            id: row.id,
+            role,
+            may_act_as_agent: !settings.require_sender_constrained_tokens,
+        },
     })
 }
 

@@ -3,9 +3,11 @@
 //! public, unauthenticated `GET /a2a/agents/{id}/agent.json` (published cards of active agents
 //! only; anything else is a 404 that tells nothing apart).
 //!
-//! A card is made from the agent's record when it is generated or published (name, skills from
-//! its capabilities unless the operator set some, the ATI trust extension with its score and
-//! key) and stored unsigned; every answer signs it afresh with the gateway's current signing key
+//! Only what the operator set is stored (description, skills, documentation URL, the agent's
+//! endpoint) with whether the card is published. Every answer builds the card afresh from the
+//! agent's record as it stands (name, skills from its capabilities unless the operator set some,
+//! the ATI trust extension with its current score and key), so a key rotation, a lock or a
+//! denial shows in the next card served, and signs it with the gateway's current signing key
 //! ([`super::signing::SigningKeys::sign_detached`]), so a rotation never leaves a card signed by
 //! a key that is no longer published.
 //!
@@ -53,8 +55,8 @@ pub async fn generate(
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require_admin()?;
     let settings = validate_settings(&state, settings)?;
-    let row = make(&state, &caller, &agent_id, Some(settings), false).await?;
-    Ok(Json(signed(&state, &row).await?))
+    let row = save(&state, &caller, &agent_id, Some(settings), false).await?;
+    Ok(Json(served(&state, &row).await?))
 }
 
 pub async fn get(
@@ -67,7 +69,7 @@ pub async fn get(
     let row = store::cards::get(&state.store, &caller.org_id, &agent_id)
         .await?
         .ok_or_else(|| no_card(&agent_id))?;
-    Ok(Json(signed(&state, &row).await?))
+    Ok(Json(served(&state, &row).await?))
 }
 
 pub async fn publish(
@@ -76,8 +78,8 @@ pub async fn publish(
     PathId(agent_id): PathId,
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require_admin()?;
-    let row = make(&state, &caller, &agent_id, None, true).await?;
-    Ok(Json(signed(&state, &row).await?))
+    let row = save(&state, &caller, &agent_id, None, true).await?;
+    Ok(Json(served(&state, &row).await?))
 }
 
 pub async fn unpublish(
@@ -96,7 +98,7 @@ pub async fn unpublish(
     )
     .await?
     .ok_or_else(|| no_card(&agent_id))?;
-    Ok(Json(signed(&state, &row).await?))
+    Ok(Json(served(&state, &row).await?))
 }
 
 /// `GET /a2a/agents/{id}/agent.json`: no credentials needed, none looked at.
@@ -108,9 +110,9 @@ pub async fn public(
     let row = store::cards::get_published(&state.store, &agent_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no published card for agent {agent_id}")))?;
-    let card = signed(&state, &row).await?;
-    // Public and signed: any cache may keep it briefly, none forever (it is re-signed on
-    // rotation and gone when unpublished).
+    let card = served(&state, &row).await?;
+    // Public and signed: any cache may keep it briefly, none forever (it is rebuilt from the
+    // agent's record, re-signed on rotation and gone when unpublished).
     Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(card)).into_response())
 }
 
@@ -140,9 +142,9 @@ fn stored_settings(row: &CardRow) -> ApiResult<CardSettings> {
     })
 }
 
-/// Makes the agent's card from its record and `settings` (over the stored ones; `None`: the
-/// stored ones) and stores it, published if `publish`.
-async fn make(
+/// Stores the operator's `settings` for the agent's card (over the stored ones; `None`: the
+/// stored ones), published if `publish`.
+async fn save(
     state: &AppState,
     caller: &Caller,
     agent_id: &str,
@@ -167,13 +169,6 @@ async fn make(
         Some(given) => given.over(stored),
         None => stored,
     };
-    let org = store::orgs::get(&state.store, &caller.org_id)
-        .await?
-        .ok_or_else(ApiError::internal)?;
-    let facts = store::cards::trust_facts(&state.store, &caller.org_id, agent_id).await?;
-    let now = time::now();
-    let card = build(state, &org.name, &agent, &settings, facts, now)?;
-    let card_text = serde_json::to_string(&card).map_err(|_| ApiError::internal())?;
     let settings_text = serde_json::to_string(&settings).map_err(|_| ApiError::internal())?;
     Ok(store::cards::save(
         &state.store,
@@ -181,16 +176,31 @@ async fn make(
             org_id: &caller.org_id,
             agent_id,
             settings: &settings_text,
-            card: &card_text,
             publish,
-            now,
+            now: time::now(),
         },
         &caller.actor(),
     )
     .await?)
 }
 
-/// The card of `agent` (unsigned).
+/// The card of `row`'s agent as it stands now, signed: built from the agent's record (its
+/// current key, its trust score from its current mode and record) and the stored settings.
+async fn served(state: &AppState, row: &CardRow) -> ApiResult<serde_json::Value> {
+    let agent = store::agents::get(&state.store, &row.org_id, &row.agent_id)
+        .await?
+        .ok_or_else(|| agent_not_found(&row.agent_id))?;
+    let org = store::orgs::get(&state.store, &row.org_id)
+        .await?
+        .ok_or_else(ApiError::internal)?;
+    let facts = store::cards::trust_facts(&state.store, &row.org_id, &row.agent_id).await?;
+    let settings = stored_settings(row)?;
+    let card = build(state, &org.name, &agent, &settings, facts, time::now())?;
+    let card = serde_json::to_value(&card).map_err(|_| ApiError::internal())?;
+    signed(state, card, &row.agent_id).await
+}
+
+/// The card of `agent` (unsigned) as of `now`.
 fn build(
     state: &AppState,
     org_name: &str,
@@ -314,14 +324,14 @@ fn skills_from_capabilities(capabilities: &[String]) -> Vec<Skill> {
         .collect()
 }
 
-/// The stored card, signed now (see the module docs).
-async fn signed(state: &AppState, row: &CardRow) -> ApiResult<serde_json::Value> {
-    let mut card: serde_json::Value = serde_json::from_str(&row.card).map_err(|error| {
-        tracing::error!(%error, agent = %row.agent_id, "a stored card is corrupt");
-        ApiError::internal()
-    })?;
+/// `card` (unsigned) signed now with the gateway's current signing key.
+async fn signed(
+    state: &AppState,
+    mut card: serde_json::Value,
+    agent_id: &str,
+) -> ApiResult<serde_json::Value> {
     let payload = crate::api::cards::canonical_payload(&card).map_err(|error| {
-        tracing::error!(%error, agent = %row.agent_id, "a stored card cannot be canonicalized");
+        tracing::error!(%error, agent = %agent_id, "a card cannot be canonicalized");
         ApiError::internal()
     })?;
     let jku = format!("{}/.well-known/jwks.json", state.federation.issuer);

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::agent_key::{AgentPublicKey, OkpJwk};
+use crate::agent_key::{AgentPublicKey, OkpJwk, access_token_hash};
 use crate::api::time;
 use crate::store;
 
@@ -64,11 +64,6 @@ struct ProofClaims {
 
 fn refuse(reason: impl Into<String>) -> ApiError {
     ApiError::unauthenticated(format!("DPoP proof refused: {}", reason.into()))
-}
-
-/// `base64url(SHA-256(token))`: the `ath` a proof for `access_token` carries.
-pub fn access_token_hash(access_token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.as_bytes()))
 }
 
 /// Checks `proof` (the `DPoP` header) for a `method` request to `path` carrying
@@ -166,7 +161,9 @@ impl Proof {
     }
 }
 
-fn decode_segment<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {
+/// The JSON a base64url segment of a compact JWS (or JWT) holds, as `T`; `None` if it is not
+/// base64url, not JSON or not a `T`. Decoding only: nothing is verified.
+pub fn decode_segment<T: serde::de::DeserializeOwned>(segment: &str) -> Option<T> {
     let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
     serde_json::from_slice(&bytes).ok()
 }

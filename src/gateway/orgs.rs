@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::api::orgs::{SecuritySettings, UpdateSecuritySettingsRequest};
-use crate::store::{self, changes::Change, security_settings::SecuritySettingsRow};
+use crate::store::security_settings::{SecuritySettingsChange, SecuritySettingsRow};
+use crate::store::{self, changes::Change};
 
 use super::AppState;
 use super::auth::Caller;
@@ -22,24 +23,21 @@ pub async fn get_security_settings(
     Ok(Json(to_api(row)))
 }
 
-/// `PUT`: a field left out keeps its value.
+/// `PUT`: a field left out keeps its value (read and written in one transaction, so a
+/// concurrent `PUT` of the other field is not undone).
 pub async fn set_security_settings(
     State(state): State<AppState>,
     caller: Caller,
     JsonBody(request): JsonBody<UpdateSecuritySettingsRequest>,
 ) -> ApiResult<Json<SecuritySettings>> {
     caller.require_admin()?;
-    let current = store::security_settings::get(&state.store, &caller.org_id).await?;
-    let wanted = SecuritySettingsRow {
-        require_proof_of_possession: request
-            .require_proof_of_possession
-            .unwrap_or(current.require_proof_of_possession),
-        require_sender_constrained_tokens: request
-            .require_sender_constrained_tokens
-            .unwrap_or(current.require_sender_constrained_tokens),
+    let change = SecuritySettingsChange {
+        require_proof_of_possession: request.require_proof_of_possession,
+        require_sender_constrained_tokens: request.require_sender_constrained_tokens,
     };
-    let row = store::security_settings::set(&state.store, &caller.org_id, wanted, &caller.actor())
-        .await?;
+    let row =
+        store::security_settings::update(&state.store, &caller.org_id, change, &caller.actor())
+            .await?;
     state.caches.forget(&Change::SecuritySettings {
         org_id: caller.org_id.clone(),
     });

@@ -108,6 +108,10 @@ pub async fn init_api(
     JsonBody(request): JsonBody<InitApiSessionRequest>,
 ) -> ApiResult<(StatusCode, Json<Session>)> {
     caller.require_key()?;
+    // The key opens a session as the token's agent, on the strength of a token that comes in
+    // the body with no proof: where the org requires sender-constrained tokens, the agent opens
+    // its session itself (`POST /api/v1/sessions` with its token and a DPoP proof).
+    caller.require_may_act_as_agent()?;
     if request.token.is_empty() {
         return Err(ApiError::validation("token is required"));
     }

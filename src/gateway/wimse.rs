@@ -1,7 +1,8 @@
 //! WIMSE workload tokens and proof of possession (reference §3.14):
 //! `POST /api/v1/agents/{agent_id}/challenge` (a single-use nonce),
 //! `POST /api/v1/wimse/token` (a JWT signed by the gateway's signing-key service, bound to the
-//! agent's key with `cnf.jkt` when a proof of possession came with the request), and
+//! agent's key with `cnf.jkt` when a proof of possession came with the request; its `aud` the
+//! audience asked for, else this gateway's public URL), and
 //! `POST /api/v1/wimse/verify` (HTTP 200, `valid` and the reason).
 //!
 //! [`verify_token`] is the one judgement of a presented WIMSE token, used by `/wimse/verify` and
@@ -140,10 +141,17 @@ pub async fn issue_token(
         }
     };
     let expires_at = validate::expiry("ttl_seconds", now, ttl)?;
+    // A token asked for without an audience is for this gateway: naming it keeps the token out
+    // of any other service's hands, and lets the gateway refuse tokens meant for others.
+    let audience = if request.audience.is_empty() {
+        vec![state.federation.issuer.clone()]
+    } else {
+        request.audience.clone()
+    };
     let claims = WimseClaims {
         iss: state.federation.issuer.clone(),
         sub: workload_id(&agent.id),
-        aud: request.audience.clone(),
+        aud: audience,
         exp: expires_at,
         iat: now,
         nbf: now,
@@ -312,6 +320,22 @@ pub fn looks_like_wimse(token: &str) -> bool {
         .is_some_and(|typ| typ == TOKEN_TYPE)
 }
 
+/// Whether `audience` (a token's `aud`) names this gateway, whose public URL is `gateway_url`.
+/// A token issued for another service is that service's credential: one that reached the
+/// gateway was passed on by that service or taken from it, never sent by its agent. URLs are
+/// compared as URLs (scheme and host case-insensitively, default ports implied, a trailing `/`
+/// ignored); an entry that is no URL only by equal text.
+pub fn names_gateway(audience: &[String], gateway_url: &str) -> bool {
+    let normal = |text: &str| reqwest::Url::parse(text.trim_end_matches('/')).ok();
+    let gateway = normal(gateway_url);
+    audience
+        .iter()
+        .any(|entry| match (normal(entry), &gateway) {
+            (Some(entry), Some(gateway)) => entry == *gateway,
+            _ => entry.trim_end_matches('/') == gateway_url.trim_end_matches('/'),
+        })
+}
+
 /// Judges a WIMSE token presented to `org_id`: signed by a published key of this gateway,
 /// typed as a WIMSE token, unexpired, of this org, its agent active and (when bound) still
 /// holding the key. `Ok(Err(reason))` when it is not valid.
@@ -352,7 +376,8 @@ pub async fn verify_token(
     // replica whose clock runs a little behind the issuer's.
     validation.validate_nbf = false;
     // The audience is checked by the caller: the gateway's own login (`gateway::auth`) accepts
-    // only tokens meant for it, a verify request reports any.
+    // only tokens meant for it ([`names_gateway`]), a verify request (made by the service a
+    // token was meant for) reports any.
     validation.validate_aud = false;
     validation.set_issuer(&[state.federation.issuer.as_str()]);
     validation.set_required_spec_claims(&["exp", "iss", "sub"]);

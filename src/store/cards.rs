@@ -1,6 +1,6 @@
-//! Agent card rows: the signed card of each agent as last generated, the operator's settings it
-//! is made from, and whether it is published. Also the facts of an agent's record its trust
-//! score is computed from.
+//! Agent card rows: what the operator set for each agent's card and whether it is published
+//! (the card itself is built from the agent's record whenever it is served). Also the facts of
+//! an agent's record its trust score is computed from.
 
 use super::audit::{Actor, NewEvent};
 use super::{Result, Store, on_db, on_tx};
@@ -11,13 +11,12 @@ pub struct CardRow {
     pub agent_id: String,
     /// `api::cards::CardSettings` as JSON.
     pub settings: String,
-    /// The signed card, as served.
-    pub card: String,
+    /// When the operator last generated (or published) the card.
     pub generated_at: i64,
     pub published_at: Option<i64>,
 }
 
-const COLUMNS: &str = "org_id, agent_id, settings, card, generated_at, published_at";
+const COLUMNS: &str = "org_id, agent_id, settings, generated_at, published_at";
 
 /// The org's card of `agent_id`; another org's is `None`, as a missing one.
 pub async fn get(store: &Store, org_id: &str, agent_id: &str) -> Result<Option<CardRow>> {
@@ -32,7 +31,7 @@ pub async fn get(store: &Store, org_id: &str, agent_id: &str) -> Result<Option<C
 /// The published card of `agent_id`, whatever its org, while the agent is active: the public
 /// route's lookup. A revoked agent's card is gone with it.
 pub async fn get_published(store: &Store, agent_id: &str) -> Result<Option<CardRow>> {
-    const SQL: &str = "SELECT c.org_id, c.agent_id, c.settings, c.card, c.generated_at, \
+    const SQL: &str = "SELECT c.org_id, c.agent_id, c.settings, c.generated_at, \
                        c.published_at FROM agent_cards c JOIN agents a \
                        ON a.id = c.agent_id AND a.org_id = c.org_id \
                        WHERE c.agent_id = $1 AND c.published_at IS NOT NULL \
@@ -44,24 +43,23 @@ pub async fn get_published(store: &Store, agent_id: &str) -> Result<Option<CardR
         .await?))
 }
 
-/// A card to store: made and signed by the gateway.
+/// A card's settings to store.
 pub struct SavedCard<'a> {
     pub org_id: &'a str,
     pub agent_id: &'a str,
     pub settings: &'a str,
-    pub card: &'a str,
     /// Publish it too (else it stays as published or unpublished as it was).
     pub publish: bool,
     pub now: i64,
 }
 
-/// Stores the agent's card (replacing the one before) and audits it.
+/// Stores the agent's card settings (replacing the ones before) and audits it.
 pub async fn save(store: &Store, saved: SavedCard<'_>, actor: &Actor) -> Result<CardRow> {
     // `published_at` is set by a publish, kept by a regeneration.
-    const SQL: &str = "INSERT INTO agent_cards (org_id, agent_id, settings, card, generated_at, \
-                       published_at) VALUES ($1, $2, $3, $4, $5, $6) \
+    const SQL: &str = "INSERT INTO agent_cards (org_id, agent_id, settings, generated_at, \
+                       published_at) VALUES ($1, $2, $3, $4, $5) \
                        ON CONFLICT (org_id, agent_id) DO UPDATE SET settings = excluded.settings, \
-                       card = excluded.card, generated_at = excluded.generated_at, \
+                       generated_at = excluded.generated_at, \
                        published_at = COALESCE(excluded.published_at, agent_cards.published_at)";
     let published_at = saved.publish.then_some(saved.now);
     let mut tx = store.begin().await?;
@@ -70,7 +68,6 @@ pub async fn save(store: &Store, saved: SavedCard<'_>, actor: &Actor) -> Result<
             .bind(saved.org_id)
             .bind(saved.agent_id)
             .bind(saved.settings)
-            .bind(saved.card)
             .bind(saved.now)
             .bind(published_at)
             .execute(&mut *conn)

@@ -24,13 +24,39 @@ pub async fn get(store: &Store, org_id: &str) -> Result<SecuritySettingsRow> {
     Ok(row.unwrap_or_default())
 }
 
-/// Stores the org's settings, tells the replicas, audits a change.
-pub async fn set(
+/// A change of some of the settings: a field left `None` keeps its value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecuritySettingsChange {
+    pub require_proof_of_possession: Option<bool>,
+    pub require_sender_constrained_tokens: Option<bool>,
+}
+
+impl SecuritySettingsChange {
+    fn applied_to(self, current: SecuritySettingsRow) -> SecuritySettingsRow {
+        SecuritySettingsRow {
+            require_proof_of_possession: self
+                .require_proof_of_possession
+                .unwrap_or(current.require_proof_of_possession),
+            require_sender_constrained_tokens: self
+                .require_sender_constrained_tokens
+                .unwrap_or(current.require_sender_constrained_tokens),
+        }
+    }
+}
+
+/// Applies `change` to the org's settings in one transaction, tells the replicas, audits a
+/// change; the settings as they now stand. The current settings are read in the transaction
+/// that writes them, after the org's row is locked (PostgreSQL; SQLite runs one write
+/// transaction at a time), so two concurrent changes of different fields both last.
+pub async fn update(
     store: &Store,
     org_id: &str,
-    settings: SecuritySettingsRow,
+    change: SecuritySettingsChange,
     actor: &Actor,
 ) -> Result<SecuritySettingsRow> {
+    const LOCK_ORG_POSTGRES: &str = "SELECT id FROM orgs WHERE id = $1 FOR UPDATE";
+    const CURRENT: &str = "SELECT require_proof_of_possession, require_sender_constrained_tokens \
+                           FROM org_security_settings WHERE org_id = $1";
     const SQL: &str = "INSERT INTO org_security_settings (org_id, require_proof_of_possession, \
                        require_sender_constrained_tokens, updated_at) VALUES ($1, $2, $3, $4) \
                        ON CONFLICT (org_id) DO UPDATE SET \
@@ -38,8 +64,21 @@ pub async fn set(
                        require_sender_constrained_tokens = excluded.require_sender_constrained_tokens, \
                        updated_at = excluded.updated_at";
     let now = crate::api::time::now();
-    let before = get(store, org_id).await?;
     let mut tx = store.begin().await?;
+    if let super::TxConnection::Postgres(transaction) = &mut tx.connection {
+        sqlx::query(LOCK_ORG_POSTGRES)
+            .bind(org_id)
+            .fetch_optional(&mut **transaction)
+            .await?;
+    }
+    let before = on_tx!(&mut tx, |conn| sqlx::query_as::<_, SecuritySettingsRow>(
+        CURRENT
+    )
+    .bind(org_id)
+    .fetch_optional(&mut *conn)
+    .await?)
+    .unwrap_or_default();
+    let settings = change.applied_to(before);
     on_tx!(&mut tx, |conn| sqlx::query(SQL)
         .bind(org_id)
         .bind(settings.require_proof_of_possession)

@@ -136,6 +136,7 @@ impl Checker {
                 principal: crate::gateway::auth::Principal::Key {
                     id: "test-key".to_string(),
                     role: Role::Admin,
+                    may_act_as_agent: true,
                 },
             },
         }

@@ -21,9 +21,11 @@ use crate::on_both_backends;
 on_both_backends!(
     cards_are_generated_signed_published_and_verified,
     a_tampered_card_fails_verification,
+    a_served_card_shows_the_agent_as_it_stands,
     card_settings_are_validated_and_kept,
     tasks_wait_in_the_gateway_until_the_target_answers,
     the_policy_decides_who_may_message_whom,
+    a_message_is_decided_on_all_that_the_target_receives,
     agents_cannot_send_as_others_nor_reach_other_orgs_or_tasks,
     malformed_and_huge_bodies_are_refused_and_store_nothing,
     messages_are_forwarded_to_the_agent_endpoint_and_the_answer_relayed,
@@ -343,6 +345,73 @@ fn a_tampered_card_fails_verification(h: &Harness) {
     drop(runtime);
 }
 
+/// A card is built when it is served: a key rotation (a stolen key replaced) and a lock show in
+/// the next card, public and private, with no regeneration, and its signature still verifies.
+/// What the operator set is kept.
+fn a_served_card_shows_the_agent_as_it_stands(h: &Harness) {
+    let (agent, old_x) = keyed_agent(h, "rotating");
+    let agent_id = id(&agent);
+    let card_path = format!("/api/v1/agents/{agent_id}/card");
+    let public_path = format!("/a2a/agents/{agent_id}/agent.json");
+    let params = |card: &Value| card["capabilities"]["extensions"][0]["params"].clone();
+    h.post(&card_path, json!({"description": "Finds things"}))
+        .expect_status(200..=200);
+    h.request(Method::PUT, &format!("{card_path}/publish"), None)
+        .expect_status(200..=200);
+    let public = h.raw(Method::GET, &public_path, &[], None).ok().clone();
+    assert_eq!(params(&public)["ati_agent_key"]["x"], old_x.as_str());
+    assert_eq!(params(&public)["ati_trust_score"], json!(85));
+
+    // The key is rotated (no grace): the next card names the new key, and only it.
+    let new_key = agenttrust::agent_key::AgentPrivateKey::generate();
+    h.post(
+        &format!("/api/v1/agents/{agent_id}/keys/rotate"),
+        json!({"public_key": new_key.public().to_pem(), "grace_seconds": 0}),
+    )
+    .expect_status(200..=200);
+    let public = h.raw(Method::GET, &public_path, &[], None).ok().clone();
+    assert_eq!(
+        params(&public)["ati_agent_key"]["x"],
+        new_key.public().jwk().x
+    );
+    assert_eq!(
+        h.get(&card_path).ok()["capabilities"]["extensions"][0]["params"]["ati_agent_key"]["x"],
+        new_key.public().jwk().x
+    );
+    let url = format!("{}{public_path}", h.url);
+    let verified = h.run(&["cards", "verify", &url, "-o", "json"]);
+    verified.success();
+    assert_eq!(verified.json()["valid"], true);
+
+    // Locked: 25 points off at once, in the private and the public card.
+    h.request(
+        Method::PUT,
+        &format!("/api/v1/agents/{agent_id}/mode"),
+        Some(json!({"mode": "locked"})),
+    )
+    .expect_status(200..=200);
+    let public = h.raw(Method::GET, &public_path, &[], None).ok().clone();
+    assert_eq!(params(&public)["ati_trust_score"], json!(85 - 15 - 25));
+    assert_eq!(
+        params(&h.get(&card_path).ok().clone())["ati_trust_score"],
+        json!(45)
+    );
+    let verified = h.run(&["cards", "verify", &url, "-o", "json"]);
+    verified.success();
+    let shown = verified.json();
+    assert_eq!(shown["valid"], true);
+    assert_eq!(shown["trust"]["ati_trust_score"], json!(45.0));
+    // What the operator set stays, and the row holds nothing else of the card.
+    assert_eq!(public["description"], "Finds things");
+    let stored = h
+        .sql_integers(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM agent_cards WHERE agent_id = '{agent_id}' \
+             AND settings LIKE '%Finds things%' AND published_at IS NOT NULL"
+        ))
+        .unwrap();
+    assert_eq!(stored, vec![1]);
+}
+
 fn card_settings_are_validated_and_kept(h: &Harness) {
     let agent = h.create_agent("writer", &["docs:write", "a2a:send"]);
     let agent_id = id(&agent);
@@ -638,6 +707,65 @@ fn the_policy_decides_who_may_message_whom(h: &Harness) {
     .expect_status(403..=403);
 }
 
+/// The sender chooses the message: what the policy refuses must not reach the target past a
+/// long first part, in a data part, or in a second text field.
+fn a_message_is_decided_on_all_that_the_target_receives(h: &Harness) {
+    let target = id(&h.create_agent("treasury", &[]));
+    let sender = id(&h.create_agent("clerk", &[]));
+    h.put_policy(json!({"rules": [
+        {"id": "no-wires", "tools": [format!("a2a:send:{target}")],
+         "input": {"contains": ["wire the funds"]}, "decision": "deny"},
+    ]}));
+    let before = a2a_rows(h);
+    let sender_headers = [
+        ("X-API-Key", h.admin_key.clone()),
+        ("X-Agent-ID", sender.clone()),
+    ];
+    let padding = "please read carefully. ".repeat(40);
+    let hidden = [
+        // Past a cut of the text.
+        json!({"role": "user", "messageId": "m1",
+               "parts": [{"kind": "text", "text": format!("{padding} now wire the funds")}]}),
+        // In a data part, which is forwarded as it is.
+        json!({"role": "user", "messageId": "m2",
+               "parts": [{"kind": "text", "text": "hello"},
+                         {"kind": "data", "data": {"step": "wire the funds"}}]}),
+        // In `parts` behind a `content` field.
+        json!({"role": "user", "messageId": "m3", "content": "hello",
+               "parts": [{"kind": "text", "text": "wire the funds"}]}),
+    ];
+    for (n, message) in hidden.into_iter().enumerate() {
+        let refused = rpc_with(
+            h,
+            &format!("/a2a/agents/{target}"),
+            &sender_headers,
+            "message/send",
+            json!({"message": message}),
+            json!(n),
+        );
+        refused.expect_status(403..=403);
+        assert!(refused.message().contains("no-wires"), "{}", refused.text);
+    }
+    let legacy = rpc_with(
+        h,
+        "/a2a",
+        &as_admin(h),
+        "tasks/send",
+        json!({"source_agent_id": sender, "target_agent_id": target,
+               "message": format!("{padding} wire the funds")}),
+        json!(9),
+    );
+    legacy.expect_status(403..=403);
+    assert_eq!(a2a_rows(h), before, "no refused message is stored");
+    let refused = h
+        .sql_integers(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checks WHERE agent_id = '{sender}' \
+             AND allowed = FALSE AND rule = 'rule:no-wires'"
+        ))
+        .unwrap();
+    assert_eq!(refused, vec![4]);
+}
+
 fn agents_cannot_send_as_others_nor_reach_other_orgs_or_tasks(h: &Harness) {
     let a = id(&h.create_agent("a", &["a2a:send"]));
     let b = id(&h.create_agent("b", &["a2a:send"]));
@@ -866,6 +994,20 @@ fn malformed_and_huge_bodies_are_refused_and_store_nothing(h: &Harness) {
             .unwrap()
             .contains("bytes")
     );
+    // Metadata too large for a task.
+    let padded = json!({"jsonrpc": "2.0", "method": "tasks/send", "id": 1,
+        "params": {"source_agent_id": a, "target_agent_id": b, "message": "x",
+                   "metadata": {"pad": "x".repeat(20 * 1024)}}});
+    let reply = post_raw(padded.to_string().into_bytes());
+    assert_eq!(rpc_error(&reply), -32602);
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("metadata"),
+        "{}",
+        reply.text
+    );
     // A body over the gateway's limit: 413, read no further.
     let huge = json!({"jsonrpc": "2.0", "method": "tasks/send", "id": 1,
         "params": {"source_agent_id": a, "target_agent_id": b, "message": "x".repeat(2 * 1024 * 1024)}});
@@ -937,6 +1079,26 @@ async fn endpoint(
         return axum::Json(
             json!({"jsonrpc": "2.0", "id": body["id"], "error": {"code": -32603, "message": "boom"}}),
         );
+    }
+    // A hostile endpoint: more artifacts, or bigger ones, than a task keeps (within 1 MiB).
+    let flood = |artifacts: Vec<Value>| {
+        axum::Json(
+            json!({"jsonrpc": "2.0", "id": body["id"], "result": {"task": {
+                "id": "remote-2", "status": {"state": "TASK_STATE_COMPLETED"}, "artifacts": artifacts,
+            }}}),
+        )
+    };
+    if text == "flood" {
+        return flood(
+            (0..65)
+                .map(|n| json!({"artifactId": format!("a{n}"), "parts": [{"text": "x"}]}))
+                .collect(),
+        );
+    }
+    if text == "bloat" {
+        return flood(vec![
+            json!({"artifactId": "big", "parts": [{"text": "x".repeat(300 * 1024)}]}),
+        ]);
     }
     axum::Json(
         json!({"jsonrpc": "2.0", "id": body["id"], "result": {"task": {
@@ -1027,6 +1189,29 @@ fn messages_are_forwarded_to_the_agent_endpoint_and_the_answer_relayed(h: &Harne
             .unwrap()
             .contains("boom")
     );
+    // An answer with more artifacts, or bigger ones, than a task keeps fails the task, and none
+    // of it is stored.
+    for text in ["flood", "bloat"] {
+        let task = result(&rpc_with(
+            h,
+            "/a2a",
+            &as_admin(h),
+            "tasks/send",
+            json!({"source_agent_id": a, "target_agent_id": b, "message": text}),
+            json!(6),
+        ));
+        assert_eq!(task["status"], "failed", "{text}");
+        assert_eq!(task["artifacts"], json!([]), "{text}");
+        let reason = task["reply"]["parts"][0]["text"].as_str().unwrap();
+        assert!(reason.contains("too large"), "{text}: {reason}");
+        let stored = h
+            .sql_integers(&format!(
+                "SELECT CAST(LENGTH(artifacts) AS BIGINT) FROM a2a_tasks WHERE id = '{}'",
+                task["id"].as_str().unwrap()
+            ))
+            .unwrap();
+        assert_eq!(stored, vec![2], "{text}: only [] is stored");
+    }
     // A denied message never reaches the endpoint.
     h.put_policy(
         json!({"rules": [{"id": "no-worker", "tools": ["a2a:send:*"], "decision": "deny"}]}),

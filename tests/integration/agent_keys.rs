@@ -18,6 +18,9 @@ on_both_backends!(
     a_challenge_is_redeemed_once_under_concurrency,
     dpop_rejections,
     security_settings_are_enforced,
+    a_wimse_token_for_another_audience_is_refused,
+    an_api_key_acts_as_no_agent_on_any_route_when_constrained,
+    concurrent_settings_changes_of_different_fields_both_last,
     key_rotation_keeps_the_old_key_for_its_grace,
     generated_key_drives_guard_under_sender_constrained_tokens,
 );
@@ -114,12 +117,14 @@ fn wimse_token_bound_by_proof_of_possession(h: &Harness) {
     let agent = h.get(&format!("/api/v1/agents/{agent_id}")).ok().clone();
     assert_eq!(agent["key_thumbprint"], key.public().thumbprint());
 
+    // Two audiences, this gateway among them (a token for others only does not act here).
     let nonce = challenge(h, &agent_id);
     let reply = h.post(
         "/api/v1/wimse/token",
-        json!({"agent_id": agent_id, "audience": ["https://api.example"],
+        json!({"agent_id": agent_id, "audience": ["https://api.example", h.url],
                "proof": {"nonce": nonce, "ts": now(), "signature": key.sign_base64url(
-                   format!("pop-v1:{nonce}:{agent_id}:https://api.example:{}", now()).as_bytes())}}),
+                   format!("pop-v1:{nonce}:{agent_id}:https://api.example,{}:{}", h.url, now())
+                       .as_bytes())}}),
     );
     reply.expect_status(201..=201);
     let token = reply.body["token"].as_str().unwrap().to_string();
@@ -421,6 +426,18 @@ fn dpop_rejections(h: &Harness) {
     let counts = h.row_counts();
     assert_eq!(counts["dpop_proofs_seen"], 0);
     assert_eq!(counts["pop_challenges"], 0);
+    // A WIMSE-typed bearer whose claims are not JSON, or name no org: refused before any
+    // lookup, with no API key to say which org it is.
+    {
+        use base64::Engine as _;
+        let encode = |text: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text);
+        let header = encode(r#"{"typ":"wit+jwt","alg":"ES256","kid":"k"}"#);
+        for payload in ["%%%".to_string(), encode(r#"{"sub":"x"}"#)] {
+            let forged = format!("{header}.{payload}.c2ln");
+            let message = check_with(h, false, &forged, None, body.clone()).refusal(401);
+            assert!(message.contains("malformed claims"), "{message}");
+        }
+    }
     // A DPoP header with no token it could be bound to.
     let reply = h.raw(
         Method::POST,
@@ -536,6 +553,306 @@ fn security_settings_are_enforced(h: &Harness) {
     h.get("/api/v1/agents").expect_status(200..=200);
     set_settings(h, json!({"require_sender_constrained_tokens": false}));
     assert_eq!(h.check(body)["allowed"], true);
+}
+
+/// A WIMSE token acts at the gateway only when its `aud` names the gateway: a token a service
+/// was given for itself (bound or not) cannot be replayed here by that service.
+fn a_wimse_token_for_another_audience_is_refused(h: &Harness) {
+    let (agent_id, key) = agent_with_key(h, "audience");
+    let url = format!("{}{CHECK}", h.url);
+    let issue = |audience: Value, bound: bool| {
+        let mut body = json!({"agent_id": agent_id, "audience": audience});
+        if bound {
+            let nonce = challenge(h, &agent_id);
+            let joined = audience
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .map(|entry| entry.as_str().unwrap())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            let ts = now();
+            let message = format!("pop-v1:{nonce}:{agent_id}:{joined}:{ts}");
+            body["proof"] = json!({"nonce": nonce, "ts": ts, "signature": key.sign_base64url(message.as_bytes())});
+        }
+        let reply = h.post("/api/v1/wimse/token", body);
+        reply.expect_status(201..=201);
+        reply.body["token"].as_str().unwrap().to_string()
+    };
+    let claims = |token: &str| -> Value {
+        use base64::Engine as _;
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+
+    // Asked for without an audience, a token is for the gateway: it says so, and acts here.
+    let own = issue(Value::Null, true);
+    assert_eq!(claims(&own)["aud"], json!([h.url]));
+    let proof = dpop(&key, "POST", &url, &own);
+    assert_eq!(
+        check_with(h, false, &own, Some(&proof), read_check(&agent_id)).ok()["allowed"],
+        true
+    );
+    // The gateway's URL with a trailing slash names it too.
+    let slashed = issue(json!([format!("{}/", h.url)]), true);
+    let proof = dpop(&key, "POST", &url, &slashed);
+    check_with(h, false, &slashed, Some(&proof), read_check(&agent_id)).expect_status(200..=200);
+
+    // A bound token for another service, with a valid proof of its key: refused, nothing stored.
+    let foreign = issue(json!(["https://files.example"]), true);
+    assert_eq!(claims(&foreign)["aud"], json!(["https://files.example"]));
+    let unbound = issue(json!(["https://files.example"]), false);
+    let look_alike = issue(json!([format!("{}/other-service", h.url)]), true);
+    let before = h.row_counts();
+    let proof = dpop(&key, "POST", &url, &foreign);
+    let message = check_with(h, false, &foreign, Some(&proof), read_check(&agent_id)).refusal(401);
+    assert!(message.contains("another audience"), "{message}");
+    assert!(message.contains(&h.url), "{message}");
+    // ...with the API key beside it as well.
+    let proof = dpop(&key, "POST", &url, &foreign);
+    check_with(h, true, &foreign, Some(&proof), read_check(&agent_id)).expect_error(401);
+    // An unbound one (the org requires nothing), and one for another service on its host.
+    let message = check_with(h, false, &unbound, None, read_check(&agent_id)).refusal(401);
+    assert!(message.contains("another audience"), "{message}");
+    let proof = dpop(&key, "POST", &url, &look_alike);
+    check_with(h, false, &look_alike, Some(&proof), read_check(&agent_id)).expect_error(401);
+    assert_eq!(h.row_counts(), before, "a refused token records nothing");
+    // The service it was meant for can still verify it.
+    let verified = h
+        .post("/api/v1/wimse/verify", json!({"token": foreign}))
+        .ok()
+        .clone();
+    assert_eq!(verified["valid"], true, "{verified}");
+}
+
+/// Under sender-constrained tokens, an org key (copied, say) names an agent on every route that
+/// acts as one — checks, sessions, the MCP proxy, A2A — and is refused on each with 401, storing
+/// nothing; only telemetry, which decides nothing, still takes it. The agent's own credential
+/// with its proof does what the key cannot.
+fn an_api_key_acts_as_no_agent_on_any_route_when_constrained(h: &Harness) {
+    let (agent_id, key) = agent_with_key(h, "acting");
+    let (peer_id, _) = agent_with_key(h, "peer");
+    let server_id = h.register_mcp_server("files");
+    let at = h.issue_token(&agent_id, &[], 300)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rpc = |method: &str, params: Value| json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    // A task waiting for the agent's answer, sent while the org required nothing.
+    let sent = h.post(
+        "/a2a",
+        rpc(
+            "tasks/send",
+            json!({"source_agent_id": peer_id, "target_agent_id": agent_id, "message": "hi"}),
+        ),
+    );
+    let task_id = sent.ok()["result"]["id"].as_str().unwrap().to_string();
+    let session_id = h
+        .post("/api/v1/sessions", json!({"agent_id": agent_id}))
+        .ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    set_settings(h, json!({"require_sender_constrained_tokens": true}));
+    let json_headers = |extra: &[(&'static str, String)]| {
+        let mut headers = vec![
+            ("X-API-Key", h.admin_key.clone()),
+            ("Content-Type", "application/json".to_string()),
+        ];
+        headers.extend_from_slice(extra);
+        headers
+    };
+    let mcp_call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
+    let mcp_path = format!("/mcp/{server_id}");
+    let peer_path = format!("/a2a/agents/{peer_id}");
+    type Headers = Vec<(&'static str, String)>;
+    let attempts: Vec<(&str, &str, Headers, Value)> = vec![
+        ("check", CHECK, json_headers(&[]), read_check(&agent_id)),
+        (
+            "actions check",
+            "/api/v1/actions/check",
+            json_headers(&[]),
+            read_check(&agent_id),
+        ),
+        (
+            "MCP session init",
+            "/mcp/sessions/init",
+            json_headers(&[]),
+            json!({"agent_id": agent_id, "server_id": server_id}),
+        ),
+        (
+            "session open",
+            "/api/v1/sessions",
+            json_headers(&[]),
+            json!({"agent_id": agent_id}),
+        ),
+        (
+            "API session init",
+            "/api/v1/agenttrust/api-sessions/init",
+            json_headers(&[]),
+            json!({"token": at}),
+        ),
+        (
+            "MCP proxy by X-Agent-ID",
+            &mcp_path,
+            json_headers(&[("X-Agent-ID", agent_id.clone())]),
+            mcp_call.clone(),
+        ),
+        (
+            "MCP proxy by X-Session-ID",
+            &mcp_path,
+            json_headers(&[("X-Session-ID", session_id.clone())]),
+            mcp_call.clone(),
+        ),
+        (
+            "A2A tasks/send",
+            "/a2a",
+            json_headers(&[]),
+            rpc(
+                "tasks/send",
+                json!({"source_agent_id": agent_id, "target_agent_id": peer_id, "message": "x"}),
+            ),
+        ),
+        (
+            "A2A tasks/send without a source",
+            "/a2a",
+            json_headers(&[]),
+            rpc(
+                "tasks/send",
+                json!({"target_agent_id": peer_id, "message": "x"}),
+            ),
+        ),
+        (
+            "A2A message/send",
+            &peer_path,
+            json_headers(&[("X-Agent-ID", agent_id.clone())]),
+            rpc(
+                "message/send",
+                json!({"message": {"role": "user", "messageId": "m-1",
+                                   "parts": [{"kind": "text", "text": "x"}]}}),
+            ),
+        ),
+        (
+            "A2A tasks/complete",
+            "/a2a",
+            json_headers(&[]),
+            rpc("tasks/complete", json!({"id": task_id, "text": "forged"})),
+        ),
+    ];
+    let before = h.row_counts();
+    for (route, path, headers, body) in &attempts {
+        let reply = h.raw(
+            Method::POST,
+            path,
+            headers,
+            Some(body.to_string().into_bytes()),
+        );
+        assert_eq!(reply.status, 401, "{route}: {}", reply.text);
+        assert!(
+            reply.message().contains("sender-constrained"),
+            "{route}: {}",
+            reply.text
+        );
+    }
+    assert_eq!(h.row_counts(), before, "a refused key stores nothing");
+    let task = h.post("/a2a", rpc("tasks/get", json!({"id": task_id})));
+    assert_eq!(task.ok()["result"]["status"], "pending");
+
+    // Telemetry, which decides nothing, still takes the key (the SDKs report with it).
+    h.post(
+        "/api/v1/telemetry/report",
+        json!({"agent_id": agent_id, "events": [{"event_type": "tool_end", "tool_name": "x"}]}),
+    )
+    .expect_status(200..=200);
+    // Admin work is not acting as an agent.
+    h.get(&format!("/api/v1/sessions/{session_id}"))
+        .expect_status(200..=200);
+
+    // The agent's own bound token with its proof opens its session and answers its task.
+    let bound = bound_token(h, &agent_id, &key);
+    let with_proof = |path: &str, body: Value| {
+        let proof = dpop(&key, "POST", &format!("{}{path}", h.url), &bound);
+        h.raw(
+            Method::POST,
+            path,
+            &[
+                ("Authorization", format!("Bearer {bound}")),
+                ("DPoP", proof),
+                ("Content-Type", "application/json".to_string()),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+    };
+    let opened = with_proof("/api/v1/sessions", json!({}));
+    assert_eq!(opened.status, 201, "{}", opened.text);
+    assert_eq!(opened.body["agent_id"], agent_id.as_str());
+    let completed = with_proof(
+        "/a2a",
+        rpc("tasks/complete", json!({"id": task_id, "text": "done"})),
+    );
+    assert_eq!(
+        completed.ok()["result"]["status"],
+        "completed",
+        "{}",
+        completed.text
+    );
+
+    // Once the org requires nothing again, the key acts as the agent again.
+    set_settings(h, json!({"require_sender_constrained_tokens": false}));
+    h.post("/api/v1/sessions", json!({"agent_id": agent_id}))
+        .expect_status(201..=201);
+    h.post("/api/v1/agenttrust/api-sessions/init", json!({"token": at}))
+        .expect_status(201..=201);
+}
+
+/// Two admins turning on one setting each at the same moment: both settings end up on, and
+/// each change is audited (neither PUT writes back the other field's old value).
+fn concurrent_settings_changes_of_different_fields_both_last(h: &Harness) {
+    const ROUNDS: i64 = 12;
+    let both_off = json!({"require_proof_of_possession": false,
+                          "require_sender_constrained_tokens": false});
+    for round in 0..ROUNDS {
+        set_settings(h, both_off.clone());
+        let statuses: Vec<u16> = std::thread::scope(|scope| {
+            let racers: Vec<_> = [
+                json!({"require_proof_of_possession": true}),
+                json!({"require_sender_constrained_tokens": true}),
+            ]
+            .into_iter()
+            .map(|change| {
+                scope.spawn(move || {
+                    h.request(Method::PUT, "/api/v1/orgs/security-settings", Some(change))
+                        .status
+                })
+            })
+            .collect();
+            racers
+                .into_iter()
+                .map(|racer| racer.join().unwrap())
+                .collect()
+        });
+        assert_eq!(statuses, vec![200, 200]);
+        assert_eq!(
+            h.get("/api/v1/orgs/security-settings").ok(),
+            &json!({"require_proof_of_possession": true,
+                    "require_sender_constrained_tokens": true}),
+            "round {round}"
+        );
+    }
+    // Each round: two changes and the reset (the first reset changed nothing).
+    assert_eq!(
+        h.audit_count("org.security_settings_changed"),
+        3 * ROUNDS - 1
+    );
 }
 
 fn key_rotation_keeps_the_old_key_for_its_grace(h: &Harness) {

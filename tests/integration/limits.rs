@@ -23,6 +23,15 @@ on_both_backends_with!(
     an_agent_over_its_telemetry_limit_is_refused_and_nothing_is_stored,
 );
 
+on_both_backends_with!(
+    one_a2a_message_a_second;
+    an_agent_over_its_a2a_limit_is_refused_and_nothing_is_stored,
+);
+
+fn one_a2a_message_a_second(config: &mut GatewayConfig) {
+    config.a2a_rate_limit = std::num::NonZeroU32::new(1);
+}
+
 fn one_telemetry_event_a_second(config: &mut GatewayConfig) {
     config.telemetry_rate_limit = std::num::NonZeroU32::new(1);
 }
@@ -102,6 +111,112 @@ fn an_agent_over_its_telemetry_limit_is_refused_and_nothing_is_stored(h: &Harnes
         (200, &json!(10)),
         "{body}"
     );
+}
+
+/// Sends one `tasks/send` from `from` to `to` with `headers`: status, `Retry-After` and body.
+fn send_message(
+    h: &Harness,
+    headers: &[(&str, String)],
+    from: &str,
+    to: &str,
+) -> (u16, Option<u64>, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tasks/send",
+        "params": {"source_agent_id": from, "target_agent_id": to, "message": "ping"}});
+    h.block_on(async {
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/a2a", h.url))
+            .json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .map(|value| value.to_str().unwrap().parse::<u64>().unwrap());
+        (status, retry_after, response.json().await.unwrap())
+    })
+}
+
+/// An agent that floods its peers with A2A messages is cut off at its limit, whatever
+/// credential it sends with, before any check or task is stored; other agents send on.
+fn an_agent_over_its_a2a_limit_is_refused_and_nothing_is_stored(h: &Harness) {
+    let flooder = h.create_agent("a2a-flooder", &["a2a:send"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let neighbour = h.create_agent("a2a-neighbour", &["a2a:send"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let token = h.issue_token(&flooder, &["a2a:send"], 600)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let as_key = [("X-API-Key", h.admin_key.clone())];
+    let as_token = [("Authorization", format!("Bearer {token}"))];
+    // The burst is ten seconds' worth at one a second; messages in a row past it, by the key
+    // until it is refused and then by the agent's token, overrun it whatever the pace of this
+    // machine (a refill lets one through now and then).
+    let mut passed = 0;
+    let mut refused_by = std::collections::BTreeSet::new();
+    for sent in 0..60 {
+        if refused_by.len() == 2 {
+            break;
+        }
+        let (credential, headers) = if refused_by.contains("key") {
+            ("token", &as_token)
+        } else {
+            ("key", &as_key)
+        };
+        let (status, retry_after, body) = send_message(h, headers, &flooder, &neighbour);
+        if sent < 10 {
+            assert_eq!(status, 200, "message {sent}: {body}");
+        }
+        match status {
+            200 => {
+                assert!(body["result"]["id"].is_string(), "{body}");
+                passed += 1;
+            }
+            429 => {
+                assert_eq!(body["code"], "RATE_LIMITED");
+                assert!(
+                    body["message"].as_str().unwrap().contains(&flooder),
+                    "{body}"
+                );
+                assert!(
+                    retry_after.is_some_and(|seconds| (1..=5).contains(&seconds)),
+                    "{retry_after:?}"
+                );
+                refused_by.insert(credential);
+            }
+            other => panic!("message {sent}: {other} {body}"),
+        }
+    }
+    assert!(passed < 60, "the limit held");
+    assert_eq!(
+        refused_by.len(),
+        2,
+        "both credentials are refused: {refused_by:?}"
+    );
+    // A refused message stores nothing: one check and one task per message that passed.
+    let stored = |sql: &str| h.sql_integers(sql).unwrap()[0];
+    assert_eq!(
+        stored(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checks WHERE agent_id = '{flooder}'"
+        )),
+        passed
+    );
+    assert_eq!(
+        stored(&format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM a2a_tasks WHERE source_agent_id = '{flooder}'"
+        )),
+        passed
+    );
+    // Another agent has its own budget.
+    let (status, _, body) = send_message(h, &as_key, &neighbour, &flooder);
+    assert_eq!(status, 200, "{body}");
 }
 
 /// The gateway's address as `host:port`.

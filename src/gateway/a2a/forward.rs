@@ -6,8 +6,8 @@
 //!
 //! Nothing of the caller's credentials travels: the endpoint gets the message, the task id and
 //! who sent it (in the message's `metadata.agenttrust`). The exchange is bounded (no redirects,
-//! a total timeout, an answer of at most 1 MiB); a failure fails the task, with the reason as
-//! the reply, and is logged.
+//! a total timeout, an answer of at most 1 MiB, of which a task keeps at most what
+//! `limits` allows); a failure fails the task, with the reason as the reply, and is logged.
 
 use serde_json::{Value, json};
 
@@ -16,6 +16,7 @@ use crate::api::status::TaskStatus;
 use crate::store::{self, a2a::TaskRow};
 
 use super::super::outbound::{Outbound, redact_query};
+use super::limits;
 
 /// The header naming the A2A protocol version of a request.
 const VERSION_HEADER: &str = "a2a-version";
@@ -124,8 +125,22 @@ pub async fn forward(
         return Relayed::failed(row, &format!("it answered an error: {message}"));
     }
     match answer.get("result") {
-        Some(result) => relay(row, result),
+        Some(result) => bounded(row, relay(row, result)),
         None => Relayed::failed(row, "its answer has neither result nor error"),
+    }
+}
+
+/// `relayed`, unless its reply and artifacts are more than a task keeps
+/// ([`limits::answer_fits`]): then the task fails, and none of it is stored.
+fn bounded(row: &TaskRow, relayed: Relayed) -> Relayed {
+    let reply_bytes = relayed
+        .reply
+        .as_ref()
+        .map_or(0, |reply| reply.to_string().len());
+    if limits::answer_fits(&relayed.artifacts, reply_bytes) {
+        relayed
+    } else {
+        Relayed::failed(row, &limits::answer_too_large())
     }
 }
 

@@ -17,14 +17,14 @@ use super::super::AppState;
 use super::super::auth::Caller;
 use super::super::cards;
 use super::super::check::{self, CheckParams, params::RawCheck};
+use super::super::error::ApiError;
 use super::super::outbound::redact_query;
+use super::super::rate_limit::{AgentRateLimit, Refusal};
 use super::super::validate;
-use super::{Failure, Outcome, forward, wire};
+use super::{Failure, Outcome, forward, limits, wire};
 
 /// The largest message accepted, as JSON (the body limit bounds the request as a whole).
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-/// The longest input summary made from a message (the SDKs cut theirs to 200).
-const SUMMARY_CHARACTERS: usize = 200;
 /// The effect of sending a message: the target acts on it.
 const SEND_EFFECT: &str = "mutating";
 
@@ -71,6 +71,13 @@ pub async fn tasks_send(state: &AppState, caller: &Caller, params: &Value) -> Ou
         Some(Value::Object(metadata)) => metadata.clone(),
         Some(_) => return Err(Failure::invalid_params("metadata must be an object")),
     };
+    let metadata_bytes = serde_json::to_string(&metadata).map_or(usize::MAX, |text| text.len());
+    if metadata_bytes > limits::MAX_METADATA_BYTES {
+        return Err(Failure::invalid_params(format!(
+            "metadata is {metadata_bytes} bytes; at most {} are accepted",
+            limits::MAX_METADATA_BYTES
+        )));
+    }
     let row = send(
         state,
         caller,
@@ -147,11 +154,12 @@ async fn send(
     outgoing: Outgoing<'_>,
 ) -> Result<TaskRow, Failure> {
     let started = Instant::now();
-    // An org key acts as an agent here as on every check door, so it is refused alike when the
-    // org requires sender-constrained tokens.
-    caller.refuse_unconstrained(state).await?;
+    // An org key acts as an agent here as on every check door: refused alike (401) when the
+    // org requires sender-constrained tokens. Only a missing sender is the params' fault.
     let source = caller.acting_agent(outgoing.source).map_err(|error| {
-        if outgoing.source.is_none() && outgoing.protocol == Protocol::V1 {
+        if error.status != axum::http::StatusCode::BAD_REQUEST {
+            error.into()
+        } else if outgoing.source.is_none() && outgoing.protocol == Protocol::V1 {
             Failure::invalid_params(
                 "the sending agent is unknown: present its agent token (Authorization: Bearer) \
                  or name it in the X-Agent-ID header",
@@ -164,6 +172,10 @@ async fn send(
     })?;
     validate::identifier("source_agent_id", &source)?;
     validate::identifier("target_agent_id", outgoing.target)?;
+    // Charged before the check: a flood of denied messages costs recorded checks too.
+    if let Some(limit) = &state.settings.a2a_limit {
+        take_from_limit(limit, &caller.org_id, &source)?;
+    }
     let message_bytes = match &outgoing.message {
         Value::String(text) if text.is_empty() => {
             return Err(Failure::invalid_params("message must not be empty"));
@@ -194,15 +206,14 @@ async fn send(
             target.id, target.status
         )));
     }
-    let text = message_text(&outgoing.message);
-    let summary: String = text.chars().take(SUMMARY_CHARACTERS).collect();
+    let input = message_input(&outgoing.message);
     let action = format!("a2a:send:{}", target.id);
-    let params = CheckParams::validate(
+    let params = CheckParams::validate_whole_input(
         Some(caller),
         RawCheck {
             agent_id: &source,
             action_name: &action,
-            input_summary: &summary,
+            input_summary: &input,
             action_effect: Some(SEND_EFFECT),
             session_id: None,
         },
@@ -268,7 +279,7 @@ async fn send(
         &endpoint,
         &row,
         &outgoing.message,
-        &text,
+        &message_text(&outgoing.message),
     )
     .await;
     let reply = relayed.reply.as_ref().map(Value::to_string);
@@ -290,4 +301,38 @@ async fn send(
         row = advanced;
     }
     Ok(row)
+}
+
+/// The input a message is decided on: all that the target will receive. A plain string is
+/// itself; a structured message is its whole JSON, not only its text parts and never a cut of
+/// them: the sender chooses the message, and anything left out of the check (a data part, a
+/// second text field, a tail past a cut) would reach the target unchecked.
+fn message_input(message: &Value) -> String {
+    match message {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Charges one message to the sending agent's A2A limit: over it, nothing is checked or stored
+/// and the caller hears when to retry.
+fn take_from_limit(limit: &AgentRateLimit, org_id: &str, source: &str) -> Result<(), Failure> {
+    match limit.take(org_id, source, 1) {
+        Ok(()) => Ok(()),
+        // One message never outgrows a burst (at least one): waiting is the only refusal.
+        Err(Refusal::Wait(wait)) => Err(ApiError::rate_limited(
+            format!(
+                "agent {source} is sending more than {} A2A messages a second; retry later",
+                limit.per_second()
+            ),
+            // Whole seconds, rounded up: a client that waits as told is not refused again.
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        )
+        .into()),
+        Err(Refusal::TooLarge { burst }) => Err(ApiError::rate_limited(
+            format!("agent {source} may send at most {burst} A2A messages at once"),
+            1,
+        )
+        .into()),
+    }
 }

@@ -16,11 +16,7 @@ use crate::store::{self, a2a::TaskRow};
 use super::super::AppState;
 use super::super::auth::{Caller, Principal};
 use super::super::validate;
-use super::{Failure, Outcome, wire};
-
-/// The most artifacts a completion may carry, and the largest it may be as JSON.
-const MAX_ARTIFACTS: usize = 64;
-const MAX_ARTIFACTS_BYTES: usize = 256 * 1024;
+use super::{Failure, Outcome, limits, wire};
 
 /// The agent a token (agent or workload) acts as: it sees only its own tasks. `None` for an
 /// org key.
@@ -122,6 +118,9 @@ pub async fn cancel(state: &AppState, caller: &Caller, params: &Value) -> Outcom
 /// `tasks/complete`: `{id|task_id, status?: completed|failed, text?, artifacts?}` — the target's
 /// answer to a task that waited in the gateway.
 pub async fn complete(state: &AppState, caller: &Caller, params: &Value) -> Outcome {
+    // The answer is the target agent's: an org key gives it as that agent, so only where it may
+    // act as one.
+    caller.require_may_act_as_agent()?;
     let row = visible(state, caller, task_id(params)?).await?;
     if let Some(own) = party(caller)
         && own != row.target_agent_id
@@ -166,16 +165,10 @@ pub async fn complete(state: &AppState, caller: &Caller, params: &Value) -> Outc
             "parts": [{"kind": "text", "text": text}],
         }));
     }
-    let artifacts = Value::Array(artifacts);
-    let artifacts_text = artifacts.to_string();
-    if artifacts.as_array().map_or(0, Vec::len) > MAX_ARTIFACTS
-        || artifacts_text.len() + text.map_or(0, str::len) > MAX_ARTIFACTS_BYTES
-    {
-        return Err(Failure::invalid_params(format!(
-            "the answer is too large: at most {MAX_ARTIFACTS} artifacts and \
-             {MAX_ARTIFACTS_BYTES} bytes"
-        )));
+    if !limits::answer_fits(&artifacts, text.map_or(0, str::len)) {
+        return Err(Failure::invalid_params(limits::answer_too_large()));
     }
+    let artifacts_text = Value::Array(artifacts).to_string();
     let reply = text.map(|text| agent_text_message(text, &store::new_id(), &row.id).to_string());
     let row = advance(
         state,
