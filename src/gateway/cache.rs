@@ -1,6 +1,6 @@
 //! The replica's in-memory copies of the rows every request reads: API keys and agent tokens by
-//! digest (who is calling), agent rows (what a check knows about the agent), and, through
-//! [`PolicyCache`], which policy version is current. This module owns the rules that keep them
+//! digest (who is calling), agent rows and session rows (what a check knows about the agent and
+//! the session it calls in), and, through [`PolicyCache`], which policy version is current. This module owns the rules that keep them
 //! from ever being trusted past a change:
 //!
 //! - **This replica's changes** are forgotten right after their commit: the handler that revoked
@@ -22,7 +22,11 @@
 //!   at most [`MAX_AGE`], a safety net for what no notice covers (a change made with SQL by
 //!   hand), not the mechanism.
 //!
-//! Nothing absent is cached: an unknown key or agent is looked up every time.
+//! Nothing absent is cached: an unknown key or agent is looked up every time. A session is kept
+//! only while its mode is `standard`: what else of its row a check reads never changes, and
+//! the only change from `standard` that loosens a decision (an operator setting `elevated`) is
+//! announced; the changes that tighten one (locked by a lockout, made read-only) are caught by
+//! the record transaction's re-read, and the session is forgotten then.
 //! Decisions stay exact even on a stale entry: the transaction that records a check re-reads the
 //! agent's status and mode, the session, the delegation chain and the token (`check::record`).
 
@@ -34,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use crate::store::{
     self, Store, agents::AgentRow, changes::Change, keys::KeyRow,
-    security_settings::SecuritySettingsRow, tokens::TokenRow,
+    security_settings::SecuritySettingsRow, sessions::SessionRow, tokens::TokenRow,
 };
 
 use super::policy_cache::PolicyCache;
@@ -47,6 +51,8 @@ const KEY_CAPACITY: usize = 10_000;
 const TOKEN_CAPACITY: usize = 100_000;
 /// The most agents kept.
 const AGENT_CAPACITY: usize = 100_000;
+/// The most sessions kept.
+const SESSION_CAPACITY: usize = 100_000;
 /// The most orgs' security settings kept.
 const SECURITY_SETTINGS_CAPACITY: usize = 10_000;
 /// Forgets bump the generation of one of this many slots (a key hashes to one), so forgetting
@@ -72,6 +78,8 @@ pub struct Caches {
     keys: Bounded<KeyRow>,
     tokens: Bounded<TokenRow>,
     agents: Bounded<AgentRow>,
+    /// Sessions in `standard` mode, by [`session_key`].
+    sessions: Bounded<SessionRow>,
     security_settings: Bounded<SecuritySettingsRow>,
     pub policies: PolicyCache,
     /// Bumped whenever an API key may have been revoked (a forget of a key, or the caches
@@ -103,6 +111,7 @@ impl Caches {
             keys: Bounded::new(Arc::clone(&gate), KEY_CAPACITY),
             tokens: Bounded::new(Arc::clone(&gate), TOKEN_CAPACITY),
             agents: Bounded::new(Arc::clone(&gate), AGENT_CAPACITY),
+            sessions: Bounded::new(Arc::clone(&gate), SESSION_CAPACITY),
             security_settings: Bounded::new(Arc::clone(&gate), SECURITY_SETTINGS_CAPACITY),
             policies: PolicyCache::new(Arc::clone(&gate)),
             gate,
@@ -160,6 +169,29 @@ impl Caches {
         Ok(row.filter(|row| row.org_id == org_id))
     }
 
+    /// The org's session with this id, as `store::sessions::get`. Only a session in `standard`
+    /// mode is kept (see the module docs): a locked, read-only or elevated one is read every
+    /// time, so the moment it is set back to `standard` shows.
+    pub async fn session(
+        &self,
+        store: &Store,
+        org_id: &str,
+        id: &str,
+    ) -> store::Result<Option<SessionRow>> {
+        let key = session_key(org_id, id);
+        if let Some(row) = self.sessions.get(&key) {
+            return Ok(Some(row));
+        }
+        let ticket = self.sessions.ticket(&key);
+        let loaded = store::sessions::get(store, org_id, id).await?;
+        if let (Some(ticket), Some(row)) = (ticket, &loaded)
+            && row.mode == store::sessions::MODE_STANDARD
+        {
+            self.sessions.keep(ticket, &key, row.clone());
+        }
+        Ok(loaded)
+    }
+
     /// The org's security settings, as `store::security_settings::get` (an org that never set
     /// any is kept too, with the defaults: every check asks).
     pub async fn security_settings(
@@ -190,6 +222,7 @@ impl Caches {
                 // A token row carries its agent's status, and revoking the agent ends them.
                 self.tokens.forget_where(|row| row.agent_id == *id);
             }
+            Change::Session { org_id, id } => self.sessions.forget(&session_key(org_id, id)),
             Change::Policy { org_id } => self.policies.forget(org_id),
             Change::SecuritySettings { org_id } => self.security_settings.forget(org_id),
         }
@@ -219,6 +252,7 @@ impl Caches {
         self.keys.clear();
         self.tokens.clear();
         self.agents.clear();
+        self.sessions.clear();
         self.security_settings.clear();
         self.policies.clear();
     }
@@ -383,6 +417,12 @@ impl<V> Inner<V> {
             }
         }
     }
+}
+
+/// Sessions are the org's own (two orgs may use the same id): keyed by both. Org ids are
+/// minted by the gateway and hold no `/`.
+fn session_key(org_id: &str, id: &str) -> String {
+    format!("{org_id}/{id}")
 }
 
 fn slot_of(key: &str) -> usize {

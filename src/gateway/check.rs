@@ -84,6 +84,16 @@ pub async fn decide_and_record(
             id: params.agent_id.clone(),
         });
     }
+    if recorded.session_stale
+        && let Some(session_id) = &params.session_id
+    {
+        // Committed too: the next check here reads the session's mode from the database (a
+        // session is cached only in `standard` mode, so a locked one stays uncached).
+        state.caches.forget(&store::changes::Change::Session {
+            org_id: caller.org_id.clone(),
+            id: session_id.clone(),
+        });
+    }
     Ok(to_wire(
         recorded.decision,
         recorded.check_id,

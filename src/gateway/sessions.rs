@@ -245,6 +245,11 @@ async fn change_mode(
     )
     .await?
     .ok_or_else(|| not_found(id))?;
+    // Committed: this replica's next check reads the new mode (the others hear the notice).
+    state.caches.forget(&store::changes::Change::Session {
+        org_id: caller.org_id.clone(),
+        id: id.to_string(),
+    });
     Ok(Json(to_wire(state, row).await?))
 }
 

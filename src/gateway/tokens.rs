@@ -63,7 +63,12 @@ pub async fn issuable_agent(
     agent_id: &str,
     scopes: &[String],
 ) -> ApiResult<store::agents::AgentRow> {
-    let agent = store::agents::get(&state.store, org_id, agent_id)
+    // Through the replica's cache, as a check reads it: a revocation on any replica reaches it
+    // within a second, and a token issued to an agent revoked meanwhile is refused wherever it
+    // is presented (a token is only as live as its agent).
+    let agent = state
+        .caches
+        .agent(&state.store, org_id, agent_id)
         .await?
         .ok_or_else(|| agent_not_found(agent_id))?;
     if !agent.is_active() {

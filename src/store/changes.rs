@@ -1,8 +1,8 @@
 //! Change notices between replicas: the channel, the notice each cached kind of row sends when it
 //! changes, sending one inside the change's own transaction, and the connection that listens.
 //!
-//! Every replica keeps per-process caches of hot rows (API keys, agent tokens, agents, policies:
-//! `gateway::cache`). On PostgreSQL a change sends `pg_notify` in the transaction that makes it,
+//! Every replica keeps per-process caches of hot rows (API keys, agent tokens, agents, sessions,
+//! policies: `gateway::cache`). On PostgreSQL a change sends `pg_notify` in the transaction that makes it,
 //! so the notice is delivered if and only if the change commits, and only after it is visible;
 //! every replica's [`Listener`] hears it (its own included) and forgets the row. On SQLite one
 //! process owns the file, so there is nobody to tell: [`announce`] and [`ping`] do nothing and
@@ -30,6 +30,10 @@ pub enum Change {
     /// An agent's status or mode changed (revoked, mode set, locked out); revoking it also ends
     /// its tokens, so cached tokens of the agent go with it.
     Agent { id: String },
+    /// A session's mode was set by an operator. (A lockout that locks a session is not
+    /// announced: the record transaction of every replica re-reads the mode, so a stale
+    /// `standard` costs a refusal there, never an allow.)
+    Session { org_id: String, id: String },
     /// An org's policy was replaced.
     Policy { org_id: String },
     /// An org's security settings were set.
@@ -45,6 +49,14 @@ impl Change {
             "key" => Some(Change::ApiKey { id }),
             "token" => Some(Change::AgentToken { id }),
             "agent" => Some(Change::Agent { id }),
+            "session" => {
+                // Org ids are minted by the gateway and hold no `:`; a session id may.
+                let (org_id, id) = id.split_once(':')?;
+                Some(Change::Session {
+                    org_id: org_id.to_string(),
+                    id: id.to_string(),
+                })
+            }
             "policy" => Some(Change::Policy { org_id: id }),
             "security" => Some(Change::SecuritySettings { org_id: id }),
             _ => None,
@@ -60,6 +72,7 @@ impl fmt::Display for Change {
             Change::ApiKey { id } => write!(formatter, "key:{id}"),
             Change::AgentToken { id } => write!(formatter, "token:{id}"),
             Change::Agent { id } => write!(formatter, "agent:{id}"),
+            Change::Session { org_id, id } => write!(formatter, "session:{org_id}:{id}"),
             Change::Policy { org_id } => write!(formatter, "policy:{org_id}"),
             Change::SecuritySettings { org_id } => write!(formatter, "security:{org_id}"),
         }
@@ -159,6 +172,10 @@ mod tests {
             Change::AgentToken { id: "t".into() },
             Change::Agent { id: "a".into() },
             Change::Policy { org_id: "o".into() },
+            Change::Session {
+                org_id: "o".into(),
+                id: "a:b c".into(),
+            },
         ] {
             assert_eq!(Change::parse(&change.to_string()), Some(change));
         }

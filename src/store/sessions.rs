@@ -284,6 +284,16 @@ pub async fn set_mode(
         .execute(&mut *conn)
         .await?
         .rows_affected());
+    if changed == 1 {
+        super::changes::announce(
+            &mut tx,
+            &super::changes::Change::Session {
+                org_id: org_id.to_string(),
+                id: id.to_string(),
+            },
+        )
+        .await?;
+    }
     let event = (changed == 1).then(|| NewEvent {
         org_id,
         kind: "session.mode_changed",

@@ -1,6 +1,7 @@
 //! Several replicas on one PostgreSQL database, as behind a load balancer: two in-process
 //! gateways, A (the harness's) and B ([`Harness::replica`]). What one replica changes, the other
-//! sees within a second, though both keep hot rows in memory (keys, tokens, agents, policies);
+//! sees within a second, though both keep hot rows in memory (keys, tokens, agents, sessions,
+//! policies);
 //! what must be exact (lockouts, delegation budgets, one approval per request, the audit chain)
 //! is exact across both under concurrency. PostgreSQL only: a SQLite file belongs to one
 //! process.
@@ -19,6 +20,7 @@ on_postgres!(
     a_revoked_api_key_is_refused_everywhere_within_a_second,
     a_key_revoked_on_one_replica_ends_its_audit_stream_on_another,
     a_policy_change_reaches_every_replica_within_a_second,
+    a_session_mode_set_on_one_replica_binds_checks_on_another,
     an_agent_lockout_is_exact_across_replicas,
     a_delegation_budget_is_exact_across_replicas,
     one_pending_approval_per_request_across_replicas,
@@ -239,6 +241,48 @@ fn a_policy_change_reaches_every_replica_within_a_second(h: &Harness) {
     );
     within_a_second(answered, "B deciding under the new policy", || {
         b.check(send.clone())["allowed"] == false
+    });
+    audit_chain_verifies(h, &b);
+}
+
+/// B keeps the session's `standard` row in memory. Tightened on A (read-only), B lets no write
+/// through from the very next check (its record transaction reads the mode again); loosened on A
+/// (elevated), B waives approvals within a second (the notice).
+fn a_session_mode_set_on_one_replica_binds_checks_on_another(h: &Harness) {
+    let b = replica(h);
+    let agent = id(&h.create_agent("moded-across", &[]));
+    let session = format!("sess-{}", uuid::Uuid::new_v4());
+    let check = |replica: &Harness, action: &str, effect: &str| {
+        replica.check(json!({"agent_id": agent, "session_id": session,
+                             "action_name": action, "action_effect": effect}))
+    };
+    let set_mode = |mode: &str| {
+        h.request(
+            Method::PUT,
+            &format!("/api/v1/sessions/{session}/mode"),
+            Some(json!({"mode": mode})),
+        )
+        .ok();
+    };
+    for _ in 0..3 {
+        let write = check(&b, "save_file", "mutating");
+        assert_eq!(write["allowed"], true, "{write}");
+    }
+    set_mode("read_only");
+    let write = check(&b, "save_file", "mutating");
+    assert_eq!(write["allowed"], false, "B at once: {write}");
+    let answered = Instant::now();
+    within_a_second(answered, "B deciding on the read-only mode", || {
+        check(&b, "save_file", "mutating")["rule"] == "session:read_only"
+    });
+
+    set_mode("standard");
+    let destructive = check(&b, "delete_all", "destructive");
+    assert_eq!(destructive["elevation_required"], true, "{destructive}");
+    set_mode("elevated");
+    let answered = Instant::now();
+    within_a_second(answered, "B deciding on the elevated mode", || {
+        check(&b, "delete_all", "destructive")["rule"] == "session:elevated"
     });
     audit_chain_verifies(h, &b);
 }

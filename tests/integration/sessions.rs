@@ -17,6 +17,8 @@ on_both_backends!(
     sessions_are_listed_with_filters,
     modes_are_set_and_bogus_modes_refused,
     lockout_after_hard_denials_until_unlock,
+    a_mode_set_binds_the_very_next_check,
+    a_lock_behind_the_gateways_back_never_lets_a_write_through,
     elevations_never_lock_a_session,
     another_orgs_session_is_not_found,
     concurrent_checks_keep_counters_and_lockout_exact,
@@ -324,6 +326,98 @@ fn modes_are_set_and_bogus_modes_refused(h: &Harness) {
         None,
     )
     .expect_error(403);
+}
+
+/// A session's row is kept in memory while it is `standard`; an operator's mode change binds the
+/// next check all the same, whichever way it goes (tighter or looser).
+fn a_mode_set_binds_the_very_next_check(h: &Harness) {
+    let agent = h.create_agent("moded-often", &[]);
+    let in_session = |action: &str, effect: &str| {
+        h.check(json!({"agent_id": agent["id"], "session_id": "sess-moded",
+                       "action_name": action, "action_effect": effect}))
+    };
+    let set_mode = |mode: &str| {
+        h.request(
+            Method::PUT,
+            "/api/v1/sessions/sess-moded/mode",
+            Some(json!({"mode": mode})),
+        )
+        .ok();
+    };
+    // Standard, and read a few times (kept).
+    for _ in 0..3 {
+        let write = in_session("save_file", "mutating");
+        assert_eq!(write["allowed"], true, "{write}");
+    }
+    set_mode("read_only");
+    let write = in_session("save_file", "mutating");
+    assert_eq!(write["allowed"], false, "{write}");
+    assert_eq!(write["elevation_required"], true, "{write}");
+    assert_eq!(write["rule"], "session:read_only", "{write}");
+
+    set_mode("standard");
+    let write = in_session("save_file", "mutating");
+    assert_eq!(write["allowed"], true, "{write}");
+    let destructive = in_session("delete_all", "destructive");
+    assert_eq!(destructive["allowed"], false, "{destructive}");
+    assert_eq!(destructive["elevation_required"], true, "{destructive}");
+
+    // Looser: an elevated session waives approvals from the next check on.
+    set_mode("elevated");
+    let destructive = in_session("delete_all", "destructive");
+    assert_eq!(destructive["allowed"], true, "{destructive}");
+    assert_eq!(destructive["rule"], "session:elevated", "{destructive}");
+
+    set_mode("standard");
+    let write = in_session("save_file", "mutating");
+    assert_eq!(write["allowed"], true, "{write}");
+    set_mode("locked");
+    let write = in_session("save_file", "mutating");
+    assert_eq!(write["allowed"], false, "{write}");
+    assert_eq!(write["rule"], "session:locked", "{write}");
+}
+
+/// The attacker's race: the session is locked by a change this replica never heard of (another
+/// replica's lockout, or SQL by hand) while its `standard` row is in memory. The record
+/// transaction reads the mode again, so no write is let through, not even the first; the
+/// replica then reads the session afresh and decides on the lock itself.
+fn a_lock_behind_the_gateways_back_never_lets_a_write_through(h: &Harness) {
+    let agent = h.create_agent("racing", &[]);
+    let write = json!({"agent_id": agent["id"], "session_id": "sess-raced",
+                       "action_name": "save_file", "action_effect": "mutating"});
+    for _ in 0..3 {
+        let allowed = h.check(write.clone());
+        assert_eq!(allowed["allowed"], true, "{allowed}");
+    }
+    assert_eq!(
+        h.sql_execute("UPDATE sessions SET mode = 'locked' WHERE id = 'sess-raced'"),
+        1
+    );
+    for attempt in 0..3 {
+        let refused = h.check(write.clone());
+        assert_eq!(refused["allowed"], false, "attempt {attempt}: {refused}");
+        assert_eq!(
+            refused["rule"], "session:locked",
+            "attempt {attempt}: {refused}"
+        );
+    }
+    // What was stored agrees: three allowed writes, then none.
+    assert_eq!(
+        h.sql_integers(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM checks \
+             WHERE session_id = 'sess-raced' AND allowed = TRUE"
+        ),
+        Some(vec![3])
+    );
+    assert_eq!(
+        h.sql_execute("UPDATE sessions SET mode = 'read_only' WHERE id = 'sess-raced'"),
+        1
+    );
+    // Read-only, set behind its back while the row is not kept (locked rows never are): read
+    // from the database, so the answer is the read-only one, an elevation.
+    let elevated = h.check(write.clone());
+    assert_eq!(elevated["allowed"], false, "{elevated}");
+    assert_eq!(elevated["elevation_required"], true, "{elevated}");
 }
 
 fn lockout_after_hard_denials_until_unlock(h: &Harness) {

@@ -4,9 +4,9 @@
 //! so an ancestor's revocation or budget binds), and the presented agent token's scopes.
 //! Nothing here comes from what the caller claims about itself.
 //!
-//! The agent's row comes through the replica's cache (`gateway::cache`); what of it can flip an
-//! allow (status, mode) is read again inside the record transaction, so a stale row can cost
-//! a refusal at record time, never an allow.
+//! The agent's and the session's rows come through the replica's cache (`gateway::cache`); what
+//! of them can flip an allow (status, modes) is read again inside the record transaction, so a
+//! stale row can cost a refusal at record time, never an allow.
 
 use crate::api::delegations::Restrictions;
 use crate::api::federation::{ProviderStatus, TrustLevel};
@@ -126,7 +126,10 @@ impl Facts {
         };
         let session = match (&params.session_id, &agent) {
             (Some(session_id), Some(_)) => {
-                store::sessions::get(&state.store, org_id, session_id).await?
+                state
+                    .caches
+                    .session(&state.store, org_id, session_id)
+                    .await?
             }
             _ => None,
         };

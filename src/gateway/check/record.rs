@@ -42,6 +42,9 @@ pub struct Recorded {
     pub approval_id: Option<String>,
     /// This check's denial locked the agent (its cached row is stale once this commits).
     pub agent_locked: bool,
+    /// The session's cached row may be stale once this commits: its mode was read changed, or
+    /// this denial counted in it (and may have locked it).
+    pub session_stale: bool,
 }
 
 /// Records `decision` through the group-commit writer (on the agent's lane) and returns what
@@ -148,8 +151,9 @@ impl Job for RecordJob {
                 ApprovalAction::Reuse(id) => Some(id.clone()),
                 _ => None,
             };
+            let session_stale = self.session_stale(&live, &self.decision);
             Some(
-                self.finish(tx, self.decision.clone(), approval_id, false)
+                self.finish(tx, self.decision.clone(), approval_id, false, session_stale)
                     .await,
             )
         })
@@ -185,6 +189,15 @@ impl RecordJob {
             provider_id: self.facts.provider_id(),
             federation_token_id: self.facts.federation_token_id(),
         }
+    }
+
+    /// Whether the session's cached row is stale after this record: its mode was read other
+    /// than the decision was made with, or `decision` counts as a denial in it.
+    fn session_stale(&self, live: &LiveFacts, decision: &Decision) -> bool {
+        let read_changed = live
+            .session_mode
+            .is_some_and(|mode| mode != self.facts.session_mode());
+        read_changed || (decision.counts_as_denial && self.counted_session().is_some())
     }
 
     /// The modes the decision was made with.
@@ -286,7 +299,9 @@ impl RecordJob {
         }
 
         // 5. The decision itself.
-        self.finish(tx, decision, approval_id, agent_locked).await
+        let session_stale = self.session_stale(&live, &decision);
+        self.finish(tx, decision, approval_id, agent_locked, session_stale)
+            .await
     }
 
     /// Step 5: records the final decision (inserted, with its audit event, when `tx` commits).
@@ -296,6 +311,7 @@ impl RecordJob {
         decision: Decision,
         approval_id: Option<String>,
         agent_locked: bool,
+        session_stale: bool,
     ) -> ApiResult<Recorded> {
         let params = &self.params;
         let check_id = self.check_id.clone();
@@ -325,6 +341,7 @@ impl RecordJob {
             check_id,
             approval_id,
             agent_locked,
+            session_stale,
         })
     }
 }
