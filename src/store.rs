@@ -26,6 +26,7 @@ pub mod delegations;
 mod direct;
 pub mod federation;
 pub mod group_commit;
+mod held;
 pub mod keys;
 pub mod mcp;
 pub mod orgs;
@@ -216,6 +217,8 @@ pub struct Tx {
     _writing: Option<tokio::sync::OwnedMutexGuard<()>>,
     deferred: deferred::Deferred,
     audit: audit::Pending,
+    /// PostgreSQL: the rows this transaction holds locked, as it read them ([`held`]).
+    pub(crate) held: held::Held,
     /// The store's [`Store::audit_appended`] counter, bumped when this commits events.
     appended: Arc<tokio::sync::watch::Sender<u64>>,
 }
@@ -283,6 +286,7 @@ impl Tx {
             _writing: None,
             deferred: deferred::Deferred::default(),
             audit: audit::Pending::default(),
+            held: held::Held::default(),
             appended: Arc::clone(&store.appended),
         }
     }
@@ -403,6 +407,7 @@ impl Store {
                     _writing: Some(writing),
                     deferred: deferred::Deferred::default(),
                     audit: audit::Pending::default(),
+                    held: held::Held::default(),
                     appended: Arc::clone(&self.appended),
                 }
             }
@@ -411,6 +416,7 @@ impl Store {
                 _writing: None,
                 deferred: deferred::Deferred::default(),
                 audit: audit::Pending::default(),
+                held: held::Held::default(),
                 appended: Arc::clone(&self.appended),
             },
         })
@@ -525,6 +531,10 @@ async fn connect_postgres(database_url: &str) -> Result<PgPool> {
     Ok(PgPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
+        // sqlx pings a connection before it hands it out (`test_before_acquire`, on by
+        // default): one closed while idle (a server restart, a proxy's idle timeout) is
+        // replaced before any request sees it. The hot reads come from the replica's caches,
+        // so this costs a round trip per write batch, not per request.
         .connect_with(options)
         .await?)
 }

@@ -305,6 +305,14 @@ pub async fn count_denial(
         .bind(lockout.window_seconds)
         .fetch_optional(&mut *conn)
         .await?);
+    // The row is this transaction's now, as the statement left it.
+    match &row {
+        Some((mode, _)) => {
+            tx.held
+                .hold_agent(org_id, id, (STATUS_ACTIVE.to_string(), mode.clone()))
+        }
+        None => tx.held.forget_agent(org_id, id),
+    }
     // The threshold is crossed exactly once per window: by the denial whose count equals it.
     let locked =
         row.is_some_and(|(mode, count)| mode == MODE_LOCKED && count == lockout.after_denials);

@@ -197,11 +197,22 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
             live_rows_of(rows.first().and_then(|rows| rows.first()), keys)
         }
         TxConnection::Postgres(conn) => {
-            let agent: Option<(String, String)> = sqlx::query_as(AGENT_POSTGRES)
-                .bind(org_id)
-                .bind(agent_id)
-                .fetch_optional(&mut **conn)
-                .await?;
+            // A row this transaction already locked (an earlier check of its batch) cannot
+            // have changed but by this transaction, which keeps `held` up to date.
+            let agent = match tx.held.agent(org_id, agent_id) {
+                Some(row) => Some(row.clone()),
+                None => {
+                    let agent: Option<(String, String)> = sqlx::query_as(AGENT_POSTGRES)
+                        .bind(org_id)
+                        .bind(agent_id)
+                        .fetch_optional(&mut **conn)
+                        .await?;
+                    if let Some(row) = &agent {
+                        tx.held.hold_agent(org_id, agent_id, row.clone());
+                    }
+                    agent
+                }
+            };
             let provider: Option<(String, String)> = match provider_id {
                 Some(provider_id) => {
                     sqlx::query_as(PROVIDER_POSTGRES)
@@ -231,13 +242,20 @@ pub async fn live_rows(tx: &mut Tx, keys: LiveKeys<'_>, now: i64) -> Result<Live
                 None => None,
             };
             let session_mode = match session_id {
-                Some(session_id) => {
-                    sqlx::query_scalar(SESSION_POSTGRES)
-                        .bind(org_id)
-                        .bind(session_id)
-                        .fetch_optional(&mut **conn)
-                        .await?
-                }
+                Some(session_id) => match tx.held.session(org_id, session_id) {
+                    Some(mode) => Some(mode.clone()),
+                    None => {
+                        let mode: Option<String> = sqlx::query_scalar(SESSION_POSTGRES)
+                            .bind(org_id)
+                            .bind(session_id)
+                            .fetch_optional(&mut **conn)
+                            .await?;
+                        if let Some(mode) = &mode {
+                            tx.held.hold_session(org_id, session_id, mode.clone());
+                        }
+                        mode
+                    }
+                },
                 None => None,
             };
             Ok(LiveRows {

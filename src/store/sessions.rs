@@ -103,7 +103,13 @@ pub async fn count_call(
         COUNT_CALL,
         count_call_values(org_id, session_id, agent_id, call, now),
     );
-    script.execute(tx).await
+    script.execute(tx).await?;
+    // Only a denial can change the mode (lock the session): then the mode this transaction
+    // holds is no longer known ([`super::held`]).
+    if call.denied {
+        tx.held.forget_session(org_id, session_id);
+    }
+    Ok(())
 }
 
 /// The statement of [`count_call`].
