@@ -26,6 +26,7 @@ on_postgres!(
     one_pending_approval_per_request_across_replicas,
     an_approval_decided_on_one_replica_ends_a_wait_on_another,
     a_replica_that_loses_its_notices_stops_trusting_its_caches,
+    a_connection_closed_while_idle_is_never_handed_to_a_request,
 );
 
 /// How soon a change made on one replica must be seen on every other.
@@ -197,13 +198,55 @@ fn a_replica_that_loses_its_notices_stops_trusting_its_caches(h: &Harness) {
     introspect(&b, &key, "at_unknown").expect_error(401);
 }
 
+/// A pooled connection the server closed while it sat idle (a restart, a failover, a proxy's
+/// idle timeout) is found out and replaced before any request uses it.
+fn a_connection_closed_while_idle_is_never_handed_to_a_request(h: &Harness) {
+    let agent = id(&h.create_agent("steady", &[]));
+    let read = json!({"agent_id": agent, "action_name": "read_files"});
+    // Several pooled connections in use at once, so several sit idle afterwards.
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    assert_eq!(h.check(read.clone())["allowed"], true);
+                    h.get("/api/v1/agents").ok();
+                }
+            });
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    let cut = terminate_backends(&h.database_url, "query NOT ILIKE 'LISTEN%'");
+    assert!(
+        cut >= 2,
+        "the gateway's idle pooled connections are cut ({cut} were)"
+    );
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                for _ in 0..5 {
+                    let decision = h.check(read.clone());
+                    assert_eq!(decision["allowed"], true, "{decision}");
+                    h.get("/api/v1/agents").ok();
+                }
+            });
+        }
+    });
+}
+
 /// Terminates every notice connection (the sessions whose last statement was a LISTEN) to the
 /// test's database; how many there were.
 fn terminate_listeners(database_url: &str) -> i64 {
+    terminate_backends(database_url, "query ILIKE 'LISTEN%'")
+}
+
+/// Terminates the other connections to the test's database whose `pg_stat_activity` row
+/// matches `condition`; how many there were.
+fn terminate_backends(database_url: &str, condition: &str) -> i64 {
     use sqlx::Connection;
-    const TERMINATE: &str = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                             WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                             AND query ILIKE 'LISTEN%'";
+    let terminate = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND {condition}"
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -212,10 +255,10 @@ fn terminate_listeners(database_url: &str) -> i64 {
         let mut conn = sqlx::PgConnection::connect(database_url)
             .await
             .expect("connect to the test database");
-        sqlx::query_scalar(TERMINATE)
+        sqlx::query_scalar(&terminate)
             .fetch_one(&mut conn)
             .await
-            .expect("terminate the listeners")
+            .expect("terminate the connections")
     })
 }
 
