@@ -290,7 +290,7 @@ fn a_policy_change_reaches_every_replica_within_a_second(h: &Harness) {
 
 /// B keeps the session's `standard` row in memory. Tightened on A (read-only), B lets no write
 /// through from the very next check (its record transaction reads the mode again); loosened on A
-/// (elevated), B waives approvals within a second (the notice).
+/// (elevated), B waives approvals within a second, told by the notice alone.
 fn a_session_mode_set_on_one_replica_binds_checks_on_another(h: &Harness) {
     let b = replica(h);
     let agent = id(&h.create_agent("moded-across", &[]));
@@ -322,10 +322,22 @@ fn a_session_mode_set_on_one_replica_binds_checks_on_another(h: &Harness) {
     set_mode("standard");
     let destructive = check(&b, "delete_all", "destructive");
     assert_eq!(destructive["elevation_required"], true, "{destructive}");
+    // `policies/test` decides on B's cached session and records nothing, so nothing on B reads
+    // the mode again: only A's notice can make B forget the `standard` it keeps.
+    let tested = || {
+        b.post(
+            "/api/v1/policies/test",
+            json!({"agent_id": agent, "session_id": session, "action_name": "delete_all",
+                   "action_effect": "destructive"}),
+        )
+        .ok()["decision"]["rule"]
+            .clone()
+    };
+    assert_eq!(tested(), "default:destructive");
     set_mode("elevated");
     let answered = Instant::now();
     within_a_second(answered, "B deciding on the elevated mode", || {
-        check(&b, "delete_all", "destructive")["rule"] == "session:elevated"
+        tested() == "session:elevated"
     });
     audit_chain_verifies(h, &b);
 }
