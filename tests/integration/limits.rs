@@ -53,32 +53,43 @@ fn report(h: &Harness, key: &str, agent_id: &str, count: usize) -> (u16, Option<
                 .header("X-API-Key", key)
                 .header("X-Agent-ID", agent_id)
         };
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|value| value.to_str().unwrap().parse::<u64>().unwrap());
-        (status, retry_after, response.json().await.unwrap())
+        answer_of(request).await
     })
+}
+
+/// Sends `request`: its status, `Retry-After` and body.
+async fn answer_of(request: reqwest::RequestBuilder) -> (u16, Option<u64>, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().parse::<u64>().unwrap());
+    (status, retry_after, response.json().await.unwrap())
+}
+
+/// Two agents with `capability`, `{prefix}flooder` and `{prefix}neighbour`, and a token of the
+/// flooder's carrying it: `(flooder, neighbour, token)`.
+fn flooder_and_neighbour(h: &Harness, prefix: &str, capability: &str) -> (String, String, String) {
+    let agent = |name: &str| {
+        h.create_agent(&format!("{prefix}{name}"), &[capability])["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (flooder, neighbour) = (agent("flooder"), agent("neighbour"));
+    let token = h.issue_token(&flooder, &[capability], 600)["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (flooder, neighbour, token)
 }
 
 /// An agent that floods telemetry is cut off at its limit, whatever credential it reports
 /// with (its own token, or a runtime key naming it), while other agents report on; a refused
 /// report stores nothing, not even an audit event.
 fn an_agent_over_its_telemetry_limit_is_refused_and_nothing_is_stored(h: &Harness) {
-    let flooder = h.create_agent("flooder", &["read_file"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let neighbour = h.create_agent("neighbour", &["read_file"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = h.issue_token(&flooder, &["read_file"], 600)["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (flooder, neighbour, token) = flooder_and_neighbour(h, "", "read_file");
     let (runtime_key, _) = h.new_key(agenttrust::api::keys::Role::Runtime);
 
     // The burst: at 1 event a second it is one full report (1000 events).
@@ -129,31 +140,14 @@ fn send_message(
         for (name, value) in headers {
             request = request.header(*name, value);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .map(|value| value.to_str().unwrap().parse::<u64>().unwrap());
-        (status, retry_after, response.json().await.unwrap())
+        answer_of(request).await
     })
 }
 
 /// An agent that floods its peers with A2A messages is cut off at its limit, whatever
 /// credential it sends with, before any check or task is stored; other agents send on.
 fn an_agent_over_its_a2a_limit_is_refused_and_nothing_is_stored(h: &Harness) {
-    let flooder = h.create_agent("a2a-flooder", &["a2a:send"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let neighbour = h.create_agent("a2a-neighbour", &["a2a:send"])["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = h.issue_token(&flooder, &["a2a:send"], 600)["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (flooder, neighbour, token) = flooder_and_neighbour(h, "a2a-", "a2a:send");
     let as_key = [("X-API-Key", h.admin_key.clone())];
     let as_token = [("Authorization", format!("Bearer {token}"))];
     // The burst is ten seconds' worth at one a second; messages in a row past it, by the key
