@@ -19,12 +19,39 @@ pub async fn hints(
     server_id: &str,
 ) -> Result<BTreeMap<String, String>> {
     const SQL: &str = "SELECT name_key, effect FROM mcp_tools WHERE org_id = $1 AND server_id = $2";
-    let rows: Vec<(String, String)> = on_db!(store, |pool| sqlx::query_as(SQL)
+    per_tool(store, SQL, org_id, server_id).await
+}
+
+/// What `sql` (`SELECT name_key, value …` with `$1` the org and `$2` the server) selects: name
+/// key → value.
+async fn per_tool(
+    store: &Store,
+    sql: &'static str,
+    org_id: &str,
+    server_id: &str,
+) -> Result<BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> = on_db!(store, |pool| sqlx::query_as(sql)
         .bind(org_id)
         .bind(server_id)
         .fetch_all(pool)
         .await?);
     Ok(rows.into_iter().collect())
+}
+
+/// The one value `sql` (`$1` the org, `$2` the server, `$3` the name key) selects, if any.
+async fn of_tool(
+    store: &Store,
+    sql: &'static str,
+    org_id: &str,
+    server_id: &str,
+    name_key: &str,
+) -> Result<Option<String>> {
+    Ok(on_db!(store, |pool| sqlx::query_scalar(sql)
+        .bind(org_id)
+        .bind(server_id)
+        .bind(name_key)
+        .fetch_optional(pool)
+        .await?))
 }
 
 /// The effect stated for the tool `name_key` on the org's server `server_id`, if any.
@@ -36,12 +63,7 @@ pub async fn hint(
 ) -> Result<Option<String>> {
     const SQL: &str = "SELECT effect FROM mcp_tools WHERE org_id = $1 AND server_id = $2 \
                        AND name_key = $3";
-    Ok(on_db!(store, |pool| sqlx::query_scalar(SQL)
-        .bind(org_id)
-        .bind(server_id)
-        .bind(name_key)
-        .fetch_optional(pool)
-        .await?))
+    of_tool(store, SQL, org_id, server_id, name_key).await
 }
 
 /// What a `tools/list` answer changed: hints to set or raise (name key → effect). Hints are
@@ -140,12 +162,7 @@ pub async fn params_of_server(
 ) -> Result<BTreeMap<String, String>> {
     const SQL: &str =
         "SELECT name_key, params FROM mcp_tool_params WHERE org_id = $1 AND server_id = $2";
-    let rows: Vec<(String, String)> = on_db!(store, |pool| sqlx::query_as(SQL)
-        .bind(org_id)
-        .bind(server_id)
-        .fetch_all(pool)
-        .await?);
-    Ok(rows.into_iter().collect())
+    per_tool(store, SQL, org_id, server_id).await
 }
 
 /// The mirrored arguments of the tool `name_key` on the org's server, as JSON text, if any.
@@ -157,12 +174,7 @@ pub async fn params(
 ) -> Result<Option<String>> {
     const SQL: &str = "SELECT params FROM mcp_tool_params WHERE org_id = $1 AND server_id = $2 \
                        AND name_key = $3";
-    Ok(on_db!(store, |pool| sqlx::query_scalar(SQL)
-        .bind(org_id)
-        .bind(server_id)
-        .bind(name_key)
-        .fetch_optional(pool)
-        .await?))
+    of_tool(store, SQL, org_id, server_id, name_key).await
 }
 
 /// What a `tools/list` answer changed of the mirrored arguments: tools whose declarations to
